@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages jarvis-db needs when their binaries are missing:
+# PostgreSQL (server binaries for the sandbox, client tools for backups), redis-server and
+# redis-tools (redis-check-rdb). Used by `npm run demo` and by .ci/run. Exits 1 if it cannot.
+set -uo pipefail
+
+missing=()
+command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-check-rdb >/dev/null 2>&1 || missing+=(redis-tools)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+  echo "missing ${missing[*]}, and no root or sudo to install them: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
+  || { echo "cannot install ${missing[*]}" >&2; exit 1; }

@@ -1,0 +1,145 @@
+/**
+ * The backup catalog (DESIGN.md §4 rule 2): it is the set of manifests in storage, beside the
+ * backups, never a table inside the database they protect. Listing does cheap checks (JSON,
+ * the manifest's own checksum, every named file present with its size); `verifyChecksums`
+ * reads every byte.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { JarvisError } from '../errors.js';
+import { SERVICE_NAMES } from '../config/types.js';
+import {
+  BACKUP_ID, MANIFEST, hashFile, listDirs, manifestChecksum, sealManifest, writeFileAtomic,
+  type BackupManifest, type CatalogEntry, type Verification,
+} from './storage.js';
+
+export type { BackupManifest, CatalogEntry, FileEntry, Verification } from './storage.js';
+
+/** A directory that looks like a published backup but whose manifest does not hold. */
+export interface InvalidBackup { dir: string; id: string; service: string; schedule: string; problem: string }
+
+export interface StorageScan { valid: CatalogEntry[]; invalid: InvalidBackup[] }
+
+/** Checks one backup dir cheaply. Returns the manifest or the first problem found. */
+export async function readManifest(dir: string, expect: { id: string; service: string; schedule: string }): Promise<BackupManifest | string> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, MANIFEST), 'utf8');
+  } catch {
+    return `${MANIFEST} is missing`;
+  }
+  let m: BackupManifest;
+  try {
+    m = JSON.parse(text) as BackupManifest;
+  } catch {
+    return `${MANIFEST} is not valid JSON`;
+  }
+  if (!m || typeof m !== 'object' || m.formatVersion !== 1 || !Array.isArray(m.files)) return `${MANIFEST} has an unknown format`;
+  if (typeof m.manifestSha256 !== 'string' || manifestChecksum(m) !== m.manifestSha256) return `${MANIFEST} fails its own checksum`;
+  if (m.id !== expect.id || m.service !== expect.service || m.schedule !== expect.schedule) {
+    return `${MANIFEST} names ${m.service}/${m.schedule}/${m.id}, not the directory it is in`;
+  }
+  for (const f of m.files) {
+    try {
+      const s = await stat(join(dir, f.name));
+      if (s.size !== f.bytes) return `${f.name} has ${s.size} bytes, the manifest says ${f.bytes}`;
+    } catch {
+      return `${f.name} is missing`;
+    }
+  }
+  return m;
+}
+
+/** Every published backup dir under storage, split into valid and invalid. */
+export async function scanStorage(storagePath: string): Promise<StorageScan> {
+  const valid: CatalogEntry[] = [];
+  const invalid: InvalidBackup[] = [];
+  for (const service of SERVICE_NAMES) {
+    for (const schedule of await listDirs(join(storagePath, service))) {
+      if (schedule.startsWith('.')) continue;
+      for (const id of await listDirs(join(storagePath, service, schedule))) {
+        if (id.startsWith('.') || !BACKUP_ID.test(id)) continue;
+        const dir = join(storagePath, service, schedule, id);
+        const result = await readManifest(dir, { id, service, schedule });
+        if (typeof result === 'string') invalid.push({ dir, id, service, schedule, problem: result });
+        else valid.push({ manifest: result, dir });
+      }
+    }
+  }
+  valid.sort(newestFirst);
+  return { valid, invalid };
+}
+
+function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
+  const t = b.manifest.startedAt.localeCompare(a.manifest.startedAt);
+  return t !== 0 ? t : b.manifest.id.localeCompare(a.manifest.id);
+}
+
+/** Only published backups with a valid manifest, newest first. */
+export async function listBackups(storagePath: string): Promise<CatalogEntry[]> {
+  return (await scanStorage(storagePath)).valid;
+}
+
+/**
+ * A backup by id or unique id prefix. An id that names a damaged backup is an error that
+ * says what is wrong with it (VERIFY_FAILED), not "not found".
+ */
+export async function findBackup(storagePath: string, idOrPrefix: string): Promise<CatalogEntry> {
+  const { valid, invalid } = await scanStorage(storagePath);
+  const hits = valid.filter((e) => e.manifest.id.startsWith(idOrPrefix));
+  const bad = invalid.filter((e) => e.id.startsWith(idOrPrefix));
+  if (hits.length + bad.length > 1) {
+    const ids = [...hits.map((h) => h.manifest.id), ...bad.map((b) => b.id)];
+    throw new JarvisError('USAGE', `backup id "${idOrPrefix}" is ambiguous: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', …' : ''}`);
+  }
+  if (hits.length === 1) return hits[0]!;
+  if (bad.length === 1) {
+    const b = bad[0]!;
+    throw new JarvisError('VERIFY_FAILED', `backup ${b.id} (${b.service}/${b.schedule}) is damaged: ${b.problem}`);
+  }
+  throw new JarvisError('BACKUP_NOT_FOUND', `no backup "${idOrPrefix}" in ${storagePath}`, { hint: 'jarvis-db backup list shows the ids' });
+}
+
+export interface ChecksumResult { ok: boolean; bad: { name: string; problem: string }[]; bytes: number }
+
+/** Reads every file of a backup and compares sizes and SHA-256 with the manifest. */
+export async function verifyChecksums(entry: CatalogEntry, onFile?: (name: string, bytes: number) => void): Promise<ChecksumResult> {
+  const bad: { name: string; problem: string }[] = [];
+  let bytes = 0;
+  for (const f of entry.manifest.files) {
+    try {
+      const actual = await hashFile(join(entry.dir, f.name));
+      bytes += actual.bytes;
+      if (actual.bytes !== f.bytes) bad.push({ name: f.name, problem: `size ${actual.bytes}, expected ${f.bytes}` });
+      else if (actual.sha256 !== f.sha256) bad.push({ name: f.name, problem: 'SHA-256 mismatch' });
+    } catch (e) {
+      bad.push({ name: f.name, problem: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : String(e) });
+    }
+    onFile?.(f.name, f.bytes);
+  }
+  return { ok: bad.length === 0, bad, bytes };
+}
+
+/** Records the outcome of a verification in the manifest (atomic rewrite, new checksum). */
+export async function recordVerification(entry: CatalogEntry, verification: Verification): Promise<CatalogEntry> {
+  const { manifestSha256: _old, ...rest } = entry.manifest;
+  const manifest = sealManifest({ ...rest, verification });
+  await writeFileAtomic(join(entry.dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+  return { manifest, dir: entry.dir };
+}
+
+/** The observed part of the backup module (plain JSON, the contract in the team rules). */
+export interface ObservedBackup {
+  id: string;
+  service: string;
+  schedule: string;
+  startedAt: string;
+  finishedAt: string;
+  totalBytes: number;
+  verified: boolean | null;
+}
+
+export function toObserved(entry: CatalogEntry): ObservedBackup {
+  const m = entry.manifest;
+  return { id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, totalBytes: m.totalBytes, verified: m.verification ? m.verification.ok : null };
+}

@@ -1,0 +1,67 @@
+/**
+ * The contract between the service-agnostic backup code (storage, catalog, operations) and
+ * one driver per service. Drivers are loaded lazily: `driverFor('postgres')` imports pg only
+ * when a postgres backup runs. Redis and Chroma drivers add their case here.
+ */
+import type { BackupSchedule, Desired, ServiceName } from '../config/types.js';
+import type { Progress } from '../engine/types.js';
+import { JarvisError } from '../errors.js';
+import type { KeyRing } from '../storage/crypto.js';
+import type { BackupWriter, CatalogEntry, ManifestFields } from './storage.js';
+
+export interface DriverContext {
+  desired: Desired;
+  env: NodeJS.ProcessEnv;
+  progress: Progress;
+  /** Present when storage.encryption is configured (needed to read encrypted backups). */
+  keyRing: KeyRing | null;
+}
+
+export interface RestoreOptions {
+  /** postgres: the database to restore into (default `<db>_restore_<id>`). */
+  target?: string;
+  /** Restore onto a non-empty target (destructive). */
+  force: boolean;
+  jobs?: number;
+  /** chroma (logical): restore only this collection of the backup. */
+  collection?: string;
+  /** chroma (logical): the name to restore the one chosen collection under. */
+  as?: string;
+  /** chroma (physical): the data directory to write (default services.chroma.path; the server must be stopped). */
+  targetDir?: string;
+  /** redis: empty the target (FLUSHALL for an RDB, FLUSHDB of the covered databases for a logical backup) first (destructive). */
+  flush?: boolean;
+}
+
+export interface RestoreResult {
+  /** Where it went, for the summary line. */
+  target: string;
+  summary: string;
+  details: Record<string, unknown>;
+}
+
+export interface BackupDriver {
+  service: ServiceName;
+  /** Writes the backup's files through `writer`; returns the manifest fields it knows. */
+  create(schedule: BackupSchedule, ctx: DriverContext, writer: BackupWriter): Promise<ManifestFields>;
+  restore(entry: CatalogEntry, ctx: DriverContext, options: RestoreOptions): Promise<RestoreResult>;
+  /** Restores into a scratch place, compares with what the manifest recorded, cleans up. */
+  restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }>;
+  /** Optional: re-reads the stored data and checks its own integrity (redis: an RDB's CRC64, redis-check-rdb), after the checksums. */
+  checkContent?(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }>;
+}
+
+export async function driverFor(service: ServiceName): Promise<BackupDriver> {
+  switch (service) {
+    case 'postgres':
+      return (await import('./postgres.js')).postgresDriver;
+    case 'chroma':
+      return (await import('./chroma.js')).chromaDriver;
+    case 'redis':
+      return (await import('./redis.js')).redisDriver;
+    default:
+      throw new JarvisError('NOT_IMPLEMENTED', `backups of ${service} are not built yet`);
+  }
+}
+
+export const silentProgress: Progress = { note: () => undefined, update: () => undefined };

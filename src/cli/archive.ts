@@ -1,0 +1,76 @@
+/**
+ * `jarvis-db archive list|verify|restore`: the retention archives in storage.
+ * Flags → src/retention/archives → output. Heavy modules are imported inside the actions.
+ */
+import type { Command } from 'commander';
+import { exitWith, globalOptions, loadDesired, note, print, printJson } from './common.js';
+
+export function define(program: Command): void {
+  const archive = program.command('archive').description('List, verify and restore retention archives');
+
+  archive
+    .command('list')
+    .description('The archives in storage: policy, table, cut-off, chunks, rows, size')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { listArchives } = await import('../retention/archives.js');
+      const { archives, invalid } = await listArchives(desired);
+      if (g.json) {
+        printJson({ archives, invalid });
+        return;
+      }
+      if (archives.length === 0) print(`No archives in ${desired.storage.path}.`);
+      else {
+        const { renderArchiveList } = await import('../retention/render.js');
+        print(renderArchiveList(archives));
+      }
+      for (const b of invalid) note(`! ${b.dir}: ${b.problem}`);
+    });
+
+  archive
+    .command('verify <id>')
+    .description('Settle interrupted chunks, then read every chunk: sizes, SHA-256, decompression, row counts')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { verifyArchiveById } = await import('../retention/archives.js');
+      const r = await verifyArchiveById(desired, id, process.env);
+      if (g.json) printJson(r);
+      else {
+        if (r.resolution && (r.resolution.committed || r.resolution.voided)) {
+          print(`settled interrupted chunks: ${r.resolution.committed} committed, ${r.resolution.voided} void (removed)`);
+        }
+        print(`${r.ok ? 'ok' : 'FAILED'} archive ${r.archive.id} (${r.archive.policy}, ${r.archive.table}): ${r.archive.chunks} chunks, ${r.archive.rows.toLocaleString('en-US')} rows`);
+        for (const p of r.problems) print(`  ${p}`);
+      }
+      if (!r.ok) {
+        if (!g.json) {
+          const { JarvisError } = await import('../errors.js');
+          throw new JarvisError('VERIFY_FAILED', `archive ${r.archive.id} failed verification: ${r.problems[0]}`);
+        }
+        exitWith(1);
+      }
+    });
+
+  archive
+    .command('restore <id>')
+    .description('Re-insert the rows of an archive (parents before children; rows already there are left alone)')
+    .option('--table <name>', 'only this table of the archive')
+    .action(async (id: string, opts: { table?: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { restoreArchiveById } = await import('../retention/archives.js');
+      const { progressFor } = await import('../render/progress.js');
+      const progress = await progressFor(`restore ${id}`, g.json);
+      const r = await restoreArchiveById(desired, id, { ...(opts.table ? { table: opts.table } : {}), env: process.env, progress }).finally(() => progress.stop());
+      if (g.json) printJson(r);
+      else {
+        for (const [table, n] of Object.entries(r.inserted)) {
+          print(`+ ${table}: ${n.toLocaleString('en-US')} rows restored${r.alreadyThere[table] ? `, ${r.alreadyThere[table]!.toLocaleString('en-US')} already there` : ''}`);
+        }
+        if (r.pendingSkipped) note(`! ${r.pendingSkipped} pending chunk(s) skipped (not settled: see \`jarvis-db archive verify ${r.archiveId}\`)`);
+        print(`archive ${r.archiveId}: ${r.chunks} chunk(s) restored.`);
+      }
+    });
+}

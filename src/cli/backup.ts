@@ -1,0 +1,165 @@
+/**
+ * `jarvis-db backup create|list|verify|prune`. Flags → src/backup/operations → output.
+ * Heavy modules (pg, the drivers) are imported inside the actions.
+ */
+import type { Command } from 'commander';
+import { formatAge, formatBytes, plural, renderTable } from '../render/format.js';
+import { exitWith, globalOptions, loadDesired, note, print, printJson, underApplyLock } from './common.js';
+
+const SERVICES = ['postgres', 'redis', 'chroma'] as const;
+
+export function define(program: Command): void {
+  const backup = program.command('backup').description('Create, list, verify and prune backups');
+
+  backup
+    .command('create')
+    .description('Create backups now (all services in parallel with --service all)')
+    .requiredOption('--service <service>', 'postgres | redis | chroma | all')
+    .option('--schedule <name>', 'only this schedule (default: every schedule of the service)')
+    .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
+    .action(async (opts: { service: string; schedule?: string; lockTimeout: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const { JarvisError } = await import('../errors.js');
+      if (opts.service !== 'all' && !(SERVICES as readonly string[]).includes(opts.service)) {
+        throw new JarvisError('USAGE', `--service must be postgres, redis, chroma or all (got "${opts.service}")`);
+      }
+      const desired = await loadDesired(g);
+      const ops = await import('../backup/operations.js');
+      let schedules = desired.backups.filter((s) => opts.service === 'all' || s.service === opts.service);
+      if (opts.schedule) {
+        const s = ops.scheduleByName(desired, opts.schedule);
+        if (opts.service !== 'all' && s.service !== opts.service) throw new JarvisError('USAGE', `schedule ${s.name} backs up ${s.service}, not ${opts.service}`);
+        schedules = [s];
+      }
+      if (schedules.length === 0) throw new JarvisError('USAGE', `no backup schedule for ${opts.service} in ${desired.configFile}`, { hint: 'add one under `backups:`' });
+      const { progressMaker } = await import('../render/progress.js');
+      const progressFor = await progressMaker(g.json);
+      const byService = new Map<string, typeof schedules>();
+      for (const s of schedules) byService.set(s.service, [...(byService.get(s.service) ?? []), s]);
+      const results: Record<string, unknown>[] = [];
+      const failures: string[] = [];
+      await underApplyLock(desired, opts.lockTimeout, 'backup create', () => Promise.all([...byService.entries()].map(async ([service, list]) => {
+        for (const schedule of list) {
+          const progress = progressFor(`${service}/${schedule.name}`);
+          const started = Date.now();
+          try {
+            const entry = await ops.createBackup(desired, schedule, process.env, progress);
+            progress.stop();
+            const m = entry.manifest;
+            results.push({ id: m.id, service: m.service, schedule: m.schedule, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted, dir: entry.dir });
+            if (!g.json) print(`+ ${m.service}/${m.schedule} ${m.id}: ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}, ${((Date.now() - started) / 1000).toFixed(1)}s${m.encrypted ? ', encrypted' : ''}`);
+          } catch (e) {
+            progress.stop();
+            const { describeFailure } = await import('./failure.js');
+            failures.push(`${service}/${schedule.name}: ${describeFailure(e, g.debug).replace(/^error: /, '')}`);
+          }
+        }
+      })));
+      if (g.json) printJson({ backups: results, failures });
+      if (failures.length) {
+        if (failures.length === 1 && results.length === 0 && !g.json) throw new JarvisError('BACKUP_FAILED', failures[0]!);
+        for (const f of failures) note(`error: ${f}`);
+        exitWith(1);
+      }
+    });
+
+  backup
+    .command('list')
+    .description('List the backups in storage (id, schedule, age, size, verified)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { scanStorage } = await import('../backup/catalog.js');
+      const { findDebris } = await import('../backup/storage.js');
+      const scan = await scanStorage(desired.storage.path);
+      const debris = await findDebris(desired.storage.path);
+      const now = Date.now();
+      if (g.json) {
+        printJson({
+          backups: scan.valid.map(({ manifest: m, dir }) => ({
+            id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, durationMs: m.durationMs,
+            totalBytes: m.totalBytes, files: m.files.length, encrypted: m.encrypted, format: m.format ?? null,
+            verified: m.verification ? m.verification.ok : null, verification: m.verification, dir,
+          })),
+          invalid: scan.invalid,
+          debris,
+        });
+        return;
+      }
+      if (scan.valid.length === 0) print(`No backups in ${desired.storage.path}.`);
+      else {
+        const rows = [['ID', 'SERVICE', 'SCHEDULE', 'AGE', 'SIZE', 'VERIFIED']];
+        for (const { manifest: m } of scan.valid) {
+          rows.push([m.id, m.service, m.schedule, formatAge(now - Date.parse(m.finishedAt)), formatBytes(m.totalBytes),
+            m.verification ? `${m.verification.ok ? 'ok' : 'FAILED'} (${m.verification.how}, ${formatAge(now - Date.parse(m.verification.at))} ago)` : 'never']);
+        }
+        print(renderTable(rows));
+      }
+      for (const b of scan.invalid) note(`! ${b.service}/${b.schedule}/${b.id} is damaged: ${b.problem}`);
+      if (debris.length) note(`! ${debris.length} leftover(s) of killed runs (removed by the next backup or prune)`);
+    });
+
+  backup
+    .command('verify [id]')
+    .description('Verify checksums of a backup (or --all); --restore-test restores into a scratch database')
+    .option('--all', 'every backup')
+    .option('--restore-test', 'also restore into a scratch database and compare row counts')
+    .action(async (id: string | undefined, opts: { all?: boolean; restoreTest?: boolean }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const { JarvisError } = await import('../errors.js');
+      if (!id && !opts.all) throw new JarvisError('USAGE', 'give a backup ID or --all');
+      if (id && opts.all) throw new JarvisError('USAGE', 'give a backup ID or --all, not both');
+      const desired = await loadDesired(g);
+      const catalog = await import('../backup/catalog.js');
+      const ops = await import('../backup/operations.js');
+      const entries = opts.all ? await catalog.listBackups(desired.storage.path) : [await catalog.findBackup(desired.storage.path, id!)];
+      const results: Record<string, unknown>[] = [];
+      const { progressMaker } = await import('../render/progress.js');
+      const progressFor = await progressMaker(g.json);
+      let failed = 0;
+      for (const entry of entries) {
+        const progress = progressFor(`verify ${entry.manifest.id}`);
+        const r = await ops.verifyBackup(desired, entry, { restoreTest: Boolean(opts.restoreTest), env: process.env, progress }).finally(() => progress.stop());
+        results.push({ id: entry.manifest.id, service: entry.manifest.service, schedule: entry.manifest.schedule, ok: r.ok, how: r.how, message: r.message, badFiles: r.badFiles });
+        if (!r.ok) failed++;
+        if (!g.json) print(`${r.ok ? 'ok' : 'FAILED'} ${entry.manifest.service}/${entry.manifest.schedule} ${entry.manifest.id}: ${r.message}`);
+      }
+      if (opts.all) {
+        const { scanStorage } = catalog;
+        for (const b of (await scanStorage(desired.storage.path)).invalid) {
+          failed++;
+          results.push({ id: b.id, service: b.service, schedule: b.schedule, ok: false, how: 'checksum', message: b.problem, badFiles: ['manifest.json'] });
+          if (!g.json) print(`FAILED ${b.service}/${b.schedule} ${b.id}: ${b.problem}`);
+        }
+      }
+      if (g.json) printJson({ results });
+      if (failed) {
+        if (!opts.all && !g.json) throw new JarvisError('VERIFY_FAILED', `backup ${entries[0]!.manifest.id} failed verification: ${String(results[0]!.message)}`);
+        exitWith(1);
+      }
+    });
+
+  backup
+    .command('prune')
+    .description('Delete the backups that the keep rules do not keep')
+    .option('--dry-run', 'show what would be deleted')
+    .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
+    .action(async (opts: { dryRun?: boolean; lockTimeout: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const ops = await import('../backup/operations.js');
+      const prune = () => ops.pruneBackups(desired, { dryRun: Boolean(opts.dryRun) });
+      const { pruned, kept } = opts.dryRun ? await prune() : await underApplyLock(desired, opts.lockTimeout, 'backup prune', prune);
+      if (g.json) {
+        printJson({
+          dryRun: Boolean(opts.dryRun),
+          pruned: pruned.map((c) => ({ id: c.decision.id, schedule: c.schedule.name, startedAt: c.decision.time, totalBytes: c.entry.manifest.totalBytes })),
+          kept: kept.map((c) => ({ id: c.decision.id, schedule: c.schedule.name, reasons: c.decision.reasons })),
+        });
+        return;
+      }
+      for (const c of kept) print(`  keep ${c.schedule.name} ${c.decision.id} (${c.decision.reasons.join(', ')})`);
+      for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule.name} ${c.decision.id} (${formatBytes(c.entry.manifest.totalBytes)}; outside keep rules)`);
+      print(`${pruned.length} backup(s) ${opts.dryRun ? 'would be' : ''} pruned, ${kept.length} kept.`.replace('  ', ' '));
+    });
+}

@@ -1,0 +1,93 @@
+/**
+ * What every command shares: the global flags, loading the config, and redacted output.
+ * Keep this file light: it is loaded on every start (no database clients here).
+ */
+import type { Command } from 'commander';
+import type { Desired } from '../config/types.js';
+import { JarvisError } from '../errors.js';
+import { colorWanted, palette, type Palette } from '../render/color.js';
+import { redact } from '../services/redact.js';
+
+export interface GlobalOptions {
+  config: string;
+  /** Whether -c or JARVIS_DB_CONFIG named the config (rather than the default). */
+  configGiven: boolean;
+  json: boolean;
+  /** Colour on stdout; `colors(stream)` decides for another stream. */
+  color: boolean;
+  colorFlag: boolean;
+  debug: boolean;
+}
+
+/** The global flags, wherever they were written on the command line. */
+export function globalOptions(cmd: Command): GlobalOptions {
+  const opts = cmd.optsWithGlobals() as Partial<GlobalOptions>;
+  const given = opts.config ?? process.env.JARVIS_DB_CONFIG;
+  return {
+    config: given ?? './jarvis-db.yaml',
+    configGiven: given !== undefined,
+    json: Boolean(opts.json),
+    color: colorWanted(process.stdout, opts.color !== false),
+    colorFlag: opts.color !== false,
+    debug: Boolean(opts.debug),
+  };
+}
+
+/** The palette for stdout or stderr: colour only on a terminal, never with --no-color or NO_COLOR. */
+export function colors(options: GlobalOptions, stream: { isTTY?: boolean } = process.stdout): Palette {
+  return palette(colorWanted(stream, options.colorFlag));
+}
+
+/** A duration flag such as `--lock-timeout 60s` in milliseconds (`0` waits not at all). */
+export async function durationFlag(flag: string, value: string): Promise<number> {
+  if (/^0+(s|m|h)?$/.test(value)) return 0;
+  const { checkDuration } = await import('../config/durations.js');
+  const parsed = checkDuration(value);
+  if (typeof parsed === 'string') throw new JarvisError('USAGE', `${flag}: ${parsed}`);
+  return parsed.seconds * 1000;
+}
+
+export async function loadDesired(options: GlobalOptions): Promise<Desired> {
+  const { loadConfig } = await import('../config/load.js');
+  return loadConfig(options.config);
+}
+
+/** Writes to stdout, redacted. */
+export function print(text: string): void {
+  process.stdout.write(redact(text.endsWith('\n') ? text : text + '\n'));
+}
+
+/** Writes to stderr, redacted (progress, notes). */
+export function note(text: string): void {
+  process.stderr.write(redact(text.endsWith('\n') ? text : text + '\n'));
+}
+
+export function printJson(value: unknown): void {
+  print(JSON.stringify(value, null, 2));
+}
+
+/** Sets the exit code without cutting output short. */
+export function exitWith(code: number): void {
+  process.exitCode = code;
+}
+
+/**
+ * Runs a command that writes to storage or to a service (backup create and prune, restore)
+ * under the apply lock of the storage path, so that it never races an apply or the daemon
+ * (DESIGN.md §4 rule 6).
+ */
+export async function underApplyLock<T>(desired: Desired, lockTimeout: string, command: string, run: () => Promise<T>): Promise<T> {
+  const timeoutMs = await durationFlag('--lock-timeout', lockTimeout);
+  const { acquireApplyLock } = await import('../engine/lock.js');
+  const { newRunId } = await import('../engine/journal.js');
+  const lock = await acquireApplyLock(desired.storage.path, {
+    timeoutMs,
+    runId: `${command} ${newRunId(new Date())}`,
+    onWait: (owner) => note(`waiting up to ${lockTimeout} for the lock on ${desired.storage.path}${owner ? ` (held by pid ${owner.pid}, run ${owner.runId})` : ''}`),
+  });
+  try {
+    return await run();
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * `jarvis-db daemon [--listen 127.0.0.1:9187]`: the service. It wires the engine's apply and
+ * the health check into src/daemon and turns SIGTERM / SIGINT into a clean stop (exit 0).
+ */
+import type { Command } from 'commander';
+import { globalOptions, loadDesired } from './common.js';
+
+export function define(program: Command): void {
+  program
+    .command('daemon')
+    .description('Run the schedules (apply what is due), health checks every health.interval, /metrics and /healthz; JSON logs on stdout')
+    .option('--listen <host:port>', 'where /metrics and /healthz are served', '127.0.0.1:9187')
+    .option('--lock-timeout <duration>', 'how long an apply waits for another one to finish', '60s')
+    .action(async (opts: { listen: string; lockTimeout: string }, cmd: Command) => {
+      const options = globalOptions(cmd);
+      const { JarvisError } = await import('../errors.js');
+      const listen = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(opts.listen);
+      if (!listen || Number(listen[2]) > 65535) throw new JarvisError('USAGE', `--listen: "${opts.listen}" is not host:port (such as 127.0.0.1:9187)`);
+      const { checkDuration } = await import('../config/durations.js');
+      const lockTimeout = checkDuration(opts.lockTimeout);
+      if (typeof lockTimeout === 'string') throw new JarvisError('USAGE', `--lock-timeout: ${lockTimeout}`);
+      const desired = await loadDesired(options);
+      const { Daemon } = await import('../daemon/daemon.js');
+      const { daemonLogger } = await import('../daemon/logger.js');
+      const { apply } = await import('../engine/index.js');
+      const { runHealthCheck } = await import('../health/check.js');
+      const { HealthConnections } = await import('../health/connections.js');
+      const connections = new HealthConnections();
+      const logger = daemonLogger(undefined, options.debug ? 'debug' : 'info');
+      const daemon = new Daemon({
+        desired,
+        host: listen[1]!.replace(/^\[|\]$/g, ''),
+        port: Number(listen[2]),
+        logger,
+        runHealth: (signal) => runHealthCheck(desired, { signal, connections }),
+        runApply: async ({ signal, hooks }) => {
+          const result = await apply({
+            desired, signal, lockTimeoutMs: lockTimeout.seconds * 1000,
+            reporter: {
+              runStarted: hooks.runStarted,
+              waitingForLock: (owner) => hooks.waitingForLock(owner ? `pid ${owner.pid} on ${owner.host}, run ${owner.runId}` : 'an apply whose owner is not recorded'),
+              actionStarted: (action) => { hooks.actionStarted(action); },
+              actionFinished: (_action, r) => hooks.actionFinished(r),
+            },
+          });
+          return { runId: result.runId, status: result.status, durationMs: result.durationMs, results: result.results };
+        },
+      });
+      try {
+        await daemon.start();
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES') {
+          throw new JarvisError('USAGE', `cannot listen on ${opts.listen}: ${code === 'EADDRINUSE' ? 'the address is in use' : 'permission denied'}`, { hint: 'choose another with --listen HOST:PORT' });
+        }
+        throw e;
+      }
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (stopping) {
+            logger.warn({ event: 'daemon_forced', signal }, `${signal} again: exiting without waiting`);
+            process.exit(1);
+          }
+          stopping = true;
+          void daemon.stop(signal).then(() => connections.close()).then(resolve);
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      logger.flush();
+      process.exitCode = 0;
+    });
+}

@@ -1,0 +1,61 @@
+/**
+ * The CLI entry. Each command lives in its own file under src/cli/ and exports `define`,
+ * which declares its flags and an action that imports the heavy modules it needs only when
+ * it runs, so that `jarvis-db --version` and `--help` start fast.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { reportFailure } from './failure.js';
+import * as apply from './apply.js';
+import * as archive from './archive.js';
+import * as backup from './backup.js';
+import * as daemon from './daemon.js';
+import * as health from './health.js';
+import * as init from './init.js';
+import * as migrate from './migrate.js';
+import * as plan from './plan.js';
+import * as restore from './restore.js';
+import * as retention from './retention.js';
+import * as sandbox from './sandbox.js';
+import * as schedule from './schedule.js';
+import * as validate from './validate.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('jarvis-db')
+    .description('Declarative backups, migrations, retention and health for PostgreSQL, Redis and Chroma.')
+    .version(packageVersion(), '-V, --version')
+    .addOption(new Option('-c, --config <file>', 'config file (default: $JARVIS_DB_CONFIG or ./jarvis-db.yaml)'))
+    .option('--json', 'machine-readable JSON output')
+    .option('--no-color', 'no colours (also NO_COLOR=1)')
+    .option('--debug', 'show stack traces and debug details')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.configureHelp({ sortSubcommands: false });
+  for (const command of [plan, apply, validate, backup, restore, health, schedule, migrate, retention, archive, init, daemon, sandbox]) {
+    command.define(program);
+  }
+  // Subcommands inherit exitOverride so that usage errors go through the same path.
+  const propagate = (cmd: Command) => { cmd.exitOverride(); cmd.commands.forEach(propagate); };
+  propagate(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // commander has printed help, the version or the usage error itself.
+      process.exitCode = error.exitCode === 0 ? 0 : 1;
+      return;
+    }
+    process.exitCode = reportFailure(error, debug);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * `jarvis-db restore ID`: flags → src/backup/operations, under the apply lock of the storage path.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { globalOptions, loadDesired, print, printJson, underApplyLock } from './common.js';
+
+export function define(program: Command): void {
+  program
+    .command('restore <id>')
+    .description('Restore a backup (postgres: into a new database <db>_restore_<id> by default)')
+    .option('--target-db <name>', 'postgres: the database to restore into')
+    .option('--force', 'restore onto a non-empty target, or restore a backup whose checksums fail (destructive)')
+    .option('--flush', 'redis: empty the target first (FLUSHALL for an RDB backup, FLUSHDB of its databases for a logical one; destructive)')
+    // chroma
+    .option('--collection <name>', 'chroma: restore only this collection of the backup')
+    .option('--as <name>', 'chroma: restore the collection under this name')
+    .option('--target-dir <path>', 'chroma physical backups: the data directory to write (default services.chroma.path; the server must be stopped)')
+    .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
+    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; lockTimeout: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const ops = await import('../backup/operations.js');
+      const { progressFor } = await import('../render/progress.js');
+      const progress = await progressFor(`restore ${id}`, g.json);
+      const result = await underApplyLock(desired, opts.lockTimeout, 'restore', () => ops.restoreBackup(desired, id, {
+        target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress,
+        collection: opts.collection, as: opts.as, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
+      })).finally(() => progress.stop());
+      if (g.json) printJson({ id, target: result.target, ...result.details });
+      else print(result.summary);
+    });
+}

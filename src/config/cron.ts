@@ -1,0 +1,102 @@
+/**
+ * Cron expressions (five fields, as crontab) in an IANA timezone, through cron-parser v5.
+ * Pure. `src/schedule` uses `parseCron` to compute due and next runs (forward only: cron-parser's
+ * `prev()` skips and repeats runs across DST changes); config validation uses
+ * `cronProblem` to explain what is wrong with an expression in one short phrase.
+ */
+import { CronExpressionParser, type CronExpression } from 'cron-parser';
+import { JarvisError } from '../errors.js';
+
+const FIELDS = [
+  { name: 'minute', min: 0, max: 59 },
+  { name: 'hour', min: 0, max: 23 },
+  { name: 'day of month', min: 1, max: 31 },
+  { name: 'month', min: 1, max: 12 },
+  { name: 'day of week', min: 0, max: 7 },
+] as const;
+
+/** The `@` shorthands cron(8) knows. */
+const MACROS: Record<string, string> = {
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
+};
+
+/** True when the runtime knows the IANA timezone (`Europe/Berlin`, `UTC`). */
+export function isValidTimezone(timeZone: string): boolean {
+  if (timeZone.trim() === '' || timeZone !== timeZone.trim()) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function expand(expression: string): string {
+  const trimmed = expression.trim();
+  return MACROS[trimmed.toLowerCase()] ?? trimmed;
+}
+
+function tryParse(expression: string, tz: string): string | null {
+  try {
+    CronExpressionParser.parse(expression, { tz, strict: false, currentDate: new Date(Date.UTC(2026, 0, 1)) });
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/** Why a field is wrong, e.g. `hour 25 is out of range`. */
+function fieldProblem(index: number, text: string, tz: string): string | null {
+  const field = FIELDS[index]!;
+  const probe = FIELDS.map((_, i) => (i === index ? text : '*')).join(' ');
+  const message = tryParse(probe, tz);
+  if (message === null) return null;
+  const range = /got value (\S+) expected range/.exec(message);
+  if (range) return `${field.name} ${range[1]} is out of range`;
+  return `${field.name} "${text}" is not valid`;
+}
+
+/**
+ * What is wrong with a cron expression, as a phrase to follow "is not a valid cron
+ * expression", or null when it is fine. The timezone is assumed valid (check it first).
+ */
+export function cronProblem(expression: string, tz = 'UTC'): string | null {
+  const expanded = expand(expression);
+  if (expanded.startsWith('@')) return `unknown shorthand ${expanded.split(/\s/)[0]} (use ${Object.keys(MACROS).join(', ')})`;
+  const fields = expanded.split(/\s+/).filter(Boolean);
+  if (fields.length !== 5) {
+    return `it has ${fields.length} field${fields.length === 1 ? '' : 's'}; expected 5: minute hour day-of-month month day-of-week`;
+  }
+  for (let i = 0; i < fields.length; i++) {
+    const problem = fieldProblem(i, fields[i]!, tz);
+    if (problem) return problem;
+  }
+  const whole = tryParse(fields.join(' '), tz);
+  if (whole !== null) {
+    if (/day of month/i.test(whole)) return 'that day never occurs in the given month(s)';
+    return whole.charAt(0).toLowerCase() + whole.slice(1);
+  }
+  return null;
+}
+
+/**
+ * Parses a five-field expression (or @daily and friends) in a timezone.
+ * Throws JarvisError('CONFIG_INVALID') naming the problem.
+ */
+export function parseCron(expression: string, tz = 'UTC', currentDate?: Date): CronExpression {
+  if (!isValidTimezone(tz)) throw new JarvisError('CONFIG_INVALID', `"${tz}" is not a valid IANA timezone (such as UTC or Europe/Berlin)`);
+  const problem = cronProblem(expression, tz);
+  if (problem) throw new JarvisError('CONFIG_INVALID', `"${expression}" is not a valid cron expression (${problem})`);
+  return CronExpressionParser.parse(expand(expression), { tz, strict: false, ...(currentDate ? { currentDate } : {}) });
+}
+
+/** The first time strictly after `after` the expression fires. */
+export function nextRun(expression: string, tz: string, after: Date): Date {
+  return parseCron(expression, tz, after).next().toDate();
+}

@@ -1,0 +1,146 @@
+/**
+ * From a validated config value to `Desired`: defaults filled in, relative paths resolved
+ * against the config file's directory, durations turned into seconds, thresholds parsed,
+ * each policy tagged with where it came from. Pure (paths are only computed, not read).
+ */
+import { relative, resolve } from 'node:path';
+import { parseDuration } from './durations.js';
+import { formatPath, type Path } from './problems.js';
+import { METHODS, parseThreshold } from './semantic.js';
+import type {
+  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
+} from './types.js';
+
+export const DEFAULTS = {
+  project: 'jarvis',
+  storagePath: './backups',
+  migrations: './migrations',
+  target: 'latest',
+  allowDown: false,
+  backupBefore: true,
+  timezone: 'UTC',
+  verify: 'checksum',
+  format: 'directory',
+  jobs: 2,
+  compression: 1,
+  batchSize: 5000,
+  anonymizeMarker: 'anonymized_at',
+  interval: '60s',
+  history: '30d',
+  alertRetries: 3,
+} as const;
+
+/* The value has passed the schema: these shapes hold. */
+interface RawBackup {
+  name: string; service: ServiceName; cron: string; timezone?: string; keep: KeepRules; verify?: BackupSchedule['verify'];
+  format?: 'directory' | 'custom'; jobs?: number; compression?: number; method?: string; allowPruneLast?: boolean;
+}
+interface RawPolicy {
+  name: string; table: string; age: { column: string; olderThan: string }; action: RetentionAction; batchSize?: number;
+  archive?: { deleteAfter?: string }; children?: { table: string; column: string }[]; maxRows?: number;
+  anonymize?: { columns: Record<string, AnonymizeStrategy | null>; saltEnv?: string; redaction?: string; marker?: string };
+  compress?: { bucket: string; groupBy: string[]; value: string; into: string }; enabled?: boolean;
+}
+interface RawConfig {
+  version: 1; project?: string; services: Services;
+  storage?: { path?: string; encryption?: { passphraseEnv: string } };
+  schema?: { migrations?: string; target?: string; allowDown?: boolean; backupBefore?: boolean };
+  backups?: RawBackup[];
+  health?: { thresholds?: Record<string, { warning?: number | string; critical?: number | string }>; interval?: string; history?: string; alerts?: { webhook: string; retries?: number } };
+}
+
+export interface PolicyInput { value: unknown; file: string; path: Path }
+
+function backup(raw: RawBackup, index: number): BackupSchedule {
+  const out: BackupSchedule = {
+    name: raw.name,
+    service: raw.service,
+    cron: raw.cron,
+    timezone: raw.timezone ?? DEFAULTS.timezone,
+    keep: { ...raw.keep },
+    verify: raw.verify ?? DEFAULTS.verify,
+    path: `backups[${index}]`,
+  };
+  if (raw.service === 'postgres') {
+    out.format = raw.format ?? DEFAULTS.format;
+    out.jobs = raw.jobs ?? DEFAULTS.jobs;
+    out.compression = raw.compression ?? DEFAULTS.compression;
+  } else {
+    if (raw.compression !== undefined) out.compression = raw.compression;
+    out.method = raw.method ?? METHODS[raw.service]?.default;
+  }
+  if (raw.allowPruneLast !== undefined) out.allowPruneLast = raw.allowPruneLast;
+  return out;
+}
+
+function policy(raw: RawPolicy, file: string, path: Path): RetentionPolicy {
+  const out: RetentionPolicy = {
+    name: raw.name,
+    table: raw.table,
+    age: { column: raw.age.column, olderThan: raw.age.olderThan },
+    action: raw.action,
+    batchSize: raw.batchSize ?? DEFAULTS.batchSize,
+    enabled: raw.enabled ?? true,
+    source: { file, path: formatPath(path) },
+  };
+  if (raw.archive) out.archive = { ...raw.archive };
+  if (raw.children) out.children = raw.children.map((c) => ({ ...c }));
+  if (raw.maxRows !== undefined) out.maxRows = raw.maxRows;
+  if (raw.anonymize) {
+    // `email: null` in YAML is a null, not the string: both mean the null strategy.
+    const columns = Object.fromEntries(Object.entries(raw.anonymize.columns).map(([c, s]) => [c, s ?? 'null'])) as Record<string, AnonymizeStrategy>;
+    out.anonymize = { ...raw.anonymize, columns, marker: raw.anonymize.marker ?? DEFAULTS.anonymizeMarker };
+  }
+  if (raw.compress) out.compress = { ...raw.compress, groupBy: [...raw.compress.groupBy] };
+  return out;
+}
+
+function health(raw: RawConfig['health']): HealthSettings {
+  const thresholds: Record<string, Threshold> = {};
+  for (const [name, t] of Object.entries(raw?.thresholds ?? {})) {
+    const parsed = parseThreshold(t);
+    if (typeof parsed !== 'string') thresholds[name] = parsed;
+  }
+  const out: HealthSettings = {
+    thresholds,
+    intervalSeconds: parseDuration(raw?.interval ?? DEFAULTS.interval),
+    historySeconds: parseDuration(raw?.history ?? DEFAULTS.history),
+  };
+  if (raw?.alerts) out.alerts = { webhook: raw.alerts.webhook, retries: raw.alerts.retries ?? DEFAULTS.alertRetries };
+  return out;
+}
+
+export function toDesired(value: unknown, configFile: string, configHash: string, policies: PolicyInput[]): Desired {
+  const raw = value as RawConfig;
+  const base = resolve(configFile, '..');
+  const services: Services = {};
+  if (raw.services.postgres) services.postgres = { ...raw.services.postgres };
+  if (raw.services.redis) services.redis = { ...raw.services.redis, ...(raw.services.redis.databases ? { databases: [...raw.services.redis.databases] } : {}) };
+  if (raw.services.chroma) {
+    const c = raw.services.chroma;
+    services.chroma = { ...c, ...(c.path ? { path: resolve(base, c.path) } : {}), ...(c.collections ? { collections: [...c.collections] } : {}) };
+  }
+  const desired: Desired = {
+    version: 1,
+    project: raw.project ?? DEFAULTS.project,
+    configFile,
+    configHash,
+    services,
+    storage: {
+      path: resolve(base, raw.storage?.path ?? DEFAULTS.storagePath),
+      ...(raw.storage?.encryption ? { encryption: { passphraseEnv: raw.storage.encryption.passphraseEnv } } : {}),
+    },
+    backups: (raw.backups ?? []).map(backup),
+    retention: policies.map((p) => policy(p.value as RawPolicy, relative(base, p.file) || p.file, p.path)),
+    health: health(raw.health),
+  };
+  if (raw.schema) {
+    desired.schema = {
+      migrations: resolve(base, raw.schema.migrations ?? DEFAULTS.migrations),
+      target: raw.schema.target ?? DEFAULTS.target,
+      allowDown: raw.schema.allowDown ?? DEFAULTS.allowDown,
+      backupBefore: raw.schema.backupBefore ?? DEFAULTS.backupBefore,
+    };
+  }
+  return desired;
+}

@@ -1,0 +1,228 @@
+/**
+ * The checks a JSON Schema cannot make: cron expressions parse in their timezone, timezones
+ * exist, names are unique (policies across files), a backup's service is configured and its
+ * method fits the service, keep rules keep something, settings fit a policy's action, URLs
+ * have the right scheme, thresholds are ordered. Pure: values in, problems out. Values may
+ * still be of the wrong type (the schema errors are reported too), so everything is guarded.
+ */
+import { checkSpec, similarChecks } from '../health/checks.js';
+import { redactUrl } from '../services/redact.js';
+import { cronProblem, isValidTimezone } from './cron.js';
+import type { Path, Position, Problems } from './problems.js';
+import type { SourceFile } from './yaml-source.js';
+
+export interface Located { value: unknown; source: SourceFile; path: Path }
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+export const METHODS: Record<string, { allowed: string[]; default?: string }> = {
+  postgres: { allowed: [] },
+  redis: { allowed: ['rdb', 'logical'], default: 'rdb' },
+  chroma: { allowed: ['logical', 'physical'], default: 'logical' },
+};
+
+const URL_SCHEMES: Record<string, string[]> = {
+  postgres: ['postgres:', 'postgresql:'],
+  redis: ['redis:', 'rediss:'],
+  chroma: ['http:', 'https:'],
+};
+
+const KEEP_RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within'] as const;
+
+/** Where another value is, for "already defined at ..." messages: `line 12` in the same file. */
+function where(source: SourceFile, pos: Position | undefined, from?: SourceFile): string {
+  if (from && from.file === source.file) return pos ? `line ${pos.line}` : 'this file';
+  return pos ? `${source.display}:${pos.line}:${pos.col}` : source.display;
+}
+
+export class SemanticChecker {
+  constructor(private readonly problems: Problems) {}
+
+  private report(source: SourceFile, path: Path, message: string, atKey = false): void {
+    if (this.problems.covers(source.fileIndex, path)) return;
+    this.problems.add({ file: source.display, fileIndex: source.fileIndex, position: source.locate(path, atKey), path, message });
+  }
+
+  checkServices(config: Obj, source: SourceFile): void {
+    const services = isObj(config.services) ? config.services : {};
+    for (const [name, schemes] of Object.entries(URL_SCHEMES)) {
+      const service = services[name];
+      if (!isObj(service) || typeof service.url !== 'string' || service.url === '') continue;
+      const path = ['services', name, 'url'];
+      let url: URL;
+      try {
+        url = new URL(service.url);
+      } catch {
+        this.report(source, path, `${JSON.stringify(redactUrl(service.url))} is not a valid URL (expected ${schemes.map((s) => `${s}//…`).join(' or ')})`);
+        continue;
+      }
+      if (!schemes.includes(url.protocol)) {
+        this.report(source, path, `a ${name} URL must start with ${schemes.map((s) => `${s}//`).join(' or ')} (got ${url.protocol}//…)`);
+        continue;
+      }
+      if (name === 'redis' && url.pathname.length > 1) {
+        const db = url.pathname.slice(1);
+        if (!/^(0|[1-9][0-9]?)$/.test(db) || Number(db) > 15) this.report(source, path, `the database in a redis URL is a number from 0 to 15 (got "/${db}")`);
+      }
+    }
+  }
+
+  checkBackups(config: Obj, source: SourceFile): void {
+    const services = isObj(config.services) ? config.services : {};
+    const seen = new Map<string, Path>();
+    list(config.backups).forEach((backup, index) => {
+      if (!isObj(backup)) return;
+      const at = (key: string): Path => ['backups', index, key];
+      if (typeof backup.name === 'string') {
+        const first = seen.get(backup.name);
+        if (first) this.report(source, at('name'), `"${backup.name}" is already the name of ${fmt(first.slice(0, -1))} (${where(source, source.locate(first), source)}); schedule names must be unique`);
+        else seen.set(backup.name, at('name'));
+      }
+      const service = typeof backup.service === 'string' ? backup.service : undefined;
+      if (service && service in URL_SCHEMES && !isObj(services[service])) {
+        const configured = Object.keys(URL_SCHEMES).filter((s) => isObj(services[s]));
+        this.report(source, at('service'), `service "${service}" is not configured under services (configured: ${configured.join(', ') || 'none'})`);
+      }
+      const timezone = backup.timezone === undefined ? 'UTC' : backup.timezone;
+      let timezoneOk = typeof timezone === 'string';
+      if (typeof timezone === 'string' && !isValidTimezone(timezone)) {
+        timezoneOk = false;
+        this.report(source, at('timezone'), `"${timezone}" is not a valid IANA timezone (such as UTC, Europe/Berlin or America/New_York)`);
+      }
+      if (typeof backup.cron === 'string' && timezoneOk) {
+        const problem = cronProblem(backup.cron, timezone as string);
+        if (problem) this.report(source, at('cron'), `"${backup.cron}" is not a valid cron expression (${problem})`);
+      }
+      if (isObj(backup.keep)) {
+        const keep = backup.keep;
+        const wellTyped = Object.entries(keep).every(([k, v]) => (k === 'within' ? typeof v === 'string' : typeof v === 'number'));
+        const keepsSomething = KEEP_RULES.some((rule) => (rule === 'within' ? typeof keep.within === 'string' : typeof keep[rule] === 'number' && (keep[rule] as number) > 0));
+        if (wellTyped && !keepsSomething && Object.keys(keep).every((k) => (KEEP_RULES as readonly string[]).includes(k))) {
+          this.report(source, at('keep'), `keep rules keep nothing: set at least one of ${KEEP_RULES.join(', ')} above zero`);
+        }
+      }
+      if (service && service in METHODS) {
+        const methods = METHODS[service]!;
+        if (typeof backup.method === 'string' && !methods.allowed.includes(backup.method)) {
+          this.report(source, at('method'), methods.allowed.length === 0
+            ? `${service} backups have no method setting (they use pg_dump; choose format instead)`
+            : `method "${backup.method}" is not available for ${service} (expected one of: ${methods.allowed.join(', ')})`);
+        }
+        if (service !== 'postgres') {
+          for (const key of ['format', 'jobs'] as const) {
+            if (backup[key] !== undefined) this.report(source, at(key), `${key} applies to postgres backups only`, true);
+          }
+        }
+        if (service === 'chroma' && backup.method === 'physical') {
+          const chroma = services.chroma;
+          if (isObj(chroma) && typeof chroma.path !== 'string') this.report(source, at('method'), 'the physical method archives the data directory: set services.chroma.path');
+        }
+      }
+    });
+  }
+
+  checkPolicies(config: Obj, configSource: SourceFile, policies: Located[]): void {
+    const services = isObj(config.services) ? config.services : {};
+    if (policies.length > 0 && !isObj(services.postgres)) {
+      const retention = ['retention'];
+      this.report(configSource, retention, 'retention policies apply to PostgreSQL tables, but services.postgres is not configured', true);
+    }
+    const seen = new Map<string, Located>();
+    for (const policy of policies) {
+      const { value, source, path } = policy;
+      if (!isObj(value)) continue;
+      const at = (key: string): Path => [...path, key];
+      if (typeof value.name === 'string') {
+        const first = seen.get(value.name);
+        if (first) {
+          this.report(source, at('name'), `policy "${value.name}" is already defined as ${fmt([...first.path])} (${where(first.source, first.source.locate([...first.path, 'name']), source)}); policy names must be unique across all policy files`);
+        } else seen.set(value.name, policy);
+      }
+      const action = typeof value.action === 'string' ? value.action : undefined;
+      if (!action) continue;
+      const onlyFor: Record<string, string[]> = { archive: ['archive'], maxRows: ['delete'], anonymize: ['anonymize'], compress: ['compress'], children: ['archive'] };
+      for (const [key, actions] of Object.entries(onlyFor)) {
+        if (value[key] !== undefined && !actions.includes(action)) {
+          this.report(source, at(key), `${key} applies to ${actions.join(' and ')} policies only (this policy's action is ${action})`, true);
+        }
+      }
+      if (action === 'anonymize' && value.anonymize === undefined) this.report(source, path, 'an anonymize policy needs anonymize.columns (column → null, redact, hash or email)');
+      if (action === 'compress' && value.compress === undefined) this.report(source, path, 'a compress policy needs compress: { bucket, groupBy, value }');
+      if (isObj(value.anonymize) && isObj(value.anonymize.columns) && isObj(value.age) && typeof value.age.column === 'string' && value.age.column in value.anonymize.columns) {
+        this.report(source, [...path, 'anonymize', 'columns', value.age.column], `the age column ${value.age.column} cannot also be anonymized`, true);
+      }
+      if (isObj(value.anonymize) && isObj(value.anonymize.columns)) {
+        const columns = value.anonymize.columns;
+        const marker = typeof value.anonymize.marker === 'string' ? value.anonymize.marker : 'anonymized_at';
+        if (marker in columns) this.report(source, [...path, 'anonymize', 'columns', marker], `the marker column ${marker} cannot also be anonymized (it records when a row was anonymized)`, true);
+        const hashed = Object.entries(columns).find(([, strategy]) => strategy === 'hash');
+        if (hashed && value.anonymize.saltEnv === undefined) {
+          this.report(source, [...path, 'anonymize', 'columns', hashed[0]], 'the hash strategy needs anonymize.saltEnv (an unsalted hash of personal data can be reversed by guessing)', true);
+        }
+      }
+      if (isObj(value.compress) && typeof value.compress.into === 'string' && value.compress.into === value.table) {
+        this.report(source, [...path, 'compress', 'into'], `the rollup table cannot be the policy's own table (${String(value.table)})`, true);
+      }
+      const table = typeof value.table === 'string' ? value.table : undefined;
+      list(value.children).forEach((child, i) => {
+        if (isObj(child) && child.table === table) this.report(source, [...path, 'children', i, 'table'], `a table cannot be its own child (${String(table)})`);
+      });
+    }
+  }
+
+  checkSchema(config: Obj, source: SourceFile): void {
+    if (!isObj(config.schema)) return;
+    const services = isObj(config.services) ? config.services : {};
+    if (!isObj(services.postgres)) this.report(source, ['schema'], 'schema migrations need services.postgres', true);
+    const target = config.schema.target;
+    if (typeof target === 'string' && target !== 'latest' && target !== '0' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(target)) {
+      this.report(source, ['schema', 'target'], `"${target}" is not a migration target (expected latest, 0, or a migration file name such as 001_init)`);
+    }
+  }
+
+  checkThresholds(config: Obj, source: SourceFile): void {
+    const health = isObj(config.health) ? config.health : {};
+    const thresholds = isObj(health.thresholds) ? health.thresholds : {};
+    for (const [name, threshold] of Object.entries(thresholds)) {
+      if (!checkSpec(name) && /^[a-z]+\.[a-z][a-z0-9_]*$/.test(name)) {
+        const similar = similarChecks(name);
+        this.report(source, ['health', 'thresholds', name], `there is no health check named ${name}${similar.length ? ` (did you mean ${similar.join(', ')}?)` : ''}; \`jarvis-db health checks\` lists them`, true);
+        continue;
+      }
+      if (!isObj(threshold)) continue;
+      if ([threshold.warning, threshold.critical].some((l) => l !== undefined && !parseLevel(l))) continue; // the schema says why
+      const parsed = parseThreshold(threshold);
+      if (typeof parsed === 'string') this.report(source, ['health', 'thresholds', name], parsed);
+    }
+  }
+}
+
+function fmt(path: Path): string {
+  return path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+}
+
+export interface ParsedLevel { value: number; direction: '<' | '>' | undefined }
+
+export function parseLevel(level: unknown): ParsedLevel | undefined {
+  if (typeof level === 'number' && Number.isFinite(level)) return { value: level, direction: undefined };
+  if (typeof level !== 'string') return undefined;
+  const m = /^\s*([<>])\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$/.exec(level);
+  return m ? { value: Number(m[2]), direction: m[1] as '<' | '>' } : undefined;
+}
+
+/** `{ warning: "< 0.98", critical: "< 0.9" }` → levels and direction, or what is wrong. */
+export function parseThreshold(threshold: Obj): { warning?: number; critical?: number; lowerIsWorse: boolean } | string {
+  const warning = threshold.warning === undefined ? undefined : parseLevel(threshold.warning);
+  const critical = threshold.critical === undefined ? undefined : parseLevel(threshold.critical);
+  if ((threshold.warning !== undefined && !warning) || (threshold.critical !== undefined && !critical)) return 'levels are numbers or comparisons such as "< 0.9"';
+  const directions = new Set([warning, critical].filter((l) => l !== undefined).map((l) => l!.direction ?? '>'));
+  if (directions.size > 1) return 'warning and critical must compare the same way (both "< x" when lower is worse, both numbers or "> x" when higher is worse)';
+  const lowerIsWorse = directions.has('<');
+  if (warning && critical) {
+    if (lowerIsWorse && warning.value < critical.value) return `when lower is worse, warning (${warning.value}) must not be below critical (${critical.value})`;
+    if (!lowerIsWorse && warning.value > critical.value) return `warning (${warning.value}) must not be above critical (${critical.value})`;
+  }
+  return { ...(warning ? { warning: warning.value } : {}), ...(critical ? { critical: critical.value } : {}), lowerIsWorse };
+}

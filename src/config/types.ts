@@ -1,0 +1,120 @@
+/**
+ * The desired state, as `config/load.ts` returns it: validated, interpolated, with relative
+ * paths resolved against the config file's directory and policies merged from includes.
+ * `schemas/jarvis-db.schema.json` is the contract for the YAML; these types mirror it.
+ */
+
+export type ServiceName = 'postgres' | 'redis' | 'chroma';
+export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'redis', 'chroma'];
+
+export interface PostgresService { url: string }
+export interface RedisService { url: string; databases?: number[] }
+export interface ChromaService { url: string; tenant?: string; database?: string; path?: string; collections?: string[] }
+
+export interface Services {
+  postgres?: PostgresService;
+  redis?: RedisService;
+  chroma?: ChromaService;
+}
+
+export interface Storage {
+  /** Absolute path where backups, archives, the catalog, the journal and health history live. */
+  path: string;
+  encryption?: { passphraseEnv: string };
+}
+
+export interface SchemaSettings {
+  /** Absolute path of the migrations folder. */
+  migrations: string;
+  /** `latest`, `0` (nothing applied) or a migration name. */
+  target: string;
+  allowDown: boolean;
+  backupBefore: boolean;
+}
+
+export interface KeepRules {
+  last?: number;
+  hourly?: number;
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
+  yearly?: number;
+  /** A duration such as `7d`: keep everything newer than this. */
+  within?: string;
+}
+
+export interface BackupSchedule {
+  name: string;
+  service: ServiceName;
+  cron: string;
+  timezone: string;
+  keep: KeepRules;
+  verify: 'checksum' | 'restore' | 'none';
+  /** postgres */
+  format?: 'directory' | 'custom';
+  jobs?: number;
+  /** gzip level 0-9 */
+  compression?: number;
+  /** redis: rdb | logical; chroma: logical | physical */
+  method?: string;
+  /** Allow pruning the last valid backup of this schedule (DESIGN.md §4 rule 4). */
+  allowPruneLast?: boolean;
+  /** Where the value came from in the YAML: `backups[1]`. */
+  path: string;
+}
+
+export type RetentionAction = 'delete' | 'archive' | 'anonymize' | 'compress';
+
+export type AnonymizeStrategy = 'null' | 'redact' | 'hash' | 'email';
+
+export interface RetentionPolicy {
+  name: string;
+  table: string;
+  age: { column: string; olderThan: string };
+  action: RetentionAction;
+  batchSize: number;
+  /** archive: archives expire after this duration. */
+  archive?: { deleteAfter?: string };
+  /** archive: child tables archived (and deleted) with each batch of parents. */
+  children?: { table: string; column: string }[];
+  /** delete: keep at most this many rows, oldest deleted first. */
+  maxRows?: number;
+  /** anonymize: column → strategy; `marker` is the timestamp column set on anonymized rows (default anonymized_at). */
+  anonymize?: { columns: Record<string, AnonymizeStrategy>; saltEnv?: string; redaction?: string; marker: string };
+  /** compress: roll detail rows up into buckets of the rollup table `into`. */
+  compress?: { bucket: string; groupBy: string[]; value: string; into: string };
+  enabled: boolean;
+  /** Where the policy came from: `policies/messages.yaml` and its path in it. */
+  source: { file: string; path: string };
+}
+
+export interface Threshold {
+  warning?: number;
+  critical?: number;
+  /** true when lower values are worse (`"< 0.9"`). */
+  lowerIsWorse: boolean;
+}
+
+export interface HealthSettings {
+  thresholds: Record<string, Threshold>;
+  /** Seconds between checks in the daemon. */
+  intervalSeconds: number;
+  /** Seconds of history kept. */
+  historySeconds: number;
+  alerts?: { webhook: string; retries: number };
+}
+
+export interface Desired {
+  version: 1;
+  project: string;
+  /** Absolute path of the config file. */
+  configFile: string;
+  /** SHA-256 of the config file and the policy files it includes, in order. */
+  configHash: string;
+  services: Services;
+  storage: Storage;
+  schema?: SchemaSettings;
+  backups: BackupSchedule[];
+  retention: RetentionPolicy[];
+  health: HealthSettings;
+}

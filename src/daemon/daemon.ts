@@ -1,0 +1,249 @@
+/**
+ * The daemon: applies what is due when a backup schedule's cron fires (and once at start, to
+ * catch up), runs the health check every `health.interval`, serves `/metrics` and `/healthz`,
+ * and logs JSON lines. One apply at a time in this process (a wake during a run makes one more
+ * run afterwards); the engine's lock keeps it apart from any other apply. Stopping aborts: the
+ * engine finishes or abandons the current action and reports the rest as not executed.
+ *
+ * The apply and the health check are passed in, so that tests (and the engine) plug in.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Desired } from '../config/types.js';
+import { messageOf } from '../errors.js';
+import type { HealthReport, RecordOutcome } from '../health/check.js';
+import { healthFamilies, PROMETHEUS_CONTENT_TYPE, renderExposition } from '../render/prometheus.js';
+import { daemonFamilies, newCounters, type DaemonCounters } from './metrics.js';
+import { MAX_TIMER_MS, nextWake } from './wake.js';
+
+export interface ActionRef { id: string; type: string; target: string }
+export interface ActionResultSummary extends ActionRef { status: string; durationMs?: number; summary?: string; error?: { code: string; message: string } }
+export interface ApplySummary { runId: string; status: string; durationMs: number; results: ActionResultSummary[] }
+
+export interface ApplyHooks {
+  runStarted(runId: string): void;
+  actionStarted(action: ActionRef): void;
+  actionFinished(result: ActionResultSummary): void;
+  waitingForLock(holder: string): void;
+}
+
+export type RunApply = (options: { signal: AbortSignal; hooks: ApplyHooks }) => Promise<ApplySummary>;
+export type RunHealth = (signal: AbortSignal) => Promise<HealthReport & RecordOutcome>;
+
+export interface DaemonOptions {
+  desired: Desired;
+  host: string;
+  port: number;
+  logger: Logger;
+  runApply: RunApply;
+  runHealth: RunHealth;
+  clock?: () => Date;
+}
+
+const shortId = () => randomBytes(4).toString('hex');
+
+export class Daemon {
+  readonly counters: DaemonCounters;
+  private readonly abort = new AbortController();
+  private readonly clock: () => Date;
+  private readonly log: Logger;
+  private server?: Server;
+  private applying: Promise<void> | null = null;
+  private applyAgain: { trigger: string; schedules: string[] } | null = null;
+  private checking: Promise<void> | null = null;
+  private checkAgain = false;
+  private healthTimer?: NodeJS.Timeout;
+  private wakeTimer?: NodeJS.Timeout;
+  private latest?: HealthReport;
+  private lastCheckAt?: Date;
+  private stopping = false;
+
+  constructor(private readonly options: DaemonOptions) {
+    this.clock = options.clock ?? (() => new Date());
+    this.counters = newCounters(this.clock());
+    this.log = options.logger;
+  }
+
+  /** Where the HTTP server listens (after start). */
+  get address(): { host: string; port: number } {
+    const a = this.server?.address() as AddressInfo | null;
+    return { host: a?.address ?? this.options.host, port: a?.port ?? this.options.port };
+  }
+
+  async start(): Promise<void> {
+    const server = createServer((req, res) => this.serve(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => { server.off('error', reject); resolve(); });
+    });
+    const { desired } = this.options;
+    this.log.info({
+      event: 'daemon_started', listen: `${this.address.host}:${this.address.port}`, config: desired.configFile,
+      healthIntervalSeconds: desired.health.intervalSeconds, schedules: desired.backups.map((b) => `${b.name} ${b.cron} ${b.timezone}`),
+    }, 'jarvis-db daemon started');
+    this.healthLoop();
+    void this.applyNow('start', desired.backups.map((b) => b.name));
+    this.scheduleWake();
+  }
+
+  /** Aborts the current apply (between actions, or inside one that honours the signal), waits for it, closes the server. */
+  async stop(reason: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ event: 'daemon_stopping', reason, applying: this.applying !== null }, `stopping (${reason})`);
+    this.abort.abort();
+    clearTimeout(this.healthTimer);
+    clearTimeout(this.wakeTimer);
+    await Promise.all([this.applying, this.checking]);
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    this.log.info({ event: 'daemon_stopped' }, 'stopped');
+  }
+
+  private healthLoop(): void {
+    const started = Date.now();
+    void this.check('interval').finally(() => {
+      if (this.stopping) return;
+      const delay = Math.max(0, this.options.desired.health.intervalSeconds * 1000 - (Date.now() - started));
+      this.healthTimer = setTimeout(() => this.healthLoop(), delay);
+    });
+  }
+
+  /** One health check; a request while one runs makes one more afterwards. */
+  check(trigger: string): Promise<void> {
+    if (this.checking) {
+      this.checkAgain = true;
+      return this.checking;
+    }
+    const checkId = shortId();
+    this.checking = (async () => {
+      try {
+        const r = await this.options.runHealth(this.abort.signal);
+        this.latest = r;
+        this.lastCheckAt = this.clock();
+        this.counters.healthChecks++;
+        const notHealthy = r.findings.filter((f) => f.status !== 'HEALTHY').map((f) => ({ check: f.check, status: f.status, message: f.message }));
+        const line = { event: 'health_checked', checkId, trigger, status: r.status, durationMs: r.observation.durationMs, notHealthy, alertsSent: r.alertsSent };
+        if (r.status === 'HEALTHY') this.log.info(line, `health ${r.status}`);
+        else this.log.warn(line, `health ${r.status}: ${notHealthy.map((f) => f.check).join(', ')}`);
+        for (const failure of r.alertFailures) this.log.warn({ event: 'alert_failed', checkId }, failure);
+      } catch (e) {
+        this.counters.healthCheckFailures++;
+        this.log.error({ event: 'health_check_failed', checkId, trigger, error: messageOf(e) }, 'the health check could not run');
+      }
+    })().finally(() => {
+      this.checking = null;
+      if (this.checkAgain && !this.stopping) {
+        this.checkAgain = false;
+        void this.check('after apply');
+      }
+    });
+    return this.checking;
+  }
+
+  private scheduleWake(): void {
+    if (this.stopping) return;
+    const wake = nextWake(this.options.desired.backups, this.clock());
+    this.counters.nextApplyAt = wake?.at;
+    if (!wake) return;
+    const delay = wake.at.getTime() - this.clock().getTime();
+    this.wakeTimer = setTimeout(() => {
+      if (this.clock().getTime() >= wake.at.getTime()) void this.applyNow('cron', wake.schedules);
+      this.scheduleWake();
+    }, Math.min(Math.max(delay, 0), MAX_TIMER_MS));
+  }
+
+  /** Applies what is due; a wake during a run makes one more run after it. */
+  applyNow(trigger: string, schedules: string[]): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    if (this.applying) {
+      this.applyAgain = { trigger, schedules };
+      this.log.info({ event: 'apply_deferred', trigger, schedules }, 'an apply is running; one more follows it');
+      return this.applying;
+    }
+    const cycle = shortId();
+    this.applying = (async () => {
+      let runId: string | undefined;
+      this.log.info({ event: 'apply_started', cycle, trigger, schedules }, `applying what is due (${trigger})`);
+      try {
+        const result = await this.options.runApply({
+          signal: this.abort.signal,
+          hooks: {
+            runStarted: (id) => { runId = id; },
+            actionStarted: (a) => this.log.info({ event: 'action_started', runId, cycle, action: a.id, type: a.type, target: a.target }, `${a.type} ${a.target}`),
+            actionFinished: (r) => {
+              const line = { event: 'action_finished', runId, cycle, action: r.id, type: r.type, status: r.status, durationMs: r.durationMs, summary: r.summary, error: r.error };
+              if (r.status === 'failed') this.log.error(line, `${r.type} ${r.target} failed: ${r.error?.message ?? ''}`);
+              else this.log.info(line, `${r.type} ${r.target}: ${r.status}`);
+            },
+            waitingForLock: (holder) => this.log.warn({ event: 'lock_wait', cycle, holder }, `waiting for another apply (${holder})`),
+          },
+        });
+        runId = result.runId;
+        this.counters.runs.set(result.status, (this.counters.runs.get(result.status) ?? 0) + 1);
+        for (const r of result.results) this.counters.actions.set(`${r.type}/${r.status}`, (this.counters.actions.get(`${r.type}/${r.status}`) ?? 0) + 1);
+        this.counters.lastRun = { finishedAt: this.clock(), durationMs: result.durationMs, status: result.status };
+        const line = { event: 'apply_finished', runId, cycle, status: result.status, durationMs: result.durationMs, actions: result.results.map((r) => ({ action: r.id, status: r.status })) };
+        if (result.status === 'failed') this.log.error(line, `apply ${result.status}`);
+        else this.log.info(line, `apply ${result.status}`);
+        // The metrics should show what the run changed (a new backup) without waiting an interval.
+        if (result.results.some((r) => r.status === 'done') && !this.stopping) void this.check('after apply');
+      } catch (e) {
+        this.counters.runs.set('refused', (this.counters.runs.get('refused') ?? 0) + 1);
+        const code = (e as { code?: unknown }).code;
+        this.log.error({ event: 'apply_refused', runId, cycle, code: typeof code === 'string' ? code : undefined, error: messageOf(e) }, `nothing applied: ${messageOf(e)}`);
+      }
+    })().finally(() => {
+      this.applying = null;
+      const again = this.applyAgain;
+      this.applyAgain = null;
+      if (again && !this.stopping) void this.applyNow(again.trigger, again.schedules);
+    });
+    return this.applying;
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      const families = [...(this.latest ? healthFamilies(this.latest.observation, this.latest.findings) : []), ...daemonFamilies(this.counters)];
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(req.method === 'HEAD' ? undefined : renderExposition(families));
+      return;
+    }
+    if (path === '/healthz') {
+      const body = this.liveness();
+      res.writeHead(body.ok ? 200 : 503, { 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : JSON.stringify(body) + '\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+  }
+
+  /**
+   * The daemon's own liveness (not the databases' health, which /metrics carries): its health
+   * loop has run within three intervals, and it is not stopping.
+   */
+  liveness(): { ok: boolean; startedAt: string; lastCheckAt: string | null; health: string | null; applying: boolean; nextApplyAt: string | null; problem?: string } {
+    const now = this.clock().getTime();
+    const limit = 3 * this.options.desired.health.intervalSeconds * 1000 + 30_000;
+    const since = (this.lastCheckAt ?? this.counters.startedAt).getTime();
+    const problem = this.stopping ? 'stopping' : now - since > limit ? `no health check for ${Math.round((now - since) / 1000)} s` : undefined;
+    return {
+      ok: !problem,
+      startedAt: this.counters.startedAt.toISOString(),
+      lastCheckAt: this.lastCheckAt?.toISOString() ?? null,
+      health: this.latest?.status ?? null,
+      applying: this.applying !== null,
+      nextApplyAt: this.counters.nextApplyAt?.toISOString() ?? null,
+      ...(problem ? { problem } : {}),
+    };
+  }
+}

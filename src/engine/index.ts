@@ -1,0 +1,228 @@
+/**
+ * The engine's API, for the CLI, the daemon and tests: observe → plan (`makePlan`), and
+ * lock → prepare → observe → plan or stale check → confirm → execute (`apply`).
+ *
+ * Every function takes the engine parts (modules and handlers) as a parameter, the registry
+ * being the default, so that tests inject a module of their own.
+ */
+import type { Desired } from '../config/types.js';
+import { JarvisError, isJarvisError, messageOf } from '../errors.js';
+import { redact } from '../services/redact.js';
+import { Journal, newRunId } from './journal.js';
+import { acquireApplyLock, type LockOwner } from './lock.js';
+import { applicableModules, buildPlan, narrowPlan, type Observation } from './planner.js';
+import { defaultParts, type EngineParts } from './registry.js';
+import { describeBasisChange } from './stale.js';
+import type { Action, ActionOutcome, ActionResult, Plan, Progress, RunResult } from './types.js';
+
+export type { EngineParts } from './registry.js';
+
+const silent: Progress = { note: () => undefined, update: () => undefined };
+
+/** Every applicable module's observation, in parallel; a failure is recorded, not thrown. */
+export async function observeAll(desired: Desired, parts: EngineParts, now: Date, env: NodeJS.ProcessEnv = process.env): Promise<{ observation: Observation; timingsMs: Record<string, number> }> {
+  const observation: Observation = { at: now.toISOString(), modules: {} };
+  const timingsMs: Record<string, number> = {};
+  await Promise.all(applicableModules(parts.modules, desired).map(async (module) => {
+    const started = performance.now();
+    try {
+      observation.modules[module.name] = { ok: true, observed: await module.observe({ desired, env, now }) };
+    } catch (e) {
+      observation.modules[module.name] = { ok: false, error: redact(messageOf(e), env) };
+    }
+    timingsMs[module.name] = performance.now() - started;
+  }));
+  return { observation, timingsMs };
+}
+
+export interface PlanOptions {
+  desired: Desired;
+  parts?: EngineParts;
+  now?: Date;
+  env?: NodeJS.ProcessEnv;
+  /** `--target MODULE|ACTION_ID` */
+  target?: string;
+}
+
+export interface PlanRun {
+  plan: Plan;
+  observation: Observation;
+  /** Wall time of observation (all modules, in parallel) and of planning. */
+  timingsMs: { observe: number; plan: number; modules: Record<string, number> };
+}
+
+/** Observes the world and plans. */
+export async function makePlan(options: PlanOptions): Promise<PlanRun> {
+  const env = options.env ?? process.env;
+  const parts = options.parts ?? (await defaultParts(env));
+  const now = options.now ?? new Date();
+  const t0 = performance.now();
+  const { observation, timingsMs } = await observeAll(options.desired, parts, now, env);
+  const t1 = performance.now();
+  let plan = buildPlan(options.desired, parts.modules, observation);
+  if (options.target) plan = narrowPlan(plan, options.target, parts.modules.map((m) => m.name));
+  return { plan, observation, timingsMs: { observe: t1 - t0, plan: performance.now() - t1, modules: timingsMs } };
+}
+
+/** What the CLI (or the daemon's log) shows while an apply runs. Every callback is optional. */
+export interface ApplyReporter {
+  /** The run's id, before anything else happens (the daemon logs every line of the run with it). */
+  runStarted?(runId: string): void;
+  waitingForLock?(owner: LockOwner | null, timeoutMs: number): void;
+  prepared?(lines: string[]): void;
+  /** Returns the progress sink of this action (a bar on a terminal). */
+  actionStarted?(action: Action, index: number, total: number): Progress | void;
+  actionFinished?(action: Action, result: ActionResult, progress: Progress | void): void;
+}
+
+export interface ApplyOptions {
+  desired: Desired;
+  /** A saved plan (`apply plan.json`): executed as saved if its basis still holds. */
+  savedPlan?: Plan;
+  parts?: EngineParts;
+  /** How long to wait for another apply to finish (default 60 s). */
+  lockTimeoutMs?: number;
+  /** Asked with the plan before anything runs (a terminal prompt); false cancels. */
+  confirm?(plan: Plan): Promise<boolean>;
+  reporter?: ApplyReporter;
+  env?: NodeJS.ProcessEnv;
+  /** Aborting stops the run between actions; the rest is reported as not executed. */
+  signal?: AbortSignal;
+  /** `--target` when planning afresh. */
+  target?: string;
+  clock?: () => Date;
+}
+
+function errorOf(e: unknown, env: NodeJS.ProcessEnv): NonNullable<ActionResult['error']> {
+  if (isJarvisError(e)) return { code: e.code, message: redact(e.message, env), ...(e.hint ? { hint: redact(e.hint, env) } : {}) };
+  return { code: 'INTERNAL', message: redact(messageOf(e), env) };
+}
+
+/** The refusal of a saved plan whose basis changed, naming what changed. */
+function checkStale(saved: Plan, current: Plan): void {
+  const changes = describeBasisChange(saved.basis, current.basis);
+  if (changes.length === 0 && saved.fingerprint === current.fingerprint) return;
+  throw new JarvisError('STALE_PLAN', `the saved plan is stale: the state it was made from has changed since ${saved.createdAt}`, {
+    details: changes.length ? changes.map((c) => `  changed: ${c}`) : ['  changed: the fingerprint (the plan file may have been edited)'],
+    hint: 'make a new plan with `jarvis-db plan --out FILE` and apply that',
+  });
+}
+
+/**
+ * Runs an apply under the lock of the storage path. Resolves with the run's result whether
+ * actions failed or not (status `failed`); rejects when nothing ran: the lock could not be
+ * taken, the saved plan is stale, the plan has errors, or the confirmation was refused.
+ */
+export async function apply(options: ApplyOptions): Promise<RunResult> {
+  const env = options.env ?? process.env;
+  const clock = options.clock ?? (() => new Date());
+  const parts = options.parts ?? (await defaultParts(env));
+  const { desired, reporter = {} } = options;
+  const startedAt = clock();
+  const runId = newRunId(startedAt);
+  reporter.runStarted?.(runId);
+  const lockTimeoutMs = options.lockTimeoutMs ?? 60_000;
+  const lock = await acquireApplyLock(desired.storage.path, {
+    timeoutMs: lockTimeoutMs, runId, signal: options.signal, onWait: (owner) => reporter.waitingForLock?.(owner, lockTimeoutMs),
+  });
+  let journal: Journal | undefined;
+  try {
+    journal = await Journal.open(desired.storage.path, runId, env);
+    await journal.write('run_started', { pid: process.pid, configFile: desired.configFile, configHash: desired.configHash, savedPlan: options.savedPlan ? options.savedPlan.fingerprint : null });
+    const prepared: string[] = [];
+    for (const module of applicableModules(parts.modules, desired)) {
+      if (module.beforeApply) prepared.push(...(await module.beforeApply({ desired, env, runId })));
+    }
+    if (prepared.length) {
+      await journal.write('prepared', { lines: prepared });
+      reporter.prepared?.(prepared);
+    }
+    let plan: Plan;
+    try {
+      const { plan: current } = await makePlan({ desired, parts, env, now: clock(), target: options.savedPlan ? undefined : options.target });
+      plan = current;
+      if (options.savedPlan) {
+        checkStale(options.savedPlan, current);
+        plan = options.savedPlan;
+      }
+      if (plan.errors.length) {
+        throw new JarvisError('PLAN_ERRORS', `the plan has ${plan.errors.length} error(s); nothing was applied`, {
+          details: plan.errors.map((e) => `  ${e.module}: ${e.message}${e.path ? ` (${e.path})` : ''}`),
+          hint: 'run `jarvis-db plan` to see them; fix the config or the services and try again',
+        });
+      }
+      if (plan.actions.length && options.confirm && !(await options.confirm(plan))) {
+        throw new JarvisError('CONFIRMATION_REQUIRED', 'apply cancelled: the plan was not confirmed; nothing was applied');
+      }
+    } catch (e) {
+      await journal.write('run_refused', { error: errorOf(e, env) });
+      throw e;
+    }
+    await journal.write('plan', { fingerprint: plan.fingerprint, target: plan.target ?? null, actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target, risk: a.risk })) });
+    const results = await execute(plan, { desired, parts, env, runId, journal, reporter, signal: options.signal, clock });
+    const finishedAt = clock();
+    const status: RunResult['status'] = plan.actions.length === 0 ? 'nothing_to_do'
+      : results.some((r) => r.status === 'failed') ? 'failed'
+        : results.some((r) => r.status === 'not_executed') ? 'cancelled' : 'succeeded';
+    const counts = { done: 0, failed: 0, not_executed: 0 };
+    for (const r of results) counts[r.status]++;
+    const durationMs = finishedAt.getTime() - startedAt.getTime();
+    await journal.write('run_finished', { status, ...counts, durationMs });
+    return { runId, status, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, prepared, plan, results, journalFile: journal.file };
+  } finally {
+    await journal?.close().catch(() => undefined);
+    await lock.release();
+  }
+}
+
+interface ExecuteContextIn {
+  desired: Desired;
+  parts: EngineParts;
+  env: NodeJS.ProcessEnv;
+  runId: string;
+  journal: Journal;
+  reporter: ApplyReporter;
+  signal?: AbortSignal;
+  clock: () => Date;
+}
+
+/** The apply loop: in order; the first failure (or an abort) stops it; the rest is not executed. */
+async function execute(plan: Plan, c: ExecuteContextIn): Promise<ActionResult[]> {
+  const results: ActionResult[] = [];
+  const outcomes = new Map<string, ActionOutcome>();
+  const signal = c.signal ?? new AbortController().signal;
+  let stopped = false;
+  for (const [index, action] of plan.actions.entries()) {
+    const base = { id: action.id, type: action.type, target: action.target };
+    if (stopped || signal.aborted) {
+      const result: ActionResult = { ...base, status: 'not_executed' };
+      results.push(result);
+      await c.journal.write('action_not_executed', { action: action.id, reason: stopped ? 'an earlier action failed' : 'the apply was interrupted' });
+      c.reporter.actionFinished?.(action, result, undefined);
+      continue;
+    }
+    const startedAt = c.clock();
+    await c.journal.write('action_started', { action: action.id, type: action.type, target: action.target, risk: action.risk, reason: action.reason });
+    const progress = c.reporter.actionStarted?.(action, index, plan.actions.length);
+    const ctx = {
+      desired: c.desired, plan, runId: c.runId, env: c.env, signal, outcomes,
+      log: (event: string, fields: Record<string, unknown> = {}) => { void c.journal.write(event, { action: action.id, ...fields }); },
+    };
+    let result: ActionResult;
+    try {
+      const handler = c.parts.handlers[action.type];
+      if (!handler) throw new JarvisError('PLAN_INVALID', `no handler for action type ${action.type}`);
+      const outcome = await handler(action, ctx, progress ?? silent);
+      outcomes.set(action.id, outcome);
+      result = { ...base, status: 'done', startedAt: startedAt.toISOString(), durationMs: c.clock().getTime() - startedAt.getTime(), summary: redact(outcome.summary, c.env) };
+      await c.journal.write('action_done', { action: action.id, durationMs: result.durationMs, summary: result.summary, details: outcome.details ?? null });
+    } catch (e) {
+      result = { ...base, status: 'failed', startedAt: startedAt.toISOString(), durationMs: c.clock().getTime() - startedAt.getTime(), error: errorOf(e, c.env) };
+      await c.journal.write('action_failed', { action: action.id, durationMs: result.durationMs, error: result.error });
+      stopped = true;
+    }
+    results.push(result);
+    c.reporter.actionFinished?.(action, result, progress);
+  }
+  return results;
+}

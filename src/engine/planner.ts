@@ -1,0 +1,185 @@
+/**
+ * The pure planner (DESIGN.md §1, §2): the observation of every module and the desired state
+ * in, one Plan out. No I/O, no clock: `now` is the observation's.
+ *
+ * It owns what no single domain can decide: the order of actions across domains
+ * (pre-change backup → migrations → due backups → retention, archive before delete →
+ * pruning → verification), the backup that precedes migrations when `schema.backupBefore`,
+ * ids that are unique and stable across re-plans, the fingerprint, and `--target`.
+ */
+import { createHash } from 'node:crypto';
+import type { Desired } from '../config/types.js';
+import { canonicalJson } from '../storage/durable.js';
+import { JarvisError } from '../errors.js';
+import {
+  PLAN_FORMAT_VERSION, type Action, type ActionType, type DomainModule, type Finding, type ModulePlan,
+  type Observed, type Plan, type PlanBasis, type PlanError,
+} from './types.js';
+
+/** What observation produced for one module: its data, or why it could not be read. */
+export type ModuleObservation = { ok: true; observed: unknown } | { ok: false; error: string };
+
+export interface Observation {
+  /** The clock the observation was taken at (ISO). */
+  at: string;
+  /** By module name; modules that do not apply to the config are absent. */
+  modules: Record<string, ModuleObservation>;
+}
+
+/** The order of apply (DESIGN.md §2). A pre-change backup comes before everything. */
+const PHASE: Record<ActionType, number> = {
+  migrate_up: 1,
+  migrate_down: 1,
+  create_backup: 2,
+  retention_archive: 4,
+  retention_anonymize: 5,
+  retention_compress: 6,
+  retention_delete: 7,
+  prune_backup: 8,
+  prune_archive: 8,
+  verify_backup: 9,
+};
+/** Action types of test modules (not in ACTION_TYPES) run after the due backups. */
+const UNKNOWN_PHASE = 3;
+
+export function phaseOf(action: Action): number {
+  if (action.type === 'create_backup' && action.params.preChange === true) return 0;
+  return PHASE[action.type] ?? UNKNOWN_PHASE;
+}
+
+/** Stable sort by phase: within a phase, the order the modules gave (migrations in sequence). */
+export function orderActions(actions: readonly Action[]): Action[] {
+  return actions.map((a, i) => ({ a, i })).sort((x, y) => phaseOf(x.a) - phaseOf(y.a) || x.i - y.i).map(({ a }) => a);
+}
+
+const isMigration = (a: Action) => a.type === 'migrate_up' || a.type === 'migrate_down';
+
+/**
+ * With `schema.backupBefore`, a PostgreSQL backup runs before any migration of the same apply:
+ * the due backup of a postgres schedule moves first, or one is added for the first postgres
+ * schedule; with no postgres schedule, that is a plan error.
+ */
+export function addPreChangeBackup(desired: Desired, actions: Action[], errors: PlanError[]): Action[] {
+  if (!desired.schema?.backupBefore || !actions.some(isMigration)) return actions;
+  const schedules = desired.backups.filter((b) => b.service === 'postgres');
+  if (schedules.length === 0) {
+    errors.push({
+      module: 'backup', path: 'schema.backupBefore',
+      message: 'schema.backupBefore asks for a PostgreSQL backup before migrations, but no backup schedule backs up postgres (add one under backups:, or set schema.backupBefore: false)',
+    });
+    return actions;
+  }
+  const names = new Set(schedules.map((s) => s.name));
+  const due = actions.find((a) => a.type === 'create_backup' && names.has(String(a.params.schedule)));
+  let pre: Action;
+  let out: Action[];
+  if (due) {
+    pre = { ...due, reason: `${due.reason}; and before migrations (schema.backupBefore)`, params: { ...due.params, preChange: true } };
+    out = actions.map((a) => (a === due ? pre : a));
+  } else {
+    const schedule = schedules[0]!;
+    pre = {
+      id: `backup.create.${schedule.name}`, type: 'create_backup', module: 'backup', target: schedule.name,
+      reason: 'before migrations (schema.backupBefore)', risk: 'safe', estimate: null,
+      params: { schedule: schedule.name, service: 'postgres', preChange: true },
+    };
+    out = [pre, ...actions];
+  }
+  return out.map((a) => (isMigration(a) ? { ...a, requires: [...new Set([...(a.requires ?? []), pre.id])] } : a));
+}
+
+/** SHA-256 of the basis: what `apply plan.json` compares to refuse a stale plan. */
+export function fingerprintOf(basis: PlanBasis): string {
+  return createHash('sha256').update(canonicalJson(basis)).digest('hex');
+}
+
+function checkIds(actions: readonly Action[], errors: PlanError[]): void {
+  const seen = new Set<string>();
+  for (const a of actions) {
+    if (seen.has(a.id)) errors.push({ module: a.module, message: `two actions have the id ${a.id} (a module bug: ids must be unique)` });
+    seen.add(a.id);
+  }
+  for (const a of actions) {
+    for (const r of a.requires ?? []) {
+      if (!seen.has(r)) errors.push({ module: a.module, message: `${a.id} requires ${r}, which is not in the plan` });
+    }
+  }
+}
+
+/** The modules that take part for this config, in registry order. */
+export function applicableModules<M extends Pick<DomainModule, 'name' | 'appliesTo'>>(modules: readonly M[], desired: Desired): M[] {
+  return modules.filter((m) => m.appliesTo(desired));
+}
+
+/**
+ * Pure: every applicable module's plan, merged and ordered. A module whose observation
+ * failed, or whose planner threw, gives a plan error (the others are still planned).
+ */
+export function buildPlan(desired: Desired, modules: readonly DomainModule<unknown>[], observation: Observation): Plan {
+  const now = new Date(observation.at);
+  const all: Observed = {};
+  for (const [name, o] of Object.entries(observation.modules)) if (o.ok) all[name] = o.observed;
+  const actions: Action[] = [];
+  const findings: Finding[] = [];
+  const errors: PlanError[] = [];
+  const basis: PlanBasis = { configHash: desired.configHash, modules: {} };
+  for (const module of applicableModules(modules, desired)) {
+    const o = observation.modules[module.name];
+    if (!o) {
+      errors.push({ module: module.name, message: 'was not observed' });
+      continue;
+    }
+    if (!o.ok) {
+      errors.push({ module: module.name, message: `cannot observe: ${o.error}` });
+      continue;
+    }
+    let part: ModulePlan;
+    try {
+      part = module.plan(desired, o.observed, now, all);
+      basis.modules[module.name] = module.fingerprint(o.observed) ?? null;
+    } catch (e) {
+      errors.push({ module: module.name, message: `planning failed: ${(e as Error).message}` });
+      continue;
+    }
+    actions.push(...part.actions);
+    findings.push(...part.findings);
+    errors.push(...part.errors);
+  }
+  const ordered = orderActions(addPreChangeBackup(desired, actions, errors));
+  checkIds(ordered, errors);
+  return {
+    formatVersion: PLAN_FORMAT_VERSION,
+    createdAt: observation.at,
+    configFile: desired.configFile,
+    configHash: desired.configHash,
+    fingerprint: fingerprintOf(basis),
+    basis,
+    actions: ordered,
+    findings,
+    errors,
+  };
+}
+
+/**
+ * `--target MODULE|ACTION_ID`: only that module's actions, or that action (an id, or an id
+ * prefix ending at a dot such as `backup.prune`), with the actions they require.
+ * A target that names neither a module nor a planned action is a usage error.
+ */
+export function narrowPlan(plan: Plan, target: string, moduleNames: readonly string[]): Plan {
+  const byId = new Map(plan.actions.map((a) => [a.id, a]));
+  const direct = plan.actions.filter((a) => a.module === target || a.id === target || a.id.startsWith(target + '.'));
+  if (direct.length === 0 && !moduleNames.includes(target)) {
+    const ids = plan.actions.map((a) => a.id);
+    throw new JarvisError('USAGE', `--target ${target} names no module and no planned action`, {
+      hint: `modules: ${moduleNames.join(', ')}${ids.length ? `; planned actions: ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? ', …' : ''}` : ''}`,
+    });
+  }
+  const keep = new Set<string>();
+  const add = (a: Action) => {
+    if (keep.has(a.id)) return;
+    keep.add(a.id);
+    for (const r of a.requires ?? []) { const dep = byId.get(r); if (dep) add(dep); }
+  };
+  direct.forEach(add);
+  return { ...plan, target, actions: plan.actions.filter((a) => keep.has(a.id)) };
+}

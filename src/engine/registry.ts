@@ -1,0 +1,80 @@
+/**
+ * The domain modules the engine knows, and the handler of every action type.
+ *
+ * How a domain plugs in (the engine itself does not change):
+ * 1. `src/<domain>/module.ts` exports a `DomainModule` (observe: read-only I/O returning plain
+ *    JSON; plan: pure; fingerprint: what its actions depend on, nothing that merely ages) and
+ *    one `Handler` per action type it plans.
+ * 2. One line in MODULE_LOADERS below (loaded lazily, so that start-up stays fast).
+ * 3. Its lines in HANDLERS, `lazy(...)` ones. HANDLERS is a
+ *    `Record<ActionType, Handler>`: an action type without a handler does not compile.
+ * 4. Its case in test/engine/convergence.test.ts.
+ * Conventions for actions: ids `<module>.<verb>.<target>`, the same for the same decision on
+ * every re-plan; `params.schedule` or `params.policy` names the config entry (plan --base groups
+ * its impact by it); `estimate.rows` for row counts (plan --base words them); `requires` for
+ * an action that needs an earlier one of the same apply. Ordering across domains is the
+ * planner's (src/engine/planner.ts), by action type.
+ *
+ * Test hook: JARVIS_DB_TEST_MODULE names an ES module file exporting `module` (a DomainModule)
+ * and `handlers` (handlers of its own action types). Only tests set it (test/engine/*.test.ts,
+ * test/cli/*.test.ts); it lets them prove the engine end to end through the real CLI with a
+ * module of their own.
+ */
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { JarvisError } from '../errors.js';
+import type { Action, DomainModule, Handler, HandlerMap } from './types.js';
+
+type AnyModule = DomainModule<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** One line per domain, in the order their findings and errors are listed. */
+export const MODULE_LOADERS: Record<string, () => Promise<AnyModule>> = {
+  backup: async () => (await import('../backup/module.js')).backupModule,
+  migrate: async () => (await import('../migrate/module.js')).migrateModule,
+  retention: async () => (await import('../retention/module.js')).retentionModule,
+  health: async () => (await import('../health/module.js')).healthModule,
+};
+
+/** A handler whose code is imported only when an action of its type runs. */
+function lazy<M>(load: () => Promise<M>, pick: (m: M) => Handler): Handler {
+  return async (action, ctx, progress) => pick(await load())(action, ctx, progress);
+}
+
+const backup = () => import('../backup/module.js');
+const migrate = () => import('../migrate/module.js');
+const retention = () => import('../retention/module.js');
+
+export const HANDLERS: HandlerMap = {
+  create_backup: lazy(backup, (m) => m.createBackupHandler),
+  verify_backup: lazy(backup, (m) => m.verifyBackupHandler),
+  prune_backup: lazy(backup, (m) => m.pruneBackupHandler),
+  migrate_up: lazy(migrate, (m) => m.migrateUpHandler),
+  migrate_down: lazy(migrate, (m) => m.migrateDownHandler),
+  retention_delete: lazy(retention, (m) => m.retentionDeleteHandler),
+  retention_archive: lazy(retention, (m) => m.retentionArchiveHandler),
+  retention_anonymize: lazy(retention, (m) => m.retentionAnonymizeHandler),
+  retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
+  prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),
+};
+
+/** What the engine works with: modules to observe and plan, handlers to execute. */
+export interface EngineParts {
+  modules: AnyModule[];
+  /** HANDLERS, plus the handlers of a test module's own action types. */
+  handlers: HandlerMap & Record<string, Handler>;
+}
+
+interface TestModuleFile { module: AnyModule; handlers?: Record<string, Handler> }
+
+/** The registered modules (all of them, loaded now) and handlers; the test hook adds its own. */
+export async function defaultParts(env: NodeJS.ProcessEnv = process.env): Promise<EngineParts> {
+  const modules = await Promise.all(Object.values(MODULE_LOADERS).map((load) => load()));
+  let handlers: EngineParts['handlers'] = HANDLERS;
+  const testModule = env.JARVIS_DB_TEST_MODULE;
+  if (testModule) {
+    const loaded = (await import(pathToFileURL(resolve(testModule)).href)) as TestModuleFile;
+    modules.push(loaded.module);
+    handlers = { ...HANDLERS, ...loaded.handlers };
+  }
+  return { modules, handlers };
+}

@@ -1,0 +1,217 @@
+/**
+ * The plan is plain data (DESIGN.md §2). Everything here is JSON-serialisable.
+ */
+import type { Desired } from '../config/types.js';
+
+export const PLAN_FORMAT_VERSION = 1;
+
+export const ACTION_TYPES = [
+  'create_backup',
+  'verify_backup',
+  'prune_backup',
+  'migrate_up',
+  'migrate_down',
+  'retention_delete',
+  'retention_archive',
+  'retention_anonymize',
+  'retention_compress',
+  'prune_archive',
+] as const;
+export type ActionType = (typeof ACTION_TYPES)[number];
+
+/** How an action shows in a plan: `+` create, `~` change in place, `-` destroy (DESIGN.md §2). */
+export type ActionKind = 'create' | 'change' | 'destroy';
+
+export const ACTION_KIND: Record<ActionType, ActionKind> = {
+  create_backup: 'create',
+  verify_backup: 'change',
+  prune_backup: 'destroy',
+  migrate_up: 'change',
+  migrate_down: 'change',
+  retention_delete: 'destroy',
+  retention_archive: 'change',
+  retention_anonymize: 'change',
+  retention_compress: 'change',
+  prune_archive: 'destroy',
+};
+
+export type ModuleName = 'backup' | 'migrate' | 'retention' | 'health' | (string & {});
+
+export type Risk = 'safe' | 'destructive';
+
+export interface Estimate {
+  rows?: number;
+  bytes?: number;
+  backups?: number;
+  seconds?: number;
+}
+
+export interface Action {
+  /** Stable within a plan and across re-plans of the same state: `backup.create.postgres-nightly`. */
+  id: string;
+  type: ActionType;
+  module: ModuleName;
+  /** What it acts on: a schedule name, a backup id, a table, a migration name. */
+  target: string;
+  /** Why now, in words. */
+  reason: string;
+  risk: Risk;
+  estimate: Estimate | null;
+  /**
+   * Plain JSON the handler needs. By convention `schedule` (backups) or `policy` (retention)
+   * names the config entry the action comes from; `plan --base` groups its impact by them.
+   */
+  params: Record<string, unknown>;
+  /**
+   * Ids of actions that must have run before this one (a verification of the backup that an
+   * earlier action creates). `--target` keeps them with the actions that need them.
+   */
+  requires?: string[];
+}
+
+export type Status = 'HEALTHY' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
+
+export interface Finding {
+  /** `postgres.connections_used_ratio`, `backup.age.postgres-nightly`, `retention.index.messages` */
+  check: string;
+  service: string;
+  status: Status;
+  value: number | string | null;
+  threshold: string | null;
+  message: string;
+}
+
+export interface PlanError {
+  module: ModuleName;
+  message: string;
+  /** The config path the error is about, where there is one: `policies[2]`. */
+  path?: string;
+}
+
+/**
+ * What the actions of a plan depend on: the config hash and each module's `fingerprint`.
+ * Saved in the plan so that a stale plan can be refused naming what changed.
+ */
+export interface PlanBasis {
+  configHash: string;
+  modules: Record<string, unknown>;
+}
+
+export interface Plan {
+  formatVersion: typeof PLAN_FORMAT_VERSION;
+  createdAt: string;
+  configFile: string;
+  configHash: string;
+  /** SHA-256 of the canonical JSON of `basis`. */
+  fingerprint: string;
+  basis: PlanBasis;
+  /** `--target` the plan was narrowed to, if any. */
+  target?: string;
+  actions: Action[];
+  findings: Finding[];
+  errors: PlanError[];
+}
+
+/** What one module saw, by module name. Plain JSON. */
+export type Observed = Record<string, unknown>;
+
+export interface ModulePlan {
+  actions: Action[];
+  findings: Finding[];
+  errors: PlanError[];
+}
+
+export interface Progress {
+  /** A line of progress for the current action ("dumping messages"). */
+  note(message: string): void;
+  /** Fractional progress, for a bar on a terminal. */
+  update(done: number, total?: number): void;
+}
+
+export interface ActionOutcome {
+  /** What was done, one line: "backup 20261124T030000Z written, 193 MB". */
+  summary: string;
+  details?: Record<string, unknown>;
+}
+
+export interface ExecuteContext {
+  desired: Desired;
+  plan: Plan;
+  runId: string;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  /** Outcomes of the actions already done in this run, by action id (see `Action.requires`). */
+  outcomes: ReadonlyMap<string, ActionOutcome>;
+  /** Structured log line (goes to the journal/daemon log, redacted). */
+  log(event: string, fields?: Record<string, unknown>): void;
+}
+
+/** What `beforeApply` may do: tidy up under the lock before anything is observed. */
+export interface PrepareContext {
+  desired: Desired;
+  env: NodeJS.ProcessEnv;
+  runId: string;
+}
+
+export interface ObserveContext {
+  desired: Desired;
+  env: NodeJS.ProcessEnv;
+  /** The clock the observation is taken at; plan gets the same value. */
+  now: Date;
+}
+
+export type Handler = (action: Action, ctx: ExecuteContext, progress: Progress) => Promise<ActionOutcome>;
+
+/** One handler per action type: a type without one is a compile error (DESIGN.md §1). */
+export type HandlerMap = Record<ActionType, Handler>;
+
+/**
+ * A domain: observe (read-only I/O), plan (pure), execute (I/O).
+ * `plan` receives every module's observation so cross-domain decisions
+ * (a backup before migrations) stay in pure code.
+ */
+export interface DomainModule<O = unknown> {
+  name: ModuleName;
+  /** Whether this module has anything to do for this config (skip observation otherwise). */
+  appliesTo(desired: Desired): boolean;
+  observe(ctx: ObserveContext): Promise<O>;
+  plan(desired: Desired, observed: O, now: Date, all: Observed): ModulePlan;
+  /**
+   * The part of the observation that the actions depend on; it goes into the plan's
+   * fingerprint so that `apply plan.json` refuses a plan whose basis has changed.
+   * Keep out what merely ages (row counts, sizes).
+   */
+  fingerprint(observed: O): unknown;
+  /**
+   * Optional housekeeping at the start of an apply, under the lock and before observation
+   * (the backup module removes the debris of killed backups). Returns one line per thing done.
+   */
+  beforeApply?(ctx: PrepareContext): Promise<string[]>;
+}
+
+export type ActionStatus = 'done' | 'failed' | 'not_executed';
+
+export interface ActionResult {
+  id: string;
+  type: ActionType;
+  target: string;
+  status: ActionStatus;
+  startedAt?: string;
+  durationMs?: number;
+  summary?: string;
+  error?: { code: string; message: string; hint?: string };
+}
+
+export interface RunResult {
+  runId: string;
+  /** `nothing_to_do` when the plan had no actions; `cancelled` when a signal stopped it between actions. */
+  status: 'succeeded' | 'failed' | 'cancelled' | 'nothing_to_do';
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** Lines of housekeeping done before the plan (debris removed). */
+  prepared: string[];
+  plan: Plan;
+  results: ActionResult[];
+  journalFile: string;
+}

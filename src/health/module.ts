@@ -1,0 +1,26 @@
+/**
+ * The `health` domain module: observe takes the samples (read-only), plan turns them into
+ * findings against the thresholds (pure, no actions). Only findings that are not HEALTHY go
+ * into the plan, so a healthy system still plans "No changes".
+ */
+import type { Desired } from '../config/types.js';
+import type { DomainModule, ModulePlan } from '../engine/types.js';
+import { evaluate } from './evaluate.js';
+import type { HealthObservation } from './samples.js';
+
+export function planHealth(desired: Desired, observed: HealthObservation): ModulePlan {
+  const findings = evaluate(observed.samples, desired.health.thresholds, observed.previous).filter((f) => f.status !== 'HEALTHY');
+  return { actions: [], findings, errors: [] };
+}
+
+export const healthModule: DomainModule<HealthObservation> = {
+  name: 'health',
+  appliesTo: () => true,
+  async observe(ctx) {
+    const { observeHealth } = await import('./check.js');
+    return observeHealth(ctx.desired, { env: ctx.env, now: ctx.now });
+  },
+  plan: (desired, observed) => planHealth(desired, observed),
+  // Health plans no actions: nothing an apply does depends on it.
+  fingerprint: () => null,
+};

@@ -1,0 +1,63 @@
+/**
+ * The `migrate` domain module: observe the applied migrations and the files (read-only), plan
+ * the steps to `schema.target` (pure), and the handlers that run them. The PostgreSQL backup
+ * before migrations (`schema.backupBefore`) is the engine planner's (`addPreChangeBackup`).
+ */
+import type { Desired, SchemaSettings } from '../config/types.js';
+import type { Action, DomainModule, ExecuteContext, Handler, Progress } from '../engine/types.js';
+import { JarvisError } from '../errors.js';
+import { postgresUrl } from '../services/postgres.js';
+import { observeMigrations, type MigrateObserved } from './observe.js';
+import { planMigrations, type MigrateStepParams } from './plan.js';
+
+/** How long a handler waits for another migration (a plain node-pg-migrate run) to finish. */
+export const HANDLER_LOCK_TIMEOUT_MS = 60_000;
+
+function schemaOf(desired: Desired): SchemaSettings {
+  if (!desired.schema) throw new JarvisError('CONFIG_INVALID', 'the config has no schema section', { hint: 'add schema: { migrations: ./migrations, target: latest }' });
+  return desired.schema;
+}
+
+export const migrateModule: DomainModule<MigrateObserved> = {
+  name: 'migrate',
+  appliesTo: (desired) => desired.schema !== undefined && desired.services.postgres !== undefined,
+  observe: (ctx) => observeMigrations(postgresUrl(ctx.desired), schemaOf(ctx.desired).migrations),
+  plan: (desired, observed) => planMigrations(schemaOf(desired), observed),
+  fingerprint: (observed) => ({
+    databaseExists: observed.databaseExists,
+    applied: observed.applied.map((a) => [a.name, a.sha256]),
+    files: observed.files.map((f) => [f.name, f.sha256]),
+  }),
+};
+
+function stepOf(action: Action): MigrateStepParams {
+  const p = action.params as Partial<MigrateStepParams>;
+  const direction = action.type === 'migrate_up' ? 'up' : 'down';
+  if (typeof p.name !== 'string' || typeof p.file !== 'string' || p.direction !== direction) {
+    throw new JarvisError('PLAN_INVALID', `action ${action.id} is not a ${action.type} step the migrate module planned`);
+  }
+  return p as MigrateStepParams;
+}
+
+async function execute(action: Action, ctx: ExecuteContext, progress: Progress) {
+  const schema = schemaOf(ctx.desired);
+  const step = stepOf(action);
+  if (step.direction === 'down' && !schema.allowDown) {
+    throw new JarvisError('PLAN_INVALID', `the plan rolls back ${step.name} but schema.allowDown is not true in the config`, { hint: 'set schema.allowDown: true to allow down-migrations' });
+  }
+  const { executeStep } = await import('./run.js');
+  const outcome = await executeStep(postgresUrl(ctx.desired), schema.migrations, step, {
+    lockTimeoutMs: HANDLER_LOCK_TIMEOUT_MS,
+    note: (m) => progress.note(m),
+    log: (event, fields) => ctx.log(event, fields),
+  });
+  return {
+    summary: `${step.direction === 'up' ? 'applied' : 'rolled back'} ${step.file} in ${(outcome.ms / 1000).toFixed(2)} s; schema at ${step.to}`,
+    details: { name: step.name, direction: step.direction, ms: outcome.ms, version: step.to },
+  };
+}
+
+export const migrateUpHandler: Handler = execute;
+export const migrateDownHandler: Handler = execute;
+
+export const migrateHandlers = { migrate_up: migrateUpHandler, migrate_down: migrateDownHandler } as const;

@@ -1,0 +1,61 @@
+/**
+ * Text for `migrate up/down` and `init` results. Pure.
+ */
+import type { InitResult } from './init.js';
+import type { MigrateStepParams } from './plan.js';
+import type { MigrateResult } from './run.js';
+
+export interface StepLine { name: string; direction: 'up' | 'down'; ms: number | null }
+
+/** The planned steps with the time each took (null: not run). */
+export function stepLines(result: MigrateResult): StepLine[] {
+  const ran = new Map(result.done.map((d) => [d.step.name, d.ms]));
+  return result.plan.actions.map((a) => {
+    const s = a.params as unknown as MigrateStepParams;
+    return { name: s.name, direction: s.direction, ms: ran.get(s.name) ?? null };
+  });
+}
+
+/** The version after the steps that ran. */
+export function versionAfter(result: MigrateResult): string {
+  const last = result.done.at(-1);
+  return last ? last.step.to : result.from;
+}
+
+export function formatSteps(result: MigrateResult, options: { dryRun: boolean; backup?: string | null }): string {
+  const lines: string[] = [];
+  if (options.backup) lines.push(`+ backup ${options.backup} (schema.backupBefore)`);
+  const steps = stepLines(result);
+  for (const s of steps) {
+    const sign = s.direction === 'up' ? '+' : '-';
+    lines.push(options.dryRun || result.rehearsedMs !== null
+      ? `${sign} would ${s.direction === 'up' ? 'apply' : 'roll back'} ${s.name}${result.rehearsedMs !== null ? ': rehearsed, it runs' : ''}`
+      : `${sign} ${s.name} (${((s.ms ?? 0) / 1000).toFixed(2)} s)`);
+  }
+  if (steps.length === 0) lines.push(`No changes: the schema is at ${result.from}.`);
+  else if (result.rehearsedMs !== null) {
+    lines.push(`Rehearsed: ${steps.length} step(s) from ${result.from} ran in one transaction (${(result.rehearsedMs / 1000).toFixed(2)} s), rolled back; nothing changed.`);
+  } else if (options.dryRun) lines.push(`Dry run: ${steps.length} step(s) from ${result.from}; nothing changed.`);
+  else lines.push(`Schema at ${versionAfter(result)} (was ${result.from}).`);
+  return lines.join('\n');
+}
+
+const count = (n: number) => n.toLocaleString('en-US');
+
+export function formatInit(result: InitResult): string {
+  const lines: string[] = [result.created ? `+ database ${result.database} created` : `  database ${result.database} exists`];
+  for (const e of result.extensions) {
+    const sign = e.status === 'created' ? '+' : e.status === 'failed' ? '!' : ' ';
+    const what = { created: 'created', present: 'present', unavailable: 'not available', failed: 'could not be created' }[e.status];
+    lines.push(`${sign} extension ${e.name}: ${what}${e.note ? ` (${e.note})` : ''}`);
+  }
+  lines.push(formatSteps(result.migrations, { dryRun: false }));
+  const s = result.seed;
+  if (s) {
+    const c = s.counts;
+    lines.push(`+ seeded at scale ${s.scale} in ${(s.ms / 1000).toFixed(1)} s: ${count(c.users)} users, ${count(c.sessions)} sessions, `
+      + `${count(c.conversations)} conversations, ${count(c.messages)} messages, ${count(c.memory)} memories, ${count(c.metrics)} metrics, `
+      + `${count(c.metricsHourly)} hourly roll-ups, ${count(c.cacheEntries)} cache entries; database size ${(s.databaseBytes / 1e6).toFixed(0)} MB`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,85 @@
+/**
+ * Health reports and history for people (text) and machines (JSON). Pure.
+ */
+import type { Finding, Status } from '../engine/types.js';
+import { checkSpec, HEALTH_SERVICES } from '../health/checks.js';
+import { STATUS_EXIT_CODE, worstStatus } from '../health/evaluate.js';
+import { formatValue } from '../health/format.js';
+import { sparkline, type CheckTrend } from '../health/history.js';
+import { sampleKey, type HealthObservation } from '../health/samples.js';
+
+const SYMBOL: Record<Status, string> = { HEALTHY: '✓', WARNING: '!', CRITICAL: '✗', UNKNOWN: '?' };
+
+function pad(text: string, width: number): string {
+  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+}
+
+export function renderHealthText(observation: HealthObservation, findings: Finding[], status: Status): string {
+  const byKey = new Map(findings.map((f) => [f.check, f]));
+  const lines = [`Health: ${status}  (${observation.services.join(', ')} in ${observation.durationMs} ms)`];
+  for (const service of HEALTH_SERVICES) {
+    const samples = observation.samples.filter((s) => checkSpec(s.check)?.service === service);
+    if (!samples.length) continue;
+    const serviceStatus = worstStatus(findings.filter((f) => f.service === service).map((f) => f.status));
+    lines.push('', `${service}  ${serviceStatus}`);
+    const rows = samples.map((s) => {
+      const key = sampleKey(s);
+      const finding = byKey.get(key);
+      const spec = checkSpec(s.check)!;
+      const labels = Object.entries(s.labels ?? {});
+      const name = s.check.slice(service.length + 1) + (labels.length ? `{${labels.map(([k, v]) => `${k}=${v}`).join(',')}}` : '');
+      const value = s.value === null ? '-' : formatValue(s.value, spec.display);
+      let note = [s.detail, s.problem].filter(Boolean).join(': ');
+      if (finding && finding.status !== 'HEALTHY' && s.value !== null && spec.display !== 'bool') note = [note, finding.threshold].filter(Boolean).join('; ');
+      if (finding?.status === 'HEALTHY' && /not judged/.test(finding.message)) note = finding.message.slice(finding.message.indexOf('not judged'));
+      return { symbol: finding ? SYMBOL[finding.status] : '·', name, value, note };
+    });
+    const nameWidth = Math.min(Math.max(...rows.map((r) => r.name.length)), 48);
+    const valueWidth = Math.max(...rows.map((r) => r.value.length));
+    for (const r of rows) lines.push(`  ${r.symbol} ${pad(r.name, nameWidth)}  ${pad(r.value, valueWidth)}${r.note ? `  ${r.note}` : ''}`.trimEnd());
+  }
+  const bad = findings.filter((f) => f.status !== 'HEALTHY');
+  if (bad.length) {
+    lines.push('', `${bad.length} check${bad.length === 1 ? '' : 's'} not healthy:`);
+    for (const f of bad) lines.push(`  ${SYMBOL[f.status]} ${f.status} ${f.message}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function healthJson(observation: HealthObservation, findings: Finding[], status: Status): unknown {
+  return {
+    status,
+    exitCode: STATUS_EXIT_CODE[status],
+    takenAt: observation.takenAt,
+    durationMs: observation.durationMs,
+    probeMs: observation.probeMs,
+    services: Object.fromEntries(observation.services.map((s) => [s, worstStatus(findings.filter((f) => f.service === s).map((f) => f.status))])),
+    findings,
+    samples: observation.samples.map((s) => ({ key: sampleKey(s), ...s })),
+  };
+}
+
+export function renderHistoryText(trends: CheckTrend[], since: Date, until: Date): string {
+  const days = Math.max(1, Math.round((until.getTime() - since.getTime()) / 86_400_000));
+  const lines = [`Health history since ${since.toISOString().slice(0, 16).replace('T', ' ')} UTC (${days} day${days === 1 ? '' : 's'})`];
+  if (!trends.length) {
+    lines.push('', 'No health checks recorded in that period (`jarvis-db health check` or the daemon records them).');
+    return lines.join('\n') + '\n';
+  }
+  for (const trend of trends) {
+    const spec = checkSpec(trend.check.split('.').slice(0, 2).join('.'));
+    const show = (v: number) => (Number.isFinite(v) ? (spec ? formatValue(v, spec.display) : String(Number(v.toFixed(3)))) : '-');
+    lines.push('', `${trend.check}  ${sparkline(trend.days.map((d) => (d.samples ? d.avg : null)))}`);
+    const table = trend.days.map((d) => [d.day, show(d.min), show(d.avg), show(d.max), String(d.samples), d.worst, sparkline(d.hourly)]);
+    const header = ['day', 'min', 'avg', 'max', 'checks', 'worst', 'by hour (UTC)'];
+    const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+    const row = (cells: string[]) => '  ' + cells.map((c, i) => (i >= 1 && i <= 4 ? c.padStart(widths[i]!) : i === cells.length - 1 ? c : pad(c, widths[i]!))).join('  ');
+    lines.push(row(header).trimEnd());
+    for (const r of table) lines.push(row(r).trimEnd());
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function historyJson(trends: CheckTrend[], since: Date, until: Date): unknown {
+  return { since: since.toISOString(), until: until.toISOString(), checks: trends };
+}

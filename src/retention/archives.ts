@@ -1,0 +1,179 @@
+/**
+ * What `jarvis-db archive list|verify|restore` and the prune_archive handler do with archives.
+ * Restore re-inserts the rows of committed chunks only (pending ones are settled against the
+ * server first), parents before children, each chunk in one transaction, with the identity
+ * values kept (OVERRIDING SYSTEM VALUE) and ON CONFLICT DO NOTHING: a row that is already
+ * there is left alone, so restoring twice, or restoring chunks that overlap after a row was
+ * restored and archived again, never duplicates a row.
+ */
+import { join } from 'node:path';
+import type pg from 'pg';
+import type { Desired } from '../config/types.js';
+import type { Progress } from '../engine/types.js';
+import { JarvisError, messageOf } from '../errors.js';
+import { postgresUrl, sqlState } from '../services/postgres.js';
+import { keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
+import { inspectTable, type ColumnInfo, type TableInfo } from './catalog.js';
+import { readChunk, type Row } from './chunk.js';
+import { resolvePending, type Resolution } from './resolve.js';
+import { beginSql, DEFAULT_SESSION, openSession } from './session.js';
+import { restoreInsert } from './sql.js';
+import { deleteArchive, findArchive, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
+
+export function archiveKeyRing(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): KeyRing | null {
+  const enc = desired.storage.encryption;
+  if (entry && !entry.header.encrypted) return null;
+  if (!enc) {
+    if (entry?.header.encrypted) throw new JarvisError('DECRYPT_FAILED', `archive ${entry.header.id} is encrypted, but storage.encryption is not configured`, { hint: 'set storage.encryption.passphraseEnv to the variable holding its passphrase' });
+    return null;
+  }
+  return keyRingFromEnv(enc.passphraseEnv, env);
+}
+
+/** Settles the pending chunks of one archive (or all) against the configured database. */
+export async function settle(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): Promise<Resolution> {
+  const client = await openSession(postgresUrl(desired), DEFAULT_SESSION, 'jarvis-db archive');
+  try {
+    return await resolvePending(client, desired.storage.path, { ring: archiveKeyRing(desired, env, entry), ...(entry ? { policy: entry.header.policy } : {}) });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function listArchives(desired: Desired): Promise<{ archives: ArchiveSummary[]; invalid: { dir: string; problem: string }[] }> {
+  const scan = await scanArchives(desired.storage.path);
+  return { archives: scan.archives.map(summarize), invalid: scan.invalid };
+}
+
+export interface ArchiveVerifyResult {
+  archive: ArchiveSummary;
+  ok: boolean;
+  chunks: ChunkVerification[];
+  problems: string[];
+  resolution: Resolution | null;
+}
+
+/** Settles pending chunks when the database is reachable, then reads every chunk end to end. */
+export async function verifyArchiveById(desired: Desired, id: string, env: NodeJS.ProcessEnv, options: { settle: boolean } = { settle: true }): Promise<ArchiveVerifyResult> {
+  let entry = await findArchive(desired.storage.path, id);
+  let resolution: Resolution | null = null;
+  if (options.settle && entry.chunks.some((c) => c.state === 'pending') && desired.services.postgres) {
+    resolution = await settle(desired, env, entry);
+    entry = await reloadArchive(entry);
+  }
+  const v = await verifyArchive(entry, archiveKeyRing(desired, env, entry));
+  const problems = [...v.problems];
+  for (const c of entry.chunks.filter((x) => x.state === 'pending')) problems.push(`chunk ${c.manifest.chunk} is pending: whether its rows were deleted is not settled yet`);
+  return { archive: summarize(entry), ok: problems.length === 0, chunks: v.chunks, problems, resolution };
+}
+
+export interface ArchiveRestoreResult {
+  archiveId: string;
+  chunks: number;
+  inserted: Record<string, number>;
+  /** Rows already present (ON CONFLICT DO NOTHING). */
+  alreadyThere: Record<string, number>;
+  pendingSkipped: number;
+}
+
+const INSERT_ROWS = 1000;
+
+interface LiveTable { info: TableInfo; columns: ColumnInfo[]; positions: number[] }
+
+async function liveTable(client: pg.Client, archived: { table: string; columns: { name: string }[] }): Promise<LiveTable> {
+  const info = await inspectTable(client, archived.table);
+  if (!info) throw new JarvisError('RESTORE_FAILED', `table ${archived.table} does not exist; create it (migrate) before restoring`);
+  const columns: ColumnInfo[] = [];
+  const positions: number[] = [];
+  archived.columns.forEach((c, i) => {
+    const live = info.columns.find((x) => x.name === c.name);
+    if (!live) throw new JarvisError('RESTORE_FAILED', `column ${c.name} of ${archived.table} no longer exists; the archive cannot be restored into this table as is`);
+    if (live.generated) return;
+    columns.push(live);
+    positions.push(i);
+  });
+  return { info, columns, positions };
+}
+
+export async function restoreArchiveById(desired: Desired, id: string, options: { table?: string; env: NodeJS.ProcessEnv; progress?: Progress }): Promise<ArchiveRestoreResult> {
+  let entry = await findArchive(desired.storage.path, id);
+  const ring = archiveKeyRing(desired, options.env, entry);
+  const client = await openSession(postgresUrl(desired), DEFAULT_SESSION, 'jarvis-db archive restore');
+  try {
+    if (entry.chunks.some((c) => c.state === 'pending')) {
+      await resolvePending(client, desired.storage.path, { policy: entry.header.policy, ring });
+      entry = await reloadArchive(entry);
+    }
+    const tables = [entry.header.table, ...entry.header.children];
+    let only: string | undefined;
+    if (options.table) {
+      only = tables.find((t) => t === options.table || t.split('.').slice(1).join('.') === options.table);
+      if (!only) throw new JarvisError('USAGE', `archive ${entry.header.id} holds ${tables.join(', ')}, not ${options.table}`);
+    }
+    const committed = entry.chunks.filter((c) => c.state === 'committed');
+    // Everything is checked before the first row goes in.
+    const check = await verifyArchive({ ...entry, chunks: committed }, ring);
+    if (!check.ok) throw new JarvisError('ARCHIVE_INVALID', `archive ${entry.header.id} fails verification: ${check.problems[0]}`, { hint: `jarvis-db archive verify ${entry.header.id} lists every problem` });
+    const result: ArchiveRestoreResult = { archiveId: entry.header.id, chunks: 0, inserted: {}, alreadyThere: {}, pendingSkipped: entry.chunks.length - committed.length };
+    const live = new Map<string, LiveTable>();
+    let done = 0;
+    const total = committed.reduce((n, c) => n + c.manifest.rows, 0);
+    for (const chunk of committed) {
+      await client.query(beginSql({ ...DEFAULT_SESSION, statementTimeoutMs: 600_000 }));
+      try {
+        let buffer: Row[] = [];
+        let current: string | null = null;
+        const flush = async () => {
+          if (!current || buffer.length === 0) return;
+          const t = live.get(current)!;
+          const values = t.positions.map((p) => buffer.map((r) => r[p] ?? null));
+          const r = await client.query(restoreInsert(t.info, t.columns).text, values);
+          const inserted = r.rowCount ?? 0;
+          result.inserted[current] = (result.inserted[current] ?? 0) + inserted;
+          result.alreadyThere[current] = (result.alreadyThere[current] ?? 0) + buffer.length - inserted;
+          done += buffer.length;
+          options.progress?.update(done, total);
+          buffer = [];
+        };
+        const read = await readChunk(join(entry.dir, chunk.manifest.file.name), chunk.manifest, ring, {
+          header: async (table) => {
+            await flush();
+            current = only && table !== only ? null : table;
+            const meta = chunk.manifest.tables.find((t) => t.table === table)!;
+            if (current && !live.has(table)) live.set(table, await liveTable(client, meta));
+          },
+          row: async (_table, row) => {
+            if (!current) return;
+            buffer.push(row);
+            if (buffer.length >= INSERT_ROWS) await flush();
+          },
+        });
+        await flush();
+        if (!read.ok) throw new JarvisError('ARCHIVE_INVALID', `chunk ${chunk.manifest.chunk} of ${entry.header.id}: ${read.problem}`);
+        await client.query('COMMIT');
+        result.chunks++;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        if (e instanceof JarvisError) throw e;
+        const state = sqlState(e);
+        throw new JarvisError('RESTORE_FAILED', `restoring chunk ${chunk.manifest.chunk} of ${entry.header.id} failed: ${messageOf(e)}`, {
+          cause: e, ...(state === '23503' ? { hint: 'a row needs a parent that is not in the table: restore the parents first (without --table)' } : {}),
+        });
+      }
+    }
+    return result;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** prune_archive: deletes an expired archive (the plan decided it; nothing is re-decided here). */
+export async function pruneArchiveById(desired: Desired, id: string): Promise<ArchiveSummary> {
+  const entry = await findArchive(desired.storage.path, id);
+  if (entry.header.id !== id) throw new JarvisError('PLAN_INVALID', `the plan names archive ${id}, which does not exist`);
+  const summary = summarize(entry);
+  if (summary.writerAlive) throw new JarvisError('RETENTION_FAILED', `archive ${id} is still being written by process ${entry.header.writer.pid}`);
+  await deleteArchive(entry);
+  return summary;
+}
+

@@ -1,0 +1,94 @@
+/**
+ * The `retention` domain module: observe (catalog, eligible rows, archives; read-only),
+ * plan (pure), and the handlers of retention_delete, retention_archive, retention_anonymize,
+ * retention_compress and prune_archive. Handlers never re-decide: they take the policy and the
+ * planned cut-off from the action and check the live catalog before touching a row.
+ */
+import type { Desired, RetentionPolicy } from '../config/types.js';
+import type { Action, ActionType, DomainModule, Handler } from '../engine/types.js';
+import { formatBytes } from '../render/format.js';
+import { JarvisError } from '../errors.js';
+import type { RetentionObserved } from './observe.js';
+import type { RetentionParams } from './plan.js';
+import { planRetention, retentionFingerprint } from './plan.js';
+import { hasPendingMigrations, type MigrateObserved } from '../migrate/observe.js';
+
+export const retentionModule: DomainModule<RetentionObserved> = {
+  name: 'retention',
+  appliesTo: (desired) => desired.retention.some((p) => p.enabled) || desired.retention.some((p) => p.archive?.deleteAfter !== undefined),
+  async observe(ctx) {
+    const { observeRetention } = await import('./observe.js');
+    return observeRetention(ctx.desired, ctx.env, ctx.now);
+  },
+  plan: (desired, observed, now, all) => planRetention(desired, observed, now, { migrationsPending: hasPendingMigrations(all.migrate as MigrateObserved | undefined) }),
+  fingerprint: (observed) => retentionFingerprint(observed),
+  /** Under the apply lock: removes what killed archive runs left, settles their interrupted chunks. */
+  async beforeApply(ctx) {
+    const { cleanArchiveDebris, scanArchives } = await import('./store.js');
+    const lines = (await cleanArchiveDebris(ctx.desired.storage.path)).map((path) => `removed ${path}, left by a killed archive run`);
+    const { archives } = await scanArchives(ctx.desired.storage.path);
+    if (ctx.desired.services.postgres && archives.some((a) => a.chunks.some((c) => c.state === 'pending'))) {
+      const { settle } = await import('./archives.js');
+      const r = await settle(ctx.desired, ctx.env);
+      if (r.committed || r.voided) lines.push(`settled the chunks of interrupted archive runs: ${r.committed} kept (their delete committed), ${r.voided} void and removed (their rows are still in the table)`);
+      for (const p of r.pending) lines.push(`archive ${p.archive} chunk ${p.chunk} is still pending: ${p.why}`);
+    }
+    return lines;
+  },
+};
+
+function policyOf(desired: Desired, action: Action): RetentionPolicy {
+  const name = action.params.policy;
+  const policy = desired.retention.find((p) => p.name === name);
+  if (!policy) throw new JarvisError('PLAN_INVALID', `the plan names retention policy "${String(name)}", which is not in the config`);
+  if (!policy.enabled) throw new JarvisError('PLAN_INVALID', `retention policy "${policy.name}" is disabled in the config; plan again`);
+  return policy;
+}
+
+function paramsOf(action: Action): RetentionParams {
+  const p = action.params as Partial<RetentionParams>;
+  if (typeof p.cutoff !== 'string' || Number.isNaN(Date.parse(p.cutoff))) throw new JarvisError('PLAN_INVALID', `action ${action.id} has no valid cutoff`);
+  return p as RetentionParams;
+}
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+function runHandler(expected: RetentionPolicy['action']): Handler {
+  return async (action, ctx, progress) => {
+    const policy = policyOf(ctx.desired, action);
+    if (policy.action !== expected) throw new JarvisError('PLAN_INVALID', `the plan says ${action.type} for ${policy.name}, whose action is now ${policy.action}; plan again`);
+    const params = paramsOf(action);
+    const { runPolicy } = await import('./runner.js');
+    const result = await runPolicy(ctx.desired, policy, { cutoff: params.cutoff, ...(params.capBoundary ? { capBoundary: params.capBoundary } : {}), batchSize: params.batchSize }, {
+      env: ctx.env, progress, signal: ctx.signal, log: ctx.log, ...(action.estimate?.rows !== undefined ? { expectedRows: action.estimate.rows } : {}),
+    });
+    const kids = Object.entries(result.childRows).map(([t, rows]) => ` and ${n(rows)} rows of ${t}`).join('');
+    const verb = { delete: 'deleted', archive: 'archived', anonymize: 'anonymized', compress: 'compressed' }[expected];
+    const where = result.archiveId ? ` into archive ${result.archiveId} (${result.chunks} chunks, ${formatBytes(result.archiveBytes!)})` : '';
+    return {
+      summary: `${verb} ${n(result.rows)} rows of ${result.table}${kids}${where} in ${result.batches} batches (longest ${result.longestBatchMs} ms)`,
+      details: { ...result },
+    };
+  };
+}
+
+export const retentionDeleteHandler = runHandler('delete');
+export const retentionArchiveHandler = runHandler('archive');
+export const retentionAnonymizeHandler = runHandler('anonymize');
+export const retentionCompressHandler = runHandler('compress');
+
+export const pruneArchiveHandler: Handler = async (action, ctx) => {
+  const id = String(action.params.archiveId ?? '');
+  const { pruneArchiveById } = await import('./archives.js');
+  const summary = await pruneArchiveById(ctx.desired, id);
+  return { summary: `archive ${id} of ${summary.policy} deleted (${n(summary.rows)} rows, ${formatBytes(summary.bytes)})` };
+};
+
+/** The handlers this module provides, for the engine's handler map. */
+export const retentionHandlers: Record<Extract<ActionType, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'prune_archive'>, Handler> = {
+  retention_delete: retentionDeleteHandler,
+  retention_archive: retentionArchiveHandler,
+  retention_anonymize: retentionAnonymizeHandler,
+  retention_compress: retentionCompressHandler,
+  prune_archive: pruneArchiveHandler,
+};

@@ -1,0 +1,162 @@
+/**
+ * Retention's observation (read-only): for each enabled policy, what the catalog says about
+ * its tables, how many rows are eligible at the cut-off computed from `now` (exact counts
+ * within a time budget, the planner's estimate beyond it), and the archives in storage.
+ */
+import type pg from 'pg';
+import type { Desired, RetentionPolicy } from '../config/types.js';
+import { parseDuration } from '../config/durations.js';
+import { sqlState } from '../services/postgres.js';
+import { inspectTable, type TableInfo } from './catalog.js';
+import { checkPolicy, type PolicyCatalog, type ResolvedPolicy } from './check.js';
+import { openSession } from './session.js';
+import { capBoundary, countCapped, countChildren, countEligible, notAnonymized, sampleRowBytes, type Phase, type Sql } from './sql.js';
+import { findArchiveDebris, scanArchives, summarize, type ArchiveSummary } from './store.js';
+import { displayName } from './catalog.js';
+
+export interface PolicyCounts {
+  /** Rows older than the cut-off (not yet anonymized, for anonymize). */
+  eligible: number;
+  /** false when a count ran out of time and the planner's estimate stands in. */
+  exact: boolean;
+  /** archive: rows of each child table that go with the eligible rows (`schema.name` → rows). */
+  children: Record<string, number>;
+  /** delete with maxRows: the age (server text) at or before which rows are beyond the cap. */
+  capBoundary: string | null;
+  /** delete with maxRows: rows beyond the cap that the cut-off does not already take. */
+  capRows: number;
+  /** Estimated bytes of the eligible rows (and their children) in the table. */
+  bytes: number;
+}
+
+export interface PolicyObserved {
+  policy: string;
+  /** The cut-off the counts were taken at (ISO). */
+  cutoff: string;
+  catalog: PolicyCatalog;
+  /** anonymize: whether the salt variable is set (never its value). */
+  saltSet: boolean;
+  counts: PolicyCounts | null;
+  /** Milliseconds the observation of this policy took. */
+  ms: number;
+}
+
+export interface RetentionObserved {
+  policies: PolicyObserved[];
+  archives: ArchiveSummary[];
+  invalidArchives: { dir: string; problem: string }[];
+  debris: number;
+}
+
+/** The cut-off of a policy at `now`: rows older than this are eligible. */
+export function cutoffFor(policy: Pick<RetentionPolicy, 'age'>, now: Date): Date {
+  return new Date(now.getTime() - parseDuration(policy.age.olderThan) * 1000);
+}
+
+export function bucketSecondsOf(policy: RetentionPolicy): number | undefined {
+  return policy.compress ? parseDuration(policy.compress.bucket) : undefined;
+}
+
+export function saltSet(policy: RetentionPolicy, env: NodeJS.ProcessEnv): boolean {
+  const name = policy.anonymize?.saltEnv;
+  return Boolean(name && env[name]);
+}
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** The catalog entries of the tables a policy names (table, children in order, rollup). */
+export async function readPolicyCatalog(client: Queryable, policy: RetentionPolicy): Promise<PolicyCatalog> {
+  const table = await inspectTable(client, policy.table);
+  const children: PolicyCatalog['children'] = [];
+  for (const child of policy.children ?? []) children.push({ ...child, info: await inspectTable(client, child.table) });
+  const catalog: PolicyCatalog = { table, children };
+  if (policy.compress) catalog.rollup = await inspectTable(client, policy.compress.into);
+  return catalog;
+}
+
+/** An exact count within the budget; past it, the planner's estimate. */
+async function countWithin(client: Queryable, sql: Sql, values: unknown[], budgetMs: number): Promise<{ n: number; exact: boolean }> {
+  await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.max(1, Math.floor(budgetMs))}`);
+  try {
+    const r = await client.query<{ n: number }>(sql.text, values);
+    return { n: Number(r.rows[0]!.n), exact: true };
+  } catch (e) {
+    if (sqlState(e) !== '57014') throw e;
+    await client.query('ROLLBACK');
+    await client.query('BEGIN READ ONLY');
+    const plan = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number; Plans?: { 'Plan Rows': number }[] } }] }>(`EXPLAIN (FORMAT JSON) ${sql.text}`, values);
+    const top = plan.rows[0]!['QUERY PLAN'][0].Plan;
+    return { n: Math.round(top.Plans?.[0]?.['Plan Rows'] ?? top['Plan Rows']), exact: false };
+  } finally {
+    await client.query('COMMIT').catch(() => undefined);
+  }
+}
+
+/** Bytes per row on disk: from the statistics, or from a sample of rows before the first ANALYZE. */
+async function rowBytes(client: Queryable, table: TableInfo): Promise<number> {
+  if (table.estimatedRows > 0) return table.tableBytes / table.estimatedRows;
+  const r = await client.query<{ b: number | null }>(sampleRowBytes(table).text);
+  return r.rows[0]!.b ?? 0;
+}
+
+async function countPolicy(client: Queryable, policy: RetentionPolicy, resolved: ResolvedPolicy, cutoff: string, budgetMs: number): Promise<PolicyCounts> {
+  const phase: Phase = { op: '<', bound: cutoff };
+  const eligible = await countWithin(client, countEligible(resolved, phase, notAnonymized(resolved)), [cutoff], budgetMs);
+  const counts: PolicyCounts = { eligible: eligible.n, exact: eligible.exact, children: {}, capBoundary: null, capRows: 0, bytes: 0 };
+  const parentRow = await rowBytes(client, resolved.table);
+  let bytes = eligible.n * parentRow;
+  for (const child of resolved.children) {
+    const c = await countWithin(client, countChildren(resolved, child), [cutoff], budgetMs);
+    counts.children[displayName(child.info)] = c.n;
+    counts.exact &&= c.exact;
+    bytes += c.n * (await rowBytes(client, child.info));
+  }
+  if (policy.action === 'delete' && policy.maxRows !== undefined) {
+    const r = await client.query<{ bound: string }>(capBoundary(resolved).text, [policy.maxRows]);
+    const bound = r.rows[0]?.bound ?? null;
+    if (bound !== null) {
+      const capped = await countWithin(client, countCapped(resolved), [cutoff, bound], budgetMs);
+      if (capped.n > 0) {
+        counts.capBoundary = bound;
+        counts.capRows = capped.n;
+        counts.exact &&= capped.exact;
+        bytes += capped.n * parentRow;
+      }
+    }
+  }
+  counts.bytes = Math.round(bytes);
+  return counts;
+}
+
+export interface ObserveOptions {
+  /** Time budget of each exact count before the estimate is used. Default 5 s. */
+  countBudgetMs?: number;
+}
+
+export async function observeRetention(desired: Desired, env: NodeJS.ProcessEnv, now: Date, options: ObserveOptions = {}): Promise<RetentionObserved> {
+  const scan = await scanArchives(desired.storage.path);
+  const out: RetentionObserved = {
+    policies: [],
+    archives: scan.archives.map(summarize),
+    invalidArchives: scan.invalid,
+    debris: (await findArchiveDebris(desired.storage.path)).length,
+  };
+  const policies = desired.retention.filter((p) => p.enabled);
+  if (policies.length === 0) return out;
+  const { postgresUrl } = await import('../services/postgres.js');
+  const client = await openSession(postgresUrl(desired), undefined, 'jarvis-db retention observe');
+  try {
+    for (const policy of policies) {
+      const started = Date.now();
+      const cutoff = cutoffFor(policy, now).toISOString();
+      const catalog = await readPolicyCatalog(client, policy);
+      const salt = saltSet(policy, env);
+      const check = checkPolicy(policy, catalog, { saltSet: salt, bucketSeconds: bucketSecondsOf(policy) });
+      const counts = check.resolved ? await countPolicy(client, policy, check.resolved, cutoff, options.countBudgetMs ?? 5_000) : null;
+      out.policies.push({ policy: policy.name, cutoff, catalog, saltSet: salt, counts, ms: Date.now() - started });
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  return out;
+}

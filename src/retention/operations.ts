@@ -1,0 +1,61 @@
+/**
+ * What `jarvis-db retention preview|run` do, through the engine with the retention module
+ * alone: preview is `makePlan` (the retention part of a plan); run is `apply` (the same lock,
+ * journal, plan-error refusal and stop-at-first-failure as `jarvis-db apply`). `--policy`
+ * narrows the config to one policy (its archives only).
+ */
+import type { Desired } from '../config/types.js';
+import type { ApplyReporter, EngineParts } from '../engine/index.js';
+import type { Plan, RunResult } from '../engine/types.js';
+import { JarvisError } from '../errors.js';
+import { retentionHandlers, retentionModule } from './module.js';
+
+/** The config with only the named policy. */
+export function onlyPolicy(desired: Desired, name: string | undefined): Desired {
+  if (!name) return desired;
+  const policy = desired.retention.find((p) => p.name === name);
+  if (!policy) {
+    throw new JarvisError('USAGE', `no retention policy named "${name}" in ${desired.configFile}`, {
+      hint: desired.retention.length ? `policies: ${desired.retention.map((p) => p.name).join(', ')}` : 'add policies under retention:',
+    });
+  }
+  return { ...desired, retention: [policy] };
+}
+
+/** The engine with the retention module only (and every handler). */
+export async function retentionParts(): Promise<EngineParts> {
+  const { HANDLERS } = await import('../engine/registry.js');
+  return { modules: [retentionModule], handlers: { ...HANDLERS, ...retentionHandlers } };
+}
+
+export async function previewRetention(desired: Desired, options: { policy?: string; env: NodeJS.ProcessEnv; now?: Date }): Promise<Plan> {
+  const { makePlan } = await import('../engine/index.js');
+  const { plan } = await makePlan({ desired: onlyPolicy(desired, options.policy), parts: await retentionParts(), env: options.env, ...(options.now ? { now: options.now } : {}) });
+  return plan;
+}
+
+export interface RunNowOptions {
+  policy?: string;
+  env: NodeJS.ProcessEnv;
+  /** Asked when the plan has destructive actions; false (or a throw) stops before anything runs. */
+  confirmDestructive: (plan: Plan) => Promise<boolean>;
+  reporter?: ApplyReporter;
+  lockTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export async function runRetentionNow(desired: Desired, options: RunNowOptions): Promise<RunResult> {
+  const { apply } = await import('../engine/index.js');
+  return apply({
+    desired: onlyPolicy(desired, options.policy), parts: await retentionParts(), env: options.env,
+    lockTimeoutMs: options.lockTimeoutMs ?? 60_000, reporter: options.reporter ?? {}, ...(options.signal ? { signal: options.signal } : {}),
+    confirm: async (plan) => {
+      const destructive = plan.actions.filter((a) => a.risk === 'destructive');
+      if (destructive.length === 0) return true;
+      if (await options.confirmDestructive(plan)) return true;
+      throw new JarvisError('CONFIRMATION_REQUIRED', `${destructive.length} destructive retention action(s) need confirmation; nothing was run`, {
+        hint: 'run on a terminal to confirm, or pass --auto-approve',
+      });
+    },
+  });
+}

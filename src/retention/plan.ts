@@ -1,0 +1,147 @@
+/**
+ * Retention's plan, pure: (desired, observed, now) → actions with an absolute cut-off in their
+ * params (DESIGN.md §2: rows ageing past it later do not make a saved plan stale, and apply
+ * touches only rows older than it), plan errors naming the policy, findings.
+ * Order: archive, compress, anonymize, delete, then the expiry of archives.
+ */
+import type { Desired, RetentionPolicy } from '../config/types.js';
+import { parseDuration } from '../config/durations.js';
+import type { Action, ActionType, Finding, ModulePlan, PlanError, Risk } from '../engine/types.js';
+import { checkPolicy } from './check.js';
+import { bucketSecondsOf, cutoffFor, type PolicyObserved, type RetentionObserved } from './observe.js';
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+const TYPES: Record<RetentionPolicy['action'], ActionType> = {
+  archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete',
+};
+const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive' };
+const ORDER: ActionType[] = ['retention_archive', 'retention_compress', 'retention_anonymize', 'retention_delete', 'prune_archive'];
+
+/** Where a policy is written: `policies/operational.yaml policies[0]` (shown after its errors). */
+function where(policy: RetentionPolicy): string {
+  return `${policy.source.file} ${policy.source.path}`;
+}
+
+/** The params every retention handler reads. */
+export interface RetentionParams {
+  policy: string;
+  table: string;
+  column: string;
+  /** ISO timestamp: only rows older than this are touched. */
+  cutoff: string;
+  batchSize: number;
+  /** delete with maxRows: rows at or before this age (server text) are beyond the cap. */
+  capBoundary?: string;
+  [key: string]: unknown;
+}
+
+function reasonFor(policy: RetentionPolicy, obs: PolicyObserved, cutoff: string): string {
+  const c = obs.counts!;
+  const approx = c.exact ? '' : '~';
+  const base = `${approx}${n(c.eligible)} rows older than ${policy.age.olderThan} (${policy.age.column} < ${cutoff})`;
+  switch (policy.action) {
+    case 'archive': {
+      const kids = Object.entries(c.children).map(([t, rows]) => `${n(rows)} rows of ${t}`);
+      return kids.length ? `${base}, with ${kids.join(' and ')}` : base;
+    }
+    case 'anonymize':
+      return `${approx}${n(c.eligible)} rows older than ${policy.age.olderThan} not yet anonymized (${policy.age.column} < ${cutoff})`;
+    case 'compress':
+      return `${base}, rolled up into ${policy.compress!.bucket} buckets of ${policy.compress!.into}`;
+    case 'delete':
+      return c.capRows > 0 ? `${base}; ${approx}${n(c.capRows)} more beyond maxRows ${n(policy.maxRows!)}` : base;
+  }
+}
+
+export interface RetentionPlanContext {
+  /** Migrations are pending: a table or column they may create is not an error yet. */
+  migrationsPending?: boolean;
+}
+
+export function planRetention(desired: Desired, observed: RetentionObserved, now: Date, context: RetentionPlanContext = {}): ModulePlan {
+  const actions: Action[] = [];
+  const findings: Finding[] = [];
+  const errors: PlanError[] = [];
+  for (const policy of desired.retention) {
+    if (!policy.enabled) continue;
+    const obs = observed.policies.find((p) => p.policy === policy.name);
+    if (!obs) {
+      errors.push({ module: 'retention', message: `policy "${policy.name}" was not observed`, path: where(policy) });
+      continue;
+    }
+    const check = checkPolicy(policy, obs.catalog, { saltSet: obs.saltSet, bucketSeconds: bucketSecondsOf(policy) });
+    if (check.missingObjects && context.migrationsPending) {
+      // The same apply runs the migrations first; the next plan holds this policy's actions.
+      findings.push({
+        check: `retention.waiting.${policy.name}`, service: 'postgres', status: 'UNKNOWN', value: null, threshold: null,
+        message: `${policy.name}: waits for the pending migrations (${check.errors.join('; ')}); the next plan after they are applied holds its actions`,
+      });
+      continue;
+    }
+    for (const e of check.errors) errors.push({ module: 'retention', message: `policy "${policy.name}": ${e}`, path: where(policy) });
+    for (const w of check.warnings) findings.push({ check: w.check, service: 'postgres', status: 'WARNING', value: w.value, threshold: null, message: `${policy.name}: ${w.message}` });
+    if (check.errors.length || !obs.counts) continue;
+    const rows = obs.counts.eligible + obs.counts.capRows;
+    if (rows === 0) continue;
+    const cutoff = cutoffFor(policy, now).toISOString();
+    const childRows = Object.values(obs.counts.children).reduce((a, b) => a + b, 0);
+    const params: RetentionParams = { policy: policy.name, table: `${check.resolved!.table.schema}.${check.resolved!.table.name}`, column: policy.age.column, cutoff, batchSize: policy.batchSize };
+    if (obs.counts.capBoundary !== null && obs.counts.capRows > 0) params.capBoundary = obs.counts.capBoundary;
+    actions.push({
+      id: `retention.${policy.action}.${policy.name}`,
+      type: TYPES[policy.action],
+      module: 'retention',
+      target: params.table,
+      reason: reasonFor(policy, obs, cutoff),
+      risk: RISK[policy.action],
+      estimate: { rows: rows + childRows, bytes: obs.counts.bytes },
+      params,
+    });
+  }
+  for (const archive of observed.archives) {
+    const policy = desired.retention.find((p) => p.name === archive.policy);
+    const deleteAfter = policy?.archive?.deleteAfter;
+    if (archive.pending > 0 && !archive.writerAlive) {
+      findings.push({ check: `retention.archive.pending.${archive.id}`, service: 'storage', status: 'WARNING', value: archive.pending, threshold: null,
+        message: `archive ${archive.id} (${archive.policy}) has ${archive.pending} chunk(s) whose delete was interrupted; the next run of ${archive.policy} or \`jarvis-db archive verify ${archive.id}\` settles them` });
+    }
+    if (!deleteAfter || archive.writerAlive) continue;
+    const expiry = new Date(Date.parse(archive.cutoff) + parseDuration(deleteAfter) * 1000);
+    if (expiry.getTime() > now.getTime()) continue;
+    actions.push({
+      id: `retention.prune.${archive.id}`,
+      type: 'prune_archive',
+      module: 'retention',
+      target: archive.id,
+      reason: `archive of ${archive.policy} holds rows older than ${archive.cutoff}, past deleteAfter ${deleteAfter} since ${expiry.toISOString()}`,
+      risk: 'destructive',
+      estimate: { rows: archive.rows, bytes: archive.bytes },
+      params: { archiveId: archive.id, policy: archive.policy },
+    });
+  }
+  for (const bad of observed.invalidArchives) {
+    findings.push({ check: 'retention.archive.invalid', service: 'storage', status: 'WARNING', value: bad.dir, threshold: null, message: `${bad.dir}: ${bad.problem}` });
+  }
+  actions.sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+  return { actions, findings, errors };
+}
+
+/** What retention's actions depend on: the structure of the tables and the archives' ids (not row counts). */
+export function retentionFingerprint(observed: RetentionObserved): unknown {
+  const strip = (t: { estimatedRows?: number; tableBytes?: number } | null | undefined) => {
+    if (!t) return null;
+    const { estimatedRows: _r, tableBytes: _b, ...rest } = t;
+    return rest;
+  };
+  return {
+    policies: observed.policies.map((p) => ({
+      policy: p.policy,
+      table: strip(p.catalog.table),
+      children: p.catalog.children.map((c) => ({ table: c.table, column: c.column, info: strip(c.info) })),
+      rollup: strip(p.catalog.rollup),
+      saltSet: p.saltSet,
+    })),
+    archives: observed.archives.map((a) => a.id).sort(),
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * Durable files, shared by backups (src/backup/storage.ts) and retention archives
+ * (src/retention/store.ts): atomic publishes (temporary name, fsync, rename, fsync of the
+ * directory), a sink that hashes (SHA-256) and counts while it streams and fsyncs at the end,
+ * the canonical JSON that manifest checksums are taken over.
+ * Moved here from src/backup/storage.ts so that both domains use one implementation.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readdir, rename, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Writable } from 'node:stream';
+
+/** `20261124T030000Z-1a2b`: an id that sorts by time (backups, archives). */
+export function newTimestampId(now: Date, random: Buffer = randomBytes(2)): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${random.toString('hex')}`;
+}
+
+/** JSON with keys sorted at every level: the form manifest checksums are taken over. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a file durably and atomically: temporary name, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(path: string, content: string, tmpSuffix = `.tmp-${process.pid}`): Promise<void> {
+  const tmp = path + tmpSuffix;
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+  await fsyncPath(dirname(path));
+}
+
+/**
+ * A test-only hook (inert unless JARVIS_DB_TEST_PAUSE_AT names this point): the process says
+ * where it is on stderr and stops there, so a test can kill -9 it at a known moment.
+ */
+export async function testPausePoint(point: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const wanted = env.JARVIS_DB_TEST_PAUSE_AT;
+  if (!wanted || !wanted.split(',').includes(point)) return;
+  process.stderr.write(`jarvis-db: test pause at ${point}\n`);
+  setInterval(() => undefined, 1 << 30);
+  await new Promise<never>(() => undefined);
+}
+
+/** A sink that hashes and counts what passes, writes it to a new file and fsyncs it at the end. */
+export class HashingFileSink extends Writable {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  private handle: FileHandle | null = null;
+  constructor(private readonly path: string) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _construct(done: (error?: Error | null) => void): void {
+    open(this.path, 'wx', 0o600).then((h) => { this.handle = h; done(); }, done);
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.handle!.write(chunk).then(() => done(), done);
+  }
+  override _writev(chunks: { chunk: Buffer }[], done: (error?: Error | null) => void): void {
+    const all = Buffer.concat(chunks.map((c) => c.chunk));
+    this._write(all, 'binary', done);
+  }
+  override _final(done: (error?: Error | null) => void): void {
+    this.handle!.sync().then(() => this.handle!.close()).then(() => { this.handle = null; done(); }, done);
+  }
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    if (this.handle) this.handle.close().then(() => done(error), () => done(error));
+    else done(error);
+  }
+}
+
+/** SHA-256 and size of a file, streamed. */
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+export async function listDirs(path: string): Promise<string[]> {
+  try {
+    const entries = await readdir(path, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+/** The plain files of a directory (none when it does not exist). */
+export async function listFiles(path: string): Promise<string[]> {
+  try {
+    const entries = await readdir(path, { withFileTypes: true });
+    return entries.filter((e) => e.isFile()).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The README's quickstart stays true: `npm run demo` (scripts/demo.sh) runs start to end on
+ * throwaway servers and stops them. The installs are skipped here: the test run has them.
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readSandbox, stopSandbox } from '../src/sandbox/index.js';
+
+const run = promisify(execFile);
+const DEMO = new URL('../scripts/demo.sh', import.meta.url).pathname;
+
+t.test('the demo runs every step against its own sandbox and stops it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'jarvis-db-demo-test-'));
+  await chmod(dir, 0o755);
+  t.teardown(async () => {
+    await stopSandbox(dir).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+  const { stdout } = await run('bash', [DEMO], {
+    env: { ...process.env, JARVIS_DEMO_SKIP_INSTALL: '1', JARVIS_DEMO_DIR: dir, NO_COLOR: '1' },
+    timeout: 300_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  t.match(stdout, /^OK .*jarvis-db\.yaml: 3 backup schedules/m, 'the root config validates against the sandbox');
+  t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 3 to create, /, 'the seeded data needs backups and retention');
+  t.match(stdout, /Apply complete: \d+ actions done/, 'apply does all of it');
+  t.match(stdout, /plan \(exit 0: nothing left to do\)[\s\S]*No changes\. Observed state matches jarvis-db\.yaml\./, 'and converges');
+  for (const schedule of ['postgres-nightly', 'redis-hourly', 'chroma-daily']) t.match(stdout, new RegExp(`\\b${schedule}\\b.*\\bnever\\b`), `backup list shows ${schedule}`);
+  t.match(stdout, /conversations-archive\s+public\.conversations/, 'archive list shows the archive');
+  t.match(stdout, /Demo done\./);
+  t.equal(await readSandbox(dir), null, 'the sandbox is stopped at the end');
+});

@@ -1,0 +1,58 @@
+/** The text renderer: symbols, the summary line, colour only when asked for. */
+import t from 'tap';
+import { palette } from '../../src/render/color.js';
+import { renderPlanText, renderRunText, summaryLine } from '../../src/render/text.js';
+import type { RunResult } from '../../src/engine/types.js';
+import { emptyPlan, fixedPlan } from './fixtures/plans.js';
+
+const ANSI = /\u001b\[/;
+
+t.test('each action shows its symbol, type, target, id and reason; destructive ones say so', async (t) => {
+  const text = renderPlanText(fixedPlan);
+  t.match(text, /^  \+ create_backup postgres-nightly  backup\.create\.postgres-nightly\n      due since 03:00 UTC per `0 3 \* \* \*` \(~193 MB\)$/m);
+  t.match(text, /^  ~ retention_archive messages  retention\.archive\.messages\n      1,204 rows older than 90d \(1,204 rows\)$/m);
+  t.match(text, /^  - retention_delete metrics DESTRUCTIVE  retention\.delete\.metrics$/m);
+  t.match(text, /^  - prune_backup 20261120T030000Z-0001 DESTRUCTIVE/m);
+  t.match(text, /^  ! WARNING backup\.clock\.redis-hourly: the newest backup/m);
+  t.match(text, /Plan: 1 to create, 1 to change, 2 to destroy\.\n$/);
+  t.notMatch(text, ANSI, 'no colour by default');
+});
+
+t.test('nothing to do says so in one line naming the config file', async (t) => {
+  t.equal(summaryLine(emptyPlan), 'No changes. Observed state matches jarvis-db.yaml.');
+  t.equal(renderPlanText(emptyPlan), 'No changes. Observed state matches jarvis-db.yaml.\n');
+});
+
+t.test('plan errors come first and say that nothing can be applied', async (t) => {
+  const text = renderPlanText({ ...emptyPlan, errors: [{ module: 'migrate', message: '001_init.sql changed after it was applied', path: 'schema' }] });
+  t.match(text, /^1 error: nothing can be applied until it is fixed\n  ✗ migrate: 001_init.sql changed after it was applied \(schema\)/);
+  t.match(text, /No plan: 1 error to fix first\.\n$/, 'a plan with only errors never says the state matches');
+  t.notMatch(text, /No changes/);
+});
+
+t.test('a palette colours symbols and the summary; the text is otherwise the same', async (t) => {
+  const coloured = renderPlanText(fixedPlan, palette(true));
+  t.match(coloured, ANSI);
+  t.equal(coloured.replace(/\u001b\[\d+m/g, ''), renderPlanText(fixedPlan));
+});
+
+t.test('the summary of a failed apply names the failure and what did not run', async (t) => {
+  const run: RunResult = {
+    runId: 'r1', status: 'failed', startedAt: '', finishedAt: '', durationMs: 4100, prepared: [], plan: fixedPlan, journalFile: '/srv/jarvis/backups/journal/r1.jsonl',
+    results: [
+      { id: 'backup.create.postgres-nightly', type: 'create_backup', target: 'postgres-nightly', status: 'done', durationMs: 4000, summary: 'ok' },
+      { id: 'retention.archive.messages', type: 'retention_archive', target: 'messages', status: 'failed', durationMs: 100, error: { code: 'NOT_IMPLEMENTED', message: 'not built', hint: 'wait' } },
+      { id: 'retention.delete.metrics', type: 'retention_delete', target: 'metrics', status: 'not_executed' },
+      { id: 'backup.prune.20261120T030000Z-0001', type: 'prune_backup', target: '20261120T030000Z-0001', status: 'not_executed' },
+    ],
+  };
+  t.equal(renderRunText(run), [
+    'Apply failed: 1 done, 1 failed, 2 not executed (4.1s).',
+    '  ✗ retention.archive.messages: not built',
+    '    hint: wait',
+    '  not executed: retention.delete.metrics, backup.prune.20261120T030000Z-0001',
+    'Journal: /srv/jarvis/backups/journal/r1.jsonl',
+    '',
+  ].join('\n'));
+  t.equal(renderRunText({ ...run, status: 'nothing_to_do', plan: emptyPlan, results: [] }).split('\n')[0], 'No changes. Observed state matches jarvis-db.yaml. Nothing to apply.');
+});

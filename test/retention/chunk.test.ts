@@ -1,0 +1,89 @@
+/**
+ * The archive chunk format: rows go in as PostgreSQL text and come back exactly; a damaged,
+ * truncated or wrongly decrypted file is detected, never read as fewer rows.
+ */
+import t from 'tap';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { keyRange, readChunk, rowLine, sealChunkManifest, writeChunkData, type ChunkManifest, type ChunkPart, type Row } from '../../src/retention/chunk.js';
+import { EncryptionSession, KeyRing } from '../../src/storage/crypto.js';
+
+const PARENT_ROWS: Row[] = [['9', 'Line\nbreak, "quotes", \\ and été ☃', '2025-01-02 03:04:05.123456+00'], ['10', null, '2025-01-02 03:04:05+00']];
+const CHILD_ROWS: Row[] = Array.from({ length: 3000 }, (_, i) => [String(i + 1), i % 2 ? '9' : '10', JSON.stringify({ n: i, s: 'x'.repeat(i % 50) })]);
+const PARENT: ChunkPart = { table: 'public.conversations', columns: ['id', 'title', 'updated_at'], lines: PARENT_ROWS.map(rowLine) };
+const CHILD: ChunkPart = { table: 'public.messages', columns: ['id', 'conversation_id', 'metadata'], lines: CHILD_ROWS.map(rowLine) };
+
+function manifestFor(name: string, parts: ChunkPart[], file: { bytes: number; sha256: string }, encrypted = false): ChunkManifest {
+  return sealChunkManifest({
+    formatVersion: 1, kind: 'jarvis-db-archive-chunk', archiveId: '20261124T030000Z-abcd', policy: 'p', chunk: 1, xid: '42',
+    createdAt: '2026-11-24T03:00:00.000Z', cutoff: '2026-08-26T03:00:00.000Z', ageColumn: 'updated_at',
+    tables: parts.map((p) => ({ table: p.table, columns: p.columns.map((c) => ({ name: c, type: 'text' })), primaryKey: ['id'], rows: p.lines.length, keyRange: null })),
+    rows: parts.reduce((n, p) => n + p.lines.length, 0),
+    file: { name, ...file, compression: 'gzip', encrypted },
+  });
+}
+
+async function readAll(path: string, m: ChunkManifest, ring: KeyRing | null = null) {
+  const rows: Record<string, Row[]> = {};
+  const headers: string[] = [];
+  const result = await readChunk(path, m, ring, { header: (table) => { headers.push(table); }, row: (table, row) => { (rows[table] ??= []).push(row); } });
+  return { result, rows, headers };
+}
+
+t.test('rows come back exactly (quotes, backslashes, newlines, unicode, nulls), parents before children, as readable JSON lines', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'chunk-000001.jsonl.gz');
+  const file = await writeChunkData(path, [PARENT, CHILD], { gzipLevel: 6, encryption: null });
+  const m = manifestFor('chunk-000001.jsonl.gz', [PARENT, CHILD], file);
+  const { result, rows, headers } = await readAll(path, m);
+  t.ok(result.ok, String(result.problem));
+  t.same(headers, ['public.conversations', 'public.messages']);
+  t.same(rows['public.conversations'], PARENT_ROWS);
+  t.same(rows['public.messages'], CHILD_ROWS);
+  t.same(result.rowsByTable, { 'public.conversations': 2, 'public.messages': 3000 });
+  const text = gunzipSync(await readFile(path)).toString('utf8').split('\n');
+  t.same(JSON.parse(text[0]!), { table: 'public.conversations', columns: ['id', 'title', 'updated_at'] }, 'the first line says which table and columns follow');
+  t.same(JSON.parse(text[1]!), PARENT_ROWS[0]);
+});
+
+t.test('a changed byte, a truncated file or a manifest that claims other counts is detected', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'c.jsonl.gz');
+  const file = await writeChunkData(path, [PARENT, CHILD], { gzipLevel: 6, encryption: null });
+  const m = manifestFor('c.jsonl.gz', [PARENT, CHILD], file);
+  const wrongCount = sealChunkManifest({ ...m, tables: m.tables.map((x) => ({ ...x, rows: x.rows + 1 })) });
+  t.match((await readAll(path, wrongCount)).result, { ok: false, problem: /public\.conversations: 2 rows, the manifest says 3/ });
+  const bytes = await readFile(path);
+  bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+  await writeFile(path, bytes);
+  const flipped = (await readAll(path, m)).result;
+  t.equal(flipped.ok, false, 'a flipped byte fails');
+  t.ok(flipped.problem, String(flipped.problem));
+  await writeChunkData(join(dir, 'd.jsonl.gz'), [PARENT, CHILD], { gzipLevel: 6, encryption: null }).then(async (f) => {
+    await truncate(join(dir, 'd.jsonl.gz'), f.bytes - 100);
+    const cut = (await readAll(join(dir, 'd.jsonl.gz'), manifestFor('d.jsonl.gz', [PARENT, CHILD], f))).result;
+    t.equal(cut.ok, false, 'a truncated file fails');
+  });
+});
+
+t.test('with storage encryption, a chunk is encrypted at rest and reads back only with the passphrase', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'e.jsonl.gz.enc');
+  const ring = new KeyRing('correct horse battery staple', '$TEST_KEY');
+  const file = await writeChunkData(path, [PARENT], { gzipLevel: 6, encryption: new EncryptionSession(ring) });
+  const m = manifestFor('e.jsonl.gz.enc', [PARENT], file, true);
+  t.notMatch((await readFile(path)).toString('latin1'), /été|quotes/, 'no plain text on disk');
+  const ok = await readAll(path, m, ring);
+  t.ok(ok.result.ok, String(ok.result.problem));
+  t.same(ok.rows['public.conversations'], PARENT_ROWS);
+  t.match((await readAll(path, m, new KeyRing('wrong', '$TEST_KEY'))).result, { ok: false, problem: /wrong passphrase/ });
+  t.match((await readAll(path, m, null)).result, { ok: false, problem: /encrypted and no passphrase/ });
+});
+
+t.test('the key range compares integer keys as numbers', async (t) => {
+  t.same(keyRange([['9'], ['10'], ['100'], ['2']], [0], ['bigint']), { min: ['2'], max: ['100'] });
+  t.same(keyRange([['b'], ['a'], ['c']], [0], ['text']), { min: ['a'], max: ['c'] });
+  t.same(keyRange([['1', 'b'], ['1', 'a'], ['0', 'z']], [0, 1], ['integer', 'text']), { min: ['0', 'z'], max: ['1', 'b'] });
+  t.equal(keyRange([], [0], ['bigint']), null);
+});
