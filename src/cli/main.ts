@@ -45,7 +45,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that stops early (`jarvis-db plan | head`) closes the pipe: stop quietly, as a Unix
+ * tool does, instead of dying on an unhandled EPIPE with a stack trace.
+ */
+function stopQuietlyWhenTheReaderLeaves(stream: NodeJS.WriteStream): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  stopQuietlyWhenTheReaderLeaves(process.stdout);
+  stopQuietlyWhenTheReaderLeaves(process.stderr);
   const program = buildProgram();
   const debug = argv.includes('--debug');
   try {
