@@ -12,8 +12,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { settle } from '../../src/retention/archives.js';
 import { scanArchives } from '../../src/retention/store.js';
-import { desiredWith, freshDatabase, policy, snapshot, sql } from './fixture.js';
+import { desiredWith, freshDatabase, sql } from './fixture.js';
 import { accountFor, archivedRows, rowsAsText } from './helpers.js';
+import type { Row } from '../../src/retention/chunk.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin', 'jarvis-db.js');
@@ -65,17 +66,29 @@ t.test('kill -9 at random moments of archive runs loses no row, archives none tw
   const url = await freshDatabase(t);
   const conversations = 400 + Math.floor(rnd() * 400);
   const messages = 15_000 + Math.floor(rnd() * 10_000);
-  await sql(url, `SELECT setseed(${rnd().toFixed(6)});
-    INSERT INTO users (email) SELECT 'u' || i || '@example.com' FROM generate_series(1, 10) i;
-    INSERT INTO conversations (user_id, title, created_at, updated_at)
-      SELECT 1 + i % 10, CASE WHEN random() < 0.1 THEN NULL ELSE 'conv ' || i || ' ' || md5(random()::text) END, now() - random() * interval '400 days', now() - random() * interval '300 days'
-        FROM generate_series(1, ${conversations}) i;
-    INSERT INTO messages (conversation_id, role, content, tokens, metadata, created_at)
-      SELECT 1 + floor(random() * ${conversations})::int, (ARRAY['user','assistant'])[1 + (random() > 0.5)::int], repeat(md5(random()::text), 1 + (random() * 4)::int) || E' \\u00e9\\n"q"',
-             CASE WHEN random() < 0.2 THEN NULL ELSE (random() * 500)::int END, jsonb_build_object('r', random()), now() - random() * interval '300 days'
-        FROM generate_series(1, ${messages}) i;`);
-  const original = { conversations: await rowsAsText(url, 'conversations'), messages: await rowsAsText(url, 'messages') };
-  const before = { conversations: await snapshot(url, 'conversations'), messages: await snapshot(url, 'messages') };
+  await sql(url, `INSERT INTO users (email) SELECT 'u' || i || '@example.com' FROM generate_series(1, 10) i`);
+  const original = { conversations: new Map<string, Row>(), messages: new Map<string, Row>() };
+  /** Adds conversations and messages (their messages point at the new conversations) and records them as original rows. */
+  const addRows = async (c: number, m: number) => {
+    await sql(url, `SELECT setseed(${rnd().toFixed(6)});
+      INSERT INTO conversations (user_id, title, created_at, updated_at)
+        SELECT 1 + i % 10, CASE WHEN random() < 0.1 THEN NULL ELSE 'conv ' || i || ' ' || md5(random()::text) END, now() - random() * interval '400 days', now() - random() * interval '300 days'
+          FROM generate_series(1, ${c}) i;
+      INSERT INTO messages (conversation_id, role, content, tokens, metadata, created_at)
+        SELECT (SELECT max(id) FROM conversations) - floor(random() * ${c})::int, (ARRAY['user','assistant'])[1 + (random() > 0.5)::int], repeat(md5(random()::text), 1 + (random() * 4)::int) || E' \\u00e9\\n"q"',
+               CASE WHEN random() < 0.2 THEN NULL ELSE (random() * 500)::int END, jsonb_build_object('r', random()), now() - random() * interval '300 days'
+          FROM generate_series(1, ${m}) i;`);
+    // Keys are never reused: a row in the table that is not yet an original one is new.
+    for (const table of ['conversations', 'messages'] as const) {
+      for (const [k, row] of await rowsAsText(url, table)) if (!original[table].has(k)) original[table].set(k, row);
+    }
+  };
+  await addRows(conversations, messages);
+  /** Keeps enough old rows that the next kill lands in the middle of a run, however fast the machine archives. */
+  const topUp = async () => {
+    const [{ n }] = await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM messages WHERE created_at < now() - interval '60 days'`);
+    if (n < messages) await addRows(conversations, messages);
+  };
   const dir = t.testdir();
   // Small batches: a whole run takes several seconds, so that every random kill lands in the middle of one.
   const conversationBatch = 2 + Math.floor(rnd() * 6);
@@ -110,12 +123,14 @@ t.test('kill -9 at random moments of archive runs loses no row, archives none tw
     const r = await runCli(args, env, moment);
     if (r.code !== null && r.code !== 0) t.fail(`${label}: the run failed on its own: ${r.stderr}`);
     if (r.signal === 'SIGKILL' && r.stdout === '') killedMidRun++;
+    else t.comment(`${label}: not killed mid-run: ${r.signal} ${r.code} ${JSON.stringify(r.stdout.slice(0, 300))} ${JSON.stringify(r.stderr.slice(-300))}`);
     await sessionsGone(url);
     const s = await settle(desired, env);
     settledCommitted += s.committed;
     settledVoid += s.voided;
     t.same(s.pending, [], `${label}: every interrupted chunk settles`);
     await check(label);
+    await topUp();
   }
   t.equal(killedMidRun, moments.length, 'every kill landed before the run finished');
   t.ok(settledVoid >= 2, `chunks whose delete never committed were voided (${settledVoid})`);
@@ -142,6 +157,6 @@ t.test('kill -9 at random moments of archive runs loses no row, archives none tw
     const r = await runCli(['archive', 'restore', archive.header.id, '-c', join(dir, 'jarvis-db.yaml')], env);
     t.equal(r.code, 0, `archive restore ${archive.header.id}: ${r.stderr}`);
   }
-  t.same(await snapshot(url, 'conversations'), before.conversations, 'restoring the archives gives back the original conversations');
-  t.same(await snapshot(url, 'messages'), before.messages, 'and the original messages');
+  t.same(Object.fromEntries(await rowsAsText(url, 'conversations')), Object.fromEntries(original.conversations), 'restoring the archives gives back the original conversations');
+  t.same(Object.fromEntries(await rowsAsText(url, 'messages')), Object.fromEntries(original.messages), 'and the original messages');
 });
