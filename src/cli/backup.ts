@@ -106,7 +106,7 @@ export function define(program: Command): void {
     .option('--restore-test', 'also restore into a scratch database and compare row counts')
     .action(async (id: string | undefined, opts: { all?: boolean; restoreTest?: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const { JarvisError } = await import('../errors.js');
+      const { JarvisError, messageOf } = await import('../errors.js');
       if (!id && !opts.all) throw new JarvisError('USAGE', 'give a backup ID or --all');
       if (id && opts.all) throw new JarvisError('USAGE', 'give a backup ID or --all, not both');
       const desired = await loadDesired(g);
@@ -119,7 +119,11 @@ export function define(program: Command): void {
       let failed = 0;
       for (const entry of entries) {
         const progress = progressFor(`verify ${entry.manifest.id}`);
-        const r = await ops.verifyBackup(desired, entry, { restoreTest: Boolean(opts.restoreTest), env: process.env, progress }).finally(() => progress.stop());
+        const verifying = ops.verifyBackup(desired, entry, { restoreTest: Boolean(opts.restoreTest), env: process.env, progress }).finally(() => progress.stop());
+        // With --all, one backup that cannot be checked (no key for it, say) fails alone: the others are still verified.
+        const r = opts.all
+          ? await verifying.catch((e: unknown) => ({ ok: false, how: 'checksum' as const, message: `cannot verify: ${messageOf(e)}`, badFiles: [] as string[] }))
+          : await verifying;
         results.push({ id: entry.manifest.id, service: entry.manifest.service, schedule: entry.manifest.schedule, ok: r.ok, how: r.how, message: r.message, badFiles: r.badFiles });
         if (!r.ok) failed++;
         if (!g.json) print(`${r.ok ? 'ok' : 'FAILED'} ${entry.manifest.service}/${entry.manifest.schedule} ${entry.manifest.id}: ${r.message}`);
