@@ -11,6 +11,7 @@
 //     (from /proc, reaped children included) and the daemon's, over SECONDS s of an idle
 //     system with and without the daemon; as a share of the machine's CPUs.
 // Usage: node bench/health.mjs [PAIRS=3] [SECONDS=30] [BLOCKS=24]   (a built dist/: npx tsc)
+//        JARVIS_BENCH_HEALTH_INTERVAL=1h node bench/health.mjs 0 10 24   (the control: no checks)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -21,6 +22,9 @@ const PAIRS = Number(process.argv[2] ?? 3);
 const SECONDS = Number(process.argv[3] ?? 30);
 const BLOCKS = Number(process.argv[4] ?? 24);
 const BLOCK_S = 10;
+// A control run: JARVIS_BENCH_HEALTH_INTERVAL=1h keeps the daemon (frozen and thawed the same way) from
+// checking at all, which measures what the freeze/thaw method itself does to pgbench.
+const INTERVAL = process.env.JARVIS_BENCH_HEALTH_INTERVAL ?? '5s';
 const ROOT = new URL('..', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin/jarvis-db.js');
 const sandbox = await import(new URL('../dist/sandbox/index.js', import.meta.url).href);
@@ -72,7 +76,7 @@ try {
     `  chroma: { url: "\${JARVIS_CHROMA_URL}", path: ${JSON.stringify(state.chroma.dataDir)} }`,
     'storage: { path: ./backups }',
     'backups:', '  - { name: nightly, service: postgres, cron: "0 3 * * *", keep: { last: 3 } }',
-    'health: { interval: 5s }', '',
+    `health: { interval: ${INTERVAL} }`, '',
   ].join('\n'));
   // Something for every probe to look at: pgbench tables, Redis keys, a Chroma collection, one real backup.
   const init = spawnSync(pgbench, ['-i', '-q', '-s', '10'], { env: pgEnv, encoding: 'utf8' });
@@ -221,10 +225,12 @@ try {
   for (let i = 0; i < 15; i++) warm.push((await runHealthCheck(desired)).observation.durationMs);
 
   console.log('');
-  console.log(`pgbench TPS, mean of ${PAIRS}: without ${base.toFixed(0)}, with checks every 5 s ${mon.toFixed(0)}`);
-  console.log(`  ratio with/without ${(mon / base).toFixed(4)} (difference ${(((base - mon) / base) * 100).toFixed(2)}%, target < 1%)`);
-  console.log(`  runs without: ${baseline.map((x) => x.toFixed(0)).join(', ')}; with: ${monitored.map((m) => m.tps.toFixed(0)).join(', ')}`);
-  console.log(`  CPU used by the daemon: ${(cpuShare * 100).toFixed(3)}% of the machine's 2 cores`);
+  if (PAIRS > 0) {
+    console.log(`pgbench TPS, mean of ${PAIRS}: without ${base.toFixed(0)}, with checks every ${INTERVAL} ${mon.toFixed(0)}`);
+    console.log(`  ratio with/without ${(mon / base).toFixed(4)} (difference ${(((base - mon) / base) * 100).toFixed(2)}%, target < 1%)`);
+    console.log(`  runs without: ${baseline.map((x) => x.toFixed(0)).join(', ')}; with: ${monitored.map((m) => m.tps.toFixed(0)).join(', ')}`);
+    console.log(`  CPU used by the daemon: ${(cpuShare * 100).toFixed(3)}% of the machine's 2 cores`);
+  }
   console.log(`interleaved, one pgbench of ${BLOCKS * BLOCK_S} s, ${BLOCK_S} s blocks: thawed-block TPS / neighbours' mean = ${meanRatio.toFixed(4)} ± ${ci.toFixed(4)} (95%, ${blockRatios.length} blocks); median ${median(blockRatios).toFixed(4)}`);
   console.log(`  difference ${((1 - meanRatio) * 100).toFixed(2)}% ± ${(ci * 100).toFixed(2)}% (target < 1%); block TPS ${blockTps.map((x) => x.toFixed(0)).join(' ')}`);
   console.log(`CPU cost of checking every 5 s, counted over ${SECONDS} s idle: servers ${quiet.serverCpu.toFixed(2)} s without, ${watched.serverCpu.toFixed(2)} s with; daemon ${watched.checkerCpu.toFixed(2)} s`);
