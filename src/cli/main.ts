@@ -46,19 +46,25 @@ export function buildProgram(): Command {
 }
 
 /**
- * A reader that stops early (`jarvis-db plan | head`) closes the pipe: stop quietly, as a Unix
- * tool does, instead of dying on an unhandled EPIPE with a stack trace.
+ * A reader that stops early (`jarvis-db plan | head`) closes the pipe. Unlike a Unix tool killed
+ * by SIGPIPE, the command goes on without its output: an apply or a backup is never cut short
+ * because nobody reads it any more, and the exit code is still the outcome's. Without this, the
+ * EPIPE would crash the process with a stack trace.
  */
-function stopQuietlyWhenTheReaderLeaves(stream: NodeJS.WriteStream): void {
+function carryOnWhenTheReaderLeaves(stream: NodeJS.WriteStream): void {
   stream.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
-    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    stream.write = ((_chunk: unknown, encodingOrDone?: unknown, done?: unknown) => {
+      const callback = typeof encodingOrDone === 'function' ? encodingOrDone : done;
+      if (typeof callback === 'function') queueMicrotask(() => (callback as () => void)());
+      return true;
+    }) as typeof stream.write;
   });
 }
 
 export async function main(argv: string[]): Promise<void> {
-  stopQuietlyWhenTheReaderLeaves(process.stdout);
-  stopQuietlyWhenTheReaderLeaves(process.stderr);
+  carryOnWhenTheReaderLeaves(process.stdout);
+  carryOnWhenTheReaderLeaves(process.stderr);
   const program = buildProgram();
   const debug = argv.includes('--debug');
   try {
