@@ -8,6 +8,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { withSandbox } from '../helpers/sandbox.js';
 import { freePort, sandboxEnv } from '../../src/sandbox/index.js';
@@ -19,6 +20,11 @@ type Line = Record<string, unknown> & { event?: string };
 
 t.test('the daemon applies a * * * * * schedule, shows it on /metrics, and stops cleanly on SIGTERM', async (t) => {
   const state = await withSandbox(t, ['postgres']);
+  // Enough data that a backup takes a second or more, so that the SIGTERM below lands while it runs.
+  const db = new pg.Client({ connectionString: state.postgres!.url });
+  await db.connect();
+  await db.query(`CREATE TABLE filler AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, 600000) g`);
+  await db.end();
   const dir = t.testdir();
   const storage = join(dir, 'backups');
   const config = join(dir, 'jarvis-db.yaml');
@@ -34,11 +40,21 @@ t.test('the daemon applies a * * * * * schedule, shows it on /metrics, and stops
   const lines: Line[] = [];
   let stdout = '';
   let stderr = '';
+  // Set once the start-up run is done: the first action of any later run gets SIGTERM at once.
+  let stopAtNextAction: string | null = null;
   daemon.stdout.on('data', (c: Buffer) => {
     stdout += c;
     const parts = stdout.split('\n');
     stdout = parts.pop()!;
-    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p) as Line);
+    for (const p of parts) {
+      if (!p.trim()) continue;
+      const line = JSON.parse(p) as Line;
+      lines.push(line);
+      if (stopAtNextAction && line.event === 'action_started' && line.runId !== stopAtNextAction) {
+        stopAtNextAction = null;
+        daemon.kill('SIGTERM');
+      }
+    }
   });
   daemon.stderr.on('data', (c: Buffer) => (stderr += c));
   const exited = new Promise<number | null>((resolve) => daemon.on('exit', (code) => resolve(code)));
@@ -67,12 +83,12 @@ t.test('the daemon applies a * * * * * schedule, shows it on /metrics, and stops
   const live = await fetch(`http://127.0.0.1:${port}/healthz`);
   t.equal(live.status, 200);
 
-  // The cron fires at the next minute: SIGTERM as soon as its backup starts.
+  // The cron fires at the next minute: SIGTERM as soon as its backup starts (sent from the log reader).
+  stopAtNextAction = first.runId as string;
   await until('the cron-triggered backup', () => lines.some((l) => l.event === 'action_started' && l.runId !== first.runId), 75_000);
+  const code = await exited;
   const cronRun = lines.find((l) => l.event === 'apply_started' && l.trigger === 'cron');
   t.ok(cronRun, 'the second apply came from the cron');
-  daemon.kill('SIGTERM');
-  const code = await exited;
   t.equal(code, 0, `exit code (stderr: ${stderr})`);
   const events = lines.map((l) => l.event);
   t.ok(events.indexOf('daemon_stopping') < events.lastIndexOf('action_finished'), 'the running backup finished after the stop was asked');
