@@ -24,7 +24,7 @@ const urlOf = (db) => databaseUrl(server, db);
 
 try {
   const now = new Date();
-  const { size } = await createMessagesTemplate(server, ROWS, now);
+  const size = await createMessagesTemplate(server, ROWS, now);
 
   const base = [];
   const ours = [];

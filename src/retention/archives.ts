@@ -123,14 +123,11 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
       try {
         let buffer: Row[] = [];
         let current: string | null = null;
-        // readChunk reports a handler's error as a problem string; the insert's own error (with
-        // its SQLSTATE) is kept here so that it, not a later "transaction is aborted", is reported.
-        let insertFailure: unknown = null;
         const flush = async () => {
           if (!current || buffer.length === 0) return;
           const t = live.get(current)!;
           const values = t.positions.map((p) => buffer.map((r) => r[p] ?? null));
-          const r = await client.query(restoreInsert(t.info, t.columns).text, values).catch((e: unknown) => { insertFailure = e; throw e; });
+          const r = await client.query(restoreInsert(t.info, t.columns).text, values);
           const inserted = r.rowCount ?? 0;
           result.inserted[current] = (result.inserted[current] ?? 0) + inserted;
           result.alreadyThere[current] = (result.alreadyThere[current] ?? 0) + buffer.length - inserted;
@@ -151,7 +148,6 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
             if (buffer.length >= INSERT_ROWS) await flush();
           },
         });
-        if (insertFailure) throw insertFailure;
         await flush();
         if (!read.ok) throw new JarvisError('ARCHIVE_INVALID', `chunk ${chunk.manifest.chunk} of ${entry.header.id}: ${read.problem}`);
         await client.query('COMMIT');

@@ -159,7 +159,8 @@ export interface ChunkReadResult {
 /**
  * Reads a chunk's data file end to end: checks its size and SHA-256 against the manifest,
  * that it decompresses (and decrypts), that every line parses and fits its table's columns,
- * and that the row counts match. Handlers see each header and row as they are read.
+ * and that the row counts match. Handlers see each header and row as they are read; an error a
+ * handler throws stops the read and is thrown as it is (it is not a problem of the chunk).
  */
 export async function readChunk(path: string, manifest: ChunkManifest, ring: KeyRing | null, handler: ChunkRecordHandler = {}): Promise<ChunkReadResult> {
   const tap = new Tap();
@@ -168,6 +169,17 @@ export async function readChunk(path: string, manifest: ChunkManifest, ring: Key
   let problem: string | null = null;
   let current: { table: string; width: number } | null = null;
   let lineNo = 0;
+  // A handler's error is the caller's, not a problem of the chunk. Kept here because the pipeline
+  // may reject with its own error (a premature close) once the reading stage has thrown.
+  let handlerFailure: { error: unknown } | null = null;
+  const callHandler = async (call: () => void | Promise<void>) => {
+    try {
+      await call();
+    } catch (e) {
+      handlerFailure = { error: e };
+      throw e;
+    }
+  };
   const consume = async (line: string) => {
     lineNo++;
     if (line === '') return;
@@ -176,7 +188,7 @@ export async function readChunk(path: string, manifest: ChunkManifest, ring: Key
       if (!current) throw new Error(`line ${lineNo}: a row before any table header`);
       if (value.length !== current.width || !value.every((v) => v === null || typeof v === 'string')) throw new Error(`line ${lineNo}: a row that does not fit the columns of ${current.table}`);
       rowsByTable[current.table] = (rowsByTable[current.table] ?? 0) + 1;
-      await handler.row?.(current.table, value as Row);
+      await callHandler(() => handler.row?.(current!.table, value as Row));
       return;
     }
     const header = value as { table?: unknown; columns?: unknown };
@@ -185,7 +197,7 @@ export async function readChunk(path: string, manifest: ChunkManifest, ring: Key
     if (!meta) throw new Error(`line ${lineNo}: table ${header.table} is not in the manifest`);
     if (canonicalJson(header.columns) !== canonicalJson(meta.columns.map((c) => c.name))) throw new Error(`line ${lineNo}: the columns of ${header.table} differ from the manifest`);
     current = { table: header.table, width: header.columns.length };
-    await handler.header?.(header.table, header.columns as string[]);
+    await callHandler(() => handler.header?.(header.table as string, header.columns as string[]));
   };
   const stages: (Readable | Transform | ((source: AsyncIterable<Buffer>) => Promise<void>))[] = [createReadStream(path, { highWaterMark: 1 << 20 }), tap];
   if (manifest.file.encrypted) {
@@ -208,6 +220,7 @@ export async function readChunk(path: string, manifest: ChunkManifest, ring: Key
   try {
     await (pipeline as (...s: unknown[]) => Promise<void>)(...stages);
   } catch (e) {
+    if (handlerFailure) throw (handlerFailure as { error: unknown }).error;
     problem = (e as Error).message;
   }
   const sha256 = tap.hash.digest('hex');
