@@ -78,6 +78,7 @@ function planCreate(schedule: BackupSchedule, mine: ObservedScheduleBackup[], no
     id: createActionId(schedule.name), type: 'create_backup', module: 'backup', target: schedule.name, reason,
     risk: 'safe', estimate: newestValid ? { bytes: newestValid.totalBytes } : null,
     params: { schedule: schedule.name, service: schedule.service },
+    services: [schedule.service],
   });
   return true;
 }
@@ -118,7 +119,7 @@ function planVerify(schedule: BackupSchedule, mine: ObservedScheduleBackup[], wi
     actions.push({
       id: `backup.verify.${schedule.name}`, type: 'verify_backup', module: 'backup', target: `${schedule.name} (new backup)`,
       reason: `restore test of the backup that ${createId} creates (verify: restore)`, risk: 'safe', estimate: mine[0] ? { bytes: mine[0].totalBytes } : null,
-      params: { schedule: schedule.name, fromAction: createId, restoreTest: true }, requires: [createId],
+      params: { schedule: schedule.name, fromAction: createId, restoreTest: true }, requires: [createId], services: [schedule.service],
     });
     return;
   }
@@ -128,6 +129,7 @@ function planVerify(schedule: BackupSchedule, mine: ObservedScheduleBackup[], wi
       id: `backup.verify.${newest.id}`, type: 'verify_backup', module: 'backup', target: newest.id,
       reason: `newest backup of ${schedule.name} not yet restore-tested (verify: restore)`, risk: 'safe', estimate: { bytes: newest.totalBytes },
       params: { id: newest.id, schedule: schedule.name, restoreTest: true },
+      services: [schedule.service],
     });
   }
 }

@@ -43,7 +43,7 @@ export function define(program: Command): void {
               actionFinished: (_action, r) => hooks.actionFinished(r),
             },
           });
-          return { runId: result.runId, status: result.status, durationMs: result.durationMs, results: result.results };
+          return { runId: result.runId, status: result.status, durationMs: result.durationMs, results: result.results, errors: result.errors };
         },
       });
       try {

@@ -50,7 +50,7 @@ export function define(program: Command): void {
       }
 
       if (opts.out) {
-        if (plan.errors.length) note(`not saving the plan to ${opts.out}: it has errors and cannot be applied`);
+        if (plan.errors.length) note(`not saving the plan to ${opts.out}: it has errors, and a plan saved for review must be whole (fix them, then plan again)`);
         else {
           const { writePlanFile } = await import('../engine/saved-plan.js');
           const { renderPlanJson } = await import('../render/json.js');

@@ -19,8 +19,9 @@ import { daemonFamilies, newCounters, type DaemonCounters } from './metrics.js';
 import { MAX_TIMER_MS, nextWake } from './wake.js';
 
 export interface ActionRef { id: string; type: string; target: string }
-export interface ActionResultSummary extends ActionRef { status: string; durationMs?: number; summary?: string; error?: { code: string; message: string } }
-export interface ApplySummary { runId: string; status: string; durationMs: number; results: ActionResultSummary[] }
+export interface ActionResultSummary extends ActionRef { status: string; durationMs?: number; summary?: string; error?: { code: string; message: string }; reason?: string }
+/** `errors`: what the run's observation could not do (a service down); each held back only what needed it. */
+export interface ApplySummary { runId: string; status: string; durationMs: number; results: ActionResultSummary[]; errors?: { module: string; message: string; service?: string }[] }
 
 export interface ApplyHooks {
   runStarted(runId: string): void;
@@ -178,8 +179,9 @@ export class Daemon {
             runStarted: (id) => { runId = id; },
             actionStarted: (a) => this.log.info({ event: 'action_started', runId, cycle, action: a.id, type: a.type, target: a.target }, `${a.type} ${a.target}`),
             actionFinished: (r) => {
-              const line = { event: 'action_finished', runId, cycle, action: r.id, type: r.type, status: r.status, durationMs: r.durationMs, summary: r.summary, error: r.error };
+              const line = { event: 'action_finished', runId, cycle, action: r.id, type: r.type, status: r.status, durationMs: r.durationMs, summary: r.summary, error: r.error, reason: r.reason };
               if (r.status === 'failed') this.log.error(line, `${r.type} ${r.target} failed: ${r.error?.message ?? ''}`);
+              else if (r.status === 'not_executed') this.log.warn(line, `${r.type} ${r.target}: not executed: ${r.reason ?? ''}`);
               else this.log.info(line, `${r.type} ${r.target}: ${r.status}`);
             },
             waitingForLock: (holder) => this.log.warn({ event: 'lock_wait', cycle, holder }, `waiting for another apply (${holder})`),
@@ -189,8 +191,10 @@ export class Daemon {
         this.counters.runs.set(result.status, (this.counters.runs.get(result.status) ?? 0) + 1);
         for (const r of result.results) this.counters.actions.set(`${r.type}/${r.status}`, (this.counters.actions.get(`${r.type}/${r.status}`) ?? 0) + 1);
         this.counters.lastRun = { finishedAt: this.clock(), durationMs: result.durationMs, status: result.status };
-        const line = { event: 'apply_finished', runId, cycle, status: result.status, durationMs: result.durationMs, actions: result.results.map((r) => ({ action: r.id, status: r.status })) };
-        if (result.status === 'failed') this.log.error(line, `apply ${result.status}`);
+        for (const e of result.errors ?? []) this.log.error({ event: 'plan_error', runId, cycle, module: e.module, service: e.service, error: e.message }, `${e.module}: ${e.message}`);
+        const causes = (result.errors ?? []).map((e) => `${e.module}: ${e.message}`);
+        const line = { event: 'apply_finished', runId, cycle, status: result.status, durationMs: result.durationMs, actions: result.results.map((r) => ({ action: r.id, status: r.status })), errors: causes };
+        if (result.status === 'failed') this.log.error(line, `apply ${result.status}${causes.length ? `: ${causes.join('; ')}` : ''}`);
         else this.log.info(line, `apply ${result.status}`);
         // The metrics should show what the run changed (a new backup) without waiting an interval.
         if (result.results.some((r) => r.status === 'done') && !this.stopping) void this.check('after apply');

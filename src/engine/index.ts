@@ -10,10 +10,10 @@ import { JarvisError, isJarvisError, messageOf } from '../errors.js';
 import { redact } from '../services/redact.js';
 import { Journal, newRunId } from './journal.js';
 import { acquireApplyLock, type LockOwner } from './lock.js';
-import { applicableModules, buildPlan, narrowPlan, type Observation } from './planner.js';
+import { applicableModules, blockedActions, buildPlan, errorsFor, fingerprintOf, narrowPlan, type Observation } from './planner.js';
 import { defaultParts, type EngineParts } from './registry.js';
 import { describeBasisChange } from './stale.js';
-import type { Action, ActionOutcome, ActionResult, Plan, Progress, RunResult } from './types.js';
+import type { Action, ActionOutcome, ActionResult, Plan, PlanError, Progress, RunResult } from './types.js';
 
 export type { EngineParts } from './registry.js';
 
@@ -23,7 +23,13 @@ const silent: Progress = { note: () => undefined, update: () => undefined };
 export async function observeAll(desired: Desired, parts: EngineParts, now: Date, env: NodeJS.ProcessEnv = process.env): Promise<{ observation: Observation; timingsMs: Record<string, number> }> {
   const observation: Observation = { at: now.toISOString(), modules: {} };
   const timingsMs: Record<string, number> = {};
-  await Promise.all(applicableModules(parts.modules, desired).map(async (module) => {
+  const probing = (async () => {
+    const started = performance.now();
+    const { probeServices } = await import('../services/reachability.js');
+    observation.services = await probeServices(desired, env);
+    timingsMs.services = performance.now() - started;
+  })();
+  await Promise.all([probing, ...applicableModules(parts.modules, desired).map(async (module) => {
     const started = performance.now();
     try {
       observation.modules[module.name] = { ok: true, observed: await module.observe({ desired, env, now }) };
@@ -31,7 +37,7 @@ export async function observeAll(desired: Desired, parts: EngineParts, now: Date
       observation.modules[module.name] = { ok: false, error: redact(messageOf(e), env) };
     }
     timingsMs[module.name] = performance.now() - started;
-  }));
+  })]);
   return { observation, timingsMs };
 }
 
@@ -98,20 +104,33 @@ function errorOf(e: unknown, env: NodeJS.ProcessEnv): NonNullable<ActionResult['
   return { code: 'INTERNAL', message: redact(messageOf(e), env) };
 }
 
-/** The refusal of a saved plan whose basis changed, naming what changed. */
-function checkStale(saved: Plan, current: Plan): void {
-  const changes = describeBasisChange(saved.basis, current.basis);
-  if (changes.length === 0 && saved.fingerprint === current.fingerprint) return;
-  throw new JarvisError('STALE_PLAN', `the saved plan is stale: the state it was made from has changed since ${saved.createdAt}`, {
-    details: changes.length ? changes.map((c) => `  changed: ${c}`) : ['  changed: the fingerprint (the plan file may have been edited)'],
+/**
+ * The refusal of a saved plan whose basis changed, naming what changed. A module that cannot be
+ * observed now is left out of the comparison: its actions are held back by its error instead, so
+ * that one service down does not refuse the whole plan.
+ */
+function checkStale(saved: Plan, current: Plan, unobserved: ReadonlySet<string>): void {
+  const stale = (changes: string[]) => new JarvisError('STALE_PLAN', `the saved plan is stale: the state it was made from has changed since ${saved.createdAt}`, {
+    details: changes.map((c) => `  changed: ${c}`),
     hint: 'make a new plan with `jarvis-db plan --out FILE` and apply that',
   });
+  if (saved.fingerprint !== fingerprintOf(saved.basis)) throw stale(['the fingerprint (the plan file may have been edited)']);
+  const without = (modules: Record<string, unknown>) => Object.fromEntries(Object.entries(modules).filter(([name]) => !unobserved.has(name)));
+  const changes = describeBasisChange({ ...saved.basis, modules: without(saved.basis.modules) }, { ...current.basis, modules: without(current.basis.modules) });
+  if (changes.length) throw stale(changes);
+}
+
+/** The modules whose observation failed (not `errors` of their plan: those are the plan's own). */
+function unobservedModules(observation: Observation): Set<string> {
+  return new Set(Object.entries(observation.modules).filter(([, o]) => !o.ok).map(([name]) => name));
 }
 
 /**
  * Runs an apply under the lock of the storage path. Resolves with the run's result whether
  * actions failed or not (status `failed`); rejects when nothing ran: the lock could not be
- * taken, the saved plan is stale, the plan has errors, or the confirmation was refused.
+ * taken, the saved plan is stale, or the confirmation was refused. A plan error (a service
+ * down, a module that cannot be observed) holds back only the actions that depend on it
+ * (`blockedActions`); the others run, and the run is `failed`.
  */
 export async function apply(options: ApplyOptions): Promise<RunResult> {
   const env = options.env ?? process.env;
@@ -138,20 +157,21 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
       reporter.prepared?.(prepared);
     }
     let plan: Plan;
+    let errors: PlanError[];
+    let blocked: Map<string, string>;
     try {
-      const { plan: current } = await makePlan({ desired, parts, env, now: clock(), target: options.savedPlan ? undefined : options.target });
+      const { plan: current, observation } = await makePlan({ desired, parts, env, now: clock(), target: options.savedPlan ? undefined : options.target });
       plan = current;
+      errors = current.errors;
       if (options.savedPlan) {
-        checkStale(options.savedPlan, current);
+        checkStale(options.savedPlan, current, unobservedModules(observation));
         plan = options.savedPlan;
+        // The saved plan was made from an observation of its own; what stops its actions now is
+        // what goes wrong now (a service down since), whatever the saved file says.
+        errors = plan.target ? errorsFor(current.errors, plan.actions, parts.modules.some((m) => m.name === plan.target) ? plan.target : undefined) : current.errors;
       }
-      if (plan.errors.length) {
-        throw new JarvisError('PLAN_ERRORS', `the plan has ${plan.errors.length} error(s); nothing was applied`, {
-          details: plan.errors.map((e) => `  ${e.module}: ${e.message}${e.path ? ` (${e.path})` : ''}`),
-          hint: 'run `jarvis-db plan` to see them; fix the config or the services and try again',
-        });
-      }
-      if (plan.actions.length && options.confirm && !(await options.confirm(plan))) {
+      blocked = blockedActions(plan.actions, errors);
+      if (plan.actions.length > blocked.size && options.confirm && !(await options.confirm(plan))) {
         throw new JarvisError('CONFIRMATION_REQUIRED', 'apply cancelled: the plan was not confirmed; nothing was applied');
       }
     } catch (e) {
@@ -159,16 +179,17 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
       throw e;
     }
     await journal.write('plan', { fingerprint: plan.fingerprint, target: plan.target ?? null, actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target, risk: a.risk })) });
-    const results = await execute(plan, { desired, parts, env, runId, journal, reporter, signal: options.signal, clock });
+    if (errors.length) await journal.write('plan_errors', { errors });
+    const results = await execute(plan, blocked, { desired, parts, env, runId, journal, reporter, signal: options.signal, clock });
     const finishedAt = clock();
-    const status: RunResult['status'] = plan.actions.length === 0 ? 'nothing_to_do'
-      : results.some((r) => r.status === 'failed') ? 'failed'
+    const status: RunResult['status'] = errors.length || results.some((r) => r.status === 'failed') ? 'failed'
+      : plan.actions.length === 0 ? 'nothing_to_do'
         : results.some((r) => r.status === 'not_executed') ? 'cancelled' : 'succeeded';
     const counts = { done: 0, failed: 0, not_executed: 0 };
     for (const r of results) counts[r.status]++;
     const durationMs = finishedAt.getTime() - startedAt.getTime();
     await journal.write('run_finished', { status, ...counts, durationMs });
-    return { runId, status, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, prepared, plan, results, journalFile: journal.file };
+    return { runId, status, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, prepared, plan, errors, results, journalFile: journal.file };
   } finally {
     await journal?.close().catch(() => undefined);
     await lock.release();
@@ -186,18 +207,22 @@ interface ExecuteContextIn {
   clock: () => Date;
 }
 
-/** The apply loop: in order; the first failure (or an abort) stops it; the rest is not executed. */
-async function execute(plan: Plan, c: ExecuteContextIn): Promise<ActionResult[]> {
+/**
+ * The apply loop: in order; an action held back by a plan error is skipped with its cause; the
+ * first failure (or an abort) stops the loop; the rest is not executed.
+ */
+async function execute(plan: Plan, blocked: ReadonlyMap<string, string>, c: ExecuteContextIn): Promise<ActionResult[]> {
   const results: ActionResult[] = [];
   const outcomes = new Map<string, ActionOutcome>();
   const signal = c.signal ?? new AbortController().signal;
-  let stopped = false;
+  let stopped: string | null = null;
   for (const [index, action] of plan.actions.entries()) {
     const base = { id: action.id, type: action.type, target: action.target };
-    if (stopped || signal.aborted) {
-      const result: ActionResult = { ...base, status: 'not_executed' };
+    const reason = stopped ?? blocked.get(action.id) ?? (signal.aborted ? 'the apply was interrupted' : null);
+    if (reason !== null) {
+      const result: ActionResult = { ...base, status: 'not_executed', reason: redact(reason, c.env) };
       results.push(result);
-      await c.journal.write('action_not_executed', { action: action.id, reason: stopped ? 'an earlier action failed' : 'the apply was interrupted' });
+      await c.journal.write('action_not_executed', { action: action.id, reason: result.reason });
       c.reporter.actionFinished?.(action, result, undefined);
       continue;
     }
@@ -219,7 +244,7 @@ async function execute(plan: Plan, c: ExecuteContextIn): Promise<ActionResult[]>
     } catch (e) {
       result = { ...base, status: 'failed', startedAt: startedAt.toISOString(), durationMs: c.clock().getTime() - startedAt.getTime(), error: errorOf(e, c.env) };
       await c.journal.write('action_failed', { action: action.id, durationMs: result.durationMs, error: result.error });
-      stopped = true;
+      stopped = `an earlier action failed (${action.id})`;
     }
     results.push(result);
     c.reporter.actionFinished?.(action, result, progress);

@@ -11,9 +11,10 @@ import { createHash } from 'node:crypto';
 import type { Desired } from '../config/types.js';
 import { canonicalJson } from '../storage/durable.js';
 import { JarvisError } from '../errors.js';
+import type { Reachability } from '../services/reachability.js';
 import {
   PLAN_FORMAT_VERSION, type Action, type ActionType, type DomainModule, type Finding, type ModulePlan,
-  type Observed, type Plan, type PlanBasis, type PlanError,
+  type Observed, type Plan, type PlanBasis, type PlanError, type ServiceName,
 } from './types.js';
 
 /** What observation produced for one module: its data, or why it could not be read. */
@@ -24,6 +25,8 @@ export interface Observation {
   at: string;
   /** By module name; modules that do not apply to the config are absent. */
   modules: Record<string, ModuleObservation>;
+  /** Whether each configured service answered; absent when not probed (tests of pure planning). */
+  services?: Partial<Record<ServiceName, Reachability>>;
 }
 
 /** The order of apply (DESIGN.md §2). A pre-change backup comes before everything. */
@@ -63,8 +66,9 @@ export function addPreChangeBackup(desired: Desired, actions: Action[], errors: 
   if (!desired.schema?.backupBefore || !actions.some(isMigration)) return actions;
   const schedules = desired.backups.filter((b) => b.service === 'postgres');
   if (schedules.length === 0) {
+    // The migrations' error: it must hold them back, and nothing else.
     errors.push({
-      module: 'backup', path: 'schema.backupBefore',
+      module: 'migrate', path: 'schema.backupBefore',
       message: 'schema.backupBefore asks for a PostgreSQL backup before migrations, but no backup schedule backs up postgres (add one under backups:, or set schema.backupBefore: false)',
     });
     return actions;
@@ -81,7 +85,7 @@ export function addPreChangeBackup(desired: Desired, actions: Action[], errors: 
     pre = {
       id: `backup.create.${schedule.name}`, type: 'create_backup', module: 'backup', target: schedule.name,
       reason: 'before migrations (schema.backupBefore)', risk: 'safe', estimate: null,
-      params: { schedule: schedule.name, service: 'postgres', preChange: true },
+      params: { schedule: schedule.name, service: 'postgres', preChange: true }, services: ['postgres'],
     };
     out = [pre, ...actions];
   }
@@ -147,6 +151,7 @@ export function buildPlan(desired: Desired, modules: readonly DomainModule<unkno
   }
   const ordered = orderActions(addPreChangeBackup(desired, actions, errors));
   checkIds(ordered, errors);
+  errors.push(...unreachableServiceErrors(ordered, observation));
   return {
     formatVersion: PLAN_FORMAT_VERSION,
     createdAt: observation.at,
@@ -160,6 +165,53 @@ export function buildPlan(desired: Desired, modules: readonly DomainModule<unkno
   };
 }
 
+/** One error per service that observation found down and that a planned action needs. */
+function unreachableServiceErrors(actions: readonly Action[], observation: Observation): PlanError[] {
+  const errors: PlanError[] = [];
+  for (const [service, reach] of Object.entries(observation.services ?? {}) as [ServiceName, Reachability][]) {
+    if (reach.ok) continue;
+    const needing = actions.filter((a) => a.services?.includes(service)).length;
+    if (needing === 0) continue;
+    errors.push({ module: 'services', service, message: `${reach.error}; ${needing === 1 ? 'the action that needs it waits' : `the ${needing} actions that need it wait`} for it, the others go on` });
+  }
+  return errors;
+}
+
+/** Whether an error stops an action: by the service the action reaches, or else by module. */
+function stops(error: PlanError, action: Action): boolean {
+  return error.service ? (action.services ?? []).includes(error.service) : error.module === action.module;
+}
+
+/**
+ * Pure: the actions that must not run, with the cause, given the errors of the observation they
+ * are applied against. An error stops only what depends on it (the actions of its module, or
+ * those that reach its service) and what requires a stopped action; everything else still runs.
+ */
+export function blockedActions(actions: readonly Action[], errors: readonly PlanError[]): Map<string, string> {
+  const blocked = new Map<string, string>();
+  for (const a of actions) {
+    const e = errors.find((err) => stops(err, a));
+    if (e) blocked.set(a.id, `${e.module}: ${e.message}`);
+  }
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const a of actions) {
+      if (blocked.has(a.id)) continue;
+      const dep = (a.requires ?? []).find((r) => blocked.has(r));
+      if (dep) {
+        blocked.set(a.id, `it requires ${dep}, which does not run (${blocked.get(dep)})`);
+        changed = true;
+      }
+    }
+  }
+  return blocked;
+}
+
+/** The errors that concern a narrowed plan: those that stop one of its actions, and its target module's. */
+export function errorsFor(errors: readonly PlanError[], actions: readonly Action[], targetModule: string | undefined): PlanError[] {
+  return errors.filter((e) => e.module === targetModule || actions.some((a) => stops(e, a)));
+}
+
 /**
  * `--target MODULE|ACTION_ID`: only that module's actions, or that action (an id, or an id
  * prefix ending at a dot such as `backup.prune`), with the actions they require.
@@ -168,7 +220,9 @@ export function buildPlan(desired: Desired, modules: readonly DomainModule<unkno
 export function narrowPlan(plan: Plan, target: string, moduleNames: readonly string[]): Plan {
   const byId = new Map(plan.actions.map((a) => [a.id, a]));
   const direct = plan.actions.filter((a) => a.module === target || a.id === target || a.id.startsWith(target + '.'));
-  if (direct.length === 0 && !moduleNames.includes(target)) {
+  // `--target retention.delete.x` while retention cannot be observed: its error is the answer.
+  const targetModule = moduleNames.includes(target) ? target : moduleNames.find((m) => target.startsWith(m + '.') && plan.errors.some((e) => e.module === m && !e.service));
+  if (direct.length === 0 && !targetModule) {
     const ids = plan.actions.map((a) => a.id);
     throw new JarvisError('USAGE', `--target ${target} names no module and no planned action`, {
       hint: `modules: ${moduleNames.join(', ')}${ids.length ? `; planned actions: ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? ', …' : ''}` : ''}`,
@@ -181,5 +235,6 @@ export function narrowPlan(plan: Plan, target: string, moduleNames: readonly str
     for (const r of a.requires ?? []) { const dep = byId.get(r); if (dep) add(dep); }
   };
   direct.forEach(add);
-  return { ...plan, target, actions: plan.actions.filter((a) => keep.has(a.id)) };
+  const actions = plan.actions.filter((a) => keep.has(a.id));
+  return { ...plan, target, actions, errors: errorsFor(plan.errors, actions, targetModule) };
 }

@@ -1,7 +1,9 @@
 /**
  * The plan is plain data (DESIGN.md §2). Everything here is JSON-serialisable.
  */
-import type { Desired } from '../config/types.js';
+import type { Desired, ServiceName } from '../config/types.js';
+
+export type { ServiceName } from '../config/types.js';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -67,6 +69,11 @@ export interface Action {
    * earlier action creates). `--target` keeps them with the actions that need them.
    */
   requires?: string[];
+  /**
+   * The services the action reaches (`postgres` for a PostgreSQL backup). When observation
+   * finds one unreachable, the action is not executed and the rest of the plan still runs.
+   */
+  services?: ServiceName[];
 }
 
 export type Status = 'HEALTHY' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
@@ -86,6 +93,11 @@ export interface PlanError {
   message: string;
   /** The config path the error is about, where there is one: `policies[2]`. */
   path?: string;
+  /**
+   * What the error stops (see `blockedActions` in planner.ts): with a service, the actions that
+   * reach that service; without, the actions of its module.
+   */
+  service?: ServiceName;
 }
 
 /**
@@ -200,6 +212,8 @@ export interface ActionResult {
   durationMs?: number;
   summary?: string;
   error?: { code: string; message: string; hint?: string };
+  /** Why a `not_executed` action did not run: a plan error it depends on, an earlier failure, a stop. */
+  reason?: string;
 }
 
 export interface RunResult {
@@ -212,6 +226,11 @@ export interface RunResult {
   /** Lines of housekeeping done before the plan (debris removed). */
   prepared: string[];
   plan: Plan;
+  /**
+   * The errors of the observation the run was made from (for a saved plan: the fresh one).
+   * Each stops only what depends on it; any error makes the run `failed`.
+   */
+  errors: PlanError[];
   results: ActionResult[];
   journalFile: string;
 }

@@ -119,7 +119,7 @@ export function planMigrationSteps(observed: MigrateObserved, request: MigrateRe
       actions.push({
         id: `migrate.up.${file.name}`, type: 'migrate_up', module: 'migrate', target: file.name,
         reason: `not applied; ${source} is ${request.target === targetVersion ? targetVersion : `${request.target} (${targetVersion})`}`,
-        risk: 'safe', estimate: null, params: { ...params },
+        risk: 'safe', estimate: null, params: { ...params }, services: ['postgres'],
       });
     }
   } else if (target < current) {
@@ -146,7 +146,7 @@ export function planMigrationSteps(observed: MigrateObserved, request: MigrateRe
       actions.push({
         id: `migrate.down.${file.name}`, type: 'migrate_down', module: 'migrate', target: file.name,
         reason: `applied above ${source} ${targetVersion}: rolled back, its tables and data dropped`,
-        risk: 'destructive', estimate: null, params: { ...params },
+        risk: 'destructive', estimate: null, params: { ...params }, services: ['postgres'],
       });
     }
     if (errors.length > 0) return { actions: [], findings, errors };

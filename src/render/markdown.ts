@@ -10,7 +10,8 @@ import { impactSentence, type ImpactLine } from '../engine/impact.js';
 import { ACTION_KIND, type Action, type ActionType, type Plan } from '../engine/types.js';
 import { formatCount, plural } from './format.js';
 import { symbolOf } from './progress.js';
-import { estimateText, planCounts, summaryLine } from './text.js';
+import { blockedActions } from '../engine/planner.js';
+import { errorsHeading, estimateText, planCounts, summaryLine } from './text.js';
 
 export const MARKDOWN_LIMIT = 60_000;
 /** Room kept for closing tags and the note about what was cut. */
@@ -53,9 +54,10 @@ export interface MarkdownExtras {
   limit?: number;
 }
 
-function actionRow(a: Action, i: number): string {
+function actionRow(a: Action, i: number, heldBy: string | undefined): string {
   const est = estimateText(a.estimate);
-  return `| ${i + 1} | ${symbolOf(a)} | ${code(a.type)} | ${code(a.target)} | ${cell(a.reason)} | ${cell(est)} | ${a.risk === 'destructive' ? '**destructive**' : 'safe'} |`;
+  const why = heldBy ? `${a.reason}; **held back**: ${heldBy}` : a.reason;
+  return `| ${i + 1} | ${symbolOf(a)} | ${code(a.type)} | ${code(a.target)} | ${cell(why)} | ${cell(est)} | ${a.risk === 'destructive' ? '**destructive**' : 'safe'} |`;
 }
 
 export function renderPlanMarkdown(plan: Plan, extras: MarkdownExtras = {}): string {
@@ -66,8 +68,9 @@ export function renderPlanMarkdown(plan: Plan, extras: MarkdownExtras = {}): str
   b.add(`**${summaryLine(plan)}**${counts.destructive ? ` ⚠️ ${plural(counts.destructive, 'destructive action')}.` : ''}`);
   b.add('');
 
+  const held = blockedActions(plan.actions, plan.errors);
   if (plan.errors.length) {
-    b.add(`#### ❌ ${plural(plan.errors.length, 'error')}: nothing can be applied`);
+    b.add(`#### ❌ ${errorsHeading(plan, held.size)}`);
     b.add('');
     for (const e of plan.errors) b.tryAdd(`- **${cell(e.module)}**: ${cell(e.message)}${e.path ? ` (${code(e.path)})` : ''}`, 'error');
     b.add('');
@@ -109,7 +112,7 @@ export function renderPlanMarkdown(plan: Plan, extras: MarkdownExtras = {}): str
     b.add('');
     b.add('| # | | Action | Target | Why | Estimate | Risk |');
     b.add('|---:|---|---|---|---|---|---|');
-    plan.actions.forEach((a, i) => b.tryAdd(actionRow(a, i), 'action'));
+    plan.actions.forEach((a, i) => b.tryAdd(actionRow(a, i, held.get(a.id)), 'action'));
     b.add('');
     b.add('</details>');
     b.add('');

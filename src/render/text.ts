@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import { impactSentence, type ImpactLine } from '../engine/impact.js';
+import { blockedActions } from '../engine/planner.js';
 import { ACTION_KIND, type Action, type ActionType, type Estimate, type Finding, type Plan, type RunResult } from '../engine/types.js';
 import { palette, type Palette } from './color.js';
 import { formatBytes, formatDuration, plural } from './format.js';
@@ -55,10 +56,20 @@ export function findingLine(c: Palette, f: Finding): string {
   return `${statusColour(c, f)('!')} ${statusColour(c, f)(f.status)} ${f.check}: ${f.message}`;
 }
 
+/** The heading of a plan's errors: what they stop (only what depends on them). */
+export function errorsHeading(plan: Plan, held: number): string {
+  const n = plural(plan.errors.length, 'error');
+  if (plan.actions.length === 0) return `${n}: fix ${plan.errors.length === 1 ? 'it' : 'them'} first`;
+  if (held === plan.actions.length) return `${n}: no action can run until ${plan.errors.length === 1 ? 'it is' : 'they are'} fixed`;
+  const others = plan.actions.length - held;
+  return `${n}: ${plural(held, 'action')} held back until fixed; ${others === 1 ? 'the other still runs' : `the ${others} others still run`}`;
+}
+
 export function renderPlanText(plan: Plan, c: Palette = palette(false)): string {
   const out: string[] = [];
+  const held = blockedActions(plan.actions, plan.errors);
   if (plan.errors.length) {
-    out.push(c.red(c.bold(`${plural(plan.errors.length, 'error')}: nothing can be applied until ${plan.errors.length === 1 ? 'it is' : 'they are'} fixed`)));
+    out.push(c.red(c.bold(errorsHeading(plan, held.size))));
     for (const e of plan.errors) out.push(`  ${c.red('✗')} ${e.module}: ${e.message}${e.path ? c.dim(` (${e.path})`) : ''}`);
     out.push('');
   }
@@ -66,9 +77,11 @@ export function renderPlanText(plan: Plan, c: Palette = palette(false)): string 
     out.push(`jarvis-db will do this, in this order${plan.target ? ` (--target ${plan.target})` : ''}:`, '');
     for (const a of plan.actions) {
       const flag = a.risk === 'destructive' ? c.red(c.bold(' DESTRUCTIVE')) : '';
-      out.push(`  ${colourSymbol(c, a)} ${c.bold(a.type)} ${a.target}${flag}  ${c.dim(a.id)}`);
+      const hold = held.has(a.id) ? c.red(' HELD BACK') : '';
+      out.push(`  ${colourSymbol(c, a)} ${c.bold(a.type)} ${a.target}${flag}${hold}  ${c.dim(a.id)}`);
       const est = estimateText(a.estimate);
       out.push(`      ${a.reason}${est ? c.dim(` (${est})`) : ''}`);
+      if (held.has(a.id)) out.push(`      ${c.red(`not run: ${held.get(a.id)}`)}`);
     }
     out.push('');
   }
@@ -97,12 +110,16 @@ export function renderRunText(result: RunResult, c: Palette = palette(false)): s
     default: {
       const head = result.status === 'cancelled' ? 'Apply interrupted' : 'Apply failed';
       out.push(c.red(`${head}: ${n.done} done, ${n.failed} failed, ${n.not_executed} not executed (${took}).`));
+      for (const e of result.errors) out.push(`  ${c.red('✗')} ${e.module}: ${e.message}${e.path ? ` (${e.path})` : ''}`);
       for (const r of result.results.filter((x) => x.status === 'failed')) {
         out.push(`  ${c.red('✗')} ${r.id}: ${r.error?.message ?? 'failed'}`);
         if (r.error?.hint) out.push(`    hint: ${r.error.hint}`);
       }
       const skipped = result.results.filter((x) => x.status === 'not_executed');
-      if (skipped.length) out.push(`  not executed: ${skipped.map((r) => r.id).join(', ')}`);
+      // One line per cause: the actions an outage held back, then those an earlier failure stopped.
+      const byReason = new Map<string, string[]>();
+      for (const r of skipped) byReason.set(r.reason ?? 'not executed', [...(byReason.get(r.reason ?? 'not executed') ?? []), r.id]);
+      for (const [reason, ids] of byReason) out.push(`  not executed: ${ids.join(', ')}: ${reason}`);
     }
   }
   out.push(c.dim(`Journal: ${result.journalFile}`));

@@ -97,6 +97,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       risk: RISK[policy.action],
       estimate: { rows: rows + childRows, bytes: obs.counts.bytes },
       params,
+      services: ['postgres'],
     });
   }
   for (const archive of observed.archives) {

@@ -8,7 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { BIN, cli, cliEnv, writeConfig } from '../engine/fixtures/cli.js';
+import { withSandbox } from '../helpers/sandbox.js';
 
 async function setup(dir: string, extra: string[] = []) {
   const config = await writeConfig(dir, [
@@ -105,15 +107,32 @@ t.test('a file that is not a plan is refused clearly', async (t) => {
 
 t.test('a failing action stops the apply: exit 1, the failure in one line, the rest not executed', async (t) => {
   // A redis backup runs before the marker (due backups come first) and cannot succeed: the
-  // server is unreachable.
+  // server answers (so nothing holds the backup back), but its user may not replicate.
+  const sandbox = await withSandbox(t, ['redis']);
+  const admin = new Redis(sandbox.redis!.url);
+  await admin.call('ACL', 'SETUSER', 'noreplica', 'on', '>noreplica-pass-42', '~*', '&*', '+@all', '-sync', '-psync');
+  admin.disconnect();
+  const port = new URL(sandbox.redis!.url).port;
+  const { env, marker } = await setup(t.testdir(), ['backups:', '  - { name: redis-hourly, service: redis, cron: "0 * * * *", method: rdb, keep: { last: 2 } }']);
+  const config = await readFile(env.JARVIS_DB_CONFIG, 'utf8');
+  await writeFile(env.JARVIS_DB_CONFIG, config.replace('redis://:redis-pass-5678@127.0.0.1:1/0', `redis://noreplica:noreplica-pass-42@127.0.0.1:${port}/0`));
+  const r = cli(['apply', '--auto-approve'], env);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /\[1\/2\] \+ create_backup redis-hourly\n(?: {6}.*\n)*? {6}FAILED after [\d.]+m?s: .*SYNC/);
+  t.match(r.stdout, /Apply failed: 0 done, 1 failed, 1 not executed \([\d.]+m?s\)\.\n {2}✗ backup\.create\.redis-hourly: .*Redis.*\n(?: {4}hint: .*\n)? {2}not executed: marker\.ensure: an earlier action failed \(backup\.create\.redis-hourly\)\nJournal: .*\.jsonl\n$/);
+  t.notOk(existsSync(marker), 'the marker action did not run');
+  t.notMatch(r.stdout + r.stderr, /noreplica-pass-42|pg-pass-1234/);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+t.test('a service that does not answer holds back only its actions: the others run, exit 1', async (t) => {
   const { env, marker } = await setup(t.testdir(), ['backups:', '  - { name: redis-hourly, service: redis, cron: "0 * * * *", keep: { last: 2 } }']);
   const r = cli(['apply', '--auto-approve'], env);
   t.equal(r.code, 1);
-  t.match(r.stderr, /\[1\/2\] \+ create_backup redis-hourly\n(?: {6}.*\n)*? {6}FAILED after [\d.]+m?s: cannot connect to Redis/);
-  t.match(r.stdout, /Apply failed: 0 done, 1 failed, 1 not executed \([\d.]+m?s\)\.\n {2}✗ backup\.create\.redis-hourly: .*redis.*\n(?: {4}hint: .*\n)? {2}not executed: marker\.ensure\nJournal: .*\.jsonl\n$/);
-  t.notOk(existsSync(marker), 'the marker action did not run');
+  t.match(r.stdout, /\+ create_backup redis-hourly HELD BACK  backup\.create\.redis-hourly\n.*\n {6}not run: services: cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0: connect ECONNREFUSED/);
+  t.match(r.stdout, /Apply failed: 1 done, 0 failed, 1 not executed .*\n {2}✗ services: cannot connect to Redis/);
+  t.ok(existsSync(marker), 'the marker action, which needs no Redis, ran');
   t.notMatch(r.stdout + r.stderr, /redis-pass-5678|pg-pass-1234/);
-  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
 t.test('apply --target runs only that module\'s actions', async (t) => {

@@ -14,12 +14,15 @@ import { dailyBackups, publishBackup } from './fixtures/catalog.js';
 
 const NO_MARKER = { JARVIS_DB_TEST_MODULE: undefined };
 
-function configText(keepDaily: number, extra: string[] = []): string {
+const UNREACHABLE = 'postgres://jarvis:pg-pass-1234@127.0.0.1:1/none';
+
+/** `url`: a PostgreSQL that is down by default; a planned backup of it is then held back (an error). */
+function configText(keepDaily: number, extra: string[] = [], url = UNREACHABLE): string {
   return [
     '# yaml-language-server: $schema=./schemas/jarvis-db.schema.json',
     'version: 1',
     'services:',
-    '  postgres: { url: "postgres://jarvis:pg-pass-1234@127.0.0.1:1/none" }',
+    `  postgres: { url: ${JSON.stringify(url)} }`,
     'storage:',
     '  path: ./backups',
     'backups:',
@@ -40,16 +43,18 @@ function lastThreeAm(): Date {
 }
 
 t.test('formats and exit codes: text, json, markdown; 0, 2 with --detailed-exitcode, 0 once nothing is due', async (t) => {
+  // The planned backup needs its server up: one that is down holds it back (an error, exit 1).
+  const sandbox = await withSandbox(t, ['postgres']);
   const dir = t.testdir();
   const config = join(dir, 'jarvis-db.yaml');
-  await writeFile(config, configText(7));
+  await writeFile(config, configText(7, [], sandbox.postgres!.url));
   const env = { ...NO_MARKER, JARVIS_DB_CONFIG: config };
 
   const text = cli(['plan'], env);
   t.equal(text.code, 0, text.stderr);
   // Health findings (this machine's load, the unreachable server) may sit between the actions and the summary.
   t.match(text.stdout, /^jarvis-db will do this, in this order:\n\n  \+ create_backup postgres-nightly  backup\.create\.postgres-nightly\n      no backup yet\n\n(?:Findings:\n(?:  .*\n)+\n)?Plan: 1 to create, 0 to change, 0 to destroy\.\n$/);
-  t.match(text.stdout, /! CRITICAL postgres\.up: /, 'health findings appear in the plan');
+  t.match(text.stdout, /! CRITICAL backups\.age_interval_ratio\.postgres-nightly: /, 'health findings appear in the plan');
   t.notMatch(text.stdout, /\u001b\[/, 'no colour on a pipe');
   t.equal(cli(['plan', '--detailed-exitcode'], env).code, 2);
 
@@ -93,8 +98,8 @@ t.test('a module that cannot observe makes plan exit 1 with the error, even with
   // The marker module in PostgreSQL mode, against a server that is not there.
   const r = cli(['plan', '--detailed-exitcode', '--out', join(dir, 'p.json')], { JARVIS_DB_CONFIG: config });
   t.equal(r.code, 1);
-  t.match(r.stdout, /^1 error: nothing can be applied until it is fixed\n  ✗ marker: cannot observe: .*ECONNREFUSED/);
-  t.match(r.stderr, /not saving the plan to .*p\.json: it has errors and cannot be applied\nerror: the plan has 1 error\(s\)/);
+  t.match(r.stdout, /^2 errors: no action can run until they are fixed\n  ✗ marker: cannot observe: .*ECONNREFUSED.*\n  ✗ services: cannot connect to PostgreSQL at postgres:\/\/jarvis:\*\*\*@127\.0\.0\.1:1\/none: .*ECONNREFUSED/);
+  t.match(r.stderr, /not saving the plan to .*p\.json: it has errors, and a plan saved for review must be whole \(fix them, then plan again\)\nerror: the plan has 2 error\(s\)/);
   t.notMatch(r.stdout + r.stderr, 'pg-pass-1234');
 });
 

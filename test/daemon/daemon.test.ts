@@ -140,3 +140,20 @@ t.test('log lines never carry a password', async (t) => {
   t.match(refused, { level: 'error', error: /postgres:\/\/jarvis:\*\*\*@db:5432/ });
   t.notMatch(JSON.stringify(logs), /hunter2-secret/);
 });
+
+t.test('a run that a service outage held back in part logs the cause of each action not executed', async (t) => {
+  const cause = 'services: cannot connect to PostgreSQL at postgres://jarvis:***@db:5432/jarvis: connect ECONNREFUSED';
+  const partial: RunApply = async ({ hooks }) => {
+    const results = [
+      { id: 'backup.create.pg', type: 'create_backup', target: 'pg', status: 'not_executed', reason: cause },
+      { id: 'backup.create.redis', type: 'create_backup', target: 'redis', status: 'done', summary: 'ok' },
+    ];
+    for (const r of results) hooks.actionFinished(r);
+    return { runId: 'r1', status: 'failed', durationMs: 5, results, errors: [{ module: 'services', service: 'postgres', message: cause.slice('services: '.length) }] };
+  };
+  const { d, logs } = await daemon(t, partial);
+  await until(() => d.counters.runs.get('failed') === 1);
+  t.match(logs.find((l) => l.event === 'action_finished' && l.action === 'backup.create.pg'), { level: 'warn', status: 'not_executed', reason: cause, msg: `create_backup pg: not executed: ${cause}` });
+  t.match(logs.find((l) => l.event === 'plan_error'), { level: 'error', module: 'services', service: 'postgres', error: /cannot connect to PostgreSQL/ });
+  t.match(logs.find((l) => l.event === 'apply_finished'), { level: 'error', status: 'failed', msg: `apply failed: ${cause}` });
+});

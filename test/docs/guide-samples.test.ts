@@ -8,7 +8,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderPlanText } from '../../src/render/text.js';
-import { missingDatabasePlan, reviewPlan } from './fixtures/review-plan.js';
+import { postgresDownPlan, reviewPlan } from './fixtures/review-plan.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const guide = readFileSync(join(ROOT, 'docs/operators-guide.md'), 'utf8');
@@ -19,6 +19,6 @@ t.test('the plan the guide explains is the text rendering of the review plan', a
   t.equal(textBlocks[0], renderPlanText(reviewPlan));
 });
 
-t.test('the plan with errors the guide shows is the text rendering of a plan with those errors', async (t) => {
-  t.equal(textBlocks[1], renderPlanText(missingDatabasePlan));
+t.test('the plan with an outage the guide shows is the text rendering of a plan with PostgreSQL down', async (t) => {
+  t.equal(textBlocks[1], renderPlanText(postgresDownPlan));
 });

@@ -85,14 +85,76 @@ t.test('the journal never holds a password, from a URL or from the environment',
   t.match(result.results[0]!.error!.message, 'postgres://jarvis:***@db/jarvis with key ***');
 });
 
-t.test('a plan with errors is refused before anything runs', async (t) => {
+t.test('a plan error holds back only the actions of its module; the others run and the run fails', async (t) => {
   const ran: string[] = [];
-  const m = fakeModule('backup', { actions: [action('backup.create.pg', 'create_backup')], errors: [{ module: 'backup', message: 'bad cron', path: 'backups[0].cron' }] });
-  const { desired, parts, storage } = setup(t, [m], { create_backup: recorder(ran) });
-  await t.rejects(apply({ desired, parts }), { code: 'PLAN_ERRORS', details: ['  backup: bad cron (backups[0].cron)'] });
-  t.same(ran, []);
+  const broken = fakeModule('migrate', { observeError: 'connect ECONNREFUSED 127.0.0.1:5432' });
+  const backups = fakeModule('backup', { actions: [action('backup.create.redis', 'create_backup')] });
+  const retention = fakeModule('retention', { actions: [action('retention.delete.metrics', 'retention_delete')], errors: [{ module: 'retention', message: 'bad policy', path: 'policies[0]' }] });
+  const { desired, parts, storage } = setup(t, [broken, backups, retention], { create_backup: recorder(ran), retention_delete: recorder(ran) });
+  const result = await apply({ desired, parts });
+  t.same(ran, ['backup.create.redis']);
+  t.equal(result.status, 'failed', 'an error makes the run fail even when everything that could run did');
+  t.same(result.errors.map((e) => e.module), ['migrate', 'retention']);
+  t.same(result.results.map((r) => [r.id, r.status, r.reason]), [
+    ['backup.create.redis', 'done', undefined],
+    ['retention.delete.metrics', 'not_executed', 'retention: bad policy'],
+  ]);
   const [file] = await readdir(join(storage, 'journal'));
-  t.same((await readJournal(join(storage, 'journal', file!))).map((e) => e.event), ['run_started', 'run_refused']);
+  const events = await readJournal(join(storage, 'journal', file!));
+  t.match(events.find((e) => e.event === 'plan_errors'), { errors: [{ module: 'migrate', message: 'cannot observe: connect ECONNREFUSED 127.0.0.1:5432' }, { module: 'retention' }] });
+  t.match(events.find((e) => e.event === 'action_not_executed'), { action: 'retention.delete.metrics', reason: 'retention: bad policy' });
+});
+
+t.test('a service found down holds back the actions that reach it, and those that require them', async (t) => {
+  const ran: string[] = [];
+  const m = fakeModule('backup', {
+    actions: [
+      action('backup.create.pg', 'create_backup', { services: ['postgres'] }),
+      action('backup.create.redis', 'create_backup', { services: ['redis'] }),
+      action('backup.prune.old', 'prune_backup'),
+      action('backup.verify.pg', 'verify_backup', { requires: ['backup.create.pg'] }),
+    ],
+  });
+  const { desired, parts } = setup(t, [m], { create_backup: recorder(ran), prune_backup: recorder(ran), verify_backup: recorder(ran) });
+  // Port 1 refuses at once: a real PostgreSQL that is down, probed by the engine's observation.
+  const down = { ...desired, services: { postgres: { url: 'postgres://jarvis:pg-pass-1234@127.0.0.1:1/jarvis' } } };
+  const result = await apply({ desired: down, parts });
+  t.same(ran, ['backup.create.redis', 'backup.prune.old']);
+  t.equal(result.status, 'failed');
+  t.equal(result.errors.length, 1);
+  t.match(result.errors[0], { module: 'services', service: 'postgres', message: /^cannot connect to PostgreSQL at postgres:\/\/jarvis:\*\*\*@127\.0\.0\.1:1\/jarvis: .*ECONNREFUSED.*; the action that needs it waits for it, the others go on$/ });
+  const held = Object.fromEntries(result.results.map((r) => [r.id, r.reason]));
+  t.match(held['backup.create.pg'], /^services: cannot connect to PostgreSQL/);
+  t.match(held['backup.verify.pg'], /^it requires backup\.create\.pg, which does not run \(services: cannot connect/);
+  t.notMatch(JSON.stringify(result), 'pg-pass-1234');
+});
+
+t.test('a saved plan still runs what does not depend on a module that cannot be observed now', async (t) => {
+  const ran: string[] = [];
+  let down = false;
+  const migrate: DomainModule<unknown> = { ...fakeModule('migrate', { actions: [action('migrate.up.002', 'migrate_up')] }), observe: async () => { if (down) throw new Error('connect ECONNREFUSED'); return { applied: ['001'] }; } };
+  const backups = fakeModule('backup', { actions: [action('backup.create.redis', 'create_backup')], observed: { backups: ['a'] } });
+  const { desired, parts } = setup(t, [migrate, backups], { create_backup: recorder(ran), migrate_up: recorder(ran) });
+  const saved = (await makePlan({ desired, parts })).plan;
+  down = true;
+  const result = await apply({ desired, parts, savedPlan: saved });
+  t.same(ran, ['backup.create.redis'], 'not refused as stale: the module that changed is the one that cannot be seen');
+  t.same(result.results.map((r) => [r.id, r.status]), [['migrate.up.002', 'not_executed'], ['backup.create.redis', 'done']]);
+  t.match(result.results[0]!.reason, /^migrate: cannot observe: connect ECONNREFUSED/);
+  t.equal(result.status, 'failed');
+});
+
+t.test('with --target, only the errors that concern the targeted actions count', async (t) => {
+  const ran: string[] = [];
+  const broken = fakeModule('migrate', { observeError: 'connect ECONNREFUSED' });
+  const backups = fakeModule('backup', { actions: [action('backup.create.redis', 'create_backup')] });
+  const { desired, parts } = setup(t, [broken, backups], { create_backup: recorder(ran) });
+  const result = await apply({ desired, parts, target: 'backup' });
+  t.same([result.status, ran, result.errors], ['succeeded', ['backup.create.redis'], []]);
+  const narrowed = await apply({ desired, parts, target: 'migrate' });
+  t.same([narrowed.status, narrowed.errors.map((e) => e.module)], ['failed', ['migrate']]);
+  const byId = await apply({ desired, parts, target: 'migrate.up.002' });
+  t.same([byId.status, byId.errors.map((e) => e.module)], ['failed', ['migrate']], 'an action of a module that cannot be observed is not a usage error: the error says why');
 });
 
 t.test('a refused confirmation runs nothing; nothing to do asks nothing', async (t) => {

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { backupModule, type BackupObserved } from '../../src/backup/module.js';
-import { addPreChangeBackup, buildPlan, narrowPlan, orderActions, type Observation } from '../../src/engine/planner.js';
+import { addPreChangeBackup, blockedActions, buildPlan, narrowPlan, orderActions, type Observation } from '../../src/engine/planner.js';
 import type { DomainModule, PlanError } from '../../src/engine/types.js';
 import { action, desiredFixture, fakeModule } from './fixtures/plan-fixtures.js';
 
@@ -139,4 +139,47 @@ t.test('--target narrows to a module, an action id or an id prefix, keeping the 
   t.equal(narrowPlan(plan, 'backup.prune.1', names).target, 'backup.prune.1');
   t.same(narrowPlan(plan, 'retention', names).actions, [], 'a module with nothing to do is a valid target');
   t.throws(() => narrowPlan(plan, 'bakup', names), { code: 'USAGE', message: /--target bakup names no module and no planned action/, hint: /modules: backup, marker, retention; planned actions: backup.create.pg/ });
+});
+
+t.test('a service found down is an error only when a planned action reaches it, and holds back only those actions', async (t) => {
+  const backups = fakeModule('backup', {
+    actions: [
+      action('backup.create.pg', 'create_backup', { services: ['postgres'] }),
+      action('backup.create.chroma', 'create_backup', { services: ['chroma'] }),
+      action('backup.verify.pg', 'verify_backup', { requires: ['backup.create.pg'] }),
+    ],
+  });
+  const retention = fakeModule('retention', { actions: [action('retention.delete.metrics', 'retention_delete', { services: ['postgres'] })] });
+  const observation: Observation = {
+    ...observationOf([backups, retention]),
+    services: { postgres: { ok: false, error: 'cannot connect to PostgreSQL at postgres://127.0.0.1:5432/jarvis: ECONNREFUSED' }, redis: { ok: false, error: 'cannot connect to Redis' }, chroma: { ok: true } },
+  };
+  const plan = buildPlan(desiredFixture(), [backups, retention], observation);
+  t.same(plan.errors.map((e) => [e.module, e.service]), [['services', 'postgres']], 'redis is down too, but nothing planned needs it');
+  t.match(plan.errors[0]!.message, /ECONNREFUSED; the 2 actions that need it wait for it, the others go on$/);
+  const held = blockedActions(plan.actions, plan.errors);
+  t.same([...held.keys()].sort(), ['backup.create.pg', 'backup.verify.pg', 'retention.delete.metrics']);
+  t.notOk(held.has('backup.create.chroma'));
+});
+
+t.test('an error of one module holds back that module only; the backupBefore error holds back the migrations', async (t) => {
+  const actions = [action('migrate.up.002', 'migrate_up'), action('backup.create.redis', 'create_backup'), action('retention.delete.m', 'retention_delete')];
+  const errors: PlanError[] = [];
+  const desired = desiredFixture({ schema: { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true } }, [{ name: 'r', service: 'redis' }]);
+  const out = addPreChangeBackup(desired, actions, errors);
+  t.same(errors.map((e) => e.module), ['migrate']);
+  t.same([...blockedActions(out, errors).keys()], ['migrate.up.002']);
+});
+
+t.test('--target keeps the errors that concern what it keeps', async (t) => {
+  const plan = buildPlan(desiredFixture(), [
+    fakeModule('migrate', { errors: [{ module: 'migrate', message: 'drift' }] }),
+    fakeModule('backup', { actions: [action('backup.create.pg', 'create_backup', { services: ['postgres'] }), action('backup.create.redis', 'create_backup', { services: ['redis'] })] }),
+  ], { ...observationOf([fakeModule('migrate'), fakeModule('backup')]), services: { postgres: { ok: false, error: 'down' } } });
+  const names = ['migrate', 'backup'];
+  t.same(narrowPlan(plan, 'backup.create.redis', names).errors, []);
+  t.same(narrowPlan(plan, 'backup.create.pg', names).errors.map((e) => e.service), ['postgres']);
+  t.same(narrowPlan(plan, 'migrate', names).errors.map((e) => e.message), ['drift']);
+  t.same(narrowPlan(plan, 'migrate.up.003', names).actions, [], 'an action of a module with an error is not a usage error');
+  t.throws(() => narrowPlan(plan, 'retention.delete.x', names), { code: 'USAGE' });
 });
