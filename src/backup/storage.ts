@@ -22,6 +22,7 @@ import type { ServiceName } from '../config/types.js';
 import { canonicalJson, fsyncPath, hashFile, HashingFileSink, listDirs, listFiles, newTimestampId, testPausePoint } from '../storage/durable.js';
 import type { EncryptionSession } from '../storage/crypto.js';
 import { isAlive } from '../platform/processes.js';
+import { registerStaged, unregisterStaged } from '../storage/staging.js';
 
 // The durable-file helpers live in src/storage/durable.ts (shared with retention archives).
 export { canonicalJson, exists, fsyncPath, hashFile, listDirs, testPausePoint, writeFileAtomic } from '../storage/durable.js';
@@ -102,6 +103,7 @@ export class BackupWriter {
     const id = newBackupId(options.now);
     const workDir = join(parent, `.tmp-${id}-${process.pid}`);
     await mkdir(workDir, { mode: 0o700 });
+    registerStaged(workDir);
     await fsyncPath(parent);
     const writer = new BackupWriter(id, options.service, options.schedule, workDir, join(parent, id), options.now, options.encryption ?? null, options.env ?? process.env);
     await testPausePoint('started', writer.env);
@@ -190,6 +192,7 @@ export class BackupWriter {
     await fsyncPath(this.workDir);
     await testPausePoint('manifest-renamed', this.env);
     await rename(this.workDir, this.finalDir);
+    unregisterStaged(this.workDir);
     await testPausePoint('dir-renamed', this.env);
     await fsyncPath(dirname(this.finalDir));
     this.published = true;
@@ -199,6 +202,7 @@ export class BackupWriter {
   /** Removes the work dir of a backup that failed. */
   async abort(): Promise<void> {
     if (!this.published) await rm(this.workDir, { recursive: true, force: true });
+    unregisterStaged(this.workDir);
   }
 }
 

@@ -1,6 +1,8 @@
 /**
- * `jarvis-db daemon [--listen 127.0.0.1:9187]`: the service. It wires the engine's apply and
- * the health check into src/daemon and turns SIGTERM / SIGINT into a clean stop (exit 0).
+ * `jarvis-db daemon [--listen 127.0.0.1:9187]`: the service. It wires the engine's apply, the
+ * health check and the config loader into src/daemon, turns SIGHUP into a config reload and
+ * SIGTERM / SIGINT into a clean stop (exit 0). A second SIGTERM exits at once (exit 1), after
+ * removing what the running action had staged (a backup's `.tmp-…` work dir).
  */
 import type { Command } from 'commander';
 import { globalOptions, loadDesired } from './common.js';
@@ -25,6 +27,7 @@ export function define(program: Command): void {
       const { apply } = await import('../engine/index.js');
       const { runHealthCheck } = await import('../health/check.js');
       const { HealthConnections } = await import('../health/connections.js');
+      const { removeStagedSync } = await import('../storage/staging.js');
       const connections = new HealthConnections();
       const logger = daemonLogger(undefined, options.debug ? 'debug' : 'info');
       const daemon = new Daemon({
@@ -32,8 +35,9 @@ export function define(program: Command): void {
         host: listen[1]!.replace(/^\[|\]$/g, ''),
         port: Number(listen[2]),
         logger,
-        runHealth: (signal) => runHealthCheck(desired, { signal, connections }),
-        runApply: async ({ signal, hooks }) => {
+        loadConfig: () => loadDesired(options),
+        runHealth: (signal, current) => runHealthCheck(current, { signal, connections }),
+        runApply: async ({ signal, hooks, desired }) => {
           const result = await apply({
             desired, signal, lockTimeoutMs: lockTimeout.seconds * 1000,
             reporter: {
@@ -46,6 +50,9 @@ export function define(program: Command): void {
           return { runId: result.runId, status: result.status, durationMs: result.durationMs, results: result.results, errors: result.errors };
         },
       });
+      // Installed before start: a SIGHUP with no handler would kill the process (exit 129).
+      const onHangup = () => { void daemon.reload('SIGHUP'); };
+      process.on('SIGHUP', onHangup);
       try {
         await daemon.start();
       } catch (e) {
@@ -59,7 +66,10 @@ export function define(program: Command): void {
         let stopping = false;
         const onSignal = (signal: NodeJS.Signals) => {
           if (stopping) {
-            logger.warn({ event: 'daemon_forced', signal }, `${signal} again: exiting without waiting`);
+            // No turn of the event loop is left after this: the staged paths go synchronously.
+            const { removed, failed } = removeStagedSync();
+            logger.warn({ event: 'daemon_forced', signal, removed, failed }, `${signal} again: exiting without waiting${removed.length ? ` (removed ${removed.join(', ')})` : ''}`);
+            logger.flush();
             process.exit(1);
           }
           stopping = true;
@@ -68,6 +78,7 @@ export function define(program: Command): void {
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
       });
+      process.off('SIGHUP', onHangup);
       logger.flush();
       process.exitCode = 0;
     });

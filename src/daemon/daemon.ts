@@ -4,18 +4,24 @@
  * and logs JSON lines. One apply at a time in this process (a wake during a run makes one more
  * run afterwards); the engine's lock keeps it apart from any other apply. Stopping aborts: the
  * engine finishes or abandons the current action and reports the rest as not executed.
+ * `reload` reads the config again: a valid one takes effect at the next tick (a running apply or
+ * check finishes with the config it started with; the timers are recomputed), an invalid one is
+ * logged and the current config kept.
  *
- * The apply and the health check are passed in, so that tests (and the engine) plug in.
+ * The apply, the health check and the config loader are passed in, so that tests (and the
+ * engine) plug in; each apply and check is given the config in force when it starts.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Desired } from '../config/types.js';
+import type { Status } from '../engine/types.js';
 import { messageOf } from '../errors.js';
 import type { HealthReport, RecordOutcome } from '../health/check.js';
 import { healthFamilies, PROMETHEUS_CONTENT_TYPE, renderExposition } from '../render/prometheus.js';
 import { daemonFamilies, newCounters, type DaemonCounters } from './metrics.js';
+import { describeChange, describeLoadFailure } from './reload.js';
 import { MAX_TIMER_MS, nextWake } from './wake.js';
 
 export interface ActionRef { id: string; type: string; target: string }
@@ -30,8 +36,8 @@ export interface ApplyHooks {
   waitingForLock(holder: string): void;
 }
 
-export type RunApply = (options: { signal: AbortSignal; hooks: ApplyHooks }) => Promise<ApplySummary>;
-export type RunHealth = (signal: AbortSignal) => Promise<HealthReport & RecordOutcome>;
+export type RunApply = (options: { signal: AbortSignal; hooks: ApplyHooks; desired: Desired }) => Promise<ApplySummary>;
+export type RunHealth = (signal: AbortSignal, desired: Desired) => Promise<HealthReport & RecordOutcome>;
 
 export interface DaemonOptions {
   desired: Desired;
@@ -40,7 +46,21 @@ export interface DaemonOptions {
   logger: Logger;
   runApply: RunApply;
   runHealth: RunHealth;
+  /** Reads the config file again (the loader used at start). Without it, `reload` keeps the config. */
+  loadConfig?: () => Promise<Desired>;
   clock?: () => Date;
+}
+
+export interface Liveness {
+  ok: boolean;
+  startedAt: string;
+  /** When the health loop last completed a check. */
+  lastCheckAt: string | null;
+  health: { status: Status; checkedAt: string | null; notHealthy: string[] };
+  configHash: string;
+  applying: boolean;
+  nextApplyAt: string | null;
+  problem?: string;
 }
 
 const shortId = () => randomBytes(4).toString('hex');
@@ -55,7 +75,11 @@ export class Daemon {
   private applyAgain: { trigger: string; schedules: string[] } | null = null;
   private checking: Promise<void> | null = null;
   private checkAgain = false;
+  /** Set while the health loop waits for its next tick (not while it checks). */
   private healthTimer?: NodeJS.Timeout;
+  private healthLoopStartedAt = 0;
+  private reloading: Promise<boolean> | null = null;
+  private desired: Desired;
   private wakeTimer?: NodeJS.Timeout;
   private latest?: HealthReport;
   private lastCheckAt?: Date;
@@ -65,6 +89,12 @@ export class Daemon {
     this.clock = options.clock ?? (() => new Date());
     this.counters = newCounters(this.clock());
     this.log = options.logger;
+    this.desired = options.desired;
+  }
+
+  /** The config in force: the next apply and check use it. */
+  get config(): Desired {
+    return this.desired;
   }
 
   /** Where the HTTP server listens (after start). */
@@ -80,7 +110,7 @@ export class Daemon {
       server.once('error', reject);
       server.listen(this.options.port, this.options.host, () => { server.off('error', reject); resolve(); });
     });
-    const { desired } = this.options;
+    const desired = this.desired;
     this.log.info({
       event: 'daemon_started', listen: `${this.address.host}:${this.address.port}`, config: desired.configFile,
       healthIntervalSeconds: desired.health.intervalSeconds, schedules: desired.backups.map((b) => `${b.name} ${b.cron} ${b.timezone}`),
@@ -108,12 +138,61 @@ export class Daemon {
   }
 
   private healthLoop(): void {
-    const started = Date.now();
-    void this.check('interval').finally(() => {
-      if (this.stopping) return;
-      const delay = Math.max(0, this.options.desired.health.intervalSeconds * 1000 - (Date.now() - started));
-      this.healthTimer = setTimeout(() => this.healthLoop(), delay);
-    });
+    this.healthTimer = undefined;
+    this.healthLoopStartedAt = Date.now();
+    void this.check('interval').finally(() => this.armHealthTimer());
+  }
+
+  /** The next tick of the health loop: one interval (of the config in force) after the last one started. */
+  private armHealthTimer(): void {
+    clearTimeout(this.healthTimer);
+    if (this.stopping) return;
+    const delay = Math.max(0, this.desired.health.intervalSeconds * 1000 - (Date.now() - this.healthLoopStartedAt));
+    this.healthTimer = setTimeout(() => this.healthLoop(), delay);
+  }
+
+  /**
+   * Reads the config again (SIGHUP). A valid one is in force from the next tick: the wake and the
+   * health timer are recomputed from it; an apply or check that runs goes on with the config it
+   * started with. An invalid one is logged (file:line and the problem) and the current one kept.
+   * Resolves to whether the new config was taken. Reloads asked during one run one after another.
+   */
+  reload(trigger = 'SIGHUP'): Promise<boolean> {
+    if (this.stopping || !this.options.loadConfig) {
+      if (!this.options.loadConfig) this.log.warn({ event: 'config_reload_skipped', trigger }, 'no config loader: the config is kept');
+      return Promise.resolve(false);
+    }
+    const previous = this.reloading ?? Promise.resolve(true);
+    const next = previous.then(() => this.reloadOnce(trigger));
+    this.reloading = next;
+    void next.finally(() => { if (this.reloading === next) this.reloading = null; });
+    return next;
+  }
+
+  private async reloadOnce(trigger: string): Promise<boolean> {
+    const file = this.desired.configFile;
+    let loaded: Desired;
+    try {
+      loaded = await this.options.loadConfig!();
+    } catch (e) {
+      const failure = describeLoadFailure(e);
+      this.log.error({ event: 'config_reload_failed', trigger, config: file, ...failure, kept: this.desired.configHash },
+        `the config was not reloaded, the current one is kept: ${failure.problems.join('; ')}`);
+      return false;
+    }
+    if (this.stopping) return false;
+    const change = describeChange(this.desired, loaded);
+    this.desired = loaded;
+    clearTimeout(this.wakeTimer);
+    this.scheduleWake();
+    // While a loop check runs, its end arms the timer from the new interval; otherwise re-arm now.
+    if (this.healthTimer) this.armHealthTimer();
+    this.log.info({
+      event: 'config_reloaded', trigger, config: loaded.configFile, ...change, applying: this.applying !== null,
+      healthIntervalSeconds: loaded.health.intervalSeconds, schedules: loaded.backups.map((b) => `${b.name} ${b.cron} ${b.timezone}`),
+      nextApplyAt: this.counters.nextApplyAt?.toISOString() ?? null,
+    }, change.previousHash === change.configHash ? 'config reloaded: unchanged' : `config reloaded${change.changed.length ? `: ${change.changed.join(', ')}` : ''}`);
+    return true;
   }
 
   /** One health check; a request while one runs makes one more afterwards. */
@@ -125,7 +204,7 @@ export class Daemon {
     const checkId = shortId();
     this.checking = (async () => {
       try {
-        const r = await this.options.runHealth(this.abort.signal);
+        const r = await this.options.runHealth(this.abort.signal, this.desired);
         this.latest = r;
         this.lastCheckAt = this.clock();
         this.counters.healthChecks++;
@@ -150,7 +229,7 @@ export class Daemon {
 
   private scheduleWake(): void {
     if (this.stopping) return;
-    const wake = nextWake(this.options.desired.backups, this.clock());
+    const wake = nextWake(this.desired.backups, this.clock());
     this.counters.nextApplyAt = wake?.at;
     if (!wake) return;
     const delay = wake.at.getTime() - this.clock().getTime();
@@ -175,6 +254,7 @@ export class Daemon {
       try {
         const result = await this.options.runApply({
           signal: this.abort.signal,
+          desired: this.desired,
           hooks: {
             runStarted: (id) => { runId = id; },
             actionStarted: (a) => this.log.info({ event: 'action_started', runId, cycle, action: a.id, type: a.type, target: a.target }, `${a.type} ${a.target}`),
@@ -232,19 +312,24 @@ export class Daemon {
   }
 
   /**
-   * The daemon's own liveness (not the databases' health, which /metrics carries): its health
-   * loop has run within three intervals, and it is not stopping.
+   * The daemon's own liveness: `ok` (and the 200) says the daemon is alive, its health loop has
+   * run within three intervals and it is not stopping; it does not say the databases are healthy.
+   * That is `health`: the overall status of the latest check and when it was taken (UNKNOWN and
+   * null before the first one), with the checks that were not HEALTHY; /metrics has the detail.
    */
-  liveness(): { ok: boolean; startedAt: string; lastCheckAt: string | null; health: string | null; applying: boolean; nextApplyAt: string | null; problem?: string } {
+  liveness(): Liveness {
     const now = this.clock().getTime();
-    const limit = 3 * this.options.desired.health.intervalSeconds * 1000 + 30_000;
+    const limit = 3 * this.desired.health.intervalSeconds * 1000 + 30_000;
     const since = (this.lastCheckAt ?? this.counters.startedAt).getTime();
     const problem = this.stopping ? 'stopping' : now - since > limit ? `no health check for ${Math.round((now - since) / 1000)} s` : undefined;
     return {
       ok: !problem,
       startedAt: this.counters.startedAt.toISOString(),
       lastCheckAt: this.lastCheckAt?.toISOString() ?? null,
-      health: this.latest?.status ?? null,
+      health: this.latest
+        ? { status: this.latest.status, checkedAt: this.latest.observation.takenAt, notHealthy: this.latest.findings.filter((f) => f.status !== 'HEALTHY').map((f) => `${f.check} ${f.status}`) }
+        : { status: 'UNKNOWN', checkedAt: null, notHealthy: [] },
+      configHash: this.desired.configHash,
       applying: this.applying !== null,
       nextApplyAt: this.counters.nextApplyAt?.toISOString() ?? null,
       ...(problem ? { problem } : {}),

@@ -22,6 +22,7 @@ import { JarvisError, messageOf } from '../errors.js';
 import type { EncryptionSession, KeyRing } from '../storage/crypto.js';
 import { isAlive } from '../platform/processes.js';
 import { exists, fsyncPath, listDirs, listFiles, newTimestampId, testPausePoint, writeFileAtomic } from '../storage/durable.js';
+import { registerStaged, unregisterStaged } from '../storage/staging.js';
 import { chunkBaseName, manifestDigest, readChunk, sealChunkManifest, writeChunkData, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable } from './chunk.js';
 
 export const ARCHIVES = 'archives';
@@ -100,9 +101,11 @@ export class ArchiveWriter {
     };
     const work = join(parent, `.tmp-${id}-${process.pid}`);
     await mkdir(work, { mode: 0o700 });
+    registerStaged(work);
     await writeFileAtomic(join(work, HEADER), JSON.stringify(header, null, 2) + '\n');
     const dir = join(parent, id);
     await rename(work, dir);
+    unregisterStaged(work);
     await fsyncPath(parent);
     return new ArchiveWriter(header, dir, options.encryption, options.env);
   }
@@ -116,9 +119,11 @@ export class ArchiveWriter {
     const base = chunkBaseName(chunk);
     const dataName = `${base}.jsonl.gz${this.encryption ? '.enc' : ''}`;
     const tmp = join(this.dir, `.tmp-${base}-${process.pid}`);
+    registerStaged(tmp);
     const { bytes, sha256 } = await writeChunkData(tmp, parts, { gzipLevel: GZIP_LEVEL, encryption: this.encryption });
     await testPausePoint('chunk-data-written', this.env);
     await rename(tmp, join(this.dir, dataName));
+    unregisterStaged(tmp);
     const manifest = sealChunkManifest({
       formatVersion: 1, kind: 'jarvis-db-archive-chunk', archiveId: this.header.id, policy: this.header.policy, chunk,
       xid: fields.xid, createdAt: fields.now.toISOString(), cutoff: this.header.cutoff, ageColumn: this.header.ageColumn,

@@ -5,8 +5,12 @@
  * servers and the real engine is in daemon-cli.test.ts.
  */
 import t, { type Test } from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import type { BackupSchedule } from '../../src/config/types.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { BackupSchedule, Desired, HealthSettings } from '../../src/config/types.js';
 import { Daemon, type ApplySummary, type RunApply } from '../../src/daemon/daemon.js';
 import { daemonLogger } from '../../src/daemon/logger.js';
 import { nextWake } from '../../src/daemon/wake.js';
@@ -29,19 +33,28 @@ function logSink() {
   return { lines, write: (s: string) => { lines.push(JSON.parse(s)); } };
 }
 
-async function daemon(t: Test, runApply: RunApply, overrides: { interval?: number; clock?: () => Date } = {}) {
-  const storage = t.testdir();
-  const desired = desiredFor({ storage: { path: storage }, backups: [], health: { thresholds: {}, intervalSeconds: overrides.interval ?? 3600, historySeconds: 86400 } });
+interface Overrides { interval?: number; clock?: () => Date; thresholds?: HealthSettings['thresholds']; loadConfig?: (current: Desired) => Promise<Desired> }
+
+async function daemon(t: Test, runApply: RunApply, overrides: Overrides = {}) {
+  // Removed only once the daemon has stopped: a health check still writing its history into a
+  // directory being removed is what made tap's own fixture cleanup fail with ENOTEMPTY.
+  const storage = await mkdtemp(join(tmpdir(), 'jarvis-db-daemon-'));
+  const desired = desiredFor({ storage: { path: storage }, backups: [], health: { thresholds: overrides.thresholds ?? {}, intervalSeconds: overrides.interval ?? 3600, historySeconds: 86400 } });
   const sink = logSink();
+  const loadNext = overrides.loadConfig;
   const d = new Daemon({
     desired, host: '127.0.0.1', port: 0, logger: daemonLogger(sink), runApply,
-    runHealth: (signal) => runHealthCheck(desired, { signal, cpuWindowMs: 0 }),
+    runHealth: (signal, current) => runHealthCheck(current, { signal, cpuWindowMs: 0 }),
     ...(overrides.clock ? { clock: overrides.clock } : {}),
+    ...(loadNext ? { loadConfig: () => loadNext(desired) } : {}),
   });
   await d.start();
-  t.teardown(() => d.stop('test over'));
+  t.teardown(async () => {
+    await d.stop('test over');
+    await rm(storage, { recursive: true, force: true });
+  });
   const url = `http://127.0.0.1:${d.address.port}`;
-  return { d, logs: sink.lines, url };
+  return { d, logs: sink.lines, url, desired };
 }
 
 const nothing: ApplySummary = { runId: 'r0', status: 'nothing_to_do', durationMs: 1, results: [] };
@@ -96,7 +109,7 @@ t.test('/metrics carries the health check and the daemon\'s runs; /healthz says 
   t.equal(families.get('jarvis_db_daemon_health_checks_total')!.metrics[0]!.value, String(d.counters.healthChecks));
   const live = await fetch(`${url}/healthz`);
   t.equal(live.status, 200);
-  t.match(await live.json(), { ok: true, health: /HEALTHY|WARNING|CRITICAL|UNKNOWN/ });
+  t.match(await live.json(), { ok: true, health: { status: /HEALTHY|WARNING|CRITICAL|UNKNOWN/, checkedAt: /^\d{4}-/ } });
   t.equal((await fetch(`${url}/nope`)).status, 404);
   const started = logs.find((l) => l.event === 'action_started')!;
   t.match(started, { level: 'info', runId: '20261124T100000Z-abcd', action: 'backup.create.nightly', time: /^\d{4}-\d{2}-\d{2}T/ });
@@ -156,4 +169,60 @@ t.test('a run that a service outage held back in part logs the cause of each act
   t.match(logs.find((l) => l.event === 'action_finished' && l.action === 'backup.create.pg'), { level: 'warn', status: 'not_executed', reason: cause, msg: `create_backup pg: not executed: ${cause}` });
   t.match(logs.find((l) => l.event === 'plan_error'), { level: 'error', module: 'services', service: 'postgres', error: /cannot connect to PostgreSQL/ });
   t.match(logs.find((l) => l.event === 'apply_finished'), { level: 'error', status: 'failed', msg: `apply failed: ${cause}` });
+});
+
+t.test('/healthz stays 200 while a check is CRITICAL (the daemon is alive) and its body carries that status and when it was taken', async (t) => {
+  // Free disk is always under 200% of the disk: CRITICAL at every check.
+  const { d, url } = await daemon(t, async () => nothing, { thresholds: { 'system.disk_free_ratio': { critical: 2, lowerIsWorse: true } } });
+  await until(() => d.counters.healthChecks >= 1);
+  const live = await fetch(`${url}/healthz`);
+  t.equal(live.status, 200, 'liveness of the daemon, not the health of the databases');
+  const body = await live.json() as { ok: boolean; health: { status: string; checkedAt: string; notHealthy: string[] } };
+  t.equal(body.ok, true);
+  t.equal(body.health.status, 'CRITICAL');
+  t.ok(Math.abs(Date.parse(body.health.checkedAt) - Date.now()) < 60_000, `checkedAt is the check's time (${body.health.checkedAt})`);
+  t.ok(body.health.notHealthy.some((c) => c.startsWith('system.disk_free_ratio')), 'names the check that is not healthy');
+});
+
+t.test('a reload takes a valid config at the next tick: wake and health interval recomputed, the running apply keeps its config', async (t) => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const seen: string[] = [];
+  const apply: RunApply = async ({ desired }) => {
+    seen.push(desired.configHash);
+    if (seen.length === 1) await held;
+    return nothing;
+  };
+  const { d, logs } = await daemon(t, apply, {
+    loadConfig: async (current) => ({ ...current, configHash: 'h2', backups: [schedule('nightly', '*/5 * * * *')], health: { ...current.health, intervalSeconds: 1 } }),
+  });
+  await until(() => logs.some((l) => l.event === 'apply_started'));
+  t.equal(d.counters.nextApplyAt, undefined, 'no schedule: no wake');
+  t.equal(await d.reload(), true);
+  t.match(logs.find((l) => l.event === 'config_reloaded'), {
+    level: 'info', previousHash: 'h', configHash: 'h2', applying: true, healthIntervalSeconds: 1,
+    changed: ['health.interval: 3600s → 1s', 'backups.nightly: added (*/5 * * * * UTC)'],
+  });
+  t.ok(d.counters.nextApplyAt && d.counters.nextApplyAt.getTime() - Date.now() <= 5 * 60_000, 'the wake is the new schedule\'s');
+  const checksAtReload = d.counters.healthChecks;
+  release();
+  await until(() => d.counters.healthChecks >= checksAtReload + 2, 8000);
+  t.ok(logs.filter((l) => l.event === 'health_checked' && l.trigger === 'interval').length >= 2, 'the health loop ticks at the new interval');
+  await d.applyNow('cron', ['nightly']);
+  t.same(seen, ['h', 'h2'], 'the running apply finished with the old config, the next one has the new');
+  t.equal(d.config.configHash, 'h2');
+});
+
+t.test('a reload with an invalid config logs the file, line and problem at level error and keeps the config in force', async (t) => {
+  let file = '';
+  const { d, logs, desired } = await daemon(t, async () => nothing, { loadConfig: () => loadConfig(file, {}) });
+  file = join(desired.storage.path, 'jarvis-db.yaml');
+  await writeFile(file, ['version: 1', 'services: { redis: { url: "redis://127.0.0.1:1" } }', 'storage: { path: ./backups }', 'health: { interval: soon }', ''].join('\n'));
+  t.equal(await d.reload(), false);
+  const failed = logs.find((l) => l.event === 'config_reload_failed')!;
+  t.match(failed, { level: 'error', code: 'CONFIG_INVALID', kept: 'h', problems: [/jarvis-db\.yaml:4:\d+: health\.interval: .+/] });
+  t.match(failed.msg, /current one is kept: .*jarvis-db\.yaml:4:\d+/);
+  t.equal(d.config, desired, 'the config in force is the old one');
+  t.notOk(logs.some((l) => l.event === 'config_reloaded'));
+  t.equal(d.liveness().ok, true, 'the daemon still runs');
 });
