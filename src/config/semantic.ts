@@ -7,6 +7,7 @@
  */
 import { checkSpec, similarChecks } from '../health/checks.js';
 import { redactUrl } from '../services/redact.js';
+import { urlSyntaxMessage } from '../services/url-syntax.js';
 import { cronProblem, isValidTimezone } from './cron.js';
 import type { Path, Position, Problems } from './problems.js';
 import type { SourceFile } from './yaml-source.js';
@@ -51,6 +52,8 @@ export class SemanticChecker {
       const service = services[name];
       if (!isObj(service) || typeof service.url !== 'string' || service.url === '') continue;
       const path = ['services', name, 'url'];
+      if (this.checkUrlSyntax(source, path, service.url)) continue;
+      const expected = schemes.map((s) => `${s}//`).join(' or ');
       let url: URL;
       try {
         url = new URL(service.url);
@@ -58,15 +61,30 @@ export class SemanticChecker {
         this.report(source, path, `${JSON.stringify(redactUrl(service.url))} is not a valid URL (expected ${schemes.map((s) => `${s}//…`).join(' or ')})`);
         continue;
       }
-      if (!schemes.includes(url.protocol)) {
-        this.report(source, path, `a ${name} URL must start with ${schemes.map((s) => `${s}//`).join(' or ')} (got ${url.protocol}//…)`);
+      if (!schemes.includes(url.protocol) || !service.url.slice(url.protocol.length).startsWith('//')) {
+        this.report(source, path, `a ${name} URL must start with ${expected} (got ${url.protocol}${service.url.slice(url.protocol.length).startsWith('//') ? '//' : ''}…)`);
         continue;
       }
       if (name === 'redis' && url.pathname.length > 1) {
+        // The path is not echoed: in a URL that is not what it seems it may be part of a password.
         const db = url.pathname.slice(1);
-        if (!/^(0|[1-9][0-9]?)$/.test(db) || Number(db) > 15) this.report(source, path, `the database in a redis URL is a number from 0 to 15 (got "/${db}")`);
+        if (!/^(0|[1-9][0-9]?)$/.test(db) || Number(db) > 15) this.report(source, path, 'the database in a redis URL is a number from 0 to 15 (the path after the host is not one)');
       }
     }
+    const health = isObj(config.health) ? config.health : {};
+    const alerts = isObj(health.alerts) ? health.alerts : {};
+    if (typeof alerts.webhook === 'string') this.checkUrlSyntax(source, ['health', 'alerts', 'webhook'], alerts.webhook);
+  }
+
+  /**
+   * Reports a URL whose userinfo, host or port a client would read otherwise than written
+   * (an unencoded `@ / # ?` in a password), naming no part of it. True when it reported.
+   */
+  private checkUrlSyntax(source: SourceFile, path: Path, url: string): boolean {
+    const message = urlSyntaxMessage(url);
+    if (message === undefined) return false;
+    this.report(source, path, message);
+    return true;
   }
 
   checkBackups(config: Obj, source: SourceFile): void {

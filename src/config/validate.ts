@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import * as ajvFormats from 'ajv-formats';
+import { urlSyntaxMessage } from '../services/url-syntax.js';
 import { DURATION_EXPECTED } from './durations.js';
 import { describeValue, type Path, type PathSegment, type Problems } from './problems.js';
 import type { SourceFile } from './yaml-source.js';
@@ -142,6 +143,8 @@ function mapError(error: ErrorObject): Mapped | undefined {
       return { path, atKey: false, message: allowed.length > 0 ? `must set at least one of: ${allowed.join(', ')}` : 'must not be empty' };
     }
     case 'format':
+      // A URL that is not what it seems says why, and quotes nothing of it.
+      if (params.format === 'uri' && typeof data === 'string' && urlSyntaxMessage(data)) return { path, atKey: false, message: urlSyntaxMessage(data)! };
       return { path, atKey: false, message: `${describeValue(data)} is not a valid ${params.format === 'uri' ? 'URL' : String(params.format)}` };
     case 'pattern': {
       if (error.schemaPath.includes('/propertyNames/')) return undefined; // reported by the propertyNames error

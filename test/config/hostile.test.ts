@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { describeFailure } from '../../src/cli/failure.js';
 import { loadConfig } from '../../src/config/load.js';
 import { isJarvisError } from '../../src/errors.js';
+import { COLON_PASSWORD, HOSTILE_PASSWORDS, URL_FORMS, fragments } from '../helpers/hostile-passwords.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const BIN = join(ROOT, 'bin', 'jarvis-db.js');
@@ -66,6 +67,8 @@ interface Case {
   /** Must not appear in the printed failure. */
   secrets?: string[];
   cli?: boolean;
+  /** The printed failure has exactly this many lines (the summary and one per problem). */
+  lineCount?: number;
 }
 
 const cases: Case[] = [
@@ -207,6 +210,37 @@ const cases: Case[] = [
     expect: [/conf\.d: is a directory/] },
 ];
 
+const NOT_AS_INTENDED = (where: string, field: string) => new RegExp(`(^|/)jarvis-db\\.yaml:${where}: ${field.replace(/\./g, '\\.')}: the URL does not parse as intended \\([^()]+\\); percent-encode the password \\(e\\.g\\. @ as %40, / as %2F, # as %23, \\? as %3F, % as %25, : as %3A\\)$`, 'm');
+
+// A password with @ / % # ? in a URL, not percent-encoded: refused in one line naming file:line:col and the field, no piece of it printed.
+HOSTILE_PASSWORDS.forEach((password, i) => {
+  const cli = i === 0 || i === HOSTILE_PASSWORDS.length - 1;
+  cases.push(
+    { name: `an unencoded password in services.postgres.url from the environment (password ${i + 1})`, cli, lineCount: 2,
+      env: { JARVIS_PG_URL: URL_FORMS.postgres(password, 33703) },
+      files: { 'jarvis-db.yaml': BASE.join('\n') + '\n' },
+      secrets: fragments(password), expect: [NOT_AS_INTENDED('4:20', 'services.postgres.url')] },
+    { name: `an unencoded password in services.redis.url (password ${i + 1})`, cli, lineCount: 2,
+      files: { 'jarvis-db.yaml': edit(5, `  redis: { url: "${URL_FORMS.redis(password)}" }`) },
+      secrets: fragments(password), expect: [NOT_AS_INTENDED('5:17', 'services.redis.url')] },
+    { name: `an unencoded password in services.chroma.url (password ${i + 1})`, cli, lineCount: 2,
+      files: { 'jarvis-db.yaml': edit(5, [BASE[4]!, `  chroma: { url: "${URL_FORMS.chroma(password)}" }`]) },
+      secrets: fragments(password), expect: [NOT_AS_INTENDED('6:18', 'services.chroma.url')] },
+  );
+});
+cases.push(
+  { name: 'an unencoded password in health.alerts.webhook', cli: true, lineCount: 2,
+    files: { 'jarvis-db.yaml': withTail('health:', '  alerts: { webhook: "https://hook:Sp@c/i%al:P#w?d@hooks.example.com/x" }') },
+    secrets: fragments('Sp@c/i%al:P#w?d'), expect: [NOT_AS_INTENDED('16:22', 'health.alerts.webhook')] },
+  { name: 'a port that is not a number', lineCount: 2,
+    files: { 'jarvis-db.yaml': edit(5, '  redis: { url: "redis://:pw@127.0.0.1:63x9/0" }') },
+    expect: [/services\.redis\.url: the URL does not parse as intended \(the port is not a number\)/] },
+  { name: 'a redis database that is not a number does not echo the path', lineCount: 2,
+    files: { 'jarvis-db.yaml': edit(5, '  redis: { url: "redis://127.0.0.1:6379/Xq9-Path" }') },
+    secrets: ['Xq9-Path'],
+    expect: [/jarvis-db\.yaml:5:17: services\.redis\.url: the database in a redis URL is a number from 0 to 15 \(the path after the host is not one\)$/m] },
+);
+
 t.ok(cases.length >= 25, `${cases.length} hostile configs`);
 
 async function setup(dir: string, c: Case): Promise<string> {
@@ -218,12 +252,13 @@ async function setup(dir: string, c: Case): Promise<string> {
 }
 
 /** The assertions checkOutput uses (tap's Test has them). */
-type Asserts = { match(v: string, re: RegExp, m: string): unknown; notMatch(v: string, re: RegExp, m: string): unknown; notOk(v: unknown, m: string): unknown };
+type Asserts = { match(v: string, re: RegExp, m: string): unknown; notMatch(v: string, re: RegExp, m: string): unknown; notOk(v: unknown, m: string): unknown; equal(a: unknown, b: unknown, m: string): unknown };
 
 function checkOutput(t: Asserts, c: Case, text: string): void {
   for (const re of c.expect) t.match(text, re, `says ${re}`);
   t.notMatch(text, /^\s+at /m, 'no stack trace');
-  for (const secret of [...(c.secrets ?? []), 'pg-Secret-42']) t.notOk(text.includes(secret), 'no password');
+  for (const secret of [...(c.secrets ?? []), 'pg-Secret-42']) t.notOk(text.includes(secret), `no password (${secret})`);
+  if (c.lineCount !== undefined) t.equal(text.trimEnd().split('\n').length, c.lineCount, `${c.lineCount} lines`);
 }
 
 for (const c of cases) {
@@ -243,6 +278,20 @@ for (const c of cases) {
     checkOutput(t, c, describeFailure(error, false));
   });
 }
+
+t.test('the same passwords percent-encoded load, in every URL form; an unencoded : alone is read as written', async (t) => {
+  const passwords = [...HOSTILE_PASSWORDS.filter((p) => !p.includes('%ce')).map(encodeURIComponent), COLON_PASSWORD];
+  for (const password of passwords) {
+    const dir = t.testdir(); // one directory, rewritten: a test directory is named after the test, never after a password
+    const file = await setup(dir, { name: password, expect: [], files: { 'jarvis-db.yaml': edit(5, [
+      `  redis: { url: "${URL_FORMS.redis(password)}" }`,
+      `  chroma: { url: "${URL_FORMS.chroma(password)}" }`,
+    ]) } });
+    const desired = await loadConfig(file, { JARVIS_PG_URL: URL_FORMS.postgres(password) });
+    t.equal(desired.services.postgres?.url, URL_FORMS.postgres(password));
+    t.equal(desired.services.redis?.url, URL_FORMS.redis(password));
+  }
+});
 
 function runCli(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
@@ -281,6 +330,14 @@ t.test('through the real CLI', { skip: built ? false : 'build first: npx tsc -p 
     t.match(r.stdout, /^OK .*jarvis-db\.yaml: 3 backup schedules, 6 retention policies\n$/);
     t.equal(r.stdout.split('\n').filter(Boolean).length, 1, 'one line');
     t.equal(r.stderr, '');
+  });
+
+  t.test('validate passes a percent-encoded password', async (t) => {
+    const dir = t.testdir();
+    const file = await setup(dir, { name: 'encoded', expect: [], files: { 'jarvis-db.yaml': edit(5, `  redis: { url: "${URL_FORMS.redis(encodeURIComponent('Sp@c/i%al:P#w?d'))}" }`) } });
+    const r = await runCli(['validate', '-c', file], dir, { JARVIS_PG_URL: URL_FORMS.postgres(encodeURIComponent('Sp@c/i%al:P#w?d')) });
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^OK /);
   });
 
   t.test('--debug shows the stack of a config error', async (t) => {
