@@ -14,7 +14,7 @@
  *   encryption when on, in which case the encrypted bytes are what is stored and checksummed).
  *   Custom format streams pg_dump's stdout straight through the hashing writer.
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -25,6 +25,7 @@ import { JarvisError, messageOf } from '../errors.js';
 import {
   connectAdmin, connectPostgres, databaseOf, findPostgresTool, libpqEnv, postgresUrl, withDatabase,
 } from '../services/postgres.js';
+import { spawnTool } from '../platform/processes.js';
 import { decryptor } from '../storage/crypto.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from './driver.js';
 import { testPausePoint, type BackupWriter, type CatalogEntry, type ManifestFields } from './storage.js';
@@ -35,8 +36,8 @@ const APP = { applicationName: 'jarvis-db backup' };
 
 interface RunResult { code: number; stderr: string }
 
-function run(cmd: string, args: string[], env: Record<string, string>, options: { onStderrLine?: (line: string) => void; stdout?: 'ignore' | 'pipe' } = {}): { done: Promise<RunResult>; child: ReturnType<typeof spawn> } {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] });
+function run(cmd: string, args: string[], env: Record<string, string>, options: { onStderrLine?: (line: string) => void; stdout?: 'ignore' | 'pipe' } = {}): { done: Promise<RunResult>; child: ChildProcess } {
+  const child = spawnTool(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] });
   const tail: string[] = [];
   let partial = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -63,9 +64,9 @@ function run(cmd: string, args: string[], env: Record<string, string>, options: 
 }
 
 export async function toolVersion(tool: string): Promise<{ text: string; major: number }> {
-  const child = spawn(tool, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTool(tool, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d; });
+  child.stdout!.on('data', (d: Buffer) => { out += d; });
   const code = await new Promise<number>((resolve, reject) => {
     child.on('error', (e) => reject(new JarvisError('TOOL_MISSING', `cannot run ${tool}: ${messageOf(e)}`, { cause: e, hint: 'install the PostgreSQL client tools (Debian: apt-get install postgresql-client)' })));
     child.on('close', (c) => resolve(c ?? 1));
