@@ -14,7 +14,7 @@
  *   encryption when on, in which case the encrypted bytes are what is stored and checksummed).
  *   Custom format streams pg_dump's stdout straight through the hashing writer.
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -25,8 +25,10 @@ import { JarvisError, messageOf } from '../errors.js';
 import {
   connectAdmin, connectPostgres, databaseOf, findPostgresTool, libpqEnv, postgresUrl, withDatabase,
 } from '../services/postgres.js';
+import { spawnTool } from '../platform/processes.js';
 import { decryptor } from '../storage/crypto.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from './driver.js';
+import { leftoverRefusal, markerText, parseMarker, stopLeftoverTool, type RestoreMarker } from './restore-marker.js';
 import { testPausePoint, type BackupWriter, type CatalogEntry, type ManifestFields } from './storage.js';
 
 export type RowCounts = Record<string, number>;
@@ -35,8 +37,8 @@ const APP = { applicationName: 'jarvis-db backup' };
 
 interface RunResult { code: number; stderr: string }
 
-function run(cmd: string, args: string[], env: Record<string, string>, options: { onStderrLine?: (line: string) => void; stdout?: 'ignore' | 'pipe' } = {}): { done: Promise<RunResult>; child: ReturnType<typeof spawn> } {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] });
+function run(cmd: string, args: string[], env: Record<string, string>, options: { onStderrLine?: (line: string) => void; stdout?: 'ignore' | 'pipe' } = {}): { done: Promise<RunResult>; child: ChildProcess } {
+  const child = spawnTool(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] });
   const tail: string[] = [];
   let partial = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -63,9 +65,9 @@ function run(cmd: string, args: string[], env: Record<string, string>, options: 
 }
 
 export async function toolVersion(tool: string): Promise<{ text: string; major: number }> {
-  const child = spawn(tool, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTool(tool, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d; });
+  child.stdout!.on('data', (d: Buffer) => { out += d; });
   const code = await new Promise<number>((resolve, reject) => {
     child.on('error', (e) => reject(new JarvisError('TOOL_MISSING', `cannot run ${tool}: ${messageOf(e)}`, { cause: e, hint: 'install the PostgreSQL client tools (Debian: apt-get install postgresql-client)' })));
     child.on('close', (c) => resolve(c ?? 1));
@@ -243,13 +245,32 @@ async function isEmptyDatabase(url: string): Promise<boolean> {
   }
 }
 
+async function commentOn(admin: pg.Client, database: string, text: string | null | undefined): Promise<void> {
+  await admin.query(`COMMENT ON DATABASE ${admin.escapeIdentifier(database)} IS ${text == null ? 'NULL' : admin.escapeLiteral(text)}`);
+}
+
+/** Ends the sessions left in a database (a killed pg_restore's backends), then drops it. */
+async function dropDatabase(admin: pg.Client, database: string): Promise<void> {
+  await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+  await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(database)}`);
+}
+
 async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: string, options: RestoreOptions): Promise<RestoreResult> {
   const url = postgresUrl(ctx.desired);
   const admin = await connectAdmin(url, APP);
+  const label = `database "${target}"`;
   let created = false;
   try {
-    const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount! > 0;
-    if (!exists) {
+    const existing = (await admin.query<{ comment: string | null }>(`SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [target])).rows[0];
+    const leftover = parseMarker(existing?.comment);
+    if (leftover) {
+      const stopped = await stopLeftoverTool(label, leftover);
+      if (stopped !== null) ctx.progress.note(`stopped pid ${stopped}, still restoring into ${target} for an interrupted restore`);
+      if (!options.force) throw leftoverRefusal(label, leftover);
+      // A database the interrupted restore created is replaced; one it restored onto (--force) is restored onto again.
+      if (leftover.created) await dropDatabase(admin, target);
+    }
+    if (!existing || leftover?.created) {
       await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(target)}`);
       created = true;
     }
@@ -264,13 +285,21 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
         hint: 'restore into a new database (--target-db NEW) or pass --force to drop and replace the objects in the backup',
       });
     }
+    const marker: RestoreMarker = {
+      backup: entry.manifest.id, startedAt: new Date().toISOString(), pid: process.pid, created,
+      previousComment: leftover ? (leftover.previousComment ?? null) : (existing?.comment ?? null),
+    };
+    // Marked before the first write: a kill from here on leaves a target that says what it is.
+    await commentOn(admin, target, markerText(marker));
     const source = await restoreSource(entry, ctx);
     try {
       const jobs = String(Math.max(1, options.jobs ?? Number(entry.manifest.extra.jobs ?? 2)));
       const args = ['--no-password', '-d', target, '-j', jobs, '--exit-on-error'];
       if (!empty) args.push('--clean', '--if-exists');
       ctx.progress.note(`pg_restore -j ${jobs} into ${target}`);
-      const { done } = run(restoreTool, [...args, source.path], libpqEnv(url, target));
+      const { done, child } = run(restoreTool, [...args, source.path], libpqEnv(url, target));
+      if (child.pid !== undefined) await commentOn(admin, target, markerText({ ...marker, toolPid: child.pid }));
+      await testPausePoint('restore-running', ctx.env);
       const result = await done;
       if (result.code !== 0) throw new JarvisError('RESTORE_FAILED', `pg_restore into "${target}" failed (exit ${result.code}): ${lastLines(result.stderr)}`);
     } finally {
@@ -291,6 +320,7 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
     if (problems.length) {
       throw new JarvisError('RESTORE_FAILED', `restored "${target}" but row counts differ from the backup: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
     }
+    await commentOn(admin, target, marker.previousComment);
     return { target, summary: `restored ${entry.manifest.id} into database "${target}": ${Object.keys(actual).length} tables, ${rows} rows, row counts match`, details: { database: target, tables: Object.keys(actual).length, rows } };
   } catch (e) {
     if (created && !(e instanceof JarvisError && e.code === 'RESTORE_FAILED')) {

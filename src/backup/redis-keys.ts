@@ -7,7 +7,6 @@
  *   memory is bounded by the batch size and the largest value, not by the database.
  * - `restoreKeys`: pipelined `RESTORE key ttl payload ABSTTL` (REPLACE only when asked);
  *   keys already expired are skipped, counted, not written.
- * - `findExistingKeys`: the refusal check before a restore writes anything.
  */
 import { JarvisError } from '../errors.js';
 import { redactUrl } from '../services/redact.js';
@@ -18,7 +17,6 @@ const TARGET_BATCH_BYTES = 8 << 20;
 const DUMP = new CommandHead('DUMP');
 const PEXPIRETIME = new CommandHead('PEXPIRETIME');
 const PTTL = new CommandHead('PTTL');
-const EXISTS = new CommandHead('EXISTS');
 const MIN_BATCH_KEYS = 16;
 const MAX_BATCH_KEYS = 4000;
 
@@ -126,19 +124,6 @@ function checkSelect(conn: RespConnection, db: number, replies: Reply[]): Reply[
   return replies.slice(1);
 }
 
-/** Key names only (no DUMP), for the conflict check of an RDB restore. */
-export async function* scanKeyNames(conn: RespConnection, dbs: readonly number[]): AsyncGenerator<{ db: number; key: Buffer }[]> {
-  for (const db of dbs) {
-    await conn.must(`SELECT ${db}`, 'SELECT', db);
-    let cursor = '0';
-    do {
-      const [next, keys] = (await conn.must('SCAN', 'SCAN', cursor, 'COUNT', 2000)) as [Buffer, Buffer[]];
-      cursor = next.toString('latin1');
-      if (keys.length) yield keys.map((key) => ({ db, key }));
-    } while (cursor !== '0');
-  }
-}
-
 export interface RestoreCounts {
   restored: number;
   /** Already expired (or expiring within the margin): not written. */
@@ -225,52 +210,6 @@ export async function restoreKeys(target: RespConnection, source: AsyncIterable<
   }
   while (queue.length) await check(queue.shift()!);
   return counts;
-}
-
-export interface ExistingKeys { count: number; examples: { db: number; key: string }[] }
-
-/**
- * Which keys of `source` exist already in `target`, checked only in the databases listed as
- * non-empty (an empty database cannot conflict). Reads the whole source; writes nothing.
- */
-export async function findExistingKeys(target: RespConnection, source: AsyncIterable<{ db: number; key: Buffer }[]>, nonEmpty: ReadonlySet<number>): Promise<ExistingKeys> {
-  const found: ExistingKeys = { count: 0, examples: [] };
-  if (nonEmpty.size === 0) return found;
-  let currentDb = -1;
-  const queue: { keys: { db: number; key: Buffer }[]; selects: boolean[]; replies: Promise<Reply[]> }[] = [];
-  const check = async (item: (typeof queue)[number]) => {
-    const replies = await item.replies;
-    let r = 0;
-    for (let i = 0; i < item.keys.length; i++) {
-      if (item.selects[i]) r++;
-      const reply = replies[r++];
-      if (reply instanceof RespError) throw new JarvisError('SERVICE_ERROR', `Redis at ${redactUrl(target.url)} refused EXISTS: ${reply.message}`);
-      if (reply === 1) {
-        found.count++;
-        if (found.examples.length < 3) found.examples.push({ db: item.keys[i]!.db, key: printable(item.keys[i]!.key) });
-      }
-    }
-  };
-  for await (const batch of source) {
-    const cmds = new CommandBuffer(32 * 1024);
-    const keys: { db: number; key: Buffer }[] = [];
-    const selects: boolean[] = [];
-    for (const { db, key } of batch) {
-      if (!nonEmpty.has(db)) continue;
-      const select = db !== currentDb;
-      if (select) { cmds.add('SELECT', db); currentDb = db; }
-      cmds.addKeyCommand(EXISTS, key);
-      keys.push({ db, key });
-      selects.push(select);
-    }
-    if (!keys.length) continue;
-    const replies = target.send(cmds);
-    replies.catch(() => undefined);
-    queue.push({ keys, selects, replies });
-    while (queue.length >= 4) await check(queue.shift()!);
-  }
-  while (queue.length) await check(queue.shift()!);
-  return found;
 }
 
 /** Key count per database (DBSIZE of each, or INFO keyspace when `dbs` is omitted). */

@@ -11,9 +11,9 @@
  * The walk knows the value types up to Redis 7.2 (RDB 11). An RDB from a newer server with a
  * type it does not know is not an error: the walk stops, says why, and the CRC alone decides.
  */
-import { spawn } from 'node:child_process';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { spawnTool } from '../platform/processes.js';
 
 /* ---------------------------------------------------------------- CRC64 (Jones) */
 
@@ -657,17 +657,17 @@ export type CheckRdbResult =
 export async function runRedisCheckRdb(source: Readable, env: NodeJS.ProcessEnv = process.env): Promise<CheckRdbResult> {
   const tool = env.JARVIS_REDIS_CHECK_RDB || 'redis-check-rdb';
   // Node's stdio "pipe" is a socket, which /dev/stdin cannot be opened on: cat relays into a real pipe.
-  const child = spawn('sh', ['-c', 'command -v "$0" >/dev/null 2>&1 || exit 127; cat | "$0" /dev/stdin', tool], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawnTool('sh', ['-c', 'command -v "$0" >/dev/null 2>&1 || exit 127; cat | "$0" /dev/stdin', tool], { stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   const collect = (d: Buffer) => { output = (output + d.toString('utf8')).slice(-8192); };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
   const exited = new Promise<{ code: number | null; error?: NodeJS.ErrnoException }>((resolve) => {
     child.on('error', (error: NodeJS.ErrnoException) => resolve({ code: null, error }));
     child.on('close', (code) => resolve({ code }));
   });
   // The tool stops reading at the first error: a broken pipe then is its verdict, not ours.
-  const fed = pipeline(source, child.stdin).catch((e: NodeJS.ErrnoException) => e);
+  const fed = pipeline(source, child.stdin!).catch((e: NodeJS.ErrnoException) => e);
   const [result, feedError] = await Promise.all([exited, fed]);
   if (result.error || result.code === 127) {
     source.destroy();

@@ -10,8 +10,10 @@
  *   default, into `keys.jdbr[.gz][.enc]`.
  * - Restore into the configured Redis: logical records by pipelined RESTORE … ABSTTL; an RDB
  *   by loading it into a throwaway redis-server (the sandbox's) and copying its keys the same
- *   way. Existing keys are a refusal before anything is written unless `--force` (REPLACE);
+ *   way, `--force` with REPLACE;
  *   `--flush` empties the target first (destructive, opt-in).
+ *   A target holding any key in the databases restored into is refused unless `--force`
+ *   (merge) or `--flush`; a key marks it incomplete until the restore verified.
  * - Verification: the content check re-reads the stored file (CRC64 and walk of an RDB plus
  *   `redis-check-rdb` when installed; the records and end record of a logical backup); the
  *   restore test loads it into a throwaway server and compares key counts per database with
@@ -34,7 +36,8 @@ import { redactUrl } from '../services/redact.js';
 import { redisUrl } from '../services/redis.js';
 import { decryptor } from '../storage/crypto.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from './driver.js';
-import { dumpKeys, findExistingKeys, keyCounts, majorVersion, restoreKeys, scanKeyNames, type RestoreCounts } from './redis-keys.js';
+import { dumpKeys, keyCounts, majorVersion, restoreKeys, type RestoreCounts } from './redis-keys.js';
+import { leftoverRefusal, markerText, parseMarker, type RestoreMarker } from './restore-marker.js';
 import { LogicalDecoder, LogicalEncoder, readLogical, type KeyRecord } from './redis-logical.js';
 import { RdbCheckStream, runRedisCheckRdb, scanRdb, RdbError, type RdbSummary } from './redis-rdb.js';
 import { openRdbSnapshot } from './redis-replication.js';
@@ -261,7 +264,6 @@ async function throwawayServer(entry: CatalogEntry, ctx: DriverContext, withRdb:
 interface KeySource {
   dbs: number[];
   records(): AsyncIterable<KeyRecord[]>;
-  names(): AsyncIterable<{ db: number; key: Buffer }[]>;
   close(): Promise<void>;
 }
 
@@ -272,7 +274,6 @@ async function keySource(entry: CatalogEntry, ctx: DriverContext): Promise<KeySo
     return {
       dbs: covered,
       records,
-      names: async function* () { for await (const batch of records()) yield batch.map((r) => ({ db: r.db, key: r.key })); },
       close: async () => undefined,
     };
   }
@@ -284,7 +285,6 @@ async function keySource(entry: CatalogEntry, ctx: DriverContext): Promise<KeySo
     return {
       dbs: Array.from({ length: 16 }, (_, i) => i),
       records: () => dumpKeys(t.conn, dumpConn, dbs, { absoluteExpiry: majorVersion(version) >= 7 }),
-      names: () => scanKeyNames(t.conn, dbs),
       close: async () => { dumpConn.close(); await t.stop(); },
     };
   } catch (e) {
@@ -315,6 +315,29 @@ function describeCounts(c: RestoreCounts): string {
   return parts.join('; ');
 }
 
+/** The key that marks a target incomplete while a restore writes into it (in the first database restored into). */
+export const RESTORE_MARKER_KEY = 'jarvis-db:restore-incomplete';
+
+async function readMarker(target: RespConnection, db: number): Promise<RestoreMarker | null> {
+  await target.must(`SELECT ${db}`, 'SELECT', db);
+  const value = await target.must(`GET ${RESTORE_MARKER_KEY}`, 'GET', RESTORE_MARKER_KEY);
+  return value === null ? null : parseMarker(value.toString());
+}
+
+async function writeMarker(target: RespConnection, db: number, marker: RestoreMarker | null): Promise<void> {
+  await target.must(`SELECT ${db}`, 'SELECT', db);
+  if (marker) await target.must(`SET ${RESTORE_MARKER_KEY}`, 'SET', RESTORE_MARKER_KEY, markerText(marker));
+  else await target.must(`DEL ${RESTORE_MARKER_KEY}`, 'DEL', RESTORE_MARKER_KEY);
+}
+
+/** Pure: the refusal of a restore into databases that hold keys (any key: a restore merges). */
+export function notEmptyRefusal(where: string, backupId: string, counts: ReadonlyMap<number, number>, wholeServer: boolean): JarvisError {
+  const held = [...counts].filter(([, n]) => n > 0).map(([db, n]) => `db ${db} holds ${n} key${n === 1 ? '' : 's'}`);
+  return new JarvisError('RESTORE_REFUSED', `Redis at ${where} is not empty (${held.join(', ')}); restoring backup ${backupId} would merge into it; nothing was written`, {
+    hint: `pass --force to merge (keys of the backup overwrite the same keys, the others stay), or --flush to empty ${wholeServer ? 'the server' : 'those databases'} first (destructive)`,
+  });
+}
+
 async function restore(entry: CatalogEntry, ctx: DriverContext, options: RestoreOptions): Promise<RestoreResult> {
   const url = redisUrl(ctx.desired);
   const where = redactUrl(url);
@@ -322,36 +345,38 @@ async function restore(entry: CatalogEntry, ctx: DriverContext, options: Restore
   let source: KeySource | null = null;
   try {
     source = await keySource(entry, ctx);
+    const markerDb = source.dbs[0] ?? 0;
+    const leftover = await readMarker(target, markerDb);
+    if (leftover && !options.force && !options.flush) throw leftoverRefusal(`Redis at ${where}`, leftover);
     const before = await keyCounts(target, source.dbs);
+    if (leftover) before.set(markerDb, (before.get(markerDb) ?? 1) - 1);
     const nonEmpty = new Set([...before.entries()].filter(([, n]) => n > 0).map(([db]) => db));
     if (options.flush) {
       ctx.progress.note(`emptying ${isRdb(entry) ? 'every database' : `db ${source.dbs.join(', ')}`} of ${where} (--flush)`);
       await flushTarget(target, entry, source.dbs);
       nonEmpty.clear();
     } else if (!options.force && nonEmpty.size) {
-      ctx.progress.note(`checking that no key of the backup exists in ${where}`);
-      const existing = await findExistingKeys(target, source.names(), nonEmpty);
-      if (existing.count) {
-        throw new JarvisError('RESTORE_REFUSED', `${existing.count} key(s) of backup ${entry.manifest.id} already exist in ${where}, e.g. ${existing.examples.map((e) => `${e.key} (db ${e.db})`).join(', ')}; nothing was written`, {
-          hint: 'pass --force to overwrite them (RESTORE … REPLACE), or --flush to empty the target first (destructive)',
-        });
-      }
+      throw notEmptyRefusal(where, entry.manifest.id, before, isRdb(entry));
     }
+    // Marked before the first key is written, cleared once the counts verified: a kill in between leaves a target that says what it is.
+    await writeMarker(target, markerDb, { backup: entry.manifest.id, startedAt: new Date().toISOString(), pid: process.pid });
     ctx.progress.note(`restoring into ${where}`);
     const expected = Number(entry.manifest.extra.keys ?? 0);
     const counts = await restoreKeys(target, source.records(), {
       replace: options.force && !options.flush,
       onProgress: (n) => ctx.progress.update(Math.min(n, expected), expected),
     });
+    await testPausePoint('restore-written', ctx.env);
     // Keys without expiry cannot vanish by themselves: on a target that held none of these
-    // databases' keys before, every one of them must be there now.
+    // databases' keys before, every one of them must be there now (the marker aside).
     if (nonEmpty.size === 0) {
       const after = await keyCounts(target, Object.keys(counts.databases).map(Number));
       for (const [db, c] of Object.entries(counts.databases)) {
-        const n = after.get(Number(db)) ?? 0;
+        const n = (after.get(Number(db)) ?? 0) - (Number(db) === markerDb ? 1 : 0);
         if (n < c.persistent) throw new JarvisError('RESTORE_FAILED', `after the restore db ${db} of ${where} holds ${n} keys, fewer than the ${c.persistent} restored without expiry (another client deleting?)`);
       }
     }
+    await writeMarker(target, markerDb, null);
     return {
       target: where,
       summary: `restored ${entry.manifest.id} (${entry.manifest.method}) into ${where}: ${describeCounts(counts)}`,

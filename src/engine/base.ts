@@ -10,21 +10,18 @@
  *
  * Also returns the text of each config and policy file on both sides, for the textual diff.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../config/load.js';
 import { DEFAULTS } from '../config/normalize.js';
 import type { Desired } from '../config/types.js';
-import { JarvisError, isJarvisError } from '../errors.js';
+import { JarvisError, isJarvisError, messageOf } from '../errors.js';
 import { describeImpact, type ImpactLine } from './impact.js';
 import { makePlan, type EngineParts } from './index.js';
+import { runToolToEnd } from '../platform/processes.js';
 import type { Plan } from './types.js';
-
-const run = promisify(execFile);
 
 export interface FilePair {
   /** As shown in the diff: repository-relative for a ref, relative to the config's folder for a file. */
@@ -51,14 +48,15 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 async function git(cwd: string, args: string[]): Promise<string> {
+  let r: { code: number; stdout: string; stderr: string };
   try {
-    const { stdout } = await run('git', args, { cwd, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' });
-    return stdout;
+    r = await runToolToEnd('git', args, { cwd });
   } catch (e) {
-    const err = e as { code?: string; stderr?: string };
-    if (err.code === 'ENOENT') throw new JarvisError('TOOL_MISSING', 'plan --base REF needs git, which is not installed', { hint: 'install git, or pass the base config as a file' });
-    throw new JarvisError('USAGE', `git ${args.join(' ')}: ${(err.stderr ?? String(e)).trim().split('\n')[0]}`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new JarvisError('TOOL_MISSING', 'plan --base REF needs git, which is not installed', { hint: 'install git, or pass the base config as a file' });
+    throw new JarvisError('USAGE', `git ${args.join(' ')}: ${messageOf(e)}`, { cause: e });
   }
+  if (r.code !== 0) throw new JarvisError('USAGE', `git ${args.join(' ')}: ${(r.stderr || `exit ${r.code}`).trim().split('\n')[0]}`);
+  return r.stdout;
 }
 
 /** The config and policy files of a loaded Desired, by a key that pairs them across sides. */

@@ -152,8 +152,12 @@ t.test('backup create, verify --restore-test and restore --flush through the CLI
 
   await withClient(server.url, async (c) => { await c.flushall(); await c.set('written-after-the-wipe', '1'); });
   const refused = cli(['restore', rdbId], env);
-  t.equal(refused.code, 0, 'no key of the backup exists after the wipe: a merge needs no flag');
-  t.equal(await withClient(server.url, (c) => c.dbsize()), 102);
+  t.equal(refused.code, 1, 'a key written after the wipe makes the target non-empty, though the backup does not hold it');
+  t.match(refused.stderr, /^error: Redis at redis:\/\/default:\*\*\*@127\.0\.0\.1:\d+\/0 is not empty \(db 0 holds 1 key\); restoring backup \S+ would merge into it; nothing was written$/m);
+  t.equal(await withClient(server.url, (c) => c.dbsize()), 1, 'nothing was written');
+  const merged = cli(['restore', rdbId, '--force'], env);
+  t.equal(merged.code, 0, merged.stderr);
+  t.equal(await withClient(server.url, (c) => c.dbsize()), 102, '--force merges');
   const flushed = cli(['restore', rdbId, '--flush'], env);
   t.equal(flushed.code, 0, flushed.stderr);
   t.match(flushed.stdout, /restored \S+ \(rdb\) into redis:\/\/default:\*\*\*@127\.0\.0\.1:\d+\/0: 101 keys in db 0/);
@@ -161,13 +165,13 @@ t.test('backup create, verify --restore-test and restore --flush through the CLI
   t.equal(await withClient(server.url, (c) => c.get('session:7')), 'data-7');
   const again = cli(['restore', rdbId], env);
   t.equal(again.code, 1);
-  t.match(again.stderr, /^error: 101 key\(s\) of backup \S+ already exist in redis:\/\/default:\*\*\*@.*; nothing was written$/m);
+  t.match(again.stderr, /^error: Redis at redis:\/\/default:\*\*\*@.* is not empty \(db 0 holds 101 keys\); .*nothing was written$/m);
   t.match(again.stderr, /hint: pass --force/);
 
   const bad = cli(['backup', 'create', '--service', 'redis', '--schedule', 'redis-hourly'], { ...env, JARVIS_REDIS_URL: server.url.replace(server.password, 'wrong-pass-777') });
   t.equal(bad.code, 1);
   t.match(bad.stderr, /^error: redis\/redis-hourly: cannot log in to Redis at redis:\/\/default:\*\*\*@127\.0\.0\.1:\d+\/0: WRONGPASS invalid username-password pair or user is disabled\.$/m);
-  for (const out of [create, verify, refused, flushed, again, bad]) {
+  for (const out of [create, verify, refused, merged, flushed, again, bad]) {
     t.notMatch(out.stdout + out.stderr, server.password, 'the password is never printed');
     t.notMatch(out.stdout + out.stderr, 'wrong-pass-777');
   }

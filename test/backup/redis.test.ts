@@ -3,11 +3,15 @@
  * restore into another server, and a walk of both servers key by key.
  */
 import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createBackup, restoreBackup } from '../../src/backup/operations.js';
 import { LOGICAL_MAGIC } from '../../src/backup/redis-logical.js';
+import { RESTORE_MARKER_KEY } from '../../src/backup/redis.js';
 import { BINARY_KEY, FIVE_MB, dbsize, populateRich, redisDesired, redisServer, walk, withClient, withUrl } from './redis-fixture.js';
 
+const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
 const KEY = 'JARVIS_TEST_REDIS_KEY';
 process.env[KEY] = 'a passphrase for the redis tests';
 
@@ -85,7 +89,7 @@ t.test('keys that expired since the backup are skipped by the restore, the other
   }
 });
 
-t.test('restore refuses, before writing anything, when a key of the backup exists; --force replaces; --flush empties first', async (t) => {
+t.test('restore refuses, before writing anything, a target holding keys; --force merges and replaces the same keys; --flush empties first', async (t) => {
   const source = await redisServer(t);
   await withClient(source.url, async (c) => {
     for (let i = 0; i < 50; i++) await c.set(`k${i}`, `source-${i}`);
@@ -103,7 +107,7 @@ t.test('restore refuses, before writing anything, when a key of the backup exist
     const entry = await createBackup(desired, desired.backups[0]!, process.env);
     const onTarget = withUrl(desired, target.url);
     await t.rejects(restoreBackup(onTarget, entry.manifest.id, { force: false, env: process.env }), {
-      code: 'RESTORE_REFUSED', message: /1 key\(s\) of backup .* already exist in redis:\/\/default:\*\*\*@127\.0\.0\.1:\d+\/0, e\.g\. "k7" \(db 0\); nothing was written/,
+      code: 'RESTORE_REFUSED', message: /^Redis at redis:\/\/default:\*\*\*@127\.0\.0\.1:\d+\/0 is not empty \(db 0 holds 2 keys\); restoring backup .* would merge into it; nothing was written$/,
     }, `${method}: refused`);
     t.equal(await dbsize(target.url, 0), 2, `${method}: nothing was written to db 0`);
     t.equal(await dbsize(target.url, 2), 0, `${method}: nothing was written to db 2`);
@@ -122,16 +126,58 @@ t.test('restore refuses, before writing anything, when a key of the backup exist
   }
 });
 
-t.test('restore into a target holding keys that the backup does not have merges without --force', async (t) => {
+t.test('a restore into a server holding only keys that the backup does not have is refused without --force, naming the server, db and count; --force merges', async (t) => {
   const source = await redisServer(t);
   const target = await redisServer(t);
   await withClient(source.url, (c) => c.set('from-backup', '1'));
   await withClient(target.url, (c) => c.set('already-there', '2'));
-  const desired = redisDesired(source.url, t.testdir(), { method: 'logical' });
+  const dir = t.testdir();
+  const desired = redisDesired(source.url, join(dir, 'backups'), { method: 'logical' });
   const entry = await createBackup(desired, desired.backups[0]!, process.env);
   await t.rejects(restoreBackup(withUrl(desired, target.url), entry.manifest.id, { target: 'db1', force: false, env: process.env }), { code: 'USAGE', message: /--target-db is for postgres backups; this is a redis backup/ });
-  await restoreBackup(withUrl(desired, target.url), entry.manifest.id, { force: false, env: process.env });
-  t.same((await withClient(target.url, (c) => c.keys('*'))).sort(), ['already-there', 'from-backup']);
+  const config = join(dir, 'jarvis-db.yaml');
+  await writeFile(config, ['version: 1', 'project: jarvis', 'services:', '  redis: { url: "${JARVIS_REDIS_URL}" }', 'storage:', '  path: ./backups', 'backups: []', ''].join('\n'));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, 'restore', entry.manifest.id, ...args], { env: { ...process.env, JARVIS_DB_CONFIG: config, JARVIS_REDIS_URL: target.url }, encoding: 'utf8' });
+  const refused = cli();
+  t.equal(refused.status, 1, refused.stdout);
+  const errors = refused.stderr.split('\n').filter((l) => l.startsWith('error: '));
+  t.match(errors, [/^error: Redis at redis:\/\/default:\*\*\*@127\.0\.0\.1:\d+\/0 is not empty \(db 0 holds 1 key\); restoring backup \S+ would merge into it; nothing was written$/], 'one error line: the server (redacted), the db and the key count');
+  t.match(refused.stderr, /^hint: pass --force to merge .*, or --flush to empty those databases first/m);
+  t.notMatch(refused.stderr, target.password, 'the password is never printed');
+  t.same(await withClient(target.url, (c) => c.keys('*')), ['already-there'], 'nothing was written');
+  const merged = cli('--force');
+  t.equal(merged.status, 0, merged.stderr);
+  t.same((await withClient(target.url, (c) => c.keys('*'))).sort(), ['already-there', 'from-backup'], '--force merges');
+});
+
+t.test('a restore killed before it verified leaves a marked target; the re-run names the interrupted restore; --force completes it and clears the mark', async (t) => {
+  const source = await redisServer(t);
+  const target = await redisServer(t);
+  await withClient(source.url, async (c) => { for (let i = 0; i < 20; i++) await c.set(`k${i}`, String(i)); });
+  const storage = t.testdir();
+  const desired = redisDesired(source.url, storage, { method: 'rdb' });
+  const entry = await createBackup(desired, desired.backups[0]!, process.env);
+  const onTarget = withUrl(desired, target.url);
+  const child = join(storage, 'restore-child.mjs');
+  await writeFile(child, `import { restoreBackup } from ${JSON.stringify(new URL('../../dist/backup/operations.js', import.meta.url).pathname)};
+    const desired = JSON.parse(process.argv[2]);
+    await restoreBackup(desired, process.argv[3], { force: false, env: process.env });`);
+  const proc = spawn(process.execPath, [child, JSON.stringify(onTarget), entry.manifest.id], { env: { ...process.env, JARVIS_DB_TEST_PAUSE_AT: 'restore-written' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  await new Promise<void>((resolve) => {
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => { stderr += d; if (stderr.includes('test pause at restore-written')) resolve(); });
+    proc.on('exit', () => resolve());
+  });
+  process.kill(proc.pid!, 'SIGKILL');
+  await exited;
+  await t.rejects(restoreBackup(onTarget, entry.manifest.id, { force: false, env: process.env }), {
+    code: 'RESTORE_REFUSED', message: new RegExp(`^Redis at \\S+ is the leftover of an interrupted restore of ${entry.manifest.id} started at \\d{4}-[\\d-]+T[\\d:.]+Z; re-run with --force to replace it$`),
+  });
+  const forced = await restoreBackup(onTarget, entry.manifest.id, { force: true, env: process.env });
+  t.equal(forced.details.restored, 20);
+  t.equal(await withClient(target.url, (c) => c.get(RESTORE_MARKER_KEY)), null, 'the verified restore removed the mark');
+  t.equal(await dbsize(target.url, 0), 20);
 });
 
 t.test('a restore into a server older than the backup\'s payloads says so (RESTORE refuses the RDB version)', async (t) => {
