@@ -81,8 +81,8 @@ export async function listBackups(storagePath: string): Promise<CatalogEntry[]> 
 }
 
 /**
- * A backup by id or unique id prefix. An id that names a damaged backup is an error that
- * says what is wrong with it (VERIFY_FAILED), not "not found".
+ * A backup by id or unique id prefix. An id that names a backup whose manifest does not hold is
+ * an error that says what is wrong with it and what to do (VERIFY_FAILED), not "not found".
  */
 export async function findBackup(storagePath: string, idOrPrefix: string): Promise<CatalogEntry> {
   const { valid, invalid } = await scanStorage(storagePath);
@@ -95,7 +95,11 @@ export async function findBackup(storagePath: string, idOrPrefix: string): Promi
   if (hits.length === 1) return hits[0]!;
   if (bad.length === 1) {
     const b = bad[0]!;
-    throw new JarvisError('VERIFY_FAILED', `backup ${b.id} (${b.service}/${b.schedule}) is damaged: ${b.problem}`);
+    // Without a manifest that holds there is nothing to check the files against (nor to know how to
+    // read them), so no command uses such a backup, restore --force included.
+    throw new JarvisError('VERIFY_FAILED', `backup ${b.id} (${b.service}/${b.schedule}) is damaged: ${b.problem}`, {
+      hint: 'restore another backup (`jarvis-db backup list` shows them): a backup whose manifest does not hold is refused even with --force',
+    });
   }
   throw new JarvisError('BACKUP_NOT_FOUND', `no backup "${idOrPrefix}" in ${storagePath}`, { hint: 'jarvis-db backup list shows the ids' });
 }

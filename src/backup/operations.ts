@@ -112,6 +112,7 @@ export async function restoreBackup(desired: Desired, id: string, options: Omit<
       hint: 'restore another backup, or pass --force to try this one anyway',
     });
   }
+  if (!sums.ok) progress.note(`warning: --force: restoring ${entry.manifest.id} although ${sums.bad.map((b) => b.name).join(', ')} fail their checksums`);
   const driver = await driverFor(entry.manifest.service);
   const { env, progress: _progress, ...restoreOptions } = options;
   return driver.restore(entry, context(desired, env, progress, entry.manifest.encrypted), restoreOptions);

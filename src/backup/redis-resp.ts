@@ -6,6 +6,7 @@
  * at the server's pace. Binary-safe: keys and values are Buffers throughout.
  */
 import { JarvisError, messageOf } from '../errors.js';
+import { runningHint } from '../services/endpoint.js';
 import { openRedisSocket, parseRedisUrl, type RedisSocket } from '../services/redis.js';
 import { redactUrl } from '../services/redact.js';
 
@@ -322,7 +323,7 @@ export class RespConnection {
   };
 
   private lost(e: Error): JarvisError {
-    return new JarvisError('SERVICE_UNREACHABLE', `connection to Redis at ${redactUrl(this.url)} lost: ${messageOf(e)}`, { cause: e });
+    return new JarvisError('SERVICE_UNREACHABLE', `connection to Redis at ${redactUrl(this.url)} lost: ${messageOf(e)}`, { cause: e, hint: runningHint('redis', this.url) });
   }
 
   private onReply(reply: Reply): void {

@@ -20,6 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import { JarvisError } from '../errors.js';
 import type { ServiceName } from '../config/types.js';
 import { canonicalJson, fsyncPath, hashFile, HashingFileSink, listDirs, listFiles, newTimestampId, testPausePoint } from '../storage/durable.js';
+import { writingStorage } from '../storage/failures.js';
 import type { EncryptionSession } from '../storage/crypto.js';
 import { isAlive } from '../platform/processes.js';
 import { registerStaged, unregisterStaged } from '../storage/staging.js';
@@ -99,10 +100,12 @@ export class BackupWriter {
   static async begin(options: BeginOptions): Promise<BackupWriter> {
     checkName(options.schedule, 'schedule');
     const parent = join(options.storagePath, options.service, options.schedule);
-    await mkdir(parent, { recursive: true });
     const id = newBackupId(options.now);
     const workDir = join(parent, `.tmp-${id}-${process.pid}`);
-    await mkdir(workDir, { mode: 0o700 });
+    await writingStorage(workDir, async () => {
+      await mkdir(parent, { recursive: true });
+      await mkdir(workDir, { mode: 0o700 });
+    });
     registerStaged(workDir);
     await fsyncPath(parent);
     const writer = new BackupWriter(id, options.service, options.schedule, workDir, join(parent, id), options.now, options.encryption ?? null, options.env ?? process.env);
@@ -123,7 +126,7 @@ export class BackupWriter {
   async writeStream(name: string, source: Readable | AsyncIterable<Buffer>): Promise<FileEntry> {
     checkFileName(name);
     const target = this.path(name);
-    await mkdir(dirname(target), { recursive: true });
+    await writingStorage(target, () => mkdir(dirname(target), { recursive: true }));
     const sink = new HashingFileSink(target);
     const stages: (Readable | AsyncIterable<Buffer> | Transform | Writable)[] = [source];
     if (this.encryption) stages.push(this.encryption.encryptor());
@@ -147,8 +150,10 @@ export class BackupWriter {
       return entry;
     }
     if (rawName !== name) {
-      await mkdir(dirname(this.path(name)), { recursive: true });
-      await rename(raw, this.path(name));
+      await writingStorage(this.path(name), async () => {
+        await mkdir(dirname(this.path(name)), { recursive: true });
+        await rename(raw, this.path(name));
+      });
     }
     const { sha256, bytes } = await hashFile(this.path(name));
     await fsyncPath(this.path(name));
@@ -180,18 +185,20 @@ export class BackupWriter {
     });
     await testPausePoint('before-manifest', this.env);
     const tmp = this.path(`${MANIFEST}.tmp`);
-    const handle = await open(tmp, 'wx', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(manifest, null, 2) + '\n');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writingStorage(tmp, async () => {
+      const handle = await open(tmp, 'wx', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify(manifest, null, 2) + '\n');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    });
     await testPausePoint('manifest-written', this.env);
-    await rename(tmp, this.path(MANIFEST));
+    await writingStorage(this.path(MANIFEST), () => rename(tmp, this.path(MANIFEST)));
     await fsyncPath(this.workDir);
     await testPausePoint('manifest-renamed', this.env);
-    await rename(this.workDir, this.finalDir);
+    await writingStorage(this.finalDir, () => rename(this.workDir, this.finalDir));
     unregisterStaged(this.workDir);
     await testPausePoint('dir-renamed', this.env);
     await fsyncPath(dirname(this.finalDir));

@@ -231,7 +231,8 @@ async function execute(plan: Plan, blocked: ReadonlyMap<string, string>, c: Exec
     const progress = c.reporter.actionStarted?.(action, index, plan.actions.length);
     const ctx = {
       desired: c.desired, plan, runId: c.runId, env: c.env, signal, outcomes,
-      log: (event: string, fields: Record<string, unknown> = {}) => { void c.journal.write(event, { action: action.id, ...fields }); },
+      // a failed log line surfaces at the next awaited journal write, not as an unhandled rejection
+      log: (event: string, fields: Record<string, unknown> = {}) => { c.journal.write(event, { action: action.id, ...fields }).catch(() => undefined); },
     };
     let result: ActionResult;
     try {

@@ -4,10 +4,13 @@
  * starting (the plan's fingerprint and action ids), each action starting and ending (outcome,
  * duration, error), the actions not executed, the run ending. Every line is redacted and
  * synced to disk before the next step, so a killed apply leaves a journal up to where it died.
+ * The file is created by its first line: a run that cannot write that one (a full disk) leaves
+ * no empty journal behind.
  */
-import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { newTimestampId } from '../storage/durable.js';
+import { writingStorage } from '../storage/failures.js';
 import { redact } from '../services/redact.js';
 
 export const JOURNAL_DIR = 'journal';
@@ -23,25 +26,55 @@ export interface JournalEvent {
 }
 
 export class Journal {
-  private constructor(readonly file: string, readonly runId: string, private handle: FileHandle | null, private readonly env: NodeJS.ProcessEnv) {}
+  private handle: FileHandle | null = null;
+  private closed = false;
+  /** Writes in order, one at a time (the first one creates the file). */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly file: string, readonly runId: string, private readonly env: NodeJS.ProcessEnv) {}
 
   static async open(storagePath: string, runId: string, env: NodeJS.ProcessEnv = process.env): Promise<Journal> {
     const dir = join(storagePath, JOURNAL_DIR);
-    await mkdir(dir, { recursive: true });
     const file = join(dir, `${runId}.jsonl`);
-    return new Journal(file, runId, await open(file, 'a', 0o600), env);
+    await writingStorage(file, () => mkdir(dir, { recursive: true }));
+    return new Journal(file, runId, env);
   }
 
   async write(event: string, fields: Record<string, unknown> = {}): Promise<void> {
-    if (!this.handle) return;
+    if (this.closed) return;
     const line: JournalEvent = { at: new Date().toISOString(), runId: this.runId, event, ...fields };
-    await this.handle.write(redact(JSON.stringify(line), this.env) + '\n');
-    await this.handle.datasync();
+    const text = redact(JSON.stringify(line), this.env) + '\n';
+    const written = this.tail.then(() => this.append(text));
+    this.tail = written.catch(() => undefined);
+    await written;
+  }
+
+  private async append(text: string): Promise<void> {
+    if (this.closed) return;
+    await writingStorage(this.file, async () => {
+      if (this.handle) {
+        await this.handle.write(text);
+        await this.handle.datasync();
+        return;
+      }
+      const handle = await open(this.file, 'wx', 0o600);
+      try {
+        await handle.write(text);
+        await handle.datasync();
+      } catch (e) {
+        await handle.close().catch(() => undefined);
+        await unlink(this.file).catch(() => undefined);
+        throw e;
+      }
+      this.handle = handle;
+    });
   }
 
   async close(): Promise<void> {
+    await this.tail;
     const h = this.handle;
     this.handle = null;
+    this.closed = true;
     await h?.close();
   }
 }

@@ -10,9 +10,10 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { JarvisError } from '../errors.js';
 import { isAlive, sleep } from '../platform/processes.js';
+import { writingStorage } from '../storage/failures.js';
 
 export const LOCK_FILE = '.jarvis-db.lock';
 export const OWNER_FILE = '.jarvis-db.lock.json';
@@ -47,6 +48,18 @@ function describeOwner(owner: LockOwner | null): string {
   return owner ? `pid ${owner.pid} on ${owner.host}, run ${owner.runId}, since ${owner.since}` : 'another process';
 }
 
+/** SQLite's own codes for a storage that cannot be written, with what to do; anything else is ours. */
+function lockFailure(path: string, e: unknown): JarvisError {
+  const code = (e as { code?: string }).code ?? '';
+  const message = `cannot take the apply lock ${path}: ${(e as Error).message}`;
+  const dir = dirname(path);
+  if (code.startsWith('SQLITE_FULL')) return new JarvisError('STORAGE_FAILED', message, { cause: e, hint: `free space on the file system of ${dir} or point storage.path elsewhere` });
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_PERM')) {
+    return new JarvisError('STORAGE_FAILED', message, { cause: e, hint: `check that ${dir} is writable by this user (permissions, a read-only mount) or point storage.path elsewhere` });
+  }
+  return new JarvisError('INTERNAL', message, { cause: e });
+}
+
 export interface AcquireOptions {
   timeoutMs: number;
   runId: string;
@@ -58,8 +71,8 @@ export interface AcquireOptions {
 
 /** Takes the apply lock of a storage path, waiting up to `timeoutMs`; fails with LOCK_TIMEOUT naming the holder. */
 export async function acquireApplyLock(storagePath: string, options: AcquireOptions): Promise<HeldLock> {
-  await mkdir(storagePath, { recursive: true });
   const path = join(storagePath, LOCK_FILE);
+  await writingStorage(path, () => mkdir(storagePath, { recursive: true }));
   const { default: Database } = await import('better-sqlite3');
   const db: Db = new Database(path, { timeout: 0 });
   const started = Date.now();
@@ -71,7 +84,7 @@ export async function acquireApplyLock(storagePath: string, options: AcquireOpti
     } catch (e) {
       if (!isBusy(e)) {
         db.close();
-        throw new JarvisError('INTERNAL', `cannot take the apply lock ${path}: ${(e as Error).message}`, { cause: e });
+        throw lockFailure(path, e);
       }
     }
     if (!waiting) {
@@ -92,7 +105,14 @@ export async function acquireApplyLock(storagePath: string, options: AcquireOpti
     await sleep(Math.min(options.pollMs ?? 200, Math.max(1, options.timeoutMs - (Date.now() - started))));
   }
   const owner: LockOwner = { pid: process.pid, host: hostname(), runId: options.runId, since: new Date().toISOString() };
-  await writeFile(join(storagePath, OWNER_FILE), JSON.stringify(owner) + '\n');
+  const ownerFile = join(storagePath, OWNER_FILE);
+  try {
+    await writingStorage(ownerFile, () => writeFile(ownerFile, JSON.stringify(owner) + '\n'));
+  } catch (e) {
+    await rm(ownerFile, { force: true }).catch(() => undefined);
+    try { db.exec('ROLLBACK'); } finally { db.close(); }
+    throw e;
+  }
   let released = false;
   return {
     path,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Finding, Status } from '../engine/types.js';
 import { fsyncPath } from '../backup/storage.js';
+import { writingStorage } from '../storage/failures.js';
 import { worstStatus } from './evaluate.js';
 import { keyMatches, sampleKey, type Sample } from './samples.js';
 
@@ -48,24 +49,26 @@ export function toRecord(at: Date, samples: Sample[], findings: Finding[]): Hist
 /** Appends one record durably, then prunes hour files older than `keepSeconds`. */
 export async function appendHistory(storagePath: string, record: HistoryRecord, keepSeconds: number): Promise<void> {
   const dir = historyDir(storagePath);
-  await mkdir(dir, { recursive: true });
   const at = new Date(record.at);
   const file = join(dir, `${hourOf(at)}.jsonl`);
-  const handle = await open(file, 'a+', 0o600);
-  try {
-    // A crash mid-write leaves a torn last line: start on a fresh line so this record stays readable.
-    const { size } = await handle.stat();
-    let torn = false;
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      await handle.read(last, 0, 1, size - 1);
-      torn = last[0] !== 0x0a;
+  await writingStorage(file, async () => {
+    await mkdir(dir, { recursive: true });
+    const handle = await open(file, 'a+', 0o600);
+    try {
+      // A crash mid-write leaves a torn last line: start on a fresh line so this record stays readable.
+      const { size } = await handle.stat();
+      let torn = false;
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        await handle.read(last, 0, 1, size - 1);
+        torn = last[0] !== 0x0a;
+      }
+      await handle.write((torn ? '\n' : '') + JSON.stringify(record) + '\n');
+      await handle.datasync();
+    } finally {
+      await handle.close();
     }
-    await handle.write((torn ? '\n' : '') + JSON.stringify(record) + '\n');
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
+  });
   await fsyncPath(dir);
   await pruneHistory(storagePath, new Date(at.getTime() - keepSeconds * 1000));
 }

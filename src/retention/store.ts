@@ -22,6 +22,7 @@ import { JarvisError, messageOf } from '../errors.js';
 import type { EncryptionSession, KeyRing } from '../storage/crypto.js';
 import { isAlive } from '../platform/processes.js';
 import { exists, fsyncPath, listDirs, listFiles, newTimestampId, testPausePoint, writeFileAtomic } from '../storage/durable.js';
+import { writingStorage } from '../storage/failures.js';
 import { registerStaged, unregisterStaged } from '../storage/staging.js';
 import { chunkBaseName, manifestDigest, readChunk, sealChunkManifest, writeChunkData, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable } from './chunk.js';
 
@@ -93,18 +94,20 @@ export class ArchiveWriter {
   static async begin(storagePath: string, fields: Omit<ArchiveHeader, 'formatVersion' | 'kind' | 'id' | 'createdAt' | 'writer' | 'encrypted'>, options: { now: Date; encryption: EncryptionSession | null; env: NodeJS.ProcessEnv }): Promise<ArchiveWriter> {
     checkPolicyName(fields.policy);
     const parent = join(archivesRoot(storagePath), fields.policy);
-    await mkdir(parent, { recursive: true });
     const id = newTimestampId(options.now);
     const header: ArchiveHeader = {
       formatVersion: 1, kind: 'jarvis-db-archive', id, ...fields, createdAt: options.now.toISOString(),
       writer: { pid: process.pid, host: hostname() }, encrypted: options.encryption !== null,
     };
     const work = join(parent, `.tmp-${id}-${process.pid}`);
-    await mkdir(work, { mode: 0o700 });
+    await writingStorage(work, async () => {
+      await mkdir(parent, { recursive: true });
+      await mkdir(work, { mode: 0o700 });
+    });
     registerStaged(work);
     await writeFileAtomic(join(work, HEADER), JSON.stringify(header, null, 2) + '\n');
     const dir = join(parent, id);
-    await rename(work, dir);
+    await writingStorage(dir, () => rename(work, dir));
     unregisterStaged(work);
     await fsyncPath(parent);
     return new ArchiveWriter(header, dir, options.encryption, options.env);
@@ -122,7 +125,7 @@ export class ArchiveWriter {
     registerStaged(tmp);
     const { bytes, sha256 } = await writeChunkData(tmp, parts, { gzipLevel: GZIP_LEVEL, encryption: this.encryption });
     await testPausePoint('chunk-data-written', this.env);
-    await rename(tmp, join(this.dir, dataName));
+    await writingStorage(join(this.dir, dataName), () => rename(tmp, join(this.dir, dataName)));
     unregisterStaged(tmp);
     const manifest = sealChunkManifest({
       formatVersion: 1, kind: 'jarvis-db-archive-chunk', archiveId: this.header.id, policy: this.header.policy, chunk,
@@ -138,7 +141,8 @@ export class ArchiveWriter {
 
   /** The delete committed: cache it (the server's commit log is the truth until then). */
   async markCommitted(chunk: number): Promise<void> {
-    await writeFile(join(this.dir, `${chunkBaseName(chunk)}.committed`), '', { mode: 0o600 });
+    const marker = join(this.dir, `${chunkBaseName(chunk)}.committed`);
+    await writingStorage(marker, () => writeFile(marker, '', { mode: 0o600 }));
     this.committed.push(chunk);
   }
 
@@ -269,7 +273,8 @@ export async function reloadArchive(entry: ArchiveEntry): Promise<ArchiveEntry> 
 }
 
 export async function markCommitted(entry: ArchiveEntry, chunk: number): Promise<void> {
-  await writeFile(join(entry.dir, `${chunkBaseName(chunk)}.committed`), '', { mode: 0o600 });
+  const marker = join(entry.dir, `${chunkBaseName(chunk)}.committed`);
+  await writingStorage(marker, () => writeFile(marker, '', { mode: 0o600 }));
   await fsyncPath(entry.dir);
 }
 

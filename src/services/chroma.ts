@@ -13,6 +13,7 @@ import https from 'node:https';
 import type { ChromaClient } from 'chromadb';
 import type { ChromaService, Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
+import { runningHint } from './endpoint.js';
 import { redactUrl } from './redact.js';
 
 /** The configured Chroma service, or a clear error when the config has none. */
@@ -52,7 +53,7 @@ export async function connectChroma(service: Pick<ChromaService, 'url' | 'tenant
   try {
     await client.heartbeat();
   } catch (e) {
-    throw new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(service.url)}: ${messageOf(e)}`, { cause: e });
+    throw new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(service.url)}: ${messageOf(e)}`, { cause: e, hint: runningHint('chroma', service.url) });
   }
   return client;
 }
@@ -139,7 +140,7 @@ export class ChromaRest {
   }
 
   private unreachable(e: unknown): JarvisError {
-    return new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(this.service.url)}: ${messageOf(e)}`, { cause: e });
+    return new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(this.service.url)}: ${messageOf(e)}`, { cause: e, hint: runningHint('chroma', this.service.url) });
   }
 }
 

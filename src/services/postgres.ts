@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
+import { endpointOf, runningHint } from './endpoint.js';
 import { redactUrl } from './redact.js';
 
 /** The configured PostgreSQL URL, or a clear error when the config has none. */
@@ -59,7 +60,11 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
 }
 
-/** A connected client, or JarvisError('SERVICE_UNREACHABLE') naming the redacted URL. */
+/**
+ * A connected client, or JarvisError('SERVICE_UNREACHABLE') naming the redacted URL. Its queries
+ * fail on a lost connection (the server stopped, the network) with SERVICE_UNREACHABLE naming
+ * PostgreSQL and its host:port, whoever the caller is.
+ */
 export async function connectPostgres(url: string, options: ConnectOptions = {}): Promise<pg.Client> {
   const client = new pg.Client({
     connectionString: url,
@@ -72,9 +77,47 @@ export async function connectPostgres(url: string, options: ConnectOptions = {})
     await client.connect();
   } catch (e) {
     await client.end().catch(() => undefined);
-    throw new JarvisError('SERVICE_UNREACHABLE', `cannot connect to PostgreSQL at ${redactUrl(url)}: ${messageOf(e)}`, { cause: e });
+    throw new JarvisError('SERVICE_UNREACHABLE', `cannot connect to PostgreSQL at ${redactUrl(url)}: ${messageOf(e)}`, { cause: e, hint: connectHint(url, e) });
   }
+  guardQueries(client, url);
   return client;
+}
+
+/** SQLSTATE classes of a connection that is gone: 08 connection exception, 57P01-03 shutdown. */
+const LOST_STATES = /^(08|57P0[123])/;
+const LOST_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+/** pg's own errors for a client whose connection ended. */
+const LOST_MESSAGES = /connection error and is not queryable|Connection terminated|Client was closed and is not queryable|Query read timeout/;
+
+/** True for an error that means the connection to the server is gone (not an error of the query). */
+export function isConnectionLost(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && (LOST_STATES.test(code) || LOST_ERRNOS.has(code))) return true;
+  return e instanceof Error && LOST_MESSAGES.test(e.message);
+}
+
+/** The error of a query whose connection was lost, naming the server and what to check. */
+export function connectionLost(url: string, e: unknown): JarvisError {
+  return new JarvisError('SERVICE_UNREACHABLE', `lost the connection to PostgreSQL at ${endpointOf('postgres', url)}: ${messageOf(e)}`, { cause: e, hint: runningHint('postgres', url) });
+}
+
+function connectHint(url: string, e: unknown): string {
+  const state = sqlState(e) ?? '';
+  if (state.startsWith('28')) return 'check the user and password in services.postgres.url';
+  if (state === '3D000') return `create the database on ${endpointOf('postgres', url)} (jarvis-db init) or check services.postgres.url`;
+  return runningHint('postgres', url);
+}
+
+/** Every promise-returning query of `client` rejects with connectionLost on a lost connection. */
+function guardQueries(client: pg.Client, url: string): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    if (!(result instanceof Promise)) return result;
+    return result.catch((e: unknown) => {
+      throw e instanceof JarvisError || !isConnectionLost(e) ? e : connectionLost(url, e);
+    });
+  };
 }
 
 /** SQLSTATE of an error thrown by pg (directly or as the cause of a JarvisError). */

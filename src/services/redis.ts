@@ -5,6 +5,7 @@
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
+import { endpointOf, runningHint } from './endpoint.js';
 import { redactUrl } from './redact.js';
 
 export interface RedisTarget {
@@ -77,9 +78,38 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
   } catch (e) {
     client.disconnect();
     const reason = socketError ?? e;
-    throw new JarvisError('SERVICE_UNREACHABLE', `cannot connect to Redis at ${redactUrl(url)}: ${messageOf(reason)}`, { cause: reason });
+    throw new JarvisError('SERVICE_UNREACHABLE', `cannot connect to Redis at ${redactUrl(url)}: ${messageOf(reason)}`, { cause: reason, hint: connectHint(url, reason) });
   }
+  guardCommands(client, url);
   return client;
+}
+
+const LOST_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
+/** ioredis's own errors for a client whose connection ended (no retries, no offline queue). */
+const LOST_MESSAGES = /Connection is closed|Stream isn't writeable|max retries per request/i;
+
+function isConnectionLost(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && LOST_ERRNOS.has(code)) return true;
+  return e instanceof Error && LOST_MESSAGES.test(e.message);
+}
+
+function connectHint(url: string, e: unknown): string {
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(messageOf(e))) return 'check the user and password in services.redis.url';
+  return runningHint('redis', url);
+}
+
+/** Every command of `client` rejects, on a lost connection, with an error naming Redis and its host:port. */
+function guardCommands(client: RedisClient, url: string): void {
+  const send = client.sendCommand.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (...args: unknown[]) => {
+    const result = send(...args);
+    if (!(result instanceof Promise)) return result;
+    return result.catch((e: unknown) => {
+      if (e instanceof JarvisError || !isConnectionLost(e)) throw e;
+      throw new JarvisError('SERVICE_UNREACHABLE', `lost the connection to Redis at ${endpointOf('redis', url)}: ${messageOf(e)}`, { cause: e, hint: runningHint('redis', url) });
+    });
+  };
 }
 
 export type RedisSocket = import('node:net').Socket;
@@ -100,7 +130,7 @@ export async function openRedisSocket(url: string, options: { connectTimeoutMs?:
       : net.connect({ host: target.host, port: target.port });
     const fail = (e: Error) => {
       socket.destroy();
-      reject(new JarvisError('SERVICE_UNREACHABLE', `cannot connect to Redis at ${redactUrl(url)}: ${messageOf(e)}`, { cause: e }));
+      reject(new JarvisError('SERVICE_UNREACHABLE', `cannot connect to Redis at ${redactUrl(url)}: ${messageOf(e)}`, { cause: e, hint: runningHint('redis', url) }));
     };
     socket.setTimeout(timeout, () => fail(new Error(`no answer within ${Math.round(timeout / 1000)}s`)));
     socket.once('error', fail);

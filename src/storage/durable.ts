@@ -7,9 +7,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, rename, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
+import { storageFailure, writingStorage } from './failures.js';
 
 /** `20261124T030000Z-1a2b`: an id that sorts by time (backups, archives). */
 export function newTimestampId(now: Date, random: Buffer = randomBytes(2)): string {
@@ -30,25 +31,33 @@ export function canonicalJson(value: unknown): string {
 }
 
 export async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await writingStorage(path, async () => {
+    const handle = await open(path, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  });
 }
 
 /** Writes a file durably and atomically: temporary name, fsync, rename, fsync of the directory. */
 export async function writeFileAtomic(path: string, content: string, tmpSuffix = `.tmp-${process.pid}`): Promise<void> {
   const tmp = path + tmpSuffix;
-  const handle = await open(tmp, 'w', 0o600);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
+  await writingStorage(path, async () => {
+    const handle = await open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } catch (e) {
+      // a full disk must not leave a partial temporary file behind
+      await handle.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
     await handle.close();
-  }
-  await rename(tmp, path);
+    await rename(tmp, path);
+  });
   await fsyncPath(dirname(path));
 }
 
@@ -73,19 +82,23 @@ export class HashingFileSink extends Writable {
     super({ highWaterMark: 1 << 20 });
   }
   override _construct(done: (error?: Error | null) => void): void {
-    open(this.path, 'wx', 0o600).then((h) => { this.handle = h; done(); }, done);
+    open(this.path, 'wx', 0o600).then((h) => { this.handle = h; done(); }, (e: unknown) => this.fail(e, done));
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (error?: Error | null) => void): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
-    this.handle!.write(chunk).then(() => done(), done);
+    this.handle!.write(chunk).then(() => done(), (e: unknown) => this.fail(e, done));
   }
   override _writev(chunks: { chunk: Buffer }[], done: (error?: Error | null) => void): void {
     const all = Buffer.concat(chunks.map((c) => c.chunk));
     this._write(all, 'binary', done);
   }
   override _final(done: (error?: Error | null) => void): void {
-    this.handle!.sync().then(() => this.handle!.close()).then(() => { this.handle = null; done(); }, done);
+    this.handle!.sync().then(() => this.handle!.close()).then(() => { this.handle = null; done(); }, (e: unknown) => this.fail(e, done));
+  }
+  /** A failed write names the file (a full disk, a read-only file system) instead of only the errno. */
+  private fail(e: unknown, done: (error?: Error | null) => void): void {
+    void storageFailure(e, this.path).then((failure) => done(failure as Error));
   }
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     if (this.handle) this.handle.close().then(() => done(error), () => done(error));

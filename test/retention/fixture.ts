@@ -11,7 +11,7 @@ import pg from 'pg';
 import type { Desired, RetentionPolicy } from '../../src/config/types.js';
 import type { ColumnInfo, IndexInfo, ReferenceInfo, TableInfo } from '../../src/retention/catalog.js';
 import { readMigrationFiles, sqlSections } from '../../src/migrate/files.js';
-import { withSandbox } from '../helpers/sandbox.js';
+import { withSandbox, type SandboxState } from '../helpers/sandbox.js';
 
 const MIGRATIONS = new URL('../../migrations/', import.meta.url).pathname;
 
@@ -101,16 +101,21 @@ async function applyMigrations(url: string): Promise<void> {
   }
 }
 
-const servers = new WeakMap<object, Promise<string>>();
+const servers = new WeakMap<object, Promise<SandboxState>>();
+
+/** The sandbox of this test file's PostgreSQL (started once, by the root test): for tests that stop it. */
+export function serverSandbox(root: T): Promise<SandboxState> {
+  let state = servers.get(root);
+  if (!state) {
+    state = withSandbox(root, ['postgres']);
+    servers.set(root, state);
+  }
+  return state;
+}
 
 /** The sandbox PostgreSQL of this test file (started once, by the root test). */
-export function serverUrl(root: T): Promise<string> {
-  let url = servers.get(root);
-  if (!url) {
-    url = withSandbox(root, ['postgres']).then((s) => s.postgres!.url);
-    servers.set(root, url);
-  }
-  return url;
+export async function serverUrl(root: T): Promise<string> {
+  return (await serverSandbox(root)).postgres!.url;
 }
 
 export function withDb(url: string, db: string): string {
