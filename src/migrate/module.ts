@@ -39,15 +39,48 @@ function stepOf(action: Action): MigrateStepParams {
   return p as MigrateStepParams;
 }
 
+/** How long to wait for node-pg-migrate's lock: `migrate up --lock-timeout` puts it in the params. */
+function lockTimeoutOf(action: Action): number {
+  const ms = action.params.lockTimeoutMs;
+  return typeof ms === 'number' && ms >= 0 ? ms : HANDLER_LOCK_TIMEOUT_MS;
+}
+
+const isStep = (a: Action) => a.type === 'migrate_up' || a.type === 'migrate_down';
+
+/**
+ * `migrate up --rehearse`: every step of the plan marked `rehearse` runs in one transaction that
+ * is rolled back. The first such action rehearses them all; the others only report that.
+ */
+async function rehearse(action: Action, ctx: ExecuteContext, progress: Progress) {
+  const schema = schemaOf(ctx.desired);
+  const rehearsed = ctx.plan.actions.filter((a) => isStep(a) && a.params.rehearse === true);
+  const first = rehearsed[0]!;
+  if (first.id !== action.id) {
+    if (!ctx.outcomes.has(first.id)) throw new JarvisError('PLAN_INVALID', `${action.id} is rehearsed by ${first.id}, which did not run in this apply`);
+    return { summary: `rehearsed with ${first.id}, rolled back`, details: { name: stepOf(action).name, rehearsedMs: null } };
+  }
+  const { rehearseLocked } = await import('./run.js');
+  const ms = await rehearseLocked(postgresUrl(ctx.desired), schema.migrations, rehearsed.map(stepOf), {
+    lockTimeoutMs: lockTimeoutOf(action),
+    note: (m) => progress.note(m),
+    log: (event, fields) => ctx.log(event, fields),
+  });
+  return {
+    summary: `rehearsed ${rehearsed.length} step(s) in one transaction in ${(ms / 1000).toFixed(2)} s, rolled back; nothing changed`,
+    details: { name: stepOf(action).name, rehearsedMs: ms },
+  };
+}
+
 async function execute(action: Action, ctx: ExecuteContext, progress: Progress) {
   const schema = schemaOf(ctx.desired);
   const step = stepOf(action);
   if (step.direction === 'down' && !schema.allowDown) {
     throw new JarvisError('PLAN_INVALID', `the plan rolls back ${step.name} but schema.allowDown is not true in the config`, { hint: 'set schema.allowDown: true to allow down-migrations' });
   }
+  if (action.params.rehearse === true) return rehearse(action, ctx, progress);
   const { executeStep } = await import('./run.js');
   const outcome = await executeStep(postgresUrl(ctx.desired), schema.migrations, step, {
-    lockTimeoutMs: HANDLER_LOCK_TIMEOUT_MS,
+    lockTimeoutMs: lockTimeoutOf(action),
     note: (m) => progress.note(m),
     log: (event, fields) => ctx.log(event, fields),
   });

@@ -22,9 +22,10 @@ export function versionAfter(result: MigrateResult): string {
   return last ? last.step.to : result.from;
 }
 
-export function formatSteps(result: MigrateResult, options: { dryRun: boolean; backup?: string | null }): string {
+export function formatSteps(result: MigrateResult, options: { dryRun: boolean; backup?: string | null; backupSchedule?: string }): string {
   const lines: string[] = [];
   if (options.backup) lines.push(`+ backup ${options.backup} (schema.backupBefore)`);
+  else if (options.dryRun && options.backupSchedule) lines.push(`+ would back up PostgreSQL first: schedule ${options.backupSchedule} (schema.backupBefore)`);
   const steps = stepLines(result);
   for (const s of steps) {
     const sign = s.direction === 'up' ? '+' : '-';

@@ -289,6 +289,21 @@ export async function executeStep(url: string, directory: string, step: MigrateS
   return withLockedClient(url, options, (client) => runStep(client, directory, step, options));
 }
 
+/**
+ * A rehearsal of a plan's steps (the engine's handler, `migrate up --rehearse`): under the lock,
+ * checked to start at the applied version, run in one transaction and rolled back. Returns the
+ * milliseconds it took.
+ */
+export async function rehearseLocked(url: string, directory: string, steps: MigrateStepParams[], options: RunOptions): Promise<number> {
+  return withLockedClient(url, options, async (client) => {
+    const version = (await readApplied(client)).at(-1)?.name ?? '0';
+    if (steps[0]!.from !== version) {
+      throw new JarvisError('STALE_PLAN', `the rehearsal starts at ${steps[0]!.from} but the schema is at ${version}`, { hint: 'run again' });
+    }
+    return rehearseSteps(client, directory, steps, options);
+  });
+}
+
 export interface MigrateResult {
   plan: ModulePlan;
   /** The version before, a migration name or `0`. */
