@@ -29,7 +29,7 @@ t.test('the demo runs every step against its own sandbox and stops it', async (t
   t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 3 to create, /, 'the seeded data needs backups and retention');
   t.match(stdout, /Apply complete: \d+ actions done/, 'apply does all of it');
   t.match(stdout, /plan \(exit 0: nothing left to do\)[\s\S]*No changes\. Observed state matches jarvis-db\.yaml\./, 'and converges');
-  for (const schedule of ['postgres-nightly', 'redis-hourly', 'chroma-daily']) t.match(stdout, new RegExp(`\\b${schedule}\\b.*\\bnever\\b`), `backup list shows ${schedule}`);
+  for (const schedule of ['postgres-nightly', 'redis-hourly', 'chroma-daily']) t.match(stdout, new RegExp(`\\b${schedule}\\b.*\\b(checksum|restore) \\d+[smh] ago\\b`), `backup list shows ${schedule}`);
   t.match(stdout, /conversations-archive\s+public\.conversations/, 'archive list shows the archive');
   t.match(stdout, /Demo done\./);
   t.equal(await readSandbox(dir), null, 'the sandbox is stopped at the end');
