@@ -69,7 +69,7 @@ export function define(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
-      const { scanStorage } = await import('../backup/catalog.js');
+      const { scanStorage, verificationLabel } = await import('../backup/catalog.js');
       const { findDebris } = await import('../backup/storage.js');
       const scan = await scanStorage(desired.storage.path);
       const debris = await findDebris(desired.storage.path);
@@ -91,7 +91,7 @@ export function define(program: Command): void {
         const rows = [['ID', 'SERVICE', 'SCHEDULE', 'AGE', 'SIZE', 'VERIFIED']];
         for (const { manifest: m } of scan.valid) {
           rows.push([m.id, m.service, m.schedule, formatAge(now - Date.parse(m.finishedAt)), formatBytes(m.totalBytes),
-            m.verification ? `${m.verification.ok ? 'ok' : 'FAILED'} (${m.verification.how}, ${formatAge(now - Date.parse(m.verification.at))} ago)` : 'never']);
+            verificationLabel(m.verification, now)]);
         }
         print(renderTable(rows));
       }

@@ -79,8 +79,9 @@ export function define(program: Command): void {
     .command('env')
     .description('Print `export JARVIS_*_URL=…` lines for eval (the secrets are read from files in DIR)')
     .option('--dir <dir>', 'the sandbox directory', DEFAULT_DIR)
-    .action(async (opts: { dir: string }) => {
+    .action(async (opts: { dir: string }, cmd: Command) => {
       const { JarvisError } = await import('../errors.js');
+      if (globalOptions(cmd).json) throw new JarvisError('USAGE', 'sandbox env prints shell lines for eval only; --json does not apply');
       const sb = await import('../sandbox/index.js');
       const state = await sb.readSandbox(opts.dir);
       if (!state) throw new JarvisError('SANDBOX', `no sandbox in ${opts.dir}`, { hint: `jarvis-db sandbox up --dir ${opts.dir}` });

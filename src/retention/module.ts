@@ -65,8 +65,10 @@ function runHandler(expected: RetentionPolicy['action']): Handler {
     const kids = Object.entries(result.childRows).map(([t, rows]) => ` and ${n(rows)} rows of ${t}`).join('');
     const verb = { delete: 'deleted', archive: 'archived', anonymize: 'anonymized', compress: 'compressed' }[expected];
     const where = result.archiveId ? ` into archive ${result.archiveId} (${result.chunks} chunks, ${formatBytes(result.archiveBytes!)})` : '';
+    const v = result.vacuum;
+    const vacuum = !v ? '' : v.problem ? `; VACUUM (ANALYZE) of ${v.tables.join(', ')} not done (${v.problem}): autovacuum will` : `; then VACUUM (ANALYZE) of ${v.tables.join(', ')} in ${v.ms} ms`;
     return {
-      summary: `${verb} ${n(result.rows)} rows of ${result.table}${kids}${where} in ${result.batches} batches (longest ${result.longestBatchMs} ms)`,
+      summary: `${verb} ${n(result.rows)} rows of ${result.table}${kids}${where} in ${result.batches} batches (longest ${result.longestBatchMs} ms)${vacuum}`,
       details: { ...result },
     };
   };

@@ -125,7 +125,27 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
     findings.push({ check: 'retention.archive.invalid', service: 'storage', status: 'WARNING', value: bad.dir, threshold: null, message: `${bad.dir}: ${bad.problem}` });
   }
   actions.sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+  markOverlaps(actions, observed);
   return { actions, findings, errors };
+}
+
+/**
+ * A policy whose table is a child table of a policy that runs before it (messages under
+ * conversations-archive) counted rows that the earlier one takes with its parents: its count is
+ * an upper bound, and its reason says so and by how much they may overlap (no extra query).
+ */
+function markOverlaps(actions: Action[], observed: RetentionObserved): void {
+  const children = (policy: unknown) => observed.policies.find((p) => p.policy === policy)?.counts?.children ?? {};
+  actions.forEach((later, i) => {
+    if (later.type === 'prune_archive') return;
+    const table = String(later.params.table);
+    const rows = later.estimate?.rows ?? 0;
+    const before = actions.slice(0, i).filter((a) => a.type !== 'prune_archive' && (children(a.params.policy)[table] ?? 0) > 0);
+    if (!before.length || rows === 0) return;
+    const parts = before.map((a) => `up to ${n(Math.min(children(a.params.policy)[table]!, rows))} go with ${String(a.params.policy)} (their parents' policy, which runs first)`);
+    later.reason = `≤ ${later.reason.replace(/^~/, '')}; ${parts.join(', ')}`;
+    later.params.overlapsWith = before.map((a) => String(a.params.policy));
+  });
 }
 
 /** What retention's actions depend on: the structure of the tables and the archives' ids (not row counts). */

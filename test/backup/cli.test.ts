@@ -34,6 +34,7 @@ t.test('backup create, list, verify and restore through the CLI', async (t) => {
   t.equal(backups.length, 1);
   t.equal(backups[0]!.schedule, 'nightly');
   const id = backups[0]!.id;
+  t.match(cli(['backup', 'list'], env).stdout, new RegExp(`^${id} +postgres +nightly .* checksum \\d+s ago\n`, 'm'), 'a new backup is verified by the checksums written with it');
   t.equal(cli(['backup', 'verify', id], env).code, 0);
   const manifest = JSON.parse(await readFile(join(backups[0]!.dir, 'manifest.json'), 'utf8')) as { files: { name: string }[] };
   const victim = join(backups[0]!.dir, manifest.files[0]!.name);

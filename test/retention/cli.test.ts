@@ -70,6 +70,12 @@ t.test('the default policies preview cleanly on the JARVIS data model, and run',
   t.match(all.stdout, /^Apply complete: 5 actions done in /m);
   const again = cli(['retention', 'preview'], env);
   t.match(again.stdout, /^No changes\. Observed state matches jarvis-db\.yaml\.$/m);
+  t.match(again.stdout, /^POLICY +TABLE +ACTION +ELIGIBLE +CUT-OFF\n/, 'with nothing due, a line per policy still says what it would touch');
+  for (const [policy, table, action] of [['conversations-archive', 'conversations', 'archive'], ['sessions-delete', 'sessions', 'delete'], ['users-anonymize', 'users', 'anonymize']]) {
+    t.match(again.stdout, new RegExp(`^${policy} +${table} +${action} +0 +\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`, 'm'), `${policy}: 0 rows now eligible, and its cut-off`);
+  }
+  const quiet = JSON.parse(cli(['retention', 'preview', '--json'], env).stdout) as { policies: { policy: string; rows: number }[] };
+  t.same(quiet.policies.map((p) => p.rows), quiet.policies.map(() => 0), 'the JSON has the same lines');
   const unknown = cli(['retention', 'run', '--policy', 'nope'], env);
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /^error: no retention policy named "nope" in .*\nhint: policies: conversations-archive, messages-archive, /);

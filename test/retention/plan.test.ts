@@ -241,3 +241,25 @@ t.test('the fingerprint follows the tables and the archives, not row counts or s
   const withArchive = observe([{ policy: messagesArchive, table: MESSAGES, counts: counts(10) }], [archive({})]);
   t.not(JSON.stringify(retentionFingerprint(withArchive)), JSON.stringify(retentionFingerprint(base)), 'a new archive does');
 });
+
+t.test('a policy on a child table of a policy that runs first says its count may overlap, and by how much', async (t) => {
+  const conversations = {
+    policy: policy({ name: 'conversations-archive', table: 'conversations', action: 'archive', age: { column: 'updated_at', olderThan: '90d' }, children: [{ table: 'messages', column: 'conversation_id' }] }),
+    table: CONVERSATIONS, children: [{ ...MESSAGES, references: [] }], counts: counts(5977, { children: { 'public.messages': 35_869 } }),
+  };
+  const messages = { policy: messagesArchive, table: MESSAGES, counts: counts(35_977) };
+  const cutoff = new Date(NOW.getTime() - 90 * DAY).toISOString();
+  for (const cases of [[conversations, messages], [messages, conversations]]) {
+    const p = planOf(cases);
+    t.same(p.errors, []);
+    const m = p.actions.find((a) => a.params.policy === 'messages-archive')!;
+    const before = p.actions.indexOf(m) > p.actions.findIndex((a) => a.params.policy === 'conversations-archive');
+    if (before) {
+      t.equal(m.reason, `≤ 35,977 rows older than 90d (created_at < ${cutoff}); up to 35,869 go with conversations-archive (their parents' policy, which runs first)`);
+      t.same(m.params.overlapsWith, ['conversations-archive']);
+    } else {
+      t.equal(m.reason, `35,977 rows older than 90d (created_at < ${cutoff})`, 'run first, it takes its rows itself: no overlap to say');
+    }
+  }
+  t.ok(planOf([conversations, messages]).actions.findIndex((a) => a.params.policy === 'conversations-archive') === 0, 'in config order, the parents run first');
+});
