@@ -146,7 +146,7 @@ export function planBackups(desired: Desired, observed: BackupObserved, now: Dat
     if (damaged.length) {
       out.findings.push({
         check: `backup.damaged.${schedule.name}`, service: schedule.service, status: 'WARNING', value: damaged.length, threshold: null,
-        message: `${damaged.length} damaged backup(s) of ${schedule.name}: ${damaged.slice(0, 3).map((b) => `${b.id} (${b.problem})`).join(', ')}${damaged.length > 3 ? ', …' : ''}`,
+        message: `${plural(damaged.length, 'damaged backup')} of ${schedule.name}: ${damaged.slice(0, 3).map((b) => `${b.id} (${b.problem})`).join(', ')}${damaged.length > 3 ? ', …' : ''}`,
       });
     }
   }

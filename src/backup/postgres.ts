@@ -26,6 +26,7 @@ import {
   connectAdmin, connectPostgres, databaseOf, findPostgresTool, libpqEnv, postgresUrl, withDatabase,
 } from '../services/postgres.js';
 import { decryptor } from '../storage/crypto.js';
+import { plural } from '../render/format.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from './driver.js';
 import { testPausePoint, type BackupWriter, type CatalogEntry, type ManifestFields } from './storage.js';
 
@@ -291,7 +292,7 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
     if (problems.length) {
       throw new JarvisError('RESTORE_FAILED', `restored "${target}" but row counts differ from the backup: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
     }
-    return { target, summary: `restored ${entry.manifest.id} into database "${target}": ${Object.keys(actual).length} tables, ${rows} rows, row counts match`, details: { database: target, tables: Object.keys(actual).length, rows } };
+    return { target, summary: `restored ${entry.manifest.id} into database "${target}": ${plural(Object.keys(actual).length, 'table')}, ${plural(rows, 'row')}, row counts match`, details: { database: target, tables: Object.keys(actual).length, rows } };
   } catch (e) {
     if (created && !(e instanceof JarvisError && e.code === 'RESTORE_FAILED')) {
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(target)}`).catch(() => undefined);

@@ -14,6 +14,7 @@ import { applicableModules, buildPlan, narrowPlan, type Observation } from './pl
 import { defaultParts, type EngineParts } from './registry.js';
 import { describeBasisChange } from './stale.js';
 import type { Action, ActionOutcome, ActionResult, Plan, Progress, RunResult } from './types.js';
+import { plural } from '../render/format.js';
 
 export type { EngineParts } from './registry.js';
 
@@ -146,7 +147,7 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
         plan = options.savedPlan;
       }
       if (plan.errors.length) {
-        throw new JarvisError('PLAN_ERRORS', `the plan has ${plan.errors.length} error(s); nothing was applied`, {
+        throw new JarvisError('PLAN_ERRORS', `the plan has ${plural(plan.errors.length, 'error')}; nothing was applied`, {
           details: plan.errors.map((e) => `  ${e.module}: ${e.message}${e.path ? ` (${e.path})` : ''}`),
           hint: 'run `jarvis-db plan` to see them; fix the config or the services and try again',
         });

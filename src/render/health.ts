@@ -4,6 +4,7 @@
 import type { Finding, Status } from '../engine/types.js';
 import { checkSpec, HEALTH_SERVICES } from '../health/checks.js';
 import { STATUS_EXIT_CODE, worstStatus } from '../health/evaluate.js';
+import { plural, renderTable } from './format.js';
 import { formatValue } from '../health/format.js';
 import { sparkline, type CheckTrend } from '../health/history.js';
 import { sampleKey, type HealthObservation } from '../health/samples.js';
@@ -40,7 +41,7 @@ export function renderHealthText(observation: HealthObservation, findings: Findi
   }
   const bad = findings.filter((f) => f.status !== 'HEALTHY');
   if (bad.length) {
-    lines.push('', `${bad.length} check${bad.length === 1 ? '' : 's'} not healthy:`);
+    lines.push('', `${plural(bad.length, 'check')} not healthy:`);
     for (const f of bad) lines.push(`  ${SYMBOL[f.status]} ${f.status} ${f.message}`);
   }
   return lines.join('\n') + '\n';

@@ -134,7 +134,7 @@ t.test('an encrypted backup cannot be read without its key; a wrong key is a cle
   await t.rejects(restoreBackup(desired, enc.manifest.id, { force: false, env: {} }), { code: 'DECRYPT_FAILED', message: /TEST_BACKUP_KEY is not set/ });
   await t.rejects(restoreBackup(desired, enc.manifest.id, { force: false, env: { TEST_BACKUP_KEY: 'wrong' } }), { code: 'DECRYPT_FAILED', message: /wrong passphrase/ });
   const r = await restoreBackup(desired, enc.manifest.id, { force: false, env });
-  t.match(r.summary, /1000 rows, row counts match/);
+  t.match(r.summary, /1,000 rows, row counts match/);
 });
 
 t.test('older client tools than the server are refused with a hint', async (t) => {
