@@ -33,6 +33,9 @@ t.test('status, up, down with and without --allow-down, dry runs and create', as
   const up = cli(['migrate', 'up', '--to', '0004_metrics'], env, config);
   t.equal(up.code, 0, 'up --to exits 0');
   t.match(up.stdout, /^\+ 0004_metrics \((\d+ms|[\d.]+s)\)\nSchema at 0004_metrics \(was 0\)\.$/m);
+  t.equal(up.stderr, ['0001_users_and_sessions', '0002_conversations_and_messages', '0003_memory', '0004_metrics'].map((m) => `applying ${m}.sql\n`).join(''),
+    'stderr has our one line per step, not node-pg-migrate\'s own (### MIGRATION, > Migrating files)');
+  t.notMatch(up.stdout, /### MIGRATION|Migrating files/);
   const json = JSON.parse(cli(['--json', 'migrate', 'status'], env, config).stdout) as { version: string; rows: { name: string; state: string }[]; steps: string[] };
   t.equal(json.version, '0004_metrics');
   t.same(json.steps, ['+ 0005_cache_entries']);
@@ -44,6 +47,7 @@ t.test('status, up, down with and without --allow-down, dry runs and create', as
   const down = cli(['migrate', 'down', '--allow-down'], env, config);
   t.equal(down.code, 0, 'down --allow-down exits 0');
   t.match(down.stdout, /^- 0004_metrics \((\d+ms|[\d.]+s)\)\nSchema at 0003_memory \(was 0004_metrics\)\.$/m);
+  t.equal(down.stderr, 'rolling back 0004_metrics.sql\n', 'one line of ours for the step rolled back, none of node-pg-migrate\'s');
   const dryDown = cli(['migrate', 'down', '--to', '0', '--allow-down', '--dry-run'], env, config);
   t.match(dryDown.stdout, /^- would roll back 0003_memory\n- would roll back 0002_conversations_and_messages\n- would roll back 0001_users_and_sessions\n/m);
   const allowedByConfig = await configFile(join(folder, '..'), folder, { allowDown: true });
