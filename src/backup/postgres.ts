@@ -14,7 +14,8 @@
  *   encryption when on, in which case the encrypted bytes are what is stored and checksummed).
  *   Custom format streams pg_dump's stdout straight through the hashing writer.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,8 +28,10 @@ import {
 } from '../services/postgres.js';
 import { decryptor } from '../storage/crypto.js';
 import { plural } from '../render/format.js';
+import { countTocEntries, RestoreProgress } from './pg-restore-progress.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from './driver.js';
 import { testPausePoint, type BackupWriter, type CatalogEntry, type ManifestFields } from './storage.js';
+const execFileAsync = promisify(execFile);
 
 export type RowCounts = Record<string, number>;
 
@@ -61,6 +64,14 @@ function run(cmd: string, args: string[], env: Record<string, string>, options: 
     });
   });
   return { done, child };
+}
+
+/** How many TOC entries `pg_restore -l` lists in a dump (the total of the restore's progress). */
+async function tocEntries(tool: string, dump: string): Promise<number> {
+  const { stdout } = await execFileAsync(tool, ['-l', dump], { maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }).catch((e: unknown) => {
+    throw new JarvisError('RESTORE_FAILED', `pg_restore -l could not read the dump: ${messageOf(e)}`, { cause: e });
+  });
+  return countTocEntries(stdout);
 }
 
 export async function toolVersion(tool: string): Promise<{ text: string; major: number }> {
@@ -199,7 +210,7 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
 }
 
 function lastLines(text: string, n = 3): string {
-  return text.split('\n').filter((l) => l.trim() && !/^pg_(dump|restore): (dumping|processing|reading|creating|executing|launching|finished|saving|last built-in|connecting|implied)/.test(l)).slice(-n).join(' | ') || text.split('\n').slice(-n).join(' | ');
+  return text.split('\n').filter((l) => l.trim() && !/^pg_(dump|restore): (dumping|processing|reading|creating|executing|launching|finished|saving|last built-in|connecting|implied|entering|dropping)/.test(l)).slice(-n).join(' | ') || text.split('\n').slice(-n).join(' | ');
 }
 
 function restoreName(database: string, kind: 'restore' | 'verify', id: string): string {
@@ -271,7 +282,9 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
       const args = ['--no-password', '-d', target, '-j', jobs, '--exit-on-error'];
       if (!empty) args.push('--clean', '--if-exists');
       ctx.progress.note(`pg_restore -j ${jobs} into ${target}`);
-      const { done } = run(restoreTool, [...args, source.path], libpqEnv(url, target));
+      // -v: one stderr line per TOC item, turned into the progress note and bar
+      const progress = new RestoreProgress(await tocEntries(restoreTool, source.path), (note, n, total) => { ctx.progress.note(note); ctx.progress.update(n, total); });
+      const { done } = run(restoreTool, ['-v', ...args, source.path], libpqEnv(url, target), { onStderrLine: (line) => progress.line(line) });
       const result = await done;
       if (result.code !== 0) throw new JarvisError('RESTORE_FAILED', `pg_restore into "${target}" failed (exit ${result.code}): ${lastLines(result.stderr)}`);
     } finally {
