@@ -93,7 +93,7 @@ export function define(program: Command): void {
           rows.push([m.id, m.service, m.schedule, formatAge(now - Date.parse(m.finishedAt)), formatBytes(m.totalBytes),
             m.verification ? `${m.verification.ok ? 'ok' : 'FAILED'} (${m.verification.how}, ${formatAge(now - Date.parse(m.verification.at))} ago)` : 'never']);
         }
-        print(renderTable(rows));
+        print(renderTable(rows, { align: [, , , 'right', 'right'] }));
       }
       for (const b of scan.invalid) note(`! ${b.service}/${b.schedule}/${b.id} is damaged: ${b.problem}`);
       if (debris.length) note(`! ${plural(debris.length, 'leftover')} of killed runs (removed by the next backup or prune)`);

@@ -19,7 +19,7 @@ t.test('a Chroma that does not answer is named by its redacted URL with what to 
   const url = `http://jarvis:s3cret-pass@127.0.0.1:${await closedPort()}`;
   const error = await connectChroma({ url }).then(() => null, (e: Error & { code?: string }) => e);
   t.equal(error?.code, 'SERVICE_UNREACHABLE');
-  t.equal(error?.message.startsWith(`cannot reach Chroma at ${redactUrl(url)}: `), true, error?.message);
+  t.equal(error?.message.startsWith(`cannot reach Chroma at ${redactUrl(url)}: `), true, error?.message ?? 'no error');
   t.match(error?.message, /check that the Chroma server runs and that services\.chroma\.url points at it from this machine/);
   t.notMatch(error?.message, /browser|CORS|CHROMA_SERVER_CORS/);
   t.notMatch(error?.message, /s3cret-pass/);
