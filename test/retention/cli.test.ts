@@ -85,7 +85,7 @@ t.test('a plan error stops preview and run with one line naming the policy', asy
   t.match(preview.stdout, /^ {2}✗ retention: policy "metrics-delete": table "metrics" does not exist \(policies\/operational\.yaml policies\[0\]\)$/m);
   const run = cli(['retention', 'run', '--auto-approve'], env);
   t.equal(run.code, 1);
-  t.match(run.stderr, /^error: the plan has 6 error\(s\); nothing was applied\n {2}retention: policy "conversations-archive": table "conversations" does not exist \(policies\/conversations\.yaml policies\[0\]\)/);
+  t.match(run.stderr, /^error: the plan has 6 errors; nothing was applied\n {2}retention: policy "conversations-archive": table "conversations" does not exist \(policies\/conversations\.yaml policies\[0\]\)/);
   t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
 });
 
