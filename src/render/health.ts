@@ -31,7 +31,7 @@ export function renderHealthText(observation: HealthObservation, findings: Findi
       if (finding?.status === 'HEALTHY' && /not judged/.test(finding.message)) note = finding.message.slice(finding.message.indexOf('not judged'));
       return { symbol: finding ? SYMBOL[finding.status] : '·', name, value, note };
     });
-    lines.push(renderTable(rows.map((r) => [r.symbol, r.name, r.value, r.note]), { indent: '  ' }));
+    lines.push(renderTable(rows.map((r) => [`${r.symbol} ${r.name}`, r.value, r.note]), { indent: '  ' }));
   }
   const bad = findings.filter((f) => f.status !== 'HEALTHY');
   if (bad.length) {
