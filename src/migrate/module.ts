@@ -6,6 +6,7 @@
 import type { Desired, SchemaSettings } from '../config/types.js';
 import type { Action, DomainModule, ExecuteContext, Handler, Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
+import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
 import { planMigrations, type MigrateStepParams } from './plan.js';
@@ -85,7 +86,7 @@ async function execute(action: Action, ctx: ExecuteContext, progress: Progress) 
     log: (event, fields) => ctx.log(event, fields),
   });
   return {
-    summary: `${step.direction === 'up' ? 'applied' : 'rolled back'} ${step.file} in ${(outcome.ms / 1000).toFixed(2)} s; schema at ${step.to}`,
+    summary: `${step.direction === 'up' ? 'applied' : 'rolled back'} ${step.file} in ${formatDuration(outcome.ms)}; schema at ${step.to}`,
     details: { name: step.name, direction: step.direction, ms: outcome.ms, version: step.to },
   };
 }

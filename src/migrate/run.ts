@@ -14,6 +14,7 @@ import { getActions } from 'node-pg-migrate/sqlMigration';
 import type { MigrationBuilder } from 'node-pg-migrate/migrationBuilder';
 import type { ModulePlan } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
+import { plural } from '../render/format.js';
 import { connectPostgres, databaseOf, sqlState } from '../services/postgres.js';
 import { readMigrationFiles, sha256, sqlSections } from './files.js';
 import { CHECKSUM_TABLE, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE, readApplied, type MigrateObserved } from './observe.js';
@@ -255,7 +256,7 @@ async function runStep(client: pg.ClientBase, directory: string, step: MigrateSt
  */
 async function rehearseSteps(client: pg.ClientBase, directory: string, steps: MigrateStepParams[], options: RunOptions): Promise<number> {
   const state: RunState = { steps: new Map(steps.map((s) => [s.name, s])), sources: new Map(), rehearseUntil: steps.at(-1)!.name };
-  options.note?.(`rehearsing ${steps.length} step(s) in one transaction`);
+  options.note?.(`rehearsing ${plural(steps.length, 'step')} in one transaction`);
   const started = Date.now();
   // The outer transaction also holds what the runner sets up first (its history table).
   await client.query('BEGIN');

@@ -6,7 +6,7 @@
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import type { Action, ActionType, DomainModule, Handler } from '../engine/types.js';
-import { formatBytes } from '../render/format.js';
+import { formatBytes, formatCount, formatDuration, plural } from '../render/format.js';
 import { JarvisError } from '../errors.js';
 import type { RetentionObserved } from './observe.js';
 import type { RetentionParams } from './plan.js';
@@ -30,7 +30,7 @@ export const retentionModule: DomainModule<RetentionObserved> = {
     if (ctx.desired.services.postgres && archives.some((a) => a.chunks.some((c) => c.state === 'pending'))) {
       const { settle } = await import('./archives.js');
       const r = await settle(ctx.desired, ctx.env);
-      if (r.committed || r.voided) lines.push(`settled the chunks of interrupted archive runs: ${r.committed} kept (their delete committed), ${r.voided} void and removed (their rows are still in the table)`);
+      if (r.committed || r.voided) lines.push(`settled the chunks of interrupted archive runs: ${formatCount(r.committed)} kept (their delete committed), ${formatCount(r.voided)} void and removed (their rows are still in the table)`);
       for (const p of r.pending) lines.push(`archive ${p.archive} chunk ${p.chunk} is still pending: ${p.why}`);
     }
     return lines;
@@ -51,8 +51,6 @@ function paramsOf(action: Action): RetentionParams {
   return p as RetentionParams;
 }
 
-const n = (x: number) => x.toLocaleString('en-US');
-
 function runHandler(expected: RetentionPolicy['action']): Handler {
   return async (action, ctx, progress) => {
     const policy = policyOf(ctx.desired, action);
@@ -62,13 +60,13 @@ function runHandler(expected: RetentionPolicy['action']): Handler {
     const result = await runPolicy(ctx.desired, policy, { cutoff: params.cutoff, ...(params.capBoundary ? { capBoundary: params.capBoundary } : {}), batchSize: params.batchSize }, {
       env: ctx.env, progress, signal: ctx.signal, log: ctx.log, ...(action.estimate?.rows !== undefined ? { expectedRows: action.estimate.rows } : {}),
     });
-    const kids = Object.entries(result.childRows).map(([t, rows]) => ` and ${n(rows)} rows of ${t}`).join('');
+    const kids = Object.entries(result.childRows).map(([t, rows]) => ` and ${plural(rows, 'row')} of ${t}`).join('');
     const verb = { delete: 'deleted', archive: 'archived', anonymize: 'anonymized', compress: 'compressed' }[expected];
-    const where = result.archiveId ? ` into archive ${result.archiveId} (${result.chunks} chunks, ${formatBytes(result.archiveBytes!)})` : '';
+    const where = result.archiveId ? ` into archive ${result.archiveId} (${plural(result.chunks ?? 0, 'chunk')}, ${formatBytes(result.archiveBytes!)})` : '';
     const v = result.vacuum;
-    const vacuum = !v ? '' : v.problem ? `; VACUUM (ANALYZE) of ${v.tables.join(', ')} not done (${v.problem}): autovacuum will` : `; then VACUUM (ANALYZE) of ${v.tables.join(', ')} in ${v.ms} ms`;
+    const vacuum = !v ? '' : v.problem ? `; VACUUM (ANALYZE) of ${v.tables.join(', ')} not done (${v.problem}): autovacuum will` : `; then VACUUM (ANALYZE) of ${v.tables.join(', ')} in ${formatDuration(v.ms)}`;
     return {
-      summary: `${verb} ${n(result.rows)} rows of ${result.table}${kids}${where} in ${result.batches} batches (longest ${result.longestBatchMs} ms)${vacuum}`,
+      summary: `${verb} ${plural(result.rows, 'row')} of ${result.table}${kids}${where} in ${plural(result.batches, 'batch')} (longest ${formatDuration(result.longestBatchMs)})${vacuum}`,
       details: { ...result },
     };
   };
@@ -83,7 +81,7 @@ export const pruneArchiveHandler: Handler = async (action, ctx) => {
   const id = String(action.params.archiveId ?? '');
   const { pruneArchiveById } = await import('./archives.js');
   const summary = await pruneArchiveById(ctx.desired, id);
-  return { summary: `archive ${id} of ${summary.policy} deleted (${n(summary.rows)} rows, ${formatBytes(summary.bytes)})` };
+  return { summary: `archive ${id} of ${summary.policy} deleted (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };
 };
 
 /** The handlers this module provides, for the engine's handler map. */

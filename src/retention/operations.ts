@@ -8,6 +8,7 @@ import type { Desired } from '../config/types.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
 import type { Plan, RunResult } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
+import { plural } from '../render/format.js';
 import { retentionHandlers, retentionModule } from './module.js';
 import type { RetentionObserved } from './observe.js';
 import { policyPreviews, type PolicyPreview } from './render.js';
@@ -60,7 +61,7 @@ export async function runRetentionNow(desired: Desired, options: RunNowOptions):
       const destructive = plan.actions.filter((a) => a.risk === 'destructive');
       if (destructive.length === 0) return true;
       if (await options.confirmDestructive(plan)) return true;
-      throw new JarvisError('CONFIRMATION_REQUIRED', `${destructive.length} destructive retention action(s) need confirmation; nothing was run`, {
+      throw new JarvisError('CONFIRMATION_REQUIRED', `${plural(destructive.length, 'destructive retention action')} need${destructive.length === 1 ? 's' : ''} confirmation; nothing was run`, {
         hint: 'run on a terminal to confirm, or pass --auto-approve',
       });
     },

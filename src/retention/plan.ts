@@ -10,7 +10,7 @@ import type { Action, ActionType, Finding, ModulePlan, PlanError, Risk } from '.
 import { checkPolicy } from './check.js';
 import { bucketSecondsOf, cutoffFor, type PolicyObserved, type RetentionObserved } from './observe.js';
 
-const n = (x: number) => x.toLocaleString('en-US');
+import { formatCount as n, plural } from '../render/format.js';
 
 const TYPES: Record<RetentionPolicy['action'], ActionType> = {
   archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete',
@@ -39,14 +39,14 @@ export interface RetentionParams {
 function reasonFor(policy: RetentionPolicy, obs: PolicyObserved, cutoff: string): string {
   const c = obs.counts!;
   const approx = c.exact ? '' : '~';
-  const base = `${approx}${n(c.eligible)} rows older than ${policy.age.olderThan} (${policy.age.column} < ${cutoff})`;
+  const base = `${approx}${plural(c.eligible, 'row')} older than ${policy.age.olderThan} (${policy.age.column} < ${cutoff})`;
   switch (policy.action) {
     case 'archive': {
-      const kids = Object.entries(c.children).map(([t, rows]) => `${n(rows)} rows of ${t}`);
+      const kids = Object.entries(c.children).map(([t, rows]) => `${plural(rows, 'row')} of ${t}`);
       return kids.length ? `${base}, with ${kids.join(' and ')}` : base;
     }
     case 'anonymize':
-      return `${approx}${n(c.eligible)} rows older than ${policy.age.olderThan} not yet anonymized (${policy.age.column} < ${cutoff})`;
+      return `${approx}${plural(c.eligible, 'row')} older than ${policy.age.olderThan} not yet anonymized (${policy.age.column} < ${cutoff})`;
     case 'compress':
       return `${base}, rolled up into ${policy.compress!.bucket} buckets of ${policy.compress!.into}`;
     case 'delete':
@@ -105,7 +105,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
     const deleteAfter = policy?.archive?.deleteAfter;
     if (archive.pending > 0 && !archive.writerAlive) {
       findings.push({ check: `retention.archive.pending.${archive.id}`, service: 'storage', status: 'WARNING', value: archive.pending, threshold: null,
-        message: `archive ${archive.id} (${archive.policy}) has ${archive.pending} chunk(s) whose delete was interrupted; the next run of ${archive.policy} or \`jarvis-db archive verify ${archive.id}\` settles them` });
+        message: `archive ${archive.id} (${archive.policy}) has ${plural(archive.pending, 'chunk')} whose delete was interrupted; the next run of ${archive.policy} or \`jarvis-db archive verify ${archive.id}\` settles them` });
     }
     if (!deleteAfter || archive.writerAlive) continue;
     const expiry = new Date(Date.parse(archive.cutoff) + parseDuration(deleteAfter) * 1000);

@@ -3,7 +3,7 @@
  * and runs use the engine's renderers).
  */
 import type { Desired } from '../config/types.js';
-import { formatBytes, renderTable } from '../render/format.js';
+import { formatBytes, formatCount, formatTimestamp, renderTable } from '../render/format.js';
 import { cutoffFor, type RetentionObserved } from './observe.js';
 import type { ArchiveSummary } from './store.js';
 
@@ -34,7 +34,7 @@ export function renderArchiveList(archives: ArchiveSummary[]): string {
   const rows = [['ID', 'POLICY', 'TABLE', 'CREATED', 'CUT-OFF', 'CHUNKS', 'ROWS', 'SIZE', 'STATE']];
   for (const a of archives) {
     const state = a.writerAlive ? 'being written' : a.damaged ? `${a.damaged} damaged` : a.pending ? `${a.pending} pending` : 'ok';
-    rows.push([a.id, a.policy, a.table, a.createdAt.slice(0, 19) + 'Z', a.cutoff.slice(0, 19) + 'Z', String(a.chunks), a.rows.toLocaleString('en-US'), formatBytes(a.bytes), state]);
+    rows.push([a.id, a.policy, a.table, formatTimestamp(a.createdAt), formatTimestamp(a.cutoff), formatCount(a.chunks), formatCount(a.rows), formatBytes(a.bytes), state]);
   }
-  return renderTable(rows);
+  return renderTable(rows, { align: [, , , , , 'right', 'right', 'right'] });
 }

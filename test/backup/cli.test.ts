@@ -52,7 +52,7 @@ t.test('backup create, list, verify and restore through the CLI', async (t) => {
   await writeFile(victim, bytes);
   const restored = cli(['restore', id], env);
   t.equal(restored.code, 0, restored.stderr);
-  t.match(restored.stdout, /3000 rows, row counts match/);
+  t.match(restored.stdout, /3,000 rows, row counts match/);
 });
 
 t.test('backup create and prune wait for the apply lock, then fail clearly, naming the holder', async (t) => {
