@@ -4,9 +4,16 @@
  * Pure.
  */
 
-/** TOC entries in the output of `pg_restore -l` (comment lines start with `;`). */
+/** The archive's header items: processed by `pg_restore -v`, not work to count. */
+const HEADER_ITEM = /^(?:ENCODING|STDSTRINGS|SEARCHPATH|DATABASE)\b/;
+
+/**
+ * TOC entries in the output of `pg_restore -l` (comment lines start with `;`), without the
+ * archive's header items (ENCODING, STDSTRINGS, SEARCHPATH, DATABASE), which the progress does
+ * not count either: whether `-l` lists them depends on the archive.
+ */
 export function countTocEntries(listing: string): number {
-  return listing.split('\n').filter((l) => l.trim() && !l.startsWith(';')).length;
+  return listing.split('\n').filter((l) => l.trim() && !l.startsWith(';') && !HEADER_ITEM.test(l.replace(/^\d+; \d+ \d+ /, ''))).length;
 }
 
 /** `TABLE DATA public messages` → `table data for messages`; `INDEX messages_idx` → `index messages_idx`. */
@@ -31,9 +38,12 @@ export function parseRestoreLine(line: string): RestoreProgressEvent | null {
   const m = /(processing|launching|finished) item \d+ (.+)$/.exec(line);
   if (!m) return null;
   const verb = m[1]!;
+  // The archive's header items are processed too, but `pg_restore -l` lists them commented out.
+  if (HEADER_ITEM.test(m[2]!)) return verb === 'finished' ? null : { starting: describeItem(m[2]!), counts: false };
   if (verb === 'finished') return { counts: true };
   return { starting: describeItem(m[2]!), counts: verb === 'processing' };
 }
+
 
 /** Folds the lines into `restoring table data for messages (12/40)` notes and bar updates. */
 export class RestoreProgress {

@@ -2,8 +2,15 @@
 import t from 'tap';
 import { countTocEntries, parseRestoreLine, RestoreProgress } from '../../src/backup/pg-restore-progress.js';
 
-t.test('the total is the TOC entries pg_restore -l lists, without its comment lines', async (t) => {
-  t.equal(countTocEntries(';\n; Archive created at 2026-11-24\n;\n3498; 0 0 ENCODING - ENCODING\n228; 1259 16440 TABLE public messages jarvis\n3490; 0 16440 TABLE DATA public messages jarvis\n'), 3);
+t.test('the total is the TOC entries pg_restore -l lists, without its comment lines and header items', async (t) => {
+  t.equal(countTocEntries(';\n; Archive created at 2026-11-24\n;\n3498; 0 0 ENCODING - ENCODING\n228; 1259 16440 TABLE public messages jarvis\n3490; 0 16440 TABLE DATA public messages jarvis\n'), 2);
+});
+
+t.test('the header items are named but not counted: the count never runs ahead of the work', async (t) => {
+  const seen: string[] = [];
+  const progress = new RestoreProgress(2, (note, done, total) => seen.push(`${note} ${done}/${total}`));
+  for (const line of ['pg_restore: processing item 3331 ENCODING ENCODING', 'pg_restore: processing item 3334 DATABASE jarvis', 'pg_restore: processing item 228 TABLE messages', 'pg_restore: processing item 3490 TABLE DATA messages']) progress.line(line);
+  t.same(seen, ['restoring encoding encoding (0/2) 0/2', 'restoring database jarvis (0/2) 0/2', 'restoring table messages (1/2) 1/2', 'restoring table data for messages (2/2) 2/2']);
 });
 
 t.test('items run by the leader and by workers each count once; the note names the table whose data is restored', async (t) => {

@@ -104,7 +104,7 @@ t.test('kill -9 of restore leaves no pg_restore; the re-run names the interrupte
   t.match(again.stderr, new RegExp(`(?:^|\n)error: database "${target}" is the leftover of an interrupted restore of ${id} started at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z; re-run with --force to replace it\\n$`));
   const forced = cli(['restore', id, '--target-db', target, '--force'], env);
   t.equal(forced.code, 0, forced.stderr);
-  t.match(forced.stdout, /2 tables, 7000 rows, row counts match/);
+  t.match(forced.stdout, /2 tables, 7,000 rows, row counts match/);
   const comment = await sql(db.serverUrl, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = '${target}'`);
   t.equal(comment[0]!.rows[0]!.c, null, 'the verified restore cleared the mark');
   t.equal(cli(['restore', id, '--target-db', target], env).code, 1, 'a verified target is refused as not empty, not as a leftover');
@@ -129,5 +129,5 @@ t.test('a database the interrupted restore created is dropped and restored again
   await sql(withDb(db.serverUrl, target), 'CREATE TABLE debris (id int)');
   const forced = cli(['restore', id, '--force'], env);
   t.equal(forced.code, 0, forced.stderr);
-  t.match(forced.stdout, /2 tables, 7000 rows, row counts match/, 'replaced: only the backup\'s tables, debris gone');
+  t.match(forced.stdout, /2 tables, 7,000 rows, row counts match/, 'replaced: only the backup\'s tables, debris gone');
 });
