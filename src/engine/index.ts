@@ -13,7 +13,7 @@ import { acquireApplyLock, type LockOwner } from './lock.js';
 import { applicableModules, blockedActions, buildPlan, errorsFor, fingerprintOf, narrowPlan, type Observation } from './planner.js';
 import { defaultParts, type EngineParts } from './registry.js';
 import { describeBasisChange } from './stale.js';
-import type { Action, ActionOutcome, ActionResult, Plan, PlanError, Progress, RunResult } from './types.js';
+import type { Action, ActionOutcome, ActionResult, Handler, Plan, PlanError, Progress, RunResult } from './types.js';
 
 export type { EngineParts } from './registry.js';
 
@@ -236,7 +236,8 @@ async function execute(plan: Plan, blocked: ReadonlyMap<string, string>, c: Exec
     };
     let result: ActionResult;
     try {
-      const handler = c.parts.handlers[action.type];
+      // The map gives each type the handler of its own variant, so this one takes `action`.
+      const handler = c.parts.handlers[action.type] as Handler | undefined;
       if (!handler) throw new JarvisError('PLAN_INVALID', `no handler for action type ${action.type}`);
       const outcome = await handler(action, ctx, progress ?? silent);
       outcomes.set(action.id, outcome);

@@ -13,7 +13,7 @@ import { canonicalJson } from '../storage/durable.js';
 import { JarvisError } from '../errors.js';
 import type { Reachability } from '../services/reachability.js';
 import {
-  PLAN_FORMAT_VERSION, type Action, type ActionType, type DomainModule, type Finding, type ModulePlan,
+  PLAN_FORMAT_VERSION, type Action, type ActionType, type CreateBackup, type DomainModule, type Finding, type ModulePlan,
   type Observed, type Plan, type PlanBasis, type PlanError, type ServiceName,
 } from './types.js';
 
@@ -74,8 +74,8 @@ export function addPreChangeBackup(desired: Desired, actions: Action[], errors: 
     return actions;
   }
   const names = new Set(schedules.map((s) => s.name));
-  const due = actions.find((a) => a.type === 'create_backup' && names.has(String(a.params.schedule)));
-  let pre: Action;
+  const due = actions.find((a): a is CreateBackup => a.type === 'create_backup' && names.has(a.params.schedule));
+  let pre: CreateBackup;
   let out: Action[];
   if (due) {
     pre = { ...due, reason: `${due.reason}; and before migrations (schema.backupBefore)`, params: { ...due.params, preChange: true } };
@@ -90,6 +90,11 @@ export function addPreChangeBackup(desired: Desired, actions: Action[], errors: 
     out = [pre, ...actions];
   }
   return out.map((a) => (isMigration(a) ? { ...a, requires: [...new Set([...(a.requires ?? []), pre.id])] } : a));
+}
+
+/** The backup that `addPreChangeBackup` placed before the migrations, if any. */
+export function preChangeBackupOf(actions: readonly Action[]): CreateBackup | undefined {
+  return actions.find((a): a is CreateBackup => a.type === 'create_backup' && a.params.preChange === true);
 }
 
 /** SHA-256 of the basis: what `apply plan.json` compares to refuse a stale plan. */

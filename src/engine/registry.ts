@@ -36,7 +36,7 @@ export const MODULE_LOADERS: Record<string, () => Promise<AnyModule>> = {
 };
 
 /** A handler whose code is imported only when an action of its type runs. */
-function lazy<M>(load: () => Promise<M>, pick: (m: M) => Handler): Handler {
+function lazy<M, A extends Action>(load: () => Promise<M>, pick: (m: M) => Handler<A>): Handler<A> {
   return async (action, ctx, progress) => pick(await load())(action, ctx, progress);
 }
 
@@ -60,11 +60,14 @@ export const HANDLERS: HandlerMap = {
 /** What the engine works with: modules to observe and plan, handlers to execute. */
 export interface EngineParts {
   modules: AnyModule[];
-  /** HANDLERS, plus the handlers of a test module's own action types. */
-  handlers: HandlerMap & Record<string, Handler>;
+  /**
+   * HANDLERS, plus the handlers of a test module's own action types (whose actions are outside
+   * the `Action` union: `Handler<never>` accepts a handler of any variant).
+   */
+  handlers: HandlerMap & Record<string, Handler<never>>;
 }
 
-interface TestModuleFile { module: AnyModule; handlers?: Record<string, Handler> }
+interface TestModuleFile { module: AnyModule; handlers?: Record<string, Handler<never>> }
 
 /** The registered modules (all of them, loaded now) and handlers; the test hook adds its own. */
 export async function defaultParts(env: NodeJS.ProcessEnv = process.env): Promise<EngineParts> {

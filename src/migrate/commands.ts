@@ -9,7 +9,7 @@ import { JarvisError } from '../errors.js';
 import { postgresUrl } from '../services/postgres.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
 import { planMigrations } from './plan.js';
-import { addPreChangeBackup } from '../engine/planner.js';
+import { addPreChangeBackup, preChangeBackupOf } from '../engine/planner.js';
 import { formatSteps, stepLines, versionAfter, type StepLine } from './render.js';
 import { migrateTo } from './run.js';
 import { formatStatus, migrationStatus, type MigrationStatus } from './status.js';
@@ -80,7 +80,7 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
       if (errors.length) throw new JarvisError('CONFIG_INVALID', errors[0]!.message, { hint: 'or run with --no-backup' });
       const ops = await import('../backup/operations.js');
       options.note?.(`backing up PostgreSQL first (schema.backupBefore)`);
-      const entry = await ops.createBackup(desired, ops.scheduleByName(desired, String(placed[0]!.params.schedule)), process.env, quietProgress(options.note));
+      const entry = await ops.createBackup(desired, ops.scheduleByName(desired, preChangeBackupOf(placed)!.params.schedule), process.env, quietProgress(options.note));
       backup = entry.manifest.id;
     },
   });

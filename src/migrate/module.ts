@@ -4,11 +4,11 @@
  * before migrations (`schema.backupBefore`) is the engine planner's (`addPreChangeBackup`).
  */
 import type { Desired, SchemaSettings } from '../config/types.js';
-import type { Action, DomainModule, ExecuteContext, Handler, Progress } from '../engine/types.js';
+import type { DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { postgresUrl } from '../services/postgres.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
-import { planMigrations, type MigrateStepParams } from './plan.js';
+import { planMigrations } from './plan.js';
 
 /** How long a handler waits for another migration (a plain node-pg-migrate run) to finish. */
 export const HANDLER_LOCK_TIMEOUT_MS = 60_000;
@@ -30,18 +30,9 @@ export const migrateModule: DomainModule<MigrateObserved> = {
   }),
 };
 
-function stepOf(action: Action): MigrateStepParams {
-  const p = action.params as Partial<MigrateStepParams>;
-  const direction = action.type === 'migrate_up' ? 'up' : 'down';
-  if (typeof p.name !== 'string' || typeof p.file !== 'string' || p.direction !== direction) {
-    throw new JarvisError('PLAN_INVALID', `action ${action.id} is not a ${action.type} step the migrate module planned`);
-  }
-  return p as MigrateStepParams;
-}
-
-async function execute(action: Action, ctx: ExecuteContext, progress: Progress) {
+async function execute(action: MigrateUp | MigrateDown, ctx: ExecuteContext, progress: Progress) {
   const schema = schemaOf(ctx.desired);
-  const step = stepOf(action);
+  const step = action.params;
   if (step.direction === 'down' && !schema.allowDown) {
     throw new JarvisError('PLAN_INVALID', `the plan rolls back ${step.name} but schema.allowDown is not true in the config`, { hint: 'set schema.allowDown: true to allow down-migrations' });
   }
@@ -57,7 +48,7 @@ async function execute(action: Action, ctx: ExecuteContext, progress: Progress) 
   };
 }
 
-export const migrateUpHandler: Handler = execute;
-export const migrateDownHandler: Handler = execute;
+export const migrateUpHandler: Handler<MigrateUp> = execute;
+export const migrateDownHandler: Handler<MigrateDown> = execute;
 
 export const migrateHandlers = { migrate_up: migrateUpHandler, migrate_down: migrateDownHandler } as const;

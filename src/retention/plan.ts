@@ -7,12 +7,13 @@
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import { parseDuration } from '../config/durations.js';
 import type { Action, ActionType, Finding, ModulePlan, PlanError, Risk } from '../engine/types.js';
+import type { RetentionParams } from './action-params.js';
 import { checkPolicy } from './check.js';
 import { bucketSecondsOf, cutoffFor, type PolicyObserved, type RetentionObserved } from './observe.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
 
-const TYPES: Record<RetentionPolicy['action'], ActionType> = {
+const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_compress' | 'retention_anonymize' | 'retention_delete'> = {
   archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete',
 };
 const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive' };
@@ -23,18 +24,7 @@ function where(policy: RetentionPolicy): string {
   return `${policy.source.file} ${policy.source.path}`;
 }
 
-/** The params every retention handler reads. */
-export interface RetentionParams {
-  policy: string;
-  table: string;
-  column: string;
-  /** ISO timestamp: only rows older than this are touched. */
-  cutoff: string;
-  batchSize: number;
-  /** delete with maxRows: rows at or before this age (server text) are beyond the cap. */
-  capBoundary?: string;
-  [key: string]: unknown;
-}
+export type { RetentionParams } from './action-params.js';
 
 function reasonFor(policy: RetentionPolicy, obs: PolicyObserved, cutoff: string): string {
   const c = obs.counts!;
