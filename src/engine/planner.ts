@@ -97,9 +97,12 @@ export function preChangeBackupOf(actions: readonly Action[]): CreateBackup | un
   return actions.find((a): a is CreateBackup => a.type === 'create_backup' && a.params.preChange === true);
 }
 
-/** SHA-256 of the basis: what `apply plan.json` compares to refuse a stale plan. */
-export function fingerprintOf(basis: PlanBasis): string {
-  return createHash('sha256').update(canonicalJson(basis)).digest('hex');
+/**
+ * SHA-256 of what a saved plan stands for: its basis (what `apply plan.json` compares to refuse
+ * a stale plan), its actions and its `--target`. A plan file edited by hand no longer matches.
+ */
+export function fingerprintOf(plan: Pick<Plan, 'basis' | 'actions' | 'target'>): string {
+  return createHash('sha256').update(canonicalJson({ basis: plan.basis, actions: plan.actions, target: plan.target ?? null })).digest('hex');
 }
 
 function checkIds(actions: readonly Action[], errors: PlanError[]): void {
@@ -162,7 +165,7 @@ export function buildPlan(desired: Desired, modules: readonly DomainModule<unkno
     createdAt: observation.at,
     configFile: desired.configFile,
     configHash: desired.configHash,
-    fingerprint: fingerprintOf(basis),
+    fingerprint: fingerprintOf({ basis, actions: ordered }),
     basis,
     actions: ordered,
     findings,
@@ -241,5 +244,5 @@ export function narrowPlan(plan: Plan, target: string, moduleNames: readonly str
   };
   direct.forEach(add);
   const actions = plan.actions.filter((a) => keep.has(a.id));
-  return { ...plan, target, actions, errors: errorsFor(plan.errors, actions, targetModule) };
+  return { ...plan, fingerprint: fingerprintOf({ basis: plan.basis, actions, target }), target, actions, errors: errorsFor(plan.errors, actions, targetModule) };
 }
