@@ -6,9 +6,11 @@
  *    JSON; plan: pure; fingerprint: what its actions depend on, nothing that merely ages) and
  *    one `Handler` per action type it plans.
  * 2. One line in MODULE_LOADERS below (loaded lazily, so that start-up stays fast).
- * 3. Its lines in HANDLERS, `lazy(...)` ones. HANDLERS is a
- *    `Record<ActionType, Handler>`: an action type without a handler does not compile.
- * 4. Its case in test/engine/convergence.test.ts.
+ * 3. Its action types: in ACTION_TYPES and the `Action` union (src/engine/types.ts), their
+ *    params and saved-plan rules in `src/<domain>/action-params.ts` (PARAM_RULES).
+ * 4. Its lines in HANDLERS, `lazy(...)` ones. HANDLERS is a HandlerMap: an action type without
+ *    a handler, or with the handler of another variant, does not compile.
+ * 5. Its case in test/engine/convergence.test.ts.
  * Conventions for actions: ids `<module>.<verb>.<target>`, the same for the same decision on
  * every re-plan; `params.schedule` or `params.policy` names the config entry (plan --base groups
  * its impact by it); `estimate.rows` for row counts (plan --base words them); `requires` for
