@@ -25,12 +25,23 @@ export function registerSecret(value: string | undefined): void {
   if (value && value.length >= MIN_SECRET_LENGTH) extraSecrets.add(value);
 }
 
-/** Where the userinfo of a URL run is: from after `//` to its last `@` (undefined without one). */
+/**
+ * Where the userinfo of a URL run is: from after `//` to its last `@` (undefined without one).
+ * A URL with an empty authority (`file:///srv/node_modules/@scope/x`) has none: its `@` is in a path.
+ */
 function userinfoOf(run: string): { start: number; end: number } | undefined {
   const start = run.indexOf('//') + 2;
+  if (run[start] === '/') return undefined;
   const end = run.lastIndexOf('@');
   return end >= start ? { start, end } : undefined;
 }
+
+/**
+ * The schemes of the services a config names. Only their URLs in the environment give up the
+ * pieces of an unencoded password as secrets; any other URL there (a registry, a module path
+ * with an `@scope`) would make words of ordinary paths secret and mangle every path printed.
+ */
+const SERVICE_URL = /^(?:postgres|postgresql|redis|rediss|http|https):\/\//i;
 
 function redactRun(run: string): string {
   let out = run;
@@ -74,7 +85,7 @@ function secretsFromEnvironment(env: NodeJS.ProcessEnv): string[] {
     if (!value || value.length < MIN_SECRET_LENGTH) continue;
     if (SECRET_ENV_NAME.test(name)) found.push(value);
     // A URL held in the environment carries its password inside: take that part too.
-    for (const m of value.matchAll(URL_RUN)) found.push(...secretsOfRun(m[0]));
+    for (const m of value.matchAll(URL_RUN)) if (SERVICE_URL.test(m[0])) found.push(...secretsOfRun(m[0]));
   }
   return found;
 }

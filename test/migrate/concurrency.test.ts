@@ -7,6 +7,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, configFile, freshDatabase, migrationsFolder, pgServer, sql, cli, type PgServer } from './fixture.js';
 
@@ -23,6 +24,20 @@ const slow = (seconds: number) => [
   'DROP TABLE slow_a;',
   '',
 ].join('\n');
+
+/** The key of the advisory lock that `heldMigration` waits on between its two statements. */
+const HOLD_KEY = 4_242_001;
+
+/** A migration that waits, between its two statements, until the test releases HOLD_KEY. */
+const heldMigration = () => slow(0).replace('SELECT pg_sleep(0);', `SELECT pg_advisory_xact_lock(${HOLD_KEY});`);
+
+/** Holds HOLD_KEY in a session of the test's own until `release`. */
+async function holdLock(url: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('SELECT pg_advisory_lock($1)', [HOLD_KEY]);
+  return { release: () => client.end() };
+}
 
 function start(args: string[], env: Record<string, string>, config: string) {
   const child = spawn(process.execPath, [BIN, ...args], {
@@ -54,7 +69,7 @@ async function waitForSleep(url: string, run?: ReturnType<typeof start>): Promis
   let exited = false;
   void run?.done.then(() => { exited = true; });
   for (let i = 0; i < 200; i++) {
-    const rows = await sql<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE application_name = 'jarvis-db migrate' AND query LIKE '%pg_sleep%' AND state = 'active'`);
+    const rows = await sql<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE application_name = 'jarvis-db migrate' AND (query LIKE '%pg_sleep%' OR query LIKE '%pg_advisory_xact_lock(${HOLD_KEY})%') AND state = 'active'`);
     if (rows[0]) return rows[0].pid;
     if (exited) break;
     await sleep(50);
@@ -93,9 +108,13 @@ t.test('two concurrent migrate up: one applies, the other waits and finds nothin
 
 t.test('with --lock-timeout 0 the second migrate up fails at once, naming who holds the lock', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t, { '0006_slow.sql': slow(3) });
+  // The first run waits inside its migration until the second has answered, however slow the
+  // machine: a timed sleep let the first finish before a slow second one started.
+  const folder = await migrationsFolder(t, { '0006_slow.sql': heldMigration() });
   const config = await configFile(join(folder, '..'), folder);
   const env = { JARVIS_PG_URL: db.url };
+  const hold = await holdLock(db.url);
+  t.teardown(() => hold.release().catch(() => undefined));
   const first = start(['migrate', 'up'], env, config);
   await waitForSleep(db.url, first);
   const second = cli(['migrate', 'up', '--lock-timeout', '0'], env, config);
@@ -104,6 +123,7 @@ t.test('with --lock-timeout 0 the second migrate up fails at once, naming who ho
   t.match(second.stderr, /hint: wait for it to finish/);
   t.notMatch(second.stderr, /\n\s+at /, 'no stack trace');
   t.same(await snapshot(db.url), { a: false, b: false, recorded: false }, 'the running migration is invisible until it commits');
+  await hold.release();
   const r = await first.done;
   t.equal(r.code, 0, r.code === 0 ? 'the first run completes' : r.stderr);
   t.same(await snapshot(db.url), { a: true, b: true, recorded: true });

@@ -86,3 +86,15 @@ t.test('the environment: a URL whose password is not percent-encoded has its who
     for (const piece of pieces) t.notOk(out.includes(piece), `${password}: the piece ${piece}`);
   }
 });
+
+t.test('a module path or registry URL in the environment makes no word of a path secret', async (t) => {
+  const env = {
+    NODE_OPTIONS: '--import=file:///work/main/node_modules/@tapjs/typescript/dist/esm/import.mjs',
+    npm_config_registry: 'https://registry.npmjs.org/',
+    SOME_PATH_URL: 'git+ssh://git@github.com/owner/repo.git',
+  };
+  const text = 'backup written to /work/main/backups/postgres/nightly (registry https://registry.npmjs.org/, module main)';
+  t.equal(redact(text, env), text);
+  t.equal(redact('file:///work/main/node_modules/@tapjs/x.mjs', {}), 'file:///work/main/node_modules/@tapjs/x.mjs', 'an empty authority has no userinfo');
+  t.equal(redact('postgres://u:p@ss/w@db:5432/x', {}), 'postgres://***@db:5432/x', 'a service URL still hides everything up to its last @');
+});
