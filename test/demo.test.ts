@@ -20,7 +20,7 @@ t.test('the demo runs every step against its own sandbox and stops it', async (t
     await stopSandbox(dir).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   });
-  const { stdout } = await run('bash', [DEMO], {
+  const { stdout, stderr } = await run('bash', [DEMO], {
     env: { ...process.env, JARVIS_DEMO_SKIP_INSTALL: '1', JARVIS_DEMO_DIR: dir, NO_COLOR: '1' },
     timeout: 300_000,
     maxBuffer: 16 * 1024 * 1024,
@@ -29,7 +29,11 @@ t.test('the demo runs every step against its own sandbox and stops it', async (t
   t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 3 to create, /, 'the seeded data needs backups and retention');
   t.match(stdout, /Apply complete: \d+ actions done/, 'apply does all of it');
   t.match(stdout, /plan \(exit 0: nothing left to do\)[\s\S]*No changes\. Observed state matches jarvis-db\.yaml\./, 'and converges');
-  for (const schedule of ['postgres-nightly', 'redis-hourly', 'chroma-daily']) t.match(stdout, new RegExp(`\\b${schedule}\\b.*\\bnever\\b`), `backup list shows ${schedule}`);
+  for (const service of ['postgres', 'redis', 'chroma', 'backups']) {
+    t.match(stdout, new RegExp(`health check --service ${service} \\(exit 0[^\\n]*\\nHealth: HEALTHY\\b`), `and ends healthy: ${service} (no dead tuples left by its own retention run)`);
+  }
+  t.match(stderr, /then VACUUM \(ANALYZE\) of public\.\w+/, 'the retention run vacuumed the tables it emptied');
+  for (const schedule of ['postgres-nightly', 'redis-hourly', 'chroma-daily']) t.match(stdout, new RegExp(`\\b${schedule}\\b.*\\b(checksum|restore) \\d+[smh] ago\\b`), `backup list shows ${schedule}`);
   t.match(stdout, /conversations-archive\s+public\.conversations/, 'archive list shows the archive');
   t.match(stdout, /Demo done\./);
   t.equal(await readSandbox(dir), null, 'the sandbox is stopped at the end');

@@ -8,6 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JarvisError } from '../errors.js';
 import { SERVICE_NAMES } from '../config/types.js';
+import { formatAge } from '../render/format.js';
 import {
   BACKUP_ID, MANIFEST, hashFile, listDirs, manifestChecksum, sealManifest, writeFileAtomic,
   type BackupManifest, type CatalogEntry, type Verification,
@@ -130,6 +131,16 @@ export async function recordVerification(entry: CatalogEntry, verification: Veri
   const manifest = sealManifest({ ...rest, verification });
   await writeFileAtomic(join(entry.dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
   return { manifest, dir: entry.dir };
+}
+
+/**
+ * Pure: what the VERIFIED column of `backup list` says: how and how long ago the last
+ * verification was made (`checksum 2h ago`, `restore 1d ago`), `FAILED (…)`, or `never`.
+ */
+export function verificationLabel(verification: Verification | null, nowMs: number): string {
+  if (!verification) return 'never';
+  const when = `${verification.how} ${formatAge(Math.max(nowMs - Date.parse(verification.at), 0))} ago`;
+  return verification.ok ? when : `FAILED (${when})`;
 }
 
 /** The observed part of the backup module (plain JSON, the contract in the team rules). */

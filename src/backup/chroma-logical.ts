@@ -26,6 +26,7 @@ import { constants as zlibConstants, createBrotliCompress, createBrotliDecompres
 import type { ChromaService } from '../config/types.js';
 import type { Progress } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
+import { plural } from '../render/format.js';
 import { isAlive } from '../platform/processes.js';
 import { ChromaRest, errorMessageOf, type RestResponse } from '../services/chroma.js';
 import {
@@ -209,7 +210,7 @@ export async function exportCollections(service: ChromaService, writer: BackupWr
     let done = 0;
     const summaries: CollectionSummary[] = [];
     for (const [index, c] of collections.entries()) {
-      progress.note(`exporting ${c.name} (${before.get(c.id)} records)`);
+      progress.note(`exporting ${c.name} (${plural(before.get(c.id) ?? 0, 'record')})`);
       const file = `collections/${String(index + 1).padStart(4, '0')}.jsonl.br${writer.encrypted ? '.enc' : ''}`;
       let trailer: CollectionTrailer | null = null;
       // one page ahead at most: Readable.from would otherwise pull 16 pages before brotli takes one
@@ -356,7 +357,7 @@ export async function loadCollection(rest: ChromaRest, file: { path: string; nam
       batchSize = addBatchSize(preflight.max_batch_size ?? 1000, header.dimension);
       // JARVIS_DB_TEST_COSINE_AS_IS: tests play a server whose rounding differs from the one compensated for
       cosine = spaceOf(header) === 'cosine' && !process.env.JARVIS_DB_TEST_COSINE_AS_IS;
-      progress.note(`restoring ${header.name} (${file.summary.count} records)`);
+      progress.note(`restoring ${header.name} (${plural(file.summary.count, 'record')})`);
       continue;
     }
     if (!header) throw new JarvisError('BACKUP_INVALID', `${file.name} does not start with its collection line`);
@@ -595,7 +596,7 @@ export async function restoreLogical(dir: string, backupId: string, extra: Recor
     const names = restored.map((r) => (r.as === r.name ? r.name : `${r.name} as ${r.as}`)).join(', ');
     return {
       target: `${rest.tenant}/${rest.database}`,
-      summary: `restored ${backupId} into Chroma (${rest.tenant}/${rest.database}${created.length ? `, created: ${created.join(', ')}` : ''}): ${restored.length} collection${restored.length === 1 ? '' : 's'} (${names}), ${records} records; ${restored.some((r) => r.note) ? 'counts match, checksums match but for Chroma\'s rounding below' : 'counts and checksums match'}`
+      summary: `restored ${backupId} into Chroma (${rest.tenant}/${rest.database}${created.length ? `, created: ${created.join(', ')}` : ''}): ${plural(restored.length, 'collection')} (${names}), ${plural(records, 'record')}; ${restored.some((r) => r.note) ? 'counts match, checksums match but for Chroma\'s rounding below' : 'counts and checksums match'}`
         + restored.filter((r) => r.note).map((r) => `\n! ${r.note}`).join(''),
       details: { tenant: rest.tenant, database: rest.database, created, collections: restored, records },
     };
@@ -624,7 +625,7 @@ export async function restoreTestLogical(dir: string, backupId: string, extra: R
         throw e;
       }
     }
-    return { ok: true, message: `${collections.length} collection${collections.length === 1 ? '' : 's'}, ${total} records restored into scratch collections: counts and checksums match${notes.length ? `; ${notes.join('; ')}` : ''}` };
+    return { ok: true, message: `${plural(collections.length, 'collection')}, ${plural(total, 'record')} restored into scratch collections: counts and checksums match${notes.length ? `; ${notes.join('; ')}` : ''}` };
   } finally {
     rest.close();
   }

@@ -26,6 +26,7 @@ import * as tar from 'tar';
 import type { ChromaService } from '../config/types.js';
 import type { Progress } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
+import { plural } from '../render/format.js';
 import { isAlive } from '../platform/processes.js';
 import { ChromaRest } from '../services/chroma.js';
 import { redactUrl } from '../services/redact.js';
@@ -109,7 +110,7 @@ export async function createPhysical(service: ChromaService, writer: BackupWrite
     await testPausePoint('sqlite-copied', env);
     for (const e of entries) await symlink(join(dataDir, e), join(stage, e));
     const collections = countsInSqlite(join(stage, SQLITE_FILE));
-    progress.note(`archiving ${SQLITE_FILE} and ${entries.length} segment entr${entries.length === 1 ? 'y' : 'ies'}`);
+    progress.note(`archiving ${SQLITE_FILE} and ${plural(entries.length, 'segment entry', 'segment entries')}`);
     const name = `data.tar.br${writer.encrypted ? '.enc' : ''}`;
     const pack = tar.c({ cwd: stage, follow: true, portable: true }, [SQLITE_FILE, ...entries]) as unknown as NodeJS.ReadableStream;
     const compressed = compressor('binary');
@@ -299,7 +300,7 @@ export async function restorePhysical(entry: CatalogEntry, service: ChromaServic
     const records = expected.reduce((n, c) => n + c.count, 0);
     return {
       target,
-      summary: `restored ${entry.manifest.id} into ${target}: ${expected.length} collection${expected.length === 1 ? '' : 's'}, ${records} records; SQLite integrity and record counts match${replacing ? ' (the previous data was replaced)' : ''}`,
+      summary: `restored ${entry.manifest.id} into ${target}: ${plural(expected.length, 'collection')}, ${plural(records, 'record')}; SQLite integrity and record counts match${replacing ? ' (the previous data was replaced)' : ''}`,
       details: { dataDir: target, collections: expected.map((c) => ({ name: c.name, count: c.count })), records, replaced: replacing },
     };
   } finally {
@@ -342,7 +343,7 @@ export async function restoreTestPhysical(entry: CatalogEntry, ctx: DriverContex
         done += c.count;
         ctx.progress.update(done, total);
       }
-      return { ok: true, message: `unpacked into a scratch directory: SQLite integrity ok; a Chroma server on it lists ${expected.length} collection${expected.length === 1 ? '' : 's'} and returns all ${total} records with their embeddings` };
+      return { ok: true, message: `unpacked into a scratch directory: SQLite integrity ok; a Chroma server on it lists ${plural(expected.length, 'collection')} and returns all ${plural(total, 'record')} with their embeddings` };
     } finally {
       rest.close();
       await stopChromaServer(server.pid);

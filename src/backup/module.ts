@@ -10,6 +10,8 @@
  *   `allowPruneLast` (DESIGN.md §4 rule 4).
  * - `verify: restore` schedules get a restore test of their newest backup: of the one this
  *   apply creates when the schedule is due, else of the newest one if none was restore-tested.
+ * - Damaged backups are the health module's finding (`backups.damaged.<schedule>`, from the
+ *   backups probe, in every plan and health check); here they only explain a create.
  */
 import type { BackupSchedule, Desired } from '../config/types.js';
 import type { Action, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, VerifyBackup } from '../engine/types.js';
@@ -51,7 +53,22 @@ function backupsOf(schedule: BackupSchedule, observed: BackupObserved): Observed
 
 const isValid = (b: ObservedScheduleBackup) => b.verified !== false;
 
-function planCreate(schedule: BackupSchedule, mine: ObservedScheduleBackup[], now: Date, out: { actions: Action[]; findings: Finding[]; errors: PlanError[] }): boolean {
+/** A schedule's damaged backups (their manifest does not hold), newest first. */
+function damagedOf(schedule: BackupSchedule, observed: BackupObserved): BackupObserved['invalid'] {
+  return observed.invalid.filter((b) => b.schedule === schedule.name && b.service === schedule.service).sort((a, b) => b.id.localeCompare(a.id));
+}
+
+/** Why a schedule without a valid backup is due: none yet, or the ones it has failed or are damaged. */
+function noValidBackupReason(mine: ObservedScheduleBackup[], damaged: BackupObserved['invalid']): string {
+  if (mine.length) return `no valid backup: the newest, ${mine[0]!.id}, failed verification`;
+  const d = damaged[0];
+  if (!d) return 'no backup yet';
+  return damaged.length === 1
+    ? `no valid backup: the only one, ${d.id}, is damaged (${d.problem})`
+    : `no valid backup: all ${damaged.length} are damaged, the newest ${d.id} (${d.problem})`;
+}
+
+function planCreate(schedule: BackupSchedule, mine: ObservedScheduleBackup[], damaged: BackupObserved['invalid'], now: Date, out: { actions: Action[]; findings: Finding[]; errors: PlanError[] }): boolean {
   const newestValid = mine.find(isValid);
   let status;
   try {
@@ -68,7 +85,7 @@ function planCreate(schedule: BackupSchedule, mine: ObservedScheduleBackup[], no
   }
   if (!status.due) return false;
   let reason: string;
-  if (status.neverRan) reason = mine.length ? `no valid backup: the newest, ${mine[0]!.id}, failed verification` : 'no backup yet';
+  if (status.neverRan) reason = noValidBackupReason(mine, damaged);
   else {
     reason = `due since ${formatFireTime(new Date(status.dueSince!), schedule.timezone, now)} per \`${schedule.cron}\``;
     if (status.missedRuns > 1) reason += ` (${status.missedRuns >= MAX_COUNTED_RUNS ? `${MAX_COUNTED_RUNS}+` : status.missedRuns} runs missed)`;
@@ -139,19 +156,10 @@ export function planBackups(desired: Desired, observed: BackupObserved, now: Dat
   const out: ModulePlan = { actions: [], findings: [], errors: [] };
   const willCreate = new Set<string>();
   for (const schedule of desired.backups) {
-    if (planCreate(schedule, backupsOf(schedule, observed), now, out)) willCreate.add(schedule.name);
+    if (planCreate(schedule, backupsOf(schedule, observed), damagedOf(schedule, observed), now, out)) willCreate.add(schedule.name);
   }
   planPrunes(desired, observed, out);
   for (const schedule of desired.backups) planVerify(schedule, backupsOf(schedule, observed), willCreate.has(schedule.name), out.actions);
-  for (const schedule of desired.backups) {
-    const damaged = observed.invalid.filter((b) => b.schedule === schedule.name && b.service === schedule.service);
-    if (damaged.length) {
-      out.findings.push({
-        check: `backup.damaged.${schedule.name}`, service: schedule.service, status: 'WARNING', value: damaged.length, threshold: null,
-        message: `${damaged.length} damaged backup(s) of ${schedule.name}: ${damaged.slice(0, 3).map((b) => `${b.id} (${b.problem})`).join(', ')}${damaged.length > 3 ? ', …' : ''}`,
-      });
-    }
-  }
   return out;
 }
 

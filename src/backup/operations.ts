@@ -6,6 +6,7 @@
 import type { BackupSchedule, Desired, ServiceName } from '../config/types.js';
 import type { Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
+import { formatBytes, plural } from '../render/format.js';
 import { findBackup, listBackups, recordVerification, verifyChecksums, type CatalogEntry } from './catalog.js';
 import { EncryptionSession, keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
 import { driverFor, silentProgress, type DriverContext, type RestoreOptions, type RestoreResult } from './driver.js';
@@ -61,7 +62,7 @@ export async function verifyBackup(desired: Desired, entry: CatalogEntry, option
   let ok = sums.ok;
   let how: 'checksum' | 'restore' = 'checksum';
   let message = ok
-    ? `${total} files, ${entry.manifest.totalBytes} bytes: checksums match`
+    ? `${plural(total, 'file')}, ${formatBytes(entry.manifest.totalBytes)}: checksums match`
     : `damaged: ${sums.bad.map((b) => `${b.name} (${b.problem})`).join(', ')}`;
   const driver = ok ? await driverFor(entry.manifest.service) : null;
   if (ok && driver?.checkContent) {
@@ -105,7 +106,7 @@ export async function restoreBackup(desired: Desired, id: string, options: Omit<
   const entry = await findBackup(desired.storage.path, id);
   checkRestoreFlags(entry.manifest.service, options);
   const progress = options.progress ?? silentProgress;
-  progress.note(`checking ${entry.manifest.files.length} files of ${entry.manifest.id}`);
+  progress.note(`checking ${plural(entry.manifest.files.length, 'file')} of ${entry.manifest.id}`);
   const sums = await verifyChecksums(entry);
   if (!sums.ok && !options.force) {
     throw new JarvisError('RESTORE_REFUSED', `backup ${entry.manifest.id} is damaged: ${sums.bad.map((b) => `${b.name} (${b.problem})`).join(', ')}`, {

@@ -25,8 +25,10 @@ import { JarvisError, messageOf } from '../errors.js';
 import {
   connectAdmin, connectPostgres, databaseOf, findPostgresTool, libpqEnv, postgresUrl, withDatabase,
 } from '../services/postgres.js';
-import { spawnTool } from '../platform/processes.js';
+import { runToolToEnd, spawnTool } from '../platform/processes.js';
 import { decryptor } from '../storage/crypto.js';
+import { plural } from '../render/format.js';
+import { countTocEntries, RestoreProgress } from './pg-restore-progress.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from './driver.js';
 import { leftoverRefusal, markerText, parseMarker, stopLeftoverTool, type RestoreMarker } from './restore-marker.js';
 import { testPausePoint, type BackupWriter, type CatalogEntry, type ManifestFields } from './storage.js';
@@ -62,6 +64,15 @@ function run(cmd: string, args: string[], env: Record<string, string>, options: 
     });
   });
   return { done, child };
+}
+
+/** How many TOC entries `pg_restore -l` lists in a dump (the total of the restore's progress). */
+async function tocEntries(tool: string, dump: string): Promise<number> {
+  const listed = await runToolToEnd(tool, ['-l', dump]).catch((e: unknown) => {
+    throw new JarvisError('RESTORE_FAILED', `pg_restore -l could not read the dump: ${messageOf(e)}`, { cause: e });
+  });
+  if (listed.code !== 0) throw new JarvisError('RESTORE_FAILED', `pg_restore -l could not read the dump: ${listed.stderr.trim().split('\n').at(-1) ?? `exit ${listed.code}`}`);
+  return countTocEntries(listed.stdout);
 }
 
 export async function toolVersion(tool: string): Promise<{ text: string; major: number }> {
@@ -200,7 +211,7 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
 }
 
 function lastLines(text: string, n = 3): string {
-  return text.split('\n').filter((l) => l.trim() && !/^pg_(dump|restore): (dumping|processing|reading|creating|executing|launching|finished|saving|last built-in|connecting|implied)/.test(l)).slice(-n).join(' | ') || text.split('\n').slice(-n).join(' | ');
+  return text.split('\n').filter((l) => l.trim() && !/^pg_(dump|restore): (dumping|processing|reading|creating|executing|launching|finished|saving|last built-in|connecting|implied|entering|dropping)/.test(l)).slice(-n).join(' | ') || text.split('\n').slice(-n).join(' | ');
 }
 
 function restoreName(database: string, kind: 'restore' | 'verify', id: string): string {
@@ -297,7 +308,9 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
       const args = ['--no-password', '-d', target, '-j', jobs, '--exit-on-error'];
       if (!empty) args.push('--clean', '--if-exists');
       ctx.progress.note(`pg_restore -j ${jobs} into ${target}`);
-      const { done, child } = run(restoreTool, [...args, source.path], libpqEnv(url, target));
+      // -v: one stderr line per TOC item, turned into the progress note and bar
+      const progress = new RestoreProgress(await tocEntries(restoreTool, source.path), (note, n, total) => { ctx.progress.note(note); ctx.progress.update(n, total); });
+      const { done, child } = run(restoreTool, ['-v', ...args, source.path], libpqEnv(url, target), { onStderrLine: (line) => progress.line(line) });
       if (child.pid !== undefined) await commentOn(admin, target, markerText({ ...marker, toolPid: child.pid }));
       await testPausePoint('restore-running', ctx.env);
       const result = await done;
@@ -321,7 +334,7 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
       throw new JarvisError('RESTORE_FAILED', `restored "${target}" but row counts differ from the backup: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
     }
     await commentOn(admin, target, marker.previousComment);
-    return { target, summary: `restored ${entry.manifest.id} into database "${target}": ${Object.keys(actual).length} tables, ${rows} rows, row counts match`, details: { database: target, tables: Object.keys(actual).length, rows } };
+    return { target, summary: `restored ${entry.manifest.id} into database "${target}": ${plural(Object.keys(actual).length, 'table')}, ${plural(rows, 'row')}, row counts match`, details: { database: target, tables: Object.keys(actual).length, rows } };
   } catch (e) {
     if (created && !(e instanceof JarvisError && e.code === 'RESTORE_FAILED')) {
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(target)}`).catch(() => undefined);

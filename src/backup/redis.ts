@@ -29,7 +29,7 @@ import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { BackupSchedule } from '../config/types.js';
-import { formatBytes } from '../render/format.js';
+import { formatBytes, formatCount, plural } from '../render/format.js';
 import { JarvisError, messageOf } from '../errors.js';
 import type { RedisServer } from '../sandbox/servers.js';
 import { redactUrl } from '../services/redact.js';
@@ -126,7 +126,7 @@ async function createLogical(schedule: BackupSchedule, ctx: DriverContext, write
     const encoder = new LogicalEncoder();
     const expires = new Map<number, number>();
     let seen = 0;
-    const stop = every(1000, () => { ctx.progress.note(`dumped ${seen} of about ${expected} keys`); ctx.progress.update(Math.min(seen, expected), expected); });
+    const stop = every(1000, () => { ctx.progress.note(`dumped ${formatCount(seen)} of about ${plural(expected, 'key')}`); ctx.progress.update(Math.min(seen, expected), expected); });
     const scanConn = scan;
     const dumpConn = dump;
     async function* records(): AsyncGenerator<Buffer> {
@@ -309,9 +309,9 @@ async function flushTarget(target: RespConnection, entry: CatalogEntry, dbs: num
 
 function describeCounts(c: RestoreCounts): string {
   const dbs = Object.entries(c.databases).filter(([, d]) => d.restored > 0).map(([db]) => db);
-  const parts = [`${c.restored} keys${dbs.length ? ` in db ${dbs.join(', ')}` : ''}`];
-  if (c.expired) parts.push(`${c.expired} already expired, skipped`);
-  if (c.duplicates) parts.push(`${c.duplicates} listed twice by SCAN, restored once`);
+  const parts = [`${plural(c.restored, 'key')}${dbs.length ? ` in db ${dbs.join(', ')}` : ''}`];
+  if (c.expired) parts.push(`${formatCount(c.expired)} already expired, skipped`);
+  if (c.duplicates) parts.push(`${formatCount(c.duplicates)} listed twice by SCAN, restored once`);
   return parts.join('; ');
 }
 
@@ -415,7 +415,7 @@ async function checkContent(entry: CatalogEntry, ctx: DriverContext): Promise<{ 
     const crc = summary.checksum === 'verified' ? `CRC64 ${summary.crc64} verified` : summary.checksum === 'disabled' ? 'no CRC64 (saved with rdbchecksum no)' : 'no CRC64 (RDB < 5)';
     const tool = await runRedisCheckRdb(openBackupData(entry, ctx), ctx.env);
     if (tool.ran && !tool.ok) return { ok: false, message: tool.message };
-    return { ok: true, message: `${crc}, ${summary.keys >= 0 ? `${summary.keys} keys walked` : summary.structure}; ${tool.ran ? tool.message : `${tool.reason}: not run`}` };
+    return { ok: true, message: `${crc}, ${summary.keys >= 0 ? `${plural(summary.keys, 'key')} walked` : summary.structure}; ${tool.ran ? tool.message : `${tool.reason}: not run`}` };
   }
   const decoder = new LogicalDecoder();
   try {
@@ -425,7 +425,7 @@ async function checkContent(entry: CatalogEntry, ctx: DriverContext): Promise<{ 
     for (const [db, c] of Object.entries(recorded)) {
       if ((trailer.databases[db] ?? 0) !== c.keys) return { ok: false, message: `db ${db} holds ${trailer.databases[db] ?? 0} keys, the manifest recorded ${c.keys}` };
     }
-    return { ok: true, message: `${trailer.keys} key records read, end record and counts match` };
+    return { ok: true, message: `${plural(trailer.keys, 'key record')} read, end record and counts match` };
   } catch (e) {
     if (e instanceof JarvisError && e.code === 'BACKUP_INVALID') return { ok: false, message: e.message };
     if (isZlibError(e)) return { ok: false, message: `the compressed data is damaged: ${messageOf(e)}` };
@@ -467,7 +467,7 @@ async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ o
       const problems = compareKeyCounts(recorded, found, true);
       if (total >= 0 && loaded + expired !== total) problems.unshift(`the server loaded ${loaded} keys and dropped ${expired} expired ones, the backup recorded ${total}`);
       if (problems.length) return { ok: false, message: problems.join('; ') };
-      return { ok: true, message: `loaded into a throwaway redis-server: ${loaded} keys${expired ? ` (${expired} expired since the backup)` : ''}, per-database counts match` };
+      return { ok: true, message: `loaded into a throwaway redis-server: ${plural(loaded, 'key')}${expired ? ` (${formatCount(expired)} expired since the backup)` : ''}, per-database counts match` };
     } finally {
       await t.stop();
     }

@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import type { Plan } from '../engine/types.js';
 import { colors, durationFlag, exitWith, globalOptions, loadDesired, note, print } from './common.js';
+import { plural } from '../render/format.js';
 
 interface ApplyFlags { autoApprove?: boolean; lockTimeout: string; target?: string }
 
@@ -59,7 +60,7 @@ export function define(program: Command): void {
         if (!g.json) print(text.renderPlanText(plan, cOut));
         if (savedPlan || opts.autoApprove) return true;
         const destructive = plan.actions.filter((a) => a.risk === 'destructive').length;
-        return askYes(`Apply these ${plan.actions.length} action(s)${destructive ? `, ${destructive} of them destructive` : ''}? Only 'yes' goes on: `);
+        return askYes(`Apply ${plan.actions.length === 1 ? 'this action' : `these ${plural(plan.actions.length, 'action')}`}${destructive ? `, ${destructive} of them destructive` : ''}? Only 'yes' goes on: `);
       };
 
       const controller = new AbortController();

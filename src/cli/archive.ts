@@ -3,6 +3,7 @@
  * Flags → src/retention/archives → output. Heavy modules are imported inside the actions.
  */
 import type { Command } from 'commander';
+import { formatCount, plural } from '../render/format.js';
 import { exitWith, globalOptions, loadDesired, note, print, printJson } from './common.js';
 
 export function define(program: Command): void {
@@ -39,9 +40,9 @@ export function define(program: Command): void {
       if (g.json) printJson(r);
       else {
         if (r.resolution && (r.resolution.committed || r.resolution.voided)) {
-          print(`settled interrupted chunks: ${r.resolution.committed} committed, ${r.resolution.voided} void (removed)`);
+          print(`settled interrupted chunks: ${formatCount(r.resolution.committed)} committed, ${formatCount(r.resolution.voided)} void (removed)`);
         }
-        print(`${r.ok ? 'ok' : 'FAILED'} archive ${r.archive.id} (${r.archive.policy}, ${r.archive.table}): ${r.archive.chunks} chunks, ${r.archive.rows.toLocaleString('en-US')} rows`);
+        print(`${r.ok ? 'ok' : 'FAILED'} archive ${r.archive.id} (${r.archive.policy}, ${r.archive.table}): ${plural(r.archive.chunks, 'chunk')}, ${plural(r.archive.rows, 'row')}`);
         for (const p of r.problems) print(`  ${p}`);
       }
       if (!r.ok) {
@@ -67,10 +68,10 @@ export function define(program: Command): void {
       if (g.json) printJson(r);
       else {
         for (const [table, n] of Object.entries(r.inserted)) {
-          print(`+ ${table}: ${n.toLocaleString('en-US')} rows restored${r.alreadyThere[table] ? `, ${r.alreadyThere[table]!.toLocaleString('en-US')} already there` : ''}`);
+          print(`+ ${table}: ${plural(n, 'row')} restored${r.alreadyThere[table] ? `, ${formatCount(r.alreadyThere[table]!)} already there` : ''}`);
         }
-        if (r.pendingSkipped) note(`! ${r.pendingSkipped} pending chunk(s) skipped (not settled: see \`jarvis-db archive verify ${r.archiveId}\`)`);
-        print(`archive ${r.archiveId}: ${r.chunks} chunk(s) restored.`);
+        if (r.pendingSkipped) note(`! ${plural(r.pendingSkipped, 'pending chunk')} skipped (not settled: see \`jarvis-db archive verify ${r.archiveId}\`)`);
+        print(`archive ${r.archiveId}: ${plural(r.chunks, 'chunk')} restored.`);
       }
     });
 }

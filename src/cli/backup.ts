@@ -3,7 +3,7 @@
  * Heavy modules (pg, the drivers) are imported inside the actions.
  */
 import type { Command } from 'commander';
-import { formatAge, formatBytes, plural, renderTable } from '../render/format.js';
+import { formatAge, formatBytes, formatCount, formatDuration, plural, renderTable } from '../render/format.js';
 import { exitWith, globalOptions, loadDesired, note, print, printJson, underApplyLock } from './common.js';
 
 const SERVICES = ['postgres', 'redis', 'chroma'] as const;
@@ -47,7 +47,7 @@ export function define(program: Command): void {
             progress.stop();
             const m = entry.manifest;
             results.push({ id: m.id, service: m.service, schedule: m.schedule, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted, dir: entry.dir });
-            if (!g.json) print(`+ ${m.service}/${m.schedule} ${m.id}: ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}, ${((Date.now() - started) / 1000).toFixed(1)}s${m.encrypted ? ', encrypted' : ''}`);
+            if (!g.json) print(`+ ${m.service}/${m.schedule} ${m.id}: ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}, ${formatDuration(Date.now() - started)}${m.encrypted ? ', encrypted' : ''}`);
           } catch (e) {
             progress.stop();
             const { describeFailure } = await import('./failure.js');
@@ -69,7 +69,7 @@ export function define(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
-      const { scanStorage } = await import('../backup/catalog.js');
+      const { scanStorage, verificationLabel } = await import('../backup/catalog.js');
       const { findDebris } = await import('../backup/storage.js');
       const scan = await scanStorage(desired.storage.path);
       const debris = await findDebris(desired.storage.path);
@@ -91,12 +91,12 @@ export function define(program: Command): void {
         const rows = [['ID', 'SERVICE', 'SCHEDULE', 'AGE', 'SIZE', 'VERIFIED']];
         for (const { manifest: m } of scan.valid) {
           rows.push([m.id, m.service, m.schedule, formatAge(now - Date.parse(m.finishedAt)), formatBytes(m.totalBytes),
-            m.verification ? `${m.verification.ok ? 'ok' : 'FAILED'} (${m.verification.how}, ${formatAge(now - Date.parse(m.verification.at))} ago)` : 'never']);
+            verificationLabel(m.verification, now)]);
         }
-        print(renderTable(rows));
+        print(renderTable(rows, { align: [, , , 'right', 'right'] }));
       }
       for (const b of scan.invalid) note(`! ${b.service}/${b.schedule}/${b.id} is damaged: ${b.problem}`);
-      if (debris.length) note(`! ${debris.length} leftover(s) of killed runs (removed by the next backup or prune)`);
+      if (debris.length) note(`! ${plural(debris.length, 'leftover')} of killed runs (removed by the next backup or prune)`);
     });
 
   backup
@@ -164,6 +164,6 @@ export function define(program: Command): void {
       }
       for (const c of kept) print(`  keep ${c.schedule.name} ${c.decision.id} (${c.decision.reasons.join(', ')})`);
       for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule.name} ${c.decision.id} (${formatBytes(c.entry.manifest.totalBytes)}; outside keep rules)`);
-      print(`${pruned.length} backup(s) ${opts.dryRun ? 'would be' : ''} pruned, ${kept.length} kept.`.replace('  ', ' '));
+      print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
     });
 }

@@ -12,7 +12,10 @@ export interface GlobalOptions {
   config: string;
   /** Whether -c or JARVIS_DB_CONFIG named the config (rather than the default). */
   configGiven: boolean;
+  /** `--format json` or its shorthand `--json`. */
   json: boolean;
+  /** The output format: `--format`, `json` with `--json`, else `text`. */
+  format: string;
   /** Colour on stdout; `colors(stream)` decides for another stream. */
   color: boolean;
   colorFlag: boolean;
@@ -23,14 +26,30 @@ export interface GlobalOptions {
 export function globalOptions(cmd: Command): GlobalOptions {
   const opts = cmd.optsWithGlobals() as Partial<GlobalOptions>;
   const given = opts.config ?? process.env.JARVIS_DB_CONFIG;
+  const format = outputFormat(opts.json === true, cmd.getOptionValueSource('format') === 'cli' ? String(opts.format) : undefined);
   return {
     config: given ?? './jarvis-db.yaml',
     configGiven: given !== undefined,
-    json: Boolean(opts.json),
+    json: format === 'json',
+    format,
     color: colorWanted(process.stdout, opts.color !== false),
     colorFlag: opts.color !== false,
     debug: Boolean(opts.debug),
   };
+}
+
+/** The formats every command that prints offers; some offer more (plan: markdown, health check: prometheus). */
+export const OUTPUT_FORMATS = ['text', 'json'] as const;
+
+/**
+ * The one rule of output flags: `--format` picks the output (default text), `--json` is short
+ * for `--format json`, and the two saying different things is a usage error.
+ */
+export function outputFormat(json: boolean, format: string | undefined): string {
+  if (json && format !== undefined && format !== 'json') {
+    throw new JarvisError('USAGE', `--json is short for --format json; it conflicts with --format ${format}`);
+  }
+  return json ? 'json' : format ?? 'text';
 }
 
 /** The palette for stdout or stderr: colour only on a terminal, never with --no-color or NO_COLOR. */

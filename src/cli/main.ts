@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { OUTPUT_FORMATS } from './common.js';
 import { reportFailure } from './failure.js';
 import * as apply from './apply.js';
 import * as archive from './archive.js';
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
     .description('Declarative backups, migrations, retention and health for PostgreSQL, Redis and Chroma.')
     .version(packageVersion(), '-V, --version')
     .addOption(new Option('-c, --config <file>', 'config file (default: $JARVIS_DB_CONFIG or ./jarvis-db.yaml)'))
-    .option('--json', 'machine-readable JSON output')
+    .option('--json', 'machine-readable JSON output (short for --format json)')
     .option('--no-color', 'no colours (also NO_COLOR=1)')
     .option('--debug', 'show stack traces and debug details')
     .showHelpAfterError('(run with --help for usage)')
@@ -39,10 +40,24 @@ export function buildProgram(): Command {
   for (const command of [plan, apply, validate, backup, restore, health, schedule, migrate, retention, archive, init, daemon, sandbox]) {
     command.define(program);
   }
+  addFormatOptions(program);
   // Subcommands inherit exitOverride so that usage errors go through the same path.
   const propagate = (cmd: Command) => { cmd.exitOverride(); cmd.commands.forEach(propagate); };
   propagate(program);
   return program;
+}
+
+/** Commands whose output has one form: the daemon logs JSON lines, `sandbox env` prints shell. */
+const ONE_FORM = new Set(['daemon', 'sandbox env']);
+
+/** Every command that prints takes `--format text|json` (those that offer more declare their own). */
+function addFormatOptions(program: Command): void {
+  const visit = (cmd: Command, path: string[]) => {
+    if (cmd.commands.length) return cmd.commands.forEach((c) => visit(c, [...path, c.name()]));
+    if (ONE_FORM.has(path.join(' ')) || cmd.options.some((o) => o.long === '--format')) return;
+    cmd.addOption(new Option('--format <format>', 'output format (--json is short for --format json)').choices(OUTPUT_FORMATS).default('text'));
+  };
+  program.commands.forEach((c) => visit(c, [c.name()]));
 }
 
 /**

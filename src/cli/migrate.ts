@@ -1,7 +1,7 @@
 /**
  * `jarvis-db migrate status | up | down | create`: direct schema migrations with the same checks
- * as `plan` (changed or vanished files, order, target, down opt-in), under node-pg-migrate's
- * advisory lock. Decisions live in src/migrate; this file maps flags to them and prints.
+ * as `plan` (changed or vanished files, order, target, down opt-in), run by the engine: under the
+ * storage's apply lock (then node-pg-migrate's advisory lock), journaled. Decisions live in src/migrate; this file maps flags to them and prints.
  */
 import type { Command } from 'commander';
 import { exitWith, globalOptions, loadDesired, note, print, printJson } from './common.js';
@@ -38,7 +38,7 @@ function stepFlags(command: Command): Command {
   return command
     .option('--dry-run', 'check and show the steps without running them')
     .option('--rehearse', 'run the steps in one transaction and roll it back: proves they apply here, changes nothing (takes their locks meanwhile)')
-    .option('--lock-timeout <duration>', 'wait this long for another migration to finish (0: fail at once)', '60s')
+    .option('--lock-timeout <duration>', 'wait this long for another apply or migration to finish (0: fail at once)', '60s')
     .option('--no-backup', 'skip the PostgreSQL backup that schema.backupBefore asks for');
 }
 

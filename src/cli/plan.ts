@@ -6,6 +6,7 @@
  */
 import { Option, type Command } from 'commander';
 import { colors, exitWith, globalOptions, loadDesired, note, print } from './common.js';
+import { plural } from '../render/format.js';
 
 interface PlanFlags { out?: string; format: 'text' | 'markdown' | 'json'; detailedExitcode?: boolean; target?: string; base?: string }
 
@@ -59,7 +60,7 @@ export function define(program: Command): void {
         }
       }
       if (plan.errors.length) {
-        note(`error: the plan has ${plan.errors.length} error(s)`);
+        note(`error: the plan has ${plural(plan.errors.length, 'error')}`);
         exitWith(1);
       } else if (opts.detailedExitcode && plan.actions.length) exitWith(2);
     });

@@ -17,13 +17,15 @@ export function define(program: Command): void {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { previewRetention } = await import('../retention/operations.js');
-      const plan = await previewRetention(desired, { ...(opts.policy ? { policy: opts.policy } : {}), env: process.env });
+      const { plan, policies } = await previewRetention(desired, { ...(opts.policy ? { policy: opts.policy } : {}), env: process.env });
       if (g.json) {
         const { renderPlanJson } = await import('../render/json.js');
         const { redactUrl } = await import('../services/redact.js');
-        process.stdout.write(redactUrl(renderPlanJson(plan)));
+        process.stdout.write(redactUrl(JSON.stringify({ ...JSON.parse(renderPlanJson(plan)) as object, policies }, null, 2) + '\n'));
       } else {
         const { renderPlanText } = await import('../render/text.js');
+        const { renderPolicyPreviews } = await import('../retention/render.js');
+        if (policies.length) print(renderPolicyPreviews(policies) + '\n');
         print(renderPlanText(plan, colors(g)));
       }
       if (plan.errors.length) exitWith(1);

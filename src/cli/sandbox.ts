@@ -40,14 +40,17 @@ export function define(program: Command): void {
 
   sandbox
     .command('down')
-    .description('Stop the servers and remove their data')
+    .description('Stop the servers and remove their data and the storage/ beside them')
     .option('--dir <dir>', 'the sandbox directory', DEFAULT_DIR)
     .action(async (opts: { dir: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const { stopSandbox } = await import('../sandbox/index.js');
+      const { sandboxLeftovers, stopSandbox } = await import('../sandbox/index.js');
       const state = await stopSandbox(opts.dir);
-      if (g.json) printJson({ dir: opts.dir, stopped: Boolean(state) });
-      else print(state ? `Sandbox in ${state.dir} stopped; its data is removed.` : `No sandbox in ${opts.dir}.`);
+      const kept = state ? await sandboxLeftovers(state.dir) : [];
+      if (g.json) printJson({ dir: opts.dir, stopped: Boolean(state), kept });
+      else if (!state) print(`No sandbox in ${opts.dir}.`);
+      else if (!kept.length) print(`Sandbox in ${state.dir} stopped; its servers' data, storage/ and the directory are removed.`);
+      else print(`Sandbox in ${state.dir} stopped; its servers' data and storage/ are removed. Kept (not made by the sandbox): ${kept.join(', ')}.`);
     });
 
   sandbox
@@ -79,8 +82,9 @@ export function define(program: Command): void {
     .command('env')
     .description('Print `export JARVIS_*_URL=…` lines for eval (the secrets are read from files in DIR)')
     .option('--dir <dir>', 'the sandbox directory', DEFAULT_DIR)
-    .action(async (opts: { dir: string }) => {
+    .action(async (opts: { dir: string }, cmd: Command) => {
       const { JarvisError } = await import('../errors.js');
+      if (globalOptions(cmd).json) throw new JarvisError('USAGE', 'sandbox env prints shell lines for eval only; --json does not apply');
       const sb = await import('../sandbox/index.js');
       const state = await sb.readSandbox(opts.dir);
       if (!state) throw new JarvisError('SANDBOX', `no sandbox in ${opts.dir}`, { hint: `jarvis-db sandbox up --dir ${opts.dir}` });

@@ -11,7 +11,7 @@ import type { ActionFor, ActionType } from './types.js';
 
 /** What one field must be. `optional` fields may be absent (never null unless the kind says so). */
 export type FieldRule =
-  | { kind: 'string' | 'boolean' | 'positive-integer' | 'timestamp' | 'sha256-or-null'; optional?: true }
+  | { kind: 'string' | 'string-list' | 'boolean' | 'positive-integer' | 'count' | 'timestamp' | 'sha256-or-null'; optional?: true }
   | { kind: 'one-of'; values: readonly string[]; optional?: true };
 
 /**
@@ -34,7 +34,9 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 function fieldProblem(rule: FieldRule, value: unknown): string | null {
   switch (rule.kind) {
     case 'string': return typeof value === 'string' && value !== '' ? null : 'must be a non-empty string';
+    case 'string-list': return Array.isArray(value) && value.every((v) => typeof v === 'string' && v !== '') ? null : 'must be a list of non-empty strings';
     case 'boolean': return typeof value === 'boolean' ? null : 'must be true or false';
+    case 'count': return Number.isInteger(value) && (value as number) >= 0 ? null : 'must be a whole number, 0 or more';
     case 'positive-integer': return Number.isInteger(value) && (value as number) > 0 ? null : 'must be a positive integer';
     case 'timestamp': return typeof value === 'string' && ISO.test(value) && !Number.isNaN(Date.parse(value)) ? null : 'must be an ISO timestamp (2026-01-31T00:00:00.000Z)';
     case 'sha256-or-null': return value === null || (typeof value === 'string' && SHA256.test(value)) ? null : 'must be a SHA-256 (64 hex digits) or null';

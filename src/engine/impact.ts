@@ -163,7 +163,7 @@ const ROW_WORDS: Partial<Record<string, string>> = {
 };
 
 const COUNT_WORDS: Partial<Record<string, (n: number, more: boolean) => string>> = {
-  create_backup: (n, more) => (more ? (n === 1 ? 'a backup becomes due' : `${n} backups become due`) : 'no longer due for a backup'),
+  create_backup: (n, more) => (more ? (n === 1 ? 'a backup becomes due' : `${plural(n, 'backup')} become due`) : 'no longer due for a backup'),
   prune_backup: (n, more) => (more ? `${plural(n, 'backup')} will be pruned` : `${plural(n, 'backup')} fewer pruned`),
   verify_backup: (n, more) => (more ? `${plural(n, 'restore test')} will run` : `${plural(n, 'restore test')} fewer`),
   migrate_up: (n, more) => (more ? `${plural(n, 'migration')} to apply` : `${plural(n, 'migration')} fewer to apply`),
@@ -200,9 +200,9 @@ function planEffects(basePlan: Plan, headPlan: Plan, lines: Lines): void {
     const line = lineFor(lines, t.subject);
     const rowWord = ROW_WORDS[t.type];
     if (rowWord && t.rows !== 0) {
-      line.effects.push(t.rows > 0 ? `${formatCount(t.rows)} rows become eligible for ${rowWord}` : `${formatCount(-t.rows)} fewer rows eligible for ${rowWord}`);
+      line.effects.push(t.rows > 0 ? `${plural(t.rows, 'row')} become${t.rows === 1 ? 's' : ''} eligible for ${rowWord}` : `${plural(-t.rows, 'row')} fewer eligible for ${rowWord}`);
     } else if (t.gained !== t.lost) {
-      const words = COUNT_WORDS[t.type] ?? ((n: number, more: boolean) => `${n} ${more ? 'more' : 'fewer'} ${t.type} actions`);
+      const words = COUNT_WORDS[t.type] ?? ((n: number, more: boolean) => `${formatCount(n)} ${more ? 'more' : 'fewer'} ${t.type} action${n === 1 ? '' : 's'}`);
       line.effects.push(words(Math.abs(t.gained - t.lost), t.gained > t.lost));
     }
     if (t.destructive) line.destructive = true;

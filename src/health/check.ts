@@ -95,13 +95,13 @@ async function redisSamples(desired: Desired, kept?: HealthConnections): Promise
 }
 
 async function chromaSamples(desired: Desired, kept?: HealthConnections): Promise<Sample[]> {
-  const { chromaClient } = await import('../services/chroma.js');
+  const { chromaClient, describeChromaFailure } = await import('../services/chroma.js');
   const { probeChroma } = await import('./probes/chroma.js');
   const { redactUrl } = await import('../services/redact.js');
   const service = desired.services.chroma!;
   // HTTP: a kept client is only a configured object, nothing goes stale.
   const connection: Connection<import('chromadb').ChromaClient> = { open: () => (kept ? kept.chromaClient(service) : chromaClient(service)), release: () => undefined, retry: false };
-  return probeOver('chroma', connection, (c) => probeChroma(c, service.path ? { dataPath: service.path } : {}), `cannot reach Chroma at ${redactUrl(service.url)}`);
+  return probeOver('chroma', connection, (c) => probeChroma(c, service.path ? { dataPath: service.path } : {}).catch((e: unknown) => { throw new Error(describeChromaFailure(e), { cause: e }); }), `cannot reach Chroma at ${redactUrl(service.url)}`);
 }
 
 /** Takes the samples. Read-only: it changes nothing anywhere (the history is only read). */

@@ -38,7 +38,7 @@ export interface CheckSpec {
   /** The status when the probe could not give a value because the thing measured does not exist yet. */
   whenMissing?: 'CRITICAL' | 'WARNING';
   /** How to show a value to people. */
-  display: 'ratio' | 'bytes' | 'seconds' | 'count' | 'bool' | 'number';
+  display: 'ratio' | 'bytes' | 'seconds' | 'count' | 'bool' | 'number' | 'timestamp';
 }
 
 const up = (service: HealthService, what: string): CheckSpec => ({
@@ -159,7 +159,7 @@ export const CHECKS = {
 
   'backups.valid': { service: 'backups', type: 'gauge', help: 'Published backups of each schedule whose manifest holds.', labels: ['schedule'], display: 'count' },
   'backups.age_seconds': { service: 'backups', type: 'gauge', help: 'Age of the newest valid backup of each schedule.', labels: ['schedule'], display: 'seconds' },
-  'backups.newest_timestamp_seconds': { service: 'backups', type: 'gauge', help: 'Start time of the newest valid backup of each schedule (Unix time).', labels: ['schedule'], display: 'number' },
+  'backups.newest_timestamp_seconds': { service: 'backups', type: 'gauge', help: 'Start time of the newest valid backup of each schedule (Unix time).', labels: ['schedule'], display: 'timestamp' },
   'backups.age_interval_ratio': {
     service: 'backups', type: 'gauge', help: 'Age of the newest valid backup over the interval of the schedule\'s cron.', labels: ['schedule'],
     threshold: { warning: 1.5, critical: 3, lowerIsWorse: false }, source: 'ours: 1.5 and 3 intervals of the schedule', whenMissing: 'CRITICAL', display: 'number',

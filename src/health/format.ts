@@ -1,29 +1,13 @@
 /**
- * Values for people: ratios as percentages, bytes in MB/GB, seconds as durations. Pure.
+ * Values of checks for people: ratios as percentages, bytes in kB/MB/GB, seconds as durations,
+ * Unix times as UTC timestamps. Pure.
  */
+import { formatBytes, formatCount, formatDuration, formatTimestamp } from '../render/format.js';
 import type { CheckSpec } from './checks.js';
 
-const BYTE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB'];
-
-export function formatBytes(bytes: number): string {
-  let v = bytes;
-  let i = 0;
-  while (Math.abs(v) >= 1000 && i < BYTE_UNITS.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${BYTE_UNITS[i]}`;
-}
-
+/** Seconds as a duration, with the one duration formatter of every output. */
 export function formatSeconds(seconds: number): string {
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${Number(seconds.toFixed(1))} s`;
-  const s = Math.round(seconds);
-  const d = Math.floor(s / 86_400);
-  const h = Math.floor((s % 86_400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const parts = d ? [`${d}d`, `${h}h`] : h ? [`${h}h`, `${m}m`] : [`${m}m`, `${s % 60}s`];
-  return parts.join(' ');
+  return formatDuration(seconds * 1000);
 }
 
 export function formatValue(value: number, display: CheckSpec['display']): string {
@@ -36,7 +20,8 @@ export function formatValue(value: number, display: CheckSpec['display']): strin
     }
     case 'bytes': return formatBytes(value);
     case 'seconds': return formatSeconds(value);
-    case 'count': return Math.round(value).toLocaleString('en-US');
+    case 'count': return formatCount(value);
+    case 'timestamp': return formatTimestamp(value * 1000);
     case 'bool': return value >= 1 ? 'yes' : 'no';
     case 'number': return String(Number(value.toFixed(3)));
   }

@@ -153,11 +153,13 @@ export interface DaySummary {
   /** Average of each UTC hour, null for hours without a sample. */
   hourly: (number | null)[];
   worst: Status;
+  /** The status of the day's last check. */
+  last: Status;
 }
 
 export interface CheckTrend { check: string; days: DaySummary[] }
 
-interface Accumulator { min: number; max: number; sum: number; n: number; hourSum: number[]; hourN: number[]; worst: Status }
+interface Accumulator { min: number; max: number; sum: number; n: number; hourSum: number[]; hourN: number[]; worst: Status; last: Status; lastAt: string }
 
 /** Folds records one by one into per-check, per-day statistics (memory: checks × days). */
 export class TrendBuilder {
@@ -172,8 +174,9 @@ export class TrendBuilder {
       let days = this.byCheck.get(key);
       if (!days) this.byCheck.set(key, (days = new Map()));
       let acc = days.get(day);
-      if (!acc) days.set(day, (acc = { min: Infinity, max: -Infinity, sum: 0, n: 0, hourSum: Array(24).fill(0), hourN: Array(24).fill(0), worst: 'HEALTHY' }));
+      if (!acc) days.set(day, (acc = { min: Infinity, max: -Infinity, sum: 0, n: 0, hourSum: Array(24).fill(0), hourN: Array(24).fill(0), worst: 'HEALTHY', last: 'HEALTHY', lastAt: '' }));
       acc.worst = worstStatus([acc.worst, record.statuses[key] ?? 'HEALTHY']);
+      if (record.at >= acc.lastAt) { acc.last = record.statuses[key] ?? 'HEALTHY'; acc.lastAt = record.at; }
       if (value === null) continue;
       acc.min = Math.min(acc.min, value);
       acc.max = Math.max(acc.max, value);
@@ -195,6 +198,7 @@ export class TrendBuilder {
         samples: a.n,
         hourly: a.hourSum.map((s, h) => (a.hourN[h] ? s / a.hourN[h]! : null)),
         worst: a.worst,
+        last: a.last,
       })),
     }));
   }
@@ -204,6 +208,45 @@ export async function historyTrends(storagePath: string, since: Date, check?: st
   const builder = new TrendBuilder(check);
   for await (const record of readHistory(storagePath, since)) builder.add(record);
   return builder.trends();
+}
+
+/** One check over the whole window: the first lines of `health history`. */
+export interface TrendSummary {
+  check: string;
+  /** The status of the newest check in the window. */
+  now: Status;
+  worst: Status;
+  min: number;
+  avg: number;
+  max: number;
+  samples: number;
+  /** The daily averages, oldest first (null for a day without a value). */
+  daily: (number | null)[];
+  /** The newest average against the oldest one, beyond 5% of the range seen. */
+  direction: 'rising' | 'falling' | 'steady' | 'unknown';
+}
+
+export function summarizeTrend(trend: CheckTrend): TrendSummary {
+  const valued = trend.days.filter((d) => d.samples > 0);
+  const samples = valued.reduce((n, d) => n + d.samples, 0);
+  const min = valued.length ? Math.min(...valued.map((d) => d.min)) : NaN;
+  const max = valued.length ? Math.max(...valued.map((d) => d.max)) : NaN;
+  const avg = samples ? valued.reduce((s, d) => s + d.avg * d.samples, 0) / samples : NaN;
+  // Over several days, the first day's average against the last one's; within one day, by hour.
+  const series = (valued.length >= 2 ? valued.map((d) => d.avg) : (valued[0]?.hourly ?? [])).filter((v): v is number => v !== null);
+  let direction: TrendSummary['direction'] = 'unknown';
+  if (series.length >= 2) {
+    const change = series.at(-1)! - series[0]!;
+    direction = change === 0 || Math.abs(change) <= 0.05 * (max - min) ? 'steady' : change > 0 ? 'rising' : 'falling';
+  }
+  return {
+    check: trend.check,
+    now: trend.days.at(-1)?.last ?? 'UNKNOWN',
+    worst: worstStatus(trend.days.map((d) => d.worst)),
+    min, avg, max, samples,
+    daily: trend.days.map((d) => (d.samples ? d.avg : null)),
+    direction,
+  };
 }
 
 const BARS = '▁▂▃▄▅▆▇█';

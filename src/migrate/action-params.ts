@@ -12,12 +12,17 @@ export interface MigrateStepParams<D extends MigrationDirection = MigrationDirec
   /** The version before and after this step: a migration name, or `0` for none. */
   from: string;
   to: string;
+  /** `migrate up --lock-timeout`: how long the handler waits for node-pg-migrate's lock. */
+  lockTimeoutMs?: number;
+  /** `migrate up --rehearse`: the marked steps run in one transaction that is rolled back. */
+  rehearse?: boolean;
 }
 
 const step = (direction: MigrationDirection) => ({
   fields: {
     name: { kind: 'string' }, file: { kind: 'string' }, direction: { kind: 'one-of', values: [direction] },
     sha256: { kind: 'sha256-or-null' }, from: { kind: 'string' }, to: { kind: 'string' },
+    lockTimeoutMs: { kind: 'count', optional: true }, rehearse: { kind: 'boolean', optional: true },
   } satisfies Record<keyof MigrateStepParams, FieldRule>,
 });
 

@@ -1,17 +1,19 @@
 /**
  * What `jarvis-db migrate ...` does, as functions of the config (I/O; the decisions are in
- * plan.ts): status, up/down with an optional backup first, and the migrations folder.
+ * plan.ts): status, up/down (a narrowed plan through the engine's apply), and the migrations folder.
  */
 import { resolve, dirname } from 'node:path';
 import type { Desired } from '../config/types.js';
-import type { PlanError, Progress } from '../engine/types.js';
-import { JarvisError } from '../errors.js';
+import type { ApplyReporter, EngineParts } from '../engine/index.js';
+import type { Action, ActionOutcome, DomainModule, Handler, Plan, PlanError, RunResult } from '../engine/types.js';
+import { JarvisError, type ErrorCode } from '../errors.js';
+import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
+import { migrateModule } from './module.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
-import { planMigrations } from './plan.js';
-import { addPreChangeBackup, preChangeBackupOf } from '../engine/planner.js';
+import { planMigrationSteps, planMigrations, type MigrateRequest, type MigrateStepParams, type MigrationStep } from './plan.js';
 import { formatSteps, stepLines, versionAfter, type StepLine } from './render.js';
-import { migrateTo } from './run.js';
+import type { MigrateResult } from './run.js';
 import { formatStatus, migrationStatus, type MigrationStatus } from './status.js';
 
 /** schema.migrations, or ./migrations beside the config when the config has no schema section. */
@@ -44,8 +46,10 @@ export interface MigrateCommandOptions {
   allowDown: boolean;
   /** Take the backup schema.backupBefore asks for (before the first step). */
   backup: boolean;
+  /** How long to wait for the apply lock of the storage (and then node-pg-migrate's lock). */
   lockTimeoutMs: number;
   note?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface MigrateCommandResult {
@@ -55,36 +59,107 @@ export interface MigrateCommandResult {
   rehearsed: boolean;
   backup: string | null;
   steps: StepLine[];
+  /** The run's id and journal file (null for a dry run, which writes nothing). */
+  runId: string | null;
+  journal: string | null;
   text: string;
 }
 
-const quietProgress = (note?: (line: string) => void): Progress => ({ note: (m) => note?.(`backup: ${m}`), update: () => undefined });
-
-export async function migrateCommand(desired: Desired, direction: 'up' | 'down', options: MigrateCommandOptions): Promise<MigrateCommandResult> {
-  const schema = schemaSettings(desired);
-  let backup: string | null = null;
-  const result = await migrateTo(postgresUrl(desired), schema.migrations, {
-    target: options.to ?? (direction === 'up' ? 'latest' : 'previous'),
-    allowDown: options.allowDown || schema.allowDown,
-    direction,
-    targetSource: options.to ? '--to' : 'the target',
-  }, {
-    dryRun: options.dryRun,
-    rehearse: options.rehearse,
-    lockTimeoutMs: options.lockTimeoutMs,
-    note: options.note,
-    beforeSteps: async (plan) => {
-      if (!options.backup || !schema.backupBefore) return;
-      const errors: PlanError[] = [];
-      const placed = addPreChangeBackup({ ...desired, schema }, plan.actions, errors);
-      if (errors.length) throw new JarvisError('CONFIG_INVALID', errors[0]!.message, { hint: 'or run with --no-backup' });
-      const ops = await import('../backup/operations.js');
-      options.note?.(`backing up PostgreSQL first (schema.backupBefore)`);
-      const entry = await ops.createBackup(desired, ops.scheduleByName(desired, preChangeBackupOf(placed)!.params.schedule), process.env, quietProgress(options.note));
-      backup = entry.manifest.id;
+/**
+ * The migrate module narrowed to one request (`--to`, the direction, the down opt-in): its plan
+ * is the steps to that target, not to schema.target. `seen` keeps what it observed (the version
+ * before, for the output).
+ */
+function requestModule(request: MigrateRequest, extra: Pick<MigrateStepParams, 'lockTimeoutMs' | 'rehearse'>, seen: { observed?: MigrateObserved }): DomainModule<MigrateObserved> {
+  return {
+    ...migrateModule,
+    observe: async (ctx) => (seen.observed = await migrateModule.observe(ctx)),
+    plan: (_desired, observed) => {
+      const part = planMigrationSteps(observed, request);
+      return { ...part, actions: part.actions.map((a): MigrationStep => (a.type === 'migrate_up' ? { ...a, params: { ...a.params, ...extra } } : { ...a, params: { ...a.params, ...extra } })) };
     },
+  };
+}
+
+/** A plan's errors as the one error `migrate up/down` has always refused with. */
+function refusal(errors: readonly PlanError[]): JarvisError {
+  const first = errors[0]!;
+  const drift = errors.some((e) => /changed|vanished|out of order/.test(e.message));
+  return new JarvisError(drift ? 'MIGRATION_DRIFT' : 'PLAN_ERRORS', first.message, {
+    details: errors.slice(1).map((e) => e.message),
+    ...(first.path === 'schema.backupBefore' ? { hint: 'or run with --no-backup' } : {}),
   });
-  const steps = stepLines(result);
-  const text = formatSteps(result, { dryRun: options.dryRun, backup });
-  return { from: result.from, to: versionAfter(result), dryRun: options.dryRun, rehearsed: result.rehearsedMs !== null, backup, steps, text };
+}
+
+/**
+ * `migrate up|down`: the migrate module's steps to the requested target, with the pre-change
+ * backup when schema.backupBefore (unless --no-backup), as a narrowed plan run by the engine's
+ * `apply`: under the storage's apply lock, journaled, stopping at the first failure. A dry run
+ * only plans. A second process waits for the first, then finds nothing left to do.
+ */
+export async function migrateCommand(desired: Desired, direction: 'up' | 'down', options: MigrateCommandOptions): Promise<MigrateCommandResult> {
+  const env = options.env ?? process.env;
+  const schema = schemaSettings(desired);
+  const allowDown = options.allowDown || schema.allowDown;
+  // The opt-ins of the command line are the config of this run: the handler checks allowDown,
+  // the planner adds the backup from backupBefore (never for a dry run or a rehearsal).
+  const narrowed: Desired = { ...desired, schema: { ...schema, allowDown, backupBefore: schema.backupBefore && options.backup && !options.rehearse } };
+  const request: MigrateRequest = {
+    target: options.to ?? (direction === 'up' ? 'latest' : 'previous'), allowDown, direction, targetSource: options.to ? '--to' : 'the target',
+  };
+  const seen: { observed?: MigrateObserved } = {};
+  const extra = { lockTimeoutMs: options.lockTimeoutMs, ...(options.rehearse ? { rehearse: true } : {}) };
+  const { HANDLERS } = await import('../engine/registry.js');
+  const outcomes = new Map<string, ActionOutcome>();
+  const recording = <A extends Action>(handler: Handler<A>): Handler<A> => async (action, ctx, progress) => {
+    const outcome = await handler(action, ctx, progress);
+    outcomes.set(action.id, outcome);
+    return outcome;
+  };
+  const parts: EngineParts = {
+    modules: [requestModule(request, extra, seen)],
+    handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup), migrate_up: recording(HANDLERS.migrate_up), migrate_down: recording(HANDLERS.migrate_down) },
+  };
+  const engine = await import('../engine/index.js');
+  let plan: Plan;
+  let run: RunResult | null = null;
+  if (options.dryRun) {
+    plan = (await engine.makePlan({ desired: narrowed, parts, env })).plan;
+    if (plan.errors.length) throw refusal(plan.errors);
+  } else {
+    run = await engine.apply({ desired: narrowed, parts, env, lockTimeoutMs: options.lockTimeoutMs, reporter: migrateReporter(options) });
+    plan = run.plan;
+    if (run.errors.length) throw refusal(run.errors);
+    const failed = run.results.find((r) => r.status === 'failed');
+    if (failed?.error) throw new JarvisError(failed.error.code as ErrorCode, failed.error.message, failed.error.hint ? { hint: failed.error.hint } : {});
+  }
+  const steps = plan.actions.filter((a): a is MigrationStep => a.type === 'migrate_up' || a.type === 'migrate_down');
+  const pre = plan.actions.find((a) => a.type === 'create_backup');
+  const backup = pre ? String(outcomes.get(pre.id)?.details?.id ?? '') || null : null;
+  const rehearsedMs = options.rehearse && steps[0] ? Number(outcomes.get(steps[0].id)?.details?.rehearsedMs ?? 0) : null;
+  const result: MigrateResult = {
+    plan: { actions: steps, findings: [], errors: [] },
+    from: seen.observed?.applied.at(-1)?.name ?? '0',
+    done: options.rehearse ? [] : steps.filter((a) => outcomes.has(a.id)).map((a) => ({ step: a.params, ms: Number(outcomes.get(a.id)!.details?.ms ?? 0) })),
+    rehearsedMs: steps.length ? rehearsedMs : null,
+  };
+  const text = formatSteps(result, { dryRun: options.dryRun, backup, ...(options.dryRun && pre ? { backupSchedule: pre.target } : {}) });
+  return {
+    from: result.from, to: versionAfter(result), dryRun: options.dryRun, rehearsed: result.rehearsedMs !== null, backup,
+    steps: stepLines(result), runId: run?.runId ?? null, journal: run?.journalFile ?? null, text,
+  };
+}
+
+/** The lines `migrate up/down` shows while it runs: the lock wait, each step, the backup first. */
+function migrateReporter(options: MigrateCommandOptions): ApplyReporter {
+  const note = options.note;
+  if (!note) return {};
+  return {
+    waitingForLock: (owner, timeoutMs) => note(`waiting up to ${formatDuration(timeoutMs)} for the apply lock (held by ${owner ? `pid ${owner.pid}, run ${owner.runId}, since ${owner.since}` : 'another process'})…`),
+    actionStarted: (action) => {
+      if (action.type !== 'create_backup') return { note: (m) => note(m), update: () => undefined };
+      note('backing up PostgreSQL first (schema.backupBefore)');
+      return { note: (m) => note(`backup: ${m}`), update: () => undefined };
+    },
+  };
 }

@@ -4,11 +4,12 @@
  * before migrations (`schema.backupBefore`) is the engine planner's (`addPreChangeBackup`).
  */
 import type { Desired, SchemaSettings } from '../config/types.js';
-import type { DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Progress } from '../engine/types.js';
+import type { Action, DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
+import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
-import { planMigrations } from './plan.js';
+import { planMigrations, type MigrationStep } from './plan.js';
 
 /** How long a handler waits for another migration (a plain node-pg-migrate run) to finish. */
 export const HANDLER_LOCK_TIMEOUT_MS = 60_000;
@@ -30,20 +31,52 @@ export const migrateModule: DomainModule<MigrateObserved> = {
   }),
 };
 
-async function execute(action: MigrateUp | MigrateDown, ctx: ExecuteContext, progress: Progress) {
+/** How long to wait for node-pg-migrate's lock: `migrate up --lock-timeout` puts it in the params. */
+function lockTimeoutOf(action: MigrationStep): number {
+  return action.params.lockTimeoutMs ?? HANDLER_LOCK_TIMEOUT_MS;
+}
+
+const isStep = (a: Action): a is MigrationStep => a.type === 'migrate_up' || a.type === 'migrate_down';
+
+/**
+ * `migrate up --rehearse`: every step of the plan marked `rehearse` runs in one transaction that
+ * is rolled back. The first such action rehearses them all; the others only report that.
+ */
+async function rehearse(action: MigrationStep, ctx: ExecuteContext, progress: Progress) {
+  const schema = schemaOf(ctx.desired);
+  const rehearsed = ctx.plan.actions.filter(isStep).filter((a) => a.params.rehearse === true);
+  const first = rehearsed[0]!;
+  if (first.id !== action.id) {
+    if (!ctx.outcomes.has(first.id)) throw new JarvisError('PLAN_INVALID', `${action.id} is rehearsed by ${first.id}, which did not run in this apply`);
+    return { summary: `rehearsed with ${first.id}, rolled back`, details: { name: action.params.name, rehearsedMs: null } };
+  }
+  const { rehearseLocked } = await import('./run.js');
+  const ms = await rehearseLocked(postgresUrl(ctx.desired), schema.migrations, rehearsed.map((a) => a.params), {
+    lockTimeoutMs: lockTimeoutOf(action),
+    note: (m) => progress.note(m),
+    log: (event, fields) => ctx.log(event, fields),
+  });
+  return {
+    summary: `rehearsed ${rehearsed.length} step(s) in one transaction in ${(ms / 1000).toFixed(2)} s, rolled back; nothing changed`,
+    details: { name: action.params.name, rehearsedMs: ms },
+  };
+}
+
+async function execute(action: MigrationStep, ctx: ExecuteContext, progress: Progress) {
   const schema = schemaOf(ctx.desired);
   const step = action.params;
   if (step.direction === 'down' && !schema.allowDown) {
     throw new JarvisError('PLAN_INVALID', `the plan rolls back ${step.name} but schema.allowDown is not true in the config`, { hint: 'set schema.allowDown: true to allow down-migrations' });
   }
+  if (action.params.rehearse === true) return rehearse(action, ctx, progress);
   const { executeStep } = await import('./run.js');
   const outcome = await executeStep(postgresUrl(ctx.desired), schema.migrations, step, {
-    lockTimeoutMs: HANDLER_LOCK_TIMEOUT_MS,
+    lockTimeoutMs: lockTimeoutOf(action),
     note: (m) => progress.note(m),
     log: (event, fields) => ctx.log(event, fields),
   });
   return {
-    summary: `${step.direction === 'up' ? 'applied' : 'rolled back'} ${step.file} in ${(outcome.ms / 1000).toFixed(2)} s; schema at ${step.to}`,
+    summary: `${step.direction === 'up' ? 'applied' : 'rolled back'} ${step.file} in ${formatDuration(outcome.ms)}; schema at ${step.to}`,
     details: { name: step.name, direction: step.direction, ms: outcome.ms, version: step.to },
   };
 }

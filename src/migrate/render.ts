@@ -1,6 +1,7 @@
 /**
  * Text for `migrate up/down` and `init` results. Pure.
  */
+import { formatBytes, formatDuration, plural } from '../render/format.js';
 import type { InitResult } from './init.js';
 import type { MigrateResult } from './run.js';
 
@@ -21,25 +22,24 @@ export function versionAfter(result: MigrateResult): string {
   return last ? last.step.to : result.from;
 }
 
-export function formatSteps(result: MigrateResult, options: { dryRun: boolean; backup?: string | null }): string {
+export function formatSteps(result: MigrateResult, options: { dryRun: boolean; backup?: string | null; backupSchedule?: string }): string {
   const lines: string[] = [];
   if (options.backup) lines.push(`+ backup ${options.backup} (schema.backupBefore)`);
+  else if (options.dryRun && options.backupSchedule) lines.push(`+ would back up PostgreSQL first: schedule ${options.backupSchedule} (schema.backupBefore)`);
   const steps = stepLines(result);
   for (const s of steps) {
     const sign = s.direction === 'up' ? '+' : '-';
     lines.push(options.dryRun || result.rehearsedMs !== null
       ? `${sign} would ${s.direction === 'up' ? 'apply' : 'roll back'} ${s.name}${result.rehearsedMs !== null ? ': rehearsed, it runs' : ''}`
-      : `${sign} ${s.name} (${((s.ms ?? 0) / 1000).toFixed(2)} s)`);
+      : `${sign} ${s.name} (${formatDuration(s.ms ?? 0)})`);
   }
   if (steps.length === 0) lines.push(`No changes: the schema is at ${result.from}.`);
   else if (result.rehearsedMs !== null) {
-    lines.push(`Rehearsed: ${steps.length} step(s) from ${result.from} ran in one transaction (${(result.rehearsedMs / 1000).toFixed(2)} s), rolled back; nothing changed.`);
-  } else if (options.dryRun) lines.push(`Dry run: ${steps.length} step(s) from ${result.from}; nothing changed.`);
+    lines.push(`Rehearsed: ${plural(steps.length, 'step')} from ${result.from} ran in one transaction (${formatDuration(result.rehearsedMs)}), rolled back; nothing changed.`);
+  } else if (options.dryRun) lines.push(`Dry run: ${plural(steps.length, 'step')} from ${result.from}; nothing changed.`);
   else lines.push(`Schema at ${versionAfter(result)} (was ${result.from}).`);
   return lines.join('\n');
 }
-
-const count = (n: number) => n.toLocaleString('en-US');
 
 export function formatInit(result: InitResult): string {
   const lines: string[] = [result.created ? `+ database ${result.database} created` : `  database ${result.database} exists`];
@@ -52,9 +52,9 @@ export function formatInit(result: InitResult): string {
   const s = result.seed;
   if (s) {
     const c = s.counts;
-    lines.push(`+ seeded at scale ${s.scale} in ${(s.ms / 1000).toFixed(1)} s: ${count(c.users)} users, ${count(c.sessions)} sessions, `
-      + `${count(c.conversations)} conversations, ${count(c.messages)} messages, ${count(c.memory)} memories, ${count(c.metrics)} metrics, `
-      + `${count(c.metricsHourly)} hourly roll-ups, ${count(c.cacheEntries)} cache entries; database size ${(s.databaseBytes / 1e6).toFixed(0)} MB`);
+    lines.push(`+ seeded at scale ${s.scale} in ${formatDuration(s.ms)}: ${plural(c.users, 'user')}, ${plural(c.sessions, 'session')}, `
+      + `${plural(c.conversations, 'conversation')}, ${plural(c.messages, 'message')}, ${plural(c.memory, 'memory', 'memories')}, ${plural(c.metrics, 'metric')}, `
+      + `${plural(c.metricsHourly, 'hourly roll-up')}, ${plural(c.cacheEntries, 'cache entry', 'cache entries')}; database size ${formatBytes(s.databaseBytes)}`);
   }
   return lines.join('\n');
 }

@@ -13,6 +13,7 @@ import { PG_MIGRATE_LOCK_ID, runner } from 'node-pg-migrate/runner';
 import { getActions } from 'node-pg-migrate/sqlMigration';
 import type { MigrationBuilder } from 'node-pg-migrate/migrationBuilder';
 import { JarvisError, messageOf } from '../errors.js';
+import { plural } from '../render/format.js';
 import { connectPostgres, databaseOf, sqlState } from '../services/postgres.js';
 import { readMigrationFiles, sha256, sqlSections } from './files.js';
 import { CHECKSUM_TABLE, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE, readApplied, type MigrateObserved } from './observe.js';
@@ -254,7 +255,7 @@ async function runStep(client: pg.ClientBase, directory: string, step: MigrateSt
  */
 async function rehearseSteps(client: pg.ClientBase, directory: string, steps: MigrateStepParams[], options: RunOptions): Promise<number> {
   const state: RunState = { steps: new Map(steps.map((s) => [s.name, s])), sources: new Map(), rehearseUntil: steps.at(-1)!.name };
-  options.note?.(`rehearsing ${steps.length} step(s) in one transaction`);
+  options.note?.(`rehearsing ${plural(steps.length, 'step')} in one transaction`);
   const started = Date.now();
   // The outer transaction also holds what the runner sets up first (its history table).
   await client.query('BEGIN');
@@ -286,6 +287,21 @@ async function withLockedClient<T>(url: string, options: RunOptions, fn: (client
 /** One step of a saved plan (the engine's handler): re-checked under the lock, then run. */
 export async function executeStep(url: string, directory: string, step: MigrateStepParams, options: RunOptions): Promise<StepOutcome> {
   return withLockedClient(url, options, (client) => runStep(client, directory, step, options));
+}
+
+/**
+ * A rehearsal of a plan's steps (the engine's handler, `migrate up --rehearse`): under the lock,
+ * checked to start at the applied version, run in one transaction and rolled back. Returns the
+ * milliseconds it took.
+ */
+export async function rehearseLocked(url: string, directory: string, steps: MigrateStepParams[], options: RunOptions): Promise<number> {
+  return withLockedClient(url, options, async (client) => {
+    const version = (await readApplied(client)).at(-1)?.name ?? '0';
+    if (steps[0]!.from !== version) {
+      throw new JarvisError('STALE_PLAN', `the rehearsal starts at ${steps[0]!.from} but the schema is at ${version}`, { hint: 'run again' });
+    }
+    return rehearseSteps(client, directory, steps, options);
+  });
 }
 
 export interface MigrateResult {

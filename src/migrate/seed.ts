@@ -13,6 +13,7 @@
 import type pg from 'pg';
 import type { Progress } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
+import { plural } from '../render/format.js';
 import { connectPostgres, sqlState } from '../services/postgres.js';
 
 export interface SeedOptions {
@@ -293,7 +294,7 @@ async function runTasks(clients: pg.Client[], list: Task[], now: Date, progress?
       try {
         done.set(next.name, await loadTable(client, next, now));
         ms.set(next.name, Date.now() - t0);
-        progress?.note(`${next.name}: ${done.get(next.name)!.toLocaleString('en-US')} rows`);
+        progress?.note(`${next.name}: ${plural(done.get(next.name)!, 'row')}`);
         progress?.update(done.size, list.length);
       } catch (e) {
         failure ??= e;

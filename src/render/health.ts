@@ -4,19 +4,16 @@
 import type { Finding, Status } from '../engine/types.js';
 import { checkSpec, HEALTH_SERVICES } from '../health/checks.js';
 import { STATUS_EXIT_CODE, worstStatus } from '../health/evaluate.js';
+import { formatCount, formatDuration, plural, renderTable } from './format.js';
 import { formatValue } from '../health/format.js';
-import { sparkline, type CheckTrend } from '../health/history.js';
+import { sparkline, summarizeTrend, type CheckTrend } from '../health/history.js';
 import { sampleKey, type HealthObservation } from '../health/samples.js';
 
 const SYMBOL: Record<Status, string> = { HEALTHY: '✓', WARNING: '!', CRITICAL: '✗', UNKNOWN: '?' };
 
-function pad(text: string, width: number): string {
-  return text.length >= width ? text : text + ' '.repeat(width - text.length);
-}
-
 export function renderHealthText(observation: HealthObservation, findings: Finding[], status: Status): string {
   const byKey = new Map(findings.map((f) => [f.check, f]));
-  const lines = [`Health: ${status}  (${observation.services.join(', ')} in ${observation.durationMs} ms)`];
+  const lines = [`Health: ${status}  (${observation.services.join(', ')} in ${formatDuration(observation.durationMs)})`];
   for (const service of HEALTH_SERVICES) {
     const samples = observation.samples.filter((s) => checkSpec(s.check)?.service === service);
     if (!samples.length) continue;
@@ -34,13 +31,11 @@ export function renderHealthText(observation: HealthObservation, findings: Findi
       if (finding?.status === 'HEALTHY' && /not judged/.test(finding.message)) note = finding.message.slice(finding.message.indexOf('not judged'));
       return { symbol: finding ? SYMBOL[finding.status] : '·', name, value, note };
     });
-    const nameWidth = Math.min(Math.max(...rows.map((r) => r.name.length)), 48);
-    const valueWidth = Math.max(...rows.map((r) => r.value.length));
-    for (const r of rows) lines.push(`  ${r.symbol} ${pad(r.name, nameWidth)}  ${pad(r.value, valueWidth)}${r.note ? `  ${r.note}` : ''}`.trimEnd());
+    lines.push(renderTable(rows.map((r) => [`${r.symbol} ${r.name}`, r.value, r.note]), { indent: '  ' }));
   }
   const bad = findings.filter((f) => f.status !== 'HEALTHY');
   if (bad.length) {
-    lines.push('', `${bad.length} check${bad.length === 1 ? '' : 's'} not healthy:`);
+    lines.push('', `${plural(bad.length, 'check')} not healthy:`);
     for (const f of bad) lines.push(`  ${SYMBOL[f.status]} ${f.status} ${f.message}`);
   }
   return lines.join('\n') + '\n';
@@ -61,21 +56,29 @@ export function healthJson(observation: HealthObservation, findings: Finding[], 
 
 export function renderHistoryText(trends: CheckTrend[], since: Date, until: Date): string {
   const days = Math.max(1, Math.round((until.getTime() - since.getTime()) / 86_400_000));
-  const lines = [`Health history since ${since.toISOString().slice(0, 16).replace('T', ' ')} UTC (${days} day${days === 1 ? '' : 's'})`];
+  const lines = [`Health history since ${since.toISOString().slice(0, 16).replace('T', ' ')} UTC (${plural(days, 'day')})`];
   if (!trends.length) {
     lines.push('', 'No health checks recorded in that period (`jarvis-db health check` or the daemon records them).');
     return lines.join('\n') + '\n';
   }
+  const showFor = (check: string) => {
+    const spec = checkSpec(check.split('.').slice(0, 2).join('.'));
+    return (v: number) => (Number.isFinite(v) ? (spec ? formatValue(v, spec.display) : String(Number(v.toFixed(3)))) : '-');
+  };
+  // One line per check first, so that a long history still opens with what matters: now, the range, where it goes.
+  const summary = [['check', 'now', 'worst', 'min', 'avg', 'max', 'checks', 'trend']];
+  for (const s of trends.map(summarizeTrend)) {
+    const show = showFor(s.check);
+    summary.push([s.check, s.now, s.worst, show(s.min), show(s.avg), show(s.max), formatCount(s.samples), `${sparkline(s.daily)} ${s.direction}`]);
+  }
+  lines.push('', `Summary (${plural(trends.length, 'check')}):`, renderTable(summary, { indent: '  ', align: [, , , 'right', 'right', 'right', 'right'] }));
+  lines.push('', 'By day:');
   for (const trend of trends) {
-    const spec = checkSpec(trend.check.split('.').slice(0, 2).join('.'));
-    const show = (v: number) => (Number.isFinite(v) ? (spec ? formatValue(v, spec.display) : String(Number(v.toFixed(3)))) : '-');
+    const show = showFor(trend.check);
     lines.push('', `${trend.check}  ${sparkline(trend.days.map((d) => (d.samples ? d.avg : null)))}`);
-    const table = trend.days.map((d) => [d.day, show(d.min), show(d.avg), show(d.max), String(d.samples), d.worst, sparkline(d.hourly)]);
-    const header = ['day', 'min', 'avg', 'max', 'checks', 'worst', 'by hour (UTC)'];
-    const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-    const row = (cells: string[]) => '  ' + cells.map((c, i) => (i >= 1 && i <= 4 ? c.padStart(widths[i]!) : i === cells.length - 1 ? c : pad(c, widths[i]!))).join('  ');
-    lines.push(row(header).trimEnd());
-    for (const r of table) lines.push(row(r).trimEnd());
+    const table = [['day', 'min', 'avg', 'max', 'checks', 'worst', 'by hour (UTC)']];
+    for (const d of trend.days) table.push([d.day, show(d.min), show(d.avg), show(d.max), formatCount(d.samples), d.worst, sparkline(d.hourly)]);
+    lines.push(renderTable(table, { indent: '  ', align: [, 'right', 'right', 'right', 'right'] }));
   }
   return lines.join('\n') + '\n';
 }

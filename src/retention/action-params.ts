@@ -11,6 +11,8 @@ export interface RetentionParams {
   batchSize: number;
   /** delete with maxRows: rows at or before this age (server text) are beyond the cap. */
   capBoundary?: string;
+  /** The policies that run before it and may take some of its rows with their parents. */
+  overlapsWith?: string[];
 }
 
 export interface PruneArchiveParams {
@@ -21,7 +23,7 @@ export interface PruneArchiveParams {
 const run: ParamRules<RetentionParams> = {
   fields: {
     policy: { kind: 'string' }, table: { kind: 'string' }, column: { kind: 'string' }, cutoff: { kind: 'timestamp' },
-    batchSize: { kind: 'positive-integer' }, capBoundary: { kind: 'string', optional: true },
+    batchSize: { kind: 'positive-integer' }, capBoundary: { kind: 'string', optional: true }, overlapsWith: { kind: 'string-list', optional: true },
   },
 };
 

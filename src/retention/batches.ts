@@ -47,6 +47,8 @@ export interface RunResult {
   resolved?: { committed: number; voided: number; pending: number };
   /** archive: milliseconds spent locking keys, deleting (and returning) rows, writing chunks durably, committing. */
   timings?: { selectMs: number; deleteMs: number; writeMs: number; commitMs: number };
+  /** The VACUUM (ANALYZE) after the run, of the tables it touched a large share of (vacuum.ts). */
+  vacuum?: { tables: string[]; ms: number; problem?: string };
 }
 
 /** Lock timeout, deadlock, serialization failure: the batch is rolled back and tried again. */

@@ -6,10 +6,10 @@
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import type { DomainModule, Handler, HandlerMap, PruneArchive, RetentionAnonymize, RetentionArchive, RetentionCompress, RetentionDelete } from '../engine/types.js';
-import { formatBytes } from '../render/format.js';
+import { formatBytes, formatCount, formatDuration, plural } from '../render/format.js';
 import { JarvisError } from '../errors.js';
 import type { RetentionObserved } from './observe.js';
-import { planRetention, retentionFingerprint } from './plan.js';
+import { planRetention, retentionFingerprint, type RetentionRun } from './plan.js';
 import { hasPendingMigrations, type MigrateObserved } from '../migrate/observe.js';
 
 export const retentionModule: DomainModule<RetentionObserved> = {
@@ -29,14 +29,12 @@ export const retentionModule: DomainModule<RetentionObserved> = {
     if (ctx.desired.services.postgres && archives.some((a) => a.chunks.some((c) => c.state === 'pending'))) {
       const { settle } = await import('./archives.js');
       const r = await settle(ctx.desired, ctx.env);
-      if (r.committed || r.voided) lines.push(`settled the chunks of interrupted archive runs: ${r.committed} kept (their delete committed), ${r.voided} void and removed (their rows are still in the table)`);
+      if (r.committed || r.voided) lines.push(`settled the chunks of interrupted archive runs: ${formatCount(r.committed)} kept (their delete committed), ${formatCount(r.voided)} void and removed (their rows are still in the table)`);
       for (const p of r.pending) lines.push(`archive ${p.archive} chunk ${p.chunk} is still pending: ${p.why}`);
     }
     return lines;
   },
 };
-
-type RetentionRun = RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress;
 
 function policyOf(desired: Desired, action: RetentionRun): RetentionPolicy {
   const name = action.params.policy;
@@ -45,8 +43,6 @@ function policyOf(desired: Desired, action: RetentionRun): RetentionPolicy {
   if (!policy.enabled) throw new JarvisError('PLAN_INVALID', `retention policy "${policy.name}" is disabled in the config; plan again`);
   return policy;
 }
-
-const n = (x: number) => x.toLocaleString('en-US');
 
 function runHandler<A extends RetentionRun>(expected: RetentionPolicy['action']): Handler<A> {
   return async (action, ctx, progress) => {
@@ -57,11 +53,13 @@ function runHandler<A extends RetentionRun>(expected: RetentionPolicy['action'])
     const result = await runPolicy(ctx.desired, policy, { cutoff: params.cutoff, ...(params.capBoundary ? { capBoundary: params.capBoundary } : {}), batchSize: params.batchSize }, {
       env: ctx.env, progress, signal: ctx.signal, log: ctx.log, ...(action.estimate?.rows !== undefined ? { expectedRows: action.estimate.rows } : {}),
     });
-    const kids = Object.entries(result.childRows).map(([t, rows]) => ` and ${n(rows)} rows of ${t}`).join('');
+    const kids = Object.entries(result.childRows).map(([t, rows]) => ` and ${plural(rows, 'row')} of ${t}`).join('');
     const verb = { delete: 'deleted', archive: 'archived', anonymize: 'anonymized', compress: 'compressed' }[expected];
-    const where = result.archiveId ? ` into archive ${result.archiveId} (${result.chunks} chunks, ${formatBytes(result.archiveBytes!)})` : '';
+    const where = result.archiveId ? ` into archive ${result.archiveId} (${plural(result.chunks ?? 0, 'chunk')}, ${formatBytes(result.archiveBytes!)})` : '';
+    const v = result.vacuum;
+    const vacuum = !v ? '' : v.problem ? `; VACUUM (ANALYZE) of ${v.tables.join(', ')} not done (${v.problem}): autovacuum will` : `; then VACUUM (ANALYZE) of ${v.tables.join(', ')} in ${formatDuration(v.ms)}`;
     return {
-      summary: `${verb} ${n(result.rows)} rows of ${result.table}${kids}${where} in ${result.batches} batches (longest ${result.longestBatchMs} ms)`,
+      summary: `${verb} ${plural(result.rows, 'row')} of ${result.table}${kids}${where} in ${plural(result.batches, 'batch')} (longest ${formatDuration(result.longestBatchMs)})${vacuum}`,
       details: { ...result },
     };
   };
@@ -76,7 +74,7 @@ export const pruneArchiveHandler: Handler<PruneArchive> = async (action, ctx) =>
   const id = action.params.archiveId;
   const { pruneArchiveById } = await import('./archives.js');
   const summary = await pruneArchiveById(ctx.desired, id);
-  return { summary: `archive ${id} of ${summary.policy} deleted (${n(summary.rows)} rows, ${formatBytes(summary.bytes)})` };
+  return { summary: `archive ${id} of ${summary.policy} deleted (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };
 };
 
 /** The handlers this module provides, for the engine's handler map. */

@@ -8,7 +8,10 @@ import type { Desired } from '../config/types.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
 import type { Plan, RunResult } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
+import { plural } from '../render/format.js';
 import { retentionHandlers, retentionModule } from './module.js';
+import type { RetentionObserved } from './observe.js';
+import { policyPreviews, type PolicyPreview } from './render.js';
 
 /** The config with only the named policy. */
 export function onlyPolicy(desired: Desired, name: string | undefined): Desired {
@@ -28,10 +31,15 @@ export async function retentionParts(): Promise<EngineParts> {
   return { modules: [retentionModule], handlers: { ...HANDLERS, ...retentionHandlers } };
 }
 
-export async function previewRetention(desired: Desired, options: { policy?: string; env: NodeJS.ProcessEnv; now?: Date }): Promise<Plan> {
+/** The retention plan, and a line per policy (rows now eligible, cut-off) even when nothing is due. */
+export async function previewRetention(desired: Desired, options: { policy?: string; env: NodeJS.ProcessEnv; now?: Date }): Promise<{ plan: Plan; policies: PolicyPreview[] }> {
   const { makePlan } = await import('../engine/index.js');
-  const { plan } = await makePlan({ desired: onlyPolicy(desired, options.policy), parts: await retentionParts(), env: options.env, ...(options.now ? { now: options.now } : {}) });
-  return plan;
+  const narrowed = onlyPolicy(desired, options.policy);
+  const { plan, observation } = await makePlan({ desired: narrowed, parts: await retentionParts(), env: options.env, ...(options.now ? { now: options.now } : {}) });
+  const observed = observation.modules.retention;
+  // When the observation failed, the plan holds the error; no line can be counted.
+  const retention: RetentionObserved = observed?.ok ? observed.observed as RetentionObserved : { policies: [], archives: [], invalidArchives: [], debris: 0 };
+  return { plan, policies: policyPreviews(narrowed, retention, new Date(observation.at)) };
 }
 
 export interface RunNowOptions {
@@ -53,7 +61,7 @@ export async function runRetentionNow(desired: Desired, options: RunNowOptions):
       const destructive = plan.actions.filter((a) => a.risk === 'destructive');
       if (destructive.length === 0) return true;
       if (await options.confirmDestructive(plan)) return true;
-      throw new JarvisError('CONFIRMATION_REQUIRED', `${destructive.length} destructive retention action(s) need confirmation; nothing was run`, {
+      throw new JarvisError('CONFIRMATION_REQUIRED', `${plural(destructive.length, 'destructive retention action')} need${destructive.length === 1 ? 's' : ''} confirmation; nothing was run`, {
         hint: 'run on a terminal to confirm, or pass --auto-approve',
       });
     },

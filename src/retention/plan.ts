@@ -6,18 +6,26 @@
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import { parseDuration } from '../config/durations.js';
-import type { Action, ActionType, Finding, ModulePlan, PlanError, Risk } from '../engine/types.js';
+import type {
+  Action, ActionType, Finding, ModulePlan, PlanError, RetentionAnonymize, RetentionArchive, RetentionCompress, RetentionDelete, Risk,
+} from '../engine/types.js';
 import type { RetentionParams } from './action-params.js';
 import { checkPolicy } from './check.js';
 import { bucketSecondsOf, cutoffFor, type PolicyObserved, type RetentionObserved } from './observe.js';
 
-const n = (x: number) => x.toLocaleString('en-US');
+import { formatCount as n, plural } from '../render/format.js';
 
 const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_compress' | 'retention_anonymize' | 'retention_delete'> = {
   archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete',
 };
 const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive' };
 const ORDER: ActionType[] = ['retention_archive', 'retention_compress', 'retention_anonymize', 'retention_delete', 'prune_archive'];
+
+/** A retention run (delete, archive, anonymize, compress): an action with RetentionParams. */
+export type RetentionRun = RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress;
+
+const RUN_TYPES: readonly string[] = Object.values(TYPES);
+export const isRetentionRun = (a: Action): a is RetentionRun => RUN_TYPES.includes(a.type);
 
 /** Where a policy is written: `policies/operational.yaml policies[0]` (shown after its errors). */
 function where(policy: RetentionPolicy): string {
@@ -29,14 +37,14 @@ export type { RetentionParams } from './action-params.js';
 function reasonFor(policy: RetentionPolicy, obs: PolicyObserved, cutoff: string): string {
   const c = obs.counts!;
   const approx = c.exact ? '' : '~';
-  const base = `${approx}${n(c.eligible)} rows older than ${policy.age.olderThan} (${policy.age.column} < ${cutoff})`;
+  const base = `${approx}${plural(c.eligible, 'row')} older than ${policy.age.olderThan} (${policy.age.column} < ${cutoff})`;
   switch (policy.action) {
     case 'archive': {
-      const kids = Object.entries(c.children).map(([t, rows]) => `${n(rows)} rows of ${t}`);
+      const kids = Object.entries(c.children).map(([t, rows]) => `${plural(rows, 'row')} of ${t}`);
       return kids.length ? `${base}, with ${kids.join(' and ')}` : base;
     }
     case 'anonymize':
-      return `${approx}${n(c.eligible)} rows older than ${policy.age.olderThan} not yet anonymized (${policy.age.column} < ${cutoff})`;
+      return `${approx}${plural(c.eligible, 'row')} older than ${policy.age.olderThan} not yet anonymized (${policy.age.column} < ${cutoff})`;
     case 'compress':
       return `${base}, rolled up into ${policy.compress!.bucket} buckets of ${policy.compress!.into}`;
     case 'delete':
@@ -95,7 +103,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
     const deleteAfter = policy?.archive?.deleteAfter;
     if (archive.pending > 0 && !archive.writerAlive) {
       findings.push({ check: `retention.archive.pending.${archive.id}`, service: 'storage', status: 'WARNING', value: archive.pending, threshold: null,
-        message: `archive ${archive.id} (${archive.policy}) has ${archive.pending} chunk(s) whose delete was interrupted; the next run of ${archive.policy} or \`jarvis-db archive verify ${archive.id}\` settles them` });
+        message: `archive ${archive.id} (${archive.policy}) has ${plural(archive.pending, 'chunk')} whose delete was interrupted; the next run of ${archive.policy} or \`jarvis-db archive verify ${archive.id}\` settles them` });
     }
     if (!deleteAfter || archive.writerAlive) continue;
     const expiry = new Date(Date.parse(archive.cutoff) + parseDuration(deleteAfter) * 1000);
@@ -115,7 +123,27 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
     findings.push({ check: 'retention.archive.invalid', service: 'storage', status: 'WARNING', value: bad.dir, threshold: null, message: `${bad.dir}: ${bad.problem}` });
   }
   actions.sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+  markOverlaps(actions, observed);
   return { actions, findings, errors };
+}
+
+/**
+ * A policy whose table is a child table of a policy that runs before it (messages under
+ * conversations-archive) counted rows that the earlier one takes with its parents: its count is
+ * an upper bound, and its reason says so and by how much they may overlap (no extra query).
+ */
+function markOverlaps(actions: Action[], observed: RetentionObserved): void {
+  const children = (policy: unknown) => observed.policies.find((p) => p.policy === policy)?.counts?.children ?? {};
+  const runs = actions.filter(isRetentionRun);
+  runs.forEach((later, i) => {
+    const table = later.params.table;
+    const rows = later.estimate?.rows ?? 0;
+    const before = runs.slice(0, i).filter((a) => (children(a.params.policy)[table] ?? 0) > 0);
+    if (!before.length || rows === 0) return;
+    const parts = before.map((a) => `up to ${n(Math.min(children(a.params.policy)[table]!, rows))} go with ${a.params.policy} (their parents' policy, which runs first)`);
+    later.reason = `≤ ${later.reason.replace(/^~/, '')}; ${parts.join(', ')}`;
+    later.params.overlapsWith = before.map((a) => a.params.policy);
+  });
 }
 
 /** What retention's actions depend on: the structure of the tables and the archives' ids (not row counts). */

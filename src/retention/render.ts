@@ -1,14 +1,40 @@
 /**
- * `jarvis-db archive list` as a table (plans and runs use the engine's renderers).
+ * `jarvis-db archive list` as a table, and the per-policy lines of `retention preview` (plans
+ * and runs use the engine's renderers).
  */
-import { formatBytes, renderTable } from '../render/format.js';
+import type { Desired } from '../config/types.js';
+import { formatBytes, formatCount, formatTimestamp, renderTable } from '../render/format.js';
+import { cutoffFor, type RetentionObserved } from './observe.js';
 import type { ArchiveSummary } from './store.js';
+
+/** One line of `retention preview` per enabled policy: what it would touch now. */
+export interface PolicyPreview { policy: string; table: string; action: string; rows: number | null; exact: boolean; cutoff: string }
+
+/** Pure: every enabled policy of the config, with the rows now eligible (null when they could not be counted). */
+export function policyPreviews(desired: Desired, observed: RetentionObserved, now: Date): PolicyPreview[] {
+  return desired.retention.filter((p) => p.enabled).map((policy) => {
+    const counts = observed.policies.find((o) => o.policy === policy.name)?.counts ?? null;
+    return {
+      policy: policy.name, table: policy.table, action: policy.action,
+      rows: counts ? counts.eligible + counts.capRows : null, exact: counts?.exact ?? true,
+      cutoff: cutoffFor(policy, now).toISOString(),
+    };
+  });
+}
+
+export function renderPolicyPreviews(previews: PolicyPreview[]): string {
+  const rows = [['POLICY', 'TABLE', 'ACTION', 'ELIGIBLE', 'CUT-OFF']];
+  for (const p of previews) {
+    rows.push([p.policy, p.table, p.action, p.rows === null ? 'not counted' : `${p.exact ? '' : '~'}${p.rows.toLocaleString('en-US')}`, p.cutoff.slice(0, 19) + 'Z']);
+  }
+  return renderTable(rows);
+}
 
 export function renderArchiveList(archives: ArchiveSummary[]): string {
   const rows = [['ID', 'POLICY', 'TABLE', 'CREATED', 'CUT-OFF', 'CHUNKS', 'ROWS', 'SIZE', 'STATE']];
   for (const a of archives) {
     const state = a.writerAlive ? 'being written' : a.damaged ? `${a.damaged} damaged` : a.pending ? `${a.pending} pending` : 'ok';
-    rows.push([a.id, a.policy, a.table, a.createdAt.slice(0, 19) + 'Z', a.cutoff.slice(0, 19) + 'Z', String(a.chunks), a.rows.toLocaleString('en-US'), formatBytes(a.bytes), state]);
+    rows.push([a.id, a.policy, a.table, formatTimestamp(a.createdAt), formatTimestamp(a.cutoff), formatCount(a.chunks), formatCount(a.rows), formatBytes(a.bytes), state]);
   }
-  return renderTable(rows);
+  return renderTable(rows, { align: [, , , , , 'right', 'right', 'right'] });
 }

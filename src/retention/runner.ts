@@ -4,7 +4,7 @@
  * FOR UPDATE SKIP LOCKED, act on exactly those keys, commit. Only rows older than the planned
  * cut-off (or at/before the planned maxRows boundary) are touched. Before any row, the policy
  * is checked again against the live catalog (DESIGN.md §4 rules 3 and 5). archive lives in
- * archive-run.ts.
+ * archive-run.ts. A run that touched a large share of a table vacuums it after (vacuum.ts).
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import { JarvisError } from '../errors.js';
@@ -16,6 +16,7 @@ import { walkKeys, type BatchContext, type RunOptions, type RunParams, type RunR
 import { bucketSecondsOf, readPolicyCatalog, saltSet } from './observe.js';
 import { DEFAULT_SESSION, openSession } from './session.js';
 import { anonymizeByKey, compressByKey, deleteByKey, notAnonymized } from './sql.js';
+import { tablesToVacuum, vacuumTables } from './vacuum.js';
 
 export type { RunOptions, RunParams, RunResult } from './batches.js';
 
@@ -41,6 +42,11 @@ export async function runPolicy(desired: Desired, policy: RetentionPolicy, param
       case 'archive': await runArchive(ctx, desired); break;
       case 'anonymize': await runAnonymize(ctx); break;
       case 'compress': await runCompress(ctx); break;
+    }
+    if (!options.signal?.aborted) {
+      const touched = [{ table: resolved.table, rows: ctx.result.rows }, ...resolved.children.map((c) => ({ table: c.info, rows: ctx.result.childRows[displayName(c.info)] ?? 0 }))];
+      const vacuum = await vacuumTables(client, tablesToVacuum(touched));
+      if (vacuum) ctx.result.vacuum = vacuum;
     }
     return ctx.result;
   } finally {

@@ -7,7 +7,7 @@
  * services: every server listens on a fresh port of 127.0.0.1 with its own data.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { JarvisError, messageOf } from '../errors.js';
 import { isAlive, stopProcess } from '../platform/processes.js';
@@ -38,6 +38,8 @@ export interface SandboxState {
 
 const STATE_FILE = 'sandbox.json';
 const SECRETS_DIR = 'env';
+/** Where the demo (and anyone following it) keeps the storage of the sandbox's servers: their backups mean nothing once the servers are gone. */
+export const SANDBOX_STORAGE_DIR = 'storage';
 
 export const ENV_NAMES: Record<SandboxService, string> = {
   postgres: 'JARVIS_PG_URL',
@@ -130,7 +132,10 @@ export async function startSandbox(options: StartOptions): Promise<SandboxState>
   if (existing && runningPids(existing).some(({ pid }) => isAlive(pid))) {
     throw new JarvisError('SANDBOX', `a sandbox is already running in ${dir}`, { hint: `jarvis-db sandbox down --dir ${dir}` });
   }
-  if (existing) await stopSandbox(dir);
+  if (existing) {
+    await stopSandbox(dir);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+  }
   const state: SandboxState = { formatVersion: 1, dir, createdAt: new Date().toISOString(), stopped: [] };
   if (options.ownerPid !== undefined) state.ownerPid = options.ownerPid;
   await writeState(state);
@@ -180,7 +185,7 @@ async function stopOne(service: SandboxService, pid: number): Promise<void> {
   else await stopChromaServer(pid);
 }
 
-/** Stops every server of the sandbox in `dir` and removes their data. Nothing running is not an error. */
+/** Stops every server of the sandbox in `dir` and removes their data and `storage/`. Nothing running is not an error. */
 export async function stopSandbox(dir: string): Promise<SandboxState | null> {
   const state = await readSandbox(dir);
   if (!state) return null;
@@ -193,9 +198,17 @@ export async function stopSandbox(dir: string): Promise<SandboxState | null> {
     rm(join(root, 'redis'), { recursive: true, force: true }),
     rm(join(root, 'chroma'), { recursive: true, force: true }),
     rm(join(root, SECRETS_DIR), { recursive: true, force: true }),
+    rm(join(root, SANDBOX_STORAGE_DIR), { recursive: true, force: true }),
   ]);
   await rm(join(root, STATE_FILE), { force: true });
+  // The directory goes too when nothing else is in it (sandbox up made it); what is not ours stays.
+  await rmdir(root).catch(() => undefined);
   return state;
+}
+
+/** What `sandbox down` left in `dir`: entries the sandbox did not make (empty when the directory is gone). */
+export async function sandboxLeftovers(dir: string): Promise<string[]> {
+  return (await readdir(resolve(dir)).catch(() => [] as string[])).sort();
 }
 
 /** Stops one service and keeps its data, so that `startService` brings it back as it was. */

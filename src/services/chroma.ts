@@ -47,13 +47,25 @@ export async function chromaClient(service: Pick<ChromaService, 'url' | 'tenant'
   });
 }
 
+/**
+ * Why a chromadb client call failed, for a server-side reader. When its fetch fails the client
+ * says only "Failed to connect", plus advice for code running in a browser (CORS) that does not
+ * apply here: say what it means for jarvis-db instead.
+ */
+export function describeChromaFailure(e: unknown): string {
+  if (e instanceof Error && e.name === 'ChromaConnectionError') {
+    return 'no HTTP answer (connection refused, unknown host, TLS or proxy failure): check that the Chroma server runs and that services.chroma.url points at it from this machine';
+  }
+  return messageOf(e);
+}
+
 /** A connected client (its heartbeat answered), or SERVICE_UNREACHABLE naming the redacted URL. */
 export async function connectChroma(service: Pick<ChromaService, 'url' | 'tenant' | 'database'>): Promise<ChromaClient> {
   const client = await chromaClient(service);
   try {
     await client.heartbeat();
   } catch (e) {
-    throw new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(service.url)}: ${messageOf(e)}`, { cause: e, hint: runningHint('chroma', service.url) });
+    throw new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(service.url)}: ${describeChromaFailure(e)}`, { cause: e, hint: runningHint('chroma', service.url) });
   }
   return client;
 }

@@ -34,6 +34,7 @@ t.test('backup create, list, verify and restore through the CLI', async (t) => {
   t.equal(backups.length, 1);
   t.equal(backups[0]!.schedule, 'nightly');
   const id = backups[0]!.id;
+  t.match(cli(['backup', 'list'], env).stdout, new RegExp(`^${id} +postgres +nightly .* checksum \\d+s ago\n`, 'm'), 'a new backup is verified by the checksums written with it');
   t.equal(cli(['backup', 'verify', id], env).code, 0);
   const manifest = JSON.parse(await readFile(join(backups[0]!.dir, 'manifest.json'), 'utf8')) as { files: { name: string }[] };
   const victim = join(backups[0]!.dir, manifest.files[0]!.name);
@@ -51,7 +52,7 @@ t.test('backup create, list, verify and restore through the CLI', async (t) => {
   await writeFile(victim, bytes);
   const restored = cli(['restore', id], env);
   t.equal(restored.code, 0, restored.stderr);
-  t.match(restored.stdout, /3000 rows, row counts match/);
+  t.match(restored.stdout, /3,000 rows, row counts match/);
 });
 
 t.test('backup create and prune wait for the apply lock, then fail clearly, naming the holder', async (t) => {

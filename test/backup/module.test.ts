@@ -6,6 +6,8 @@ import t from 'tap';
 import type { Desired, BackupSchedule } from '../../src/config/types.js';
 import { backupModule, planBackups, verifyBackupHandler, type BackupObserved, type ObservedScheduleBackup } from '../../src/backup/module.js';
 import type { ExecuteContext } from '../../src/engine/types.js';
+import { planHealth } from '../../src/health/module.js';
+import { backupSamples } from '../../src/health/probes/backups.js';
 import { variant } from '../engine/fixtures/plan-fixtures.js';
 
 function desired(schedules: Partial<BackupSchedule>[]): Desired {
@@ -109,10 +111,21 @@ t.test('a backup later than the clock is a finding, and the schedule is not due'
   t.match(p.findings, [{ check: 'backup.clock.s0', status: 'WARNING' }]);
 });
 
-t.test('damaged backups of a schedule are a finding', async (t) => {
-  const p = planBackups(desired([{}]), observed([b('20261124T030001Z-aaaa', '2026-11-24T03:00:01Z')], [{ id: '20261123T030001Z-bbbb', service: 'postgres', schedule: 's0', problem: 'manifest.json fails its own checksum' }]), NOW);
-  t.match(p.findings, [{ check: 'backup.damaged.s0', status: 'WARNING', value: 1 }]);
-  t.match(p.findings[0]!.message, /20261123T030001Z-bbbb \(manifest.json fails its own checksum\)/);
+t.test('a damaged backup is one finding in the plan, the health probe\'s backups.damaged, not a second one of the backup module', async (t) => {
+  const d = desired([{}]);
+  const damaged = { id: '20261123T030001Z-bbbb', service: 'postgres', schedule: 's0', problem: 'manifest.json fails its own checksum' };
+  const backups = planBackups(d, observed([b('20261124T030001Z-aaaa', '2026-11-24T03:00:01Z')], [damaged]), NOW);
+  const health = planHealth(d, { takenAt: NOW.toISOString(), durationMs: 0, services: ['backups'], probeMs: {}, samples: backupSamples(d.backups, [{ id: '20261124T030001Z-aaaa', service: 'postgres', schedule: 's0', startedAt: '2026-11-24T03:00:01Z', verification: null }], [damaged], NOW) });
+  const mentions = [...backups.findings, ...health.findings].filter((f) => f.message.includes(damaged.id));
+  t.same(mentions.map((f) => [f.check, f.status]), [['backups.damaged.s0', 'WARNING']]);
+});
+
+t.test('a schedule whose only backup is damaged has no valid backup, and says why', async (t) => {
+  const damaged = (id: string) => ({ id, service: 'postgres', schedule: 's0', problem: 'manifest.json fails its own checksum' });
+  const one = planBackups(desired([{}]), observed([], [damaged('20261123T030001Z-bbbb')]), NOW);
+  t.equal(one.actions[0]!.reason, 'no valid backup: the only one, 20261123T030001Z-bbbb, is damaged (manifest.json fails its own checksum)');
+  const two = planBackups(desired([{}]), observed([], [damaged('20261122T030001Z-aaaa'), damaged('20261123T030001Z-bbbb')]), NOW);
+  t.equal(two.actions[0]!.reason, 'no valid backup: all 2 are damaged, the newest 20261123T030001Z-bbbb (manifest.json fails its own checksum)');
 });
 
 t.test('a schedule of a service whose driver is not built yet is planned like the others', async (t) => {

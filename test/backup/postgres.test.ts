@@ -68,8 +68,15 @@ t.test('a rich database round-trips: backup, restore into a new database, identi
     t.equal(entry.manifest.format, format);
     const [part] = await sql(db.url, 'SELECT count(*)::int AS n FROM public.metrics_2026_10');
     t.equal((entry.manifest.extra.rowCounts as Record<string, number>)['public.metrics_2026_10'], (part!.rows[0] as { n: number }).n, 'row counts recorded per partition');
-    const result = await restoreBackup(desired, entry.manifest.id, { force: false, env: process.env });
+    const notes: string[] = [];
+    const updates: [number, number | undefined][] = [];
+    const progress = { note: (m: string) => notes.push(m), update: (n: number, total?: number) => updates.push([n, total]) };
+    const result = await restoreBackup(desired, entry.manifest.id, { force: false, env: process.env, progress });
     t.match(result.target, new RegExp(`^${db.name}_restore_`));
+    t.ok(notes.some((n) => /^restoring table data for \S+ \(\d+\/\d+\)$/.test(n)), `${format}: pg_restore's items show as progress notes`);
+    const total = updates[0]?.[1] ?? 0;
+    t.ok(total > 5 && updates.every(([n, of]) => of === total && n <= total), `${format}: the bar counts up to the dump's ${total} TOC entries`);
+    t.ok(updates.at(-1)![0] >= total - 2, `${format}: and ends near the total (${updates.at(-1)![0]}/${total})`);
     const restoredUrl = withDb(db.serverUrl, result.target);
     t.same(await checksums(restoredUrl), await checksums(db.url), `${format}: every table's rows identical`);
     t.equal(schemaDump(restoredUrl), schemaDump(db.url), `${format}: pg_dump --schema-only identical`);
@@ -134,7 +141,7 @@ t.test('an encrypted backup cannot be read without its key; a wrong key is a cle
   await t.rejects(restoreBackup(desired, enc.manifest.id, { force: false, env: {} }), { code: 'DECRYPT_FAILED', message: /TEST_BACKUP_KEY is not set/ });
   await t.rejects(restoreBackup(desired, enc.manifest.id, { force: false, env: { TEST_BACKUP_KEY: 'wrong' } }), { code: 'DECRYPT_FAILED', message: /wrong passphrase/ });
   const r = await restoreBackup(desired, enc.manifest.id, { force: false, env });
-  t.match(r.summary, /1000 rows, row counts match/);
+  t.match(r.summary, /1,000 rows, row counts match/);
 });
 
 t.test('older client tools than the server are refused with a hint', async (t) => {

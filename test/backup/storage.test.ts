@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { BackupWriter, cleanDebris, findDebris, manifestChecksum, deleteBackup } from '../../src/backup/storage.js';
-import { findBackup, listBackups, recordVerification, scanStorage, verifyChecksums } from '../../src/backup/catalog.js';
+import { findBackup, listBackups, recordVerification, scanStorage, verificationLabel, verifyChecksums } from '../../src/backup/catalog.js';
 
 async function makeBackup(storagePath: string, schedule = 'nightly', now = new Date('2026-11-24T03:00:00Z')) {
   const w = await BackupWriter.begin({ storagePath, service: 'postgres', schedule, now });
@@ -24,7 +24,7 @@ t.test('a published backup is listed with checksums of every file and of its man
   t.equal(m.files[1]!.sha256, 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9');
   t.equal(m.totalBytes, 100011);
   t.equal(m.manifestSha256, manifestChecksum(m));
-  t.equal(m.verification, null);
+  t.same(m.verification, { at: '2026-11-24T03:00:01.000Z', how: 'checksum', ok: true, message: 'checksummed while writing: 2 files' }, 'the checksums taken while writing are its first verification, dated when it finished');
 });
 
 t.test('a backup that has not published is invisible, and its debris is cleaned once its owner is dead', async (t) => {
@@ -75,6 +75,14 @@ t.test('a verification is recorded in the manifest atomically and keeps it valid
   const [again] = await listBackups(dir);
   t.same(again!.manifest.verification, { at: '2026-11-24T04:00:00.000Z', how: 'checksum', ok: true, message: 'ok' });
   t.equal(again!.manifest.manifestSha256, manifestChecksum(again!.manifest));
+});
+
+t.test('the VERIFIED column says how and how long ago, FAILED when it failed, never without a verification', async (t) => {
+  const now = Date.parse('2026-11-24T06:00:00Z');
+  t.equal(verificationLabel({ at: '2026-11-24T04:00:00Z', how: 'checksum', ok: true, message: '' }, now), 'checksum 2h ago');
+  t.equal(verificationLabel({ at: '2026-11-23T06:00:00Z', how: 'restore', ok: true, message: '' }, now), 'restore 24h ago');
+  t.equal(verificationLabel({ at: '2026-11-21T06:00:00Z', how: 'restore', ok: false, message: 'rows differ' }, now), 'FAILED (restore 3d ago)');
+  t.equal(verificationLabel(null, now), 'never');
 });
 
 t.test('ids are found by unique prefix, listed newest first, and deleted out of view', async (t) => {

@@ -51,7 +51,7 @@ t.test('on a terminal, apply shows the plan in colour and runs only after "yes"'
   const no = onTerminal(['apply'], { ...env, NO_COLOR: undefined }, 'no');
   t.equal(no.code, 1);
   t.match(no.out, /\u001b\[33m~\u001b\[39m \u001b\[1mmarker_ensure/, 'coloured on a terminal');
-  t.match(no.out, /Apply these 1 action\(s\)\? Only 'yes' goes on: /);
+  t.match(no.out, /Apply this action\? Only 'yes' goes on: /);
   t.match(no.out, /error: apply cancelled: the plan was not confirmed; nothing was applied/);
   t.notOk(existsSync(marker));
   const yes = onTerminal(['apply'], env, 'yes');

@@ -11,7 +11,7 @@ t.test('verify --all goes on past a backup it cannot check (no key) and reports 
   const r = cli(['backup', 'verify', '--all'], env);
   t.equal(r.code, 1, 'exit 1: some backups could not be verified');
   for (const id of redis) t.match(r.stdout, new RegExp(`^FAILED redis/redis-daily ${id}: cannot verify: encryption is configured but \\$${SEALED_KEY_ENV} is not set$`, 'm'));
-  t.match(r.stdout, new RegExp(`^ok postgres/pg-daily ${pgId}: 1 files, \\d+ bytes: checksums match$`, 'm'), 'the backup that can be checked is checked');
+  t.match(r.stdout, new RegExp(`^ok postgres/pg-daily ${pgId}: 1 file, [\\d.]+ (B|kB|MB): checksums match$`, 'm'), 'the backup that can be checked is checked');
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
 
   const json = cli(['backup', 'verify', '--all', '--json'], env);

@@ -83,12 +83,12 @@ t.test('snapshot: the comment of a pull request whose plan has changes (plan exi
 
 t.test('snapshot: the comment of a plan with errors (plan exits 1) names the errors and what jarvis-db said', async (t) => {
   const markdown = renderPlanMarkdown(brokenPlan, { base: { label: 'origin/main', impact: reviewImpact, diff: reviewDiff } });
-  const stderr = 'error: the plan has 2 error(s)\n';
+  const stderr = 'error: the plan has 2 errors\n';
   const body = post.commentBody({ markdown, stderr, exitCode: 1, runUrl: '' });
   matchSnapshot(t, 'plan-comment-errors.md', body);
   t.match(body, '❌ `jarvis-db plan` failed (exit 1)');
   t.match(body, 'changed since it was applied');
-  t.match(body, 'error: the plan has 2 error(s)');
+  t.match(body, 'error: the plan has 2 errors');
 });
 
 t.test('a config that does not load leaves no plan: the comment still says why', async (t) => {

@@ -66,7 +66,7 @@ t.test('backup age against the cron interval: WARNING past 1.5 intervals, CRITIC
     const f = evaluate(backupSamples([schedule()], facts, [], now), {}).find((x) => x.check === 'backups.age_interval_ratio.nightly')!;
     return [f.status, f.message];
   };
-  t.match(status([backup('20261124T030000Z-aaaa', '2026-11-24T03:00:00Z')]), ['HEALTHY', /7h 0m old, `0 3 \* \* \*` runs every 1d 0h/]);
+  t.match(status([backup('20261124T030000Z-aaaa', '2026-11-24T03:00:00Z')]), ['HEALTHY', /7h 00m old, `0 3 \* \* \*` runs every 1d 0h/]);
   t.match(status([backup('20261122T220000Z-aaaa', '2026-11-22T22:00:00Z')]), ['WARNING']);
   t.match(status([backup('20261120T030000Z-aaaa', '2026-11-20T03:00:00Z')]), ['CRITICAL']);
   t.match(status([]), ['CRITICAL', /no valid backup of postgres schedule nightly/]);

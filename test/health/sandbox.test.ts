@@ -88,7 +88,7 @@ t.test('health on a real sandbox', async (t) => {
     await createBackup(desired, schedule, { ...process.env, ...env }, undefined, new Date(Date.now() - 2 * 3600_000));
     const old = await json(['--service', 'backups'], env);
     t.equal(old.code, 1);
-    t.match(old.findings.find((f) => f.check === 'backups.age_interval_ratio.hourly'), { status: 'WARNING', message: /2h \d+m old, `0 \* \* \* \*` runs every 1h 0m/ });
+    t.match(old.findings.find((f) => f.check === 'backups.age_interval_ratio.hourly'), { status: 'WARNING', message: /2h \d+m old, `0 \* \* \* \*` runs every 1h 00m/ });
     await createBackup(desired, schedule, { ...process.env, ...env });
     const fresh = await json(['--service', 'backups'], env);
     t.equal(fresh.code, 0);

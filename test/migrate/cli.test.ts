@@ -23,16 +23,19 @@ t.test('status, up, down with and without --allow-down, dry runs and create', as
 
   const dry = cli(['migrate', 'up', '--dry-run'], env, config);
   t.match(dry.stdout, /^\+ would apply 0001_users_and_sessions$/m);
-  t.match(dry.stdout, /^Dry run: 5 step\(s\) from 0; nothing changed\.$/m);
+  t.match(dry.stdout, /^Dry run: 5 steps from 0; nothing changed\.$/m);
   t.same(await sql(db.url, `SELECT to_regclass('users') AS t`), [{ t: null }], 'the dry run changed nothing');
   const rehearsal = cli(['migrate', 'up', '--rehearse'], env, config);
   t.equal(rehearsal.code, 0, 'a rehearsal exits 0');
-  t.match(rehearsal.stdout, /^\+ would apply 0005_cache_entries: rehearsed, it runs\nRehearsed: 5 step\(s\) from 0 ran in one transaction \([\d.]+ s\), rolled back; nothing changed\.$/m);
+  t.match(rehearsal.stdout, /^\+ would apply 0005_cache_entries: rehearsed, it runs\nRehearsed: 5 steps from 0 ran in one transaction \((\d+ms|[\d.]+s)\), rolled back; nothing changed\.$/m);
   t.same(await sql(db.url, `SELECT to_regclass('users') AS t`), [{ t: null }], 'the rehearsal changed nothing');
 
   const up = cli(['migrate', 'up', '--to', '0004_metrics'], env, config);
   t.equal(up.code, 0, 'up --to exits 0');
-  t.match(up.stdout, /^\+ 0004_metrics \([\d.]+ s\)\nSchema at 0004_metrics \(was 0\)\.$/m);
+  t.match(up.stdout, /^\+ 0004_metrics \((\d+ms|[\d.]+s)\)\nSchema at 0004_metrics \(was 0\)\.$/m);
+  t.equal(up.stderr, ['0001_users_and_sessions', '0002_conversations_and_messages', '0003_memory', '0004_metrics'].map((m) => `applying ${m}.sql\n`).join(''),
+    'stderr has our one line per step, not node-pg-migrate\'s own (### MIGRATION, > Migrating files)');
+  t.notMatch(up.stdout, /### MIGRATION|Migrating files/);
   const json = JSON.parse(cli(['--json', 'migrate', 'status'], env, config).stdout) as { version: string; rows: { name: string; state: string }[]; steps: string[] };
   t.equal(json.version, '0004_metrics');
   t.same(json.steps, ['+ 0005_cache_entries']);
@@ -43,7 +46,8 @@ t.test('status, up, down with and without --allow-down, dry runs and create', as
   t.notMatch(refused.stderr, /\n\s+at /, 'no stack trace');
   const down = cli(['migrate', 'down', '--allow-down'], env, config);
   t.equal(down.code, 0, 'down --allow-down exits 0');
-  t.match(down.stdout, /^- 0004_metrics \([\d.]+ s\)\nSchema at 0003_memory \(was 0004_metrics\)\.$/m);
+  t.match(down.stdout, /^- 0004_metrics \((\d+ms|[\d.]+s)\)\nSchema at 0003_memory \(was 0004_metrics\)\.$/m);
+  t.equal(down.stderr, 'rolling back 0004_metrics.sql\n', 'one line of ours for the step rolled back, none of node-pg-migrate\'s');
   const dryDown = cli(['migrate', 'down', '--to', '0', '--allow-down', '--dry-run'], env, config);
   t.match(dryDown.stdout, /^- would roll back 0003_memory\n- would roll back 0002_conversations_and_messages\n- would roll back 0001_users_and_sessions\n/m);
   const allowedByConfig = await configFile(join(folder, '..'), folder, { allowDown: true });

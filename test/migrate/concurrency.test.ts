@@ -5,6 +5,7 @@
  * next `up` after a kill completes.
  */
 import t from 'tap';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
@@ -69,7 +70,7 @@ async function waitForSleep(url: string, run?: ReturnType<typeof start>): Promis
   let exited = false;
   void run?.done.then(() => { exited = true; });
   for (let i = 0; i < 200; i++) {
-    const rows = await sql<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE application_name = 'jarvis-db migrate' AND (query LIKE '%pg_sleep%' OR query LIKE '%pg_advisory_xact_lock(${HOLD_KEY})%') AND state = 'active'`);
+    const rows = await sql<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'jarvis-db migrate' AND (query LIKE '%pg_sleep%' OR query LIKE '%pg_advisory_xact_lock(${HOLD_KEY})%') AND state = 'active'`);
     if (rows[0]) return rows[0].pid;
     if (exited) break;
     await sleep(50);
@@ -106,7 +107,7 @@ t.test('two concurrent migrate up: one applies, the other waits and finds nothin
   t.equal(history.length, 6, 'each migration recorded once');
 });
 
-t.test('with --lock-timeout 0 the second migrate up fails at once, naming who holds the lock', async (t) => {
+t.test('with --lock-timeout 0 the second migrate up fails at once, naming who holds the apply lock', async (t) => {
   const db = await freshDatabase(t, server);
   // The first run waits inside its migration until the second has answered, however slow the
   // machine: a timed sleep let the first finish before a slow second one started.
@@ -119,10 +120,33 @@ t.test('with --lock-timeout 0 the second migrate up fails at once, naming who ho
   await waitForSleep(db.url, first);
   const second = cli(['migrate', 'up', '--lock-timeout', '0'], env, config);
   t.equal(second.code, 1, 'the second run exits 1');
-  t.match(second.stderr, /^error: another migration is running on this database \(pid \d+ \(jarvis-db migrate\) holds the migration lock\); gave up after 0 s$/m);
+  t.match(second.stderr, new RegExp(`^error: another apply holds the lock on \\S+/backups \\(pid ${first.child.pid} on [^,]+, run \\S+, since [^)]+\\); gave up after 0s$`, 'm'));
   t.match(second.stderr, /hint: wait for it to finish/);
   t.notMatch(second.stderr, /\n\s+at /, 'no stack trace');
   t.same(await snapshot(db.url), { a: false, b: false, recorded: false }, 'the running migration is invisible until it commits');
+  await hold.release();
+  const r = await first.done;
+  t.equal(r.code, 0, r.code === 0 ? 'the first run completes' : r.stderr);
+  t.same(await snapshot(db.url), { a: true, b: true, recorded: true });
+});
+
+t.test('two configs with different storages on one database: the second waits on the migration lock and fails clearly after --lock-timeout 0', async (t) => {
+  const db = await freshDatabase(t, server);
+  const folder = await migrationsFolder(t, { '0006_slow.sql': heldMigration() });
+  const config = await configFile(join(folder, '..'), folder);
+  const otherDir = join(folder, '..', 'other');
+  await mkdir(otherDir);
+  const other = await configFile(otherDir, folder);
+  const env = { JARVIS_PG_URL: db.url };
+  const hold = await holdLock(db.url);
+  t.teardown(() => hold.release().catch(() => undefined));
+  const first = start(['migrate', 'up'], env, config);
+  await waitForSleep(db.url, first);
+  const second = cli(['migrate', 'up', '--lock-timeout', '0'], env, other);
+  t.equal(second.code, 1, 'the second run exits 1');
+  t.match(second.stderr, /^error: another migration is running on this database \(pid \d+ \(jarvis-db migrate\) holds the migration lock\); gave up after 0 s$/m);
+  t.match(second.stderr, /hint: wait for it to finish/);
+  t.notMatch(second.stderr, /\n\s+at /, 'no stack trace');
   await hold.release();
   const r = await first.done;
   t.equal(r.code, 0, r.code === 0 ? 'the first run completes' : r.stderr);

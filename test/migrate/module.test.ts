@@ -42,7 +42,7 @@ t.test('observe, plan and the handlers converge: a second plan has nothing to do
   t.same(first.plan.errors, []);
   t.equal(first.plan.actions.length, 5);
   const outcomes = await execute(desired, first.plan.actions);
-  t.match(outcomes[4]!.summary, /^applied 0005_cache_entries\.sql in [\d.]+ s; schema at 0005_cache_entries$/);
+  t.match(outcomes[4]!.summary, /^applied 0005_cache_entries\.sql in (\d+ms|[\d.]+s); schema at 0005_cache_entries$/);
   const second = await observeAndPlan(desired);
   t.same(second.plan.actions, [], 'nothing left to do');
   t.equal(second.observed.applied.length, 5);
@@ -142,7 +142,7 @@ t.test('the down handler needs schema.allowDown and rolls back newest first', as
   const refused = makeDesired(db.url, folder, { target: '0003_memory', allowDown: false });
   await t.rejects(execute(refused, plan.actions), { code: 'PLAN_INVALID', message: /schema\.allowDown is not true/ });
   const outcomes = await execute(allowed, plan.actions);
-  t.match(outcomes[1]!.summary, /^rolled back 0004_metrics\.sql in [\d.]+ s; schema at 0003_memory$/);
+  t.match(outcomes[1]!.summary, /^rolled back 0004_metrics\.sql in (\d+ms|[\d.]+s); schema at 0003_memory$/);
   t.same(await sql(db.url, `SELECT to_regclass('metrics') AS m, to_regclass('memory')::text AS mem`), [{ m: null, mem: 'memory' }]);
   t.same(await sql(db.url, `SELECT name FROM jarvis_db_migrations ORDER BY name`), [{ name: '0001_users_and_sessions' }, { name: '0002_conversations_and_messages' }, { name: '0003_memory' }], 'rolled-back checksums are forgotten');
 });

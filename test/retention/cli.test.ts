@@ -55,12 +55,12 @@ t.test('the default policies preview cleanly on the JARVIS data model, and run',
 
   const refused = cli(['retention', 'run'], env);
   t.equal(refused.code, 1, 'destructive actions need a yes');
-  t.match(refused.stderr, /^error: 4 destructive retention action\(s\) need confirmation; nothing was run\nhint: run on a terminal to confirm, or pass --auto-approve$/m);
+  t.match(refused.stderr, /^error: 4 destructive retention actions need confirmation; nothing was run\nhint: run on a terminal to confirm, or pass --auto-approve$/m);
   t.equal((await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM sessions`))[0]!.n, 60, 'nothing was run');
 
   const one = cli(['retention', 'run', '--policy', 'sessions-delete', '--auto-approve'], env);
   t.equal(one.code, 0, one.stderr);
-  t.match(one.stderr, /^\[1\/1\] - retention_delete public\.sessions \(destructive\)\n {6}done in [\d.]+m?s: deleted 30 rows of public\.sessions in 1 batches/m);
+  t.match(one.stderr, /^\[1\/1\] - retention_delete public\.sessions \(destructive\)\n {6}done in [\d.]+m?s: deleted 30 rows of public\.sessions in 1 batch \(longest [\d.]+m?s\)$/m);
   t.match(one.stdout, /^Apply complete: 1 action done in /m, '--policy runs that policy only');
   t.match(one.stdout, /^Journal: .*\/storage\/journal\/\S+\.jsonl$/m, 'journaled like an apply');
 
@@ -70,6 +70,12 @@ t.test('the default policies preview cleanly on the JARVIS data model, and run',
   t.match(all.stdout, /^Apply complete: 5 actions done in /m);
   const again = cli(['retention', 'preview'], env);
   t.match(again.stdout, /^No changes\. Observed state matches jarvis-db\.yaml\.$/m);
+  t.match(again.stdout, /^POLICY +TABLE +ACTION +ELIGIBLE +CUT-OFF\n/, 'with nothing due, a line per policy still says what it would touch');
+  for (const [policy, table, action] of [['conversations-archive', 'conversations', 'archive'], ['sessions-delete', 'sessions', 'delete'], ['users-anonymize', 'users', 'anonymize']]) {
+    t.match(again.stdout, new RegExp(`^${policy} +${table} +${action} +0 +\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`, 'm'), `${policy}: 0 rows now eligible, and its cut-off`);
+  }
+  const quiet = JSON.parse(cli(['retention', 'preview', '--json'], env).stdout) as { policies: { policy: string; rows: number }[] };
+  t.same(quiet.policies.map((p) => p.rows), quiet.policies.map(() => 0), 'the JSON has the same lines');
   const unknown = cli(['retention', 'run', '--policy', 'nope'], env);
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /^error: no retention policy named "nope" in .*\nhint: policies: conversations-archive, messages-archive, /);
@@ -107,7 +113,7 @@ t.test('archive list, verify and restore; a damaged chunk fails verify; expired 
   t.match(cli(['archive', 'list'], env).stdout, new RegExp(`^ID +POLICY +TABLE .*\\n${a.id} +old-messages +public\\.messages .* ${chunks} +${a.rows.toLocaleString('en-US')} .* ok\\n$`));
   const ok = cli(['archive', 'verify', a.id], env);
   t.equal(ok.code, 0, ok.stderr);
-  t.match(ok.stdout, `ok archive ${a.id} (old-messages, public.messages): ${chunks} chunks, ${a.rows.toLocaleString('en-US')} rows`);
+  t.match(ok.stdout, `ok archive ${a.id} (old-messages, public.messages): ${chunks} chunk${chunks === 1 ? '' : 's'}, ${a.rows.toLocaleString('en-US')} rows`);
 
   const archiveDir = join(dir, 'storage', 'archives', 'old-messages', a.id);
   const victim = join(archiveDir, (await readdir(archiveDir)).find((f) => f.endsWith('.jsonl.gz'))!);

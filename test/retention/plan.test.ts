@@ -8,7 +8,7 @@ import type { RetentionPolicy } from '../../src/config/types.js';
 import type { TableInfo } from '../../src/retention/catalog.js';
 import type { PolicyCatalog } from '../../src/retention/check.js';
 import type { PolicyCounts, RetentionObserved } from '../../src/retention/observe.js';
-import { planRetention, retentionFingerprint } from '../../src/retention/plan.js';
+import { isRetentionRun, planRetention, retentionFingerprint } from '../../src/retention/plan.js';
 import type { ArchiveSummary } from '../../src/retention/store.js';
 import { col, CONVERSATIONS, desiredWith, MESSAGES, METRICS, METRICS_HOURLY, policy, table, USERS } from './fixture.js';
 
@@ -240,4 +240,27 @@ t.test('the fingerprint follows the tables and the archives, not row counts or s
   t.not(JSON.stringify(retentionFingerprint(altered)), JSON.stringify(retentionFingerprint(base)), 'a changed table does');
   const withArchive = observe([{ policy: messagesArchive, table: MESSAGES, counts: counts(10) }], [archive({})]);
   t.not(JSON.stringify(retentionFingerprint(withArchive)), JSON.stringify(retentionFingerprint(base)), 'a new archive does');
+});
+
+t.test('a policy on a child table of a policy that runs first says its count may overlap, and by how much', async (t) => {
+  const conversations = {
+    policy: policy({ name: 'conversations-archive', table: 'conversations', action: 'archive', age: { column: 'updated_at', olderThan: '90d' }, children: [{ table: 'messages', column: 'conversation_id' }] }),
+    table: CONVERSATIONS, children: [{ ...MESSAGES, references: [] }], counts: counts(5977, { children: { 'public.messages': 35_869 } }),
+  };
+  const messages = { policy: messagesArchive, table: MESSAGES, counts: counts(35_977) };
+  const cutoff = new Date(NOW.getTime() - 90 * DAY).toISOString();
+  for (const cases of [[conversations, messages], [messages, conversations]]) {
+    const p = planOf(cases);
+    t.same(p.errors, []);
+    const runs = p.actions.filter(isRetentionRun);
+    const m = runs.find((a) => a.params.policy === 'messages-archive')!;
+    const before = runs.indexOf(m) > runs.findIndex((a) => a.params.policy === 'conversations-archive');
+    if (before) {
+      t.equal(m.reason, `≤ 35,977 rows older than 90d (created_at < ${cutoff}); up to 35,869 go with conversations-archive (their parents' policy, which runs first)`);
+      t.same(m.params.overlapsWith, ['conversations-archive']);
+    } else {
+      t.equal(m.reason, `35,977 rows older than 90d (created_at < ${cutoff})`, 'run first, it takes its rows itself: no overlap to say');
+    }
+  }
+  t.ok(planOf([conversations, messages]).actions.filter(isRetentionRun).findIndex((a) => a.params.policy === 'conversations-archive') === 0, 'in config order, the parents run first');
 });

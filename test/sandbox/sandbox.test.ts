@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +131,24 @@ t.test('the CLI: up, status and env for eval print no password; down stops every
   t.match(down.stdout, /stopped/);
   t.notOk(isAlive(state.postgres!.pid) || isAlive(state.redis!.pid), 'no server left');
   await t.rejects(readFile(join(dir, 'sandbox.json')), 'no state left');
+});
+
+t.test('down removes the storage/ the demo keeps in the sandbox, and says precisely what it keeps', async (t) => {
+  const dir = await tempDir(t);
+  await startSandbox({ dir, services: ['redis'] });
+  await mkdir(join(dir, 'storage', 'backups'), { recursive: true });
+  await writeFile(join(dir, 'storage', 'backups', 'manifest.json'), '{}');
+  await writeFile(join(dir, 'notes.txt'), 'mine');
+  const down = await run(process.execPath, [CLI, 'sandbox', 'down', '--dir', dir]);
+  t.match(down.stdout, /stopped; its servers' data and storage\/ are removed\. Kept \(not made by the sandbox\): notes\.txt\.$/m);
+  t.same(await readdir(dir), ['notes.txt'], 'storage/ is gone, the file that is not the sandbox\'s stays');
+
+  await rm(join(dir, 'notes.txt'));
+  await startSandbox({ dir, services: ['redis'] });
+  await mkdir(join(dir, 'storage'));
+  const again = await run(process.execPath, [CLI, 'sandbox', 'down', '--dir', dir]);
+  t.match(again.stdout, /stopped; its servers' data, storage\/ and the directory are removed\.$/m);
+  await t.rejects(stat(dir), { code: 'ENOENT' }, 'nothing left: the directory is gone');
 });
 
 t.test('up refuses to start a second sandbox over a running one', async (t) => {

@@ -7,6 +7,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChromaClient } from 'chromadb';
 import { messageOf } from '../../errors.js';
+import { describeChromaFailure } from '../../services/chroma.js';
 import type { Sample } from '../samples.js';
 
 /** Collections counted per check; beyond this the count is of the first ones only. */
@@ -32,7 +33,7 @@ export async function probeChroma(client: ChromaClient, options: { dataPath?: st
       try {
         return { name: c.name, count: await c.count() };
       } catch (e) {
-        unreadable.push(`${c.name}: ${messageOf(e)}`);
+        unreadable.push(`${c.name}: ${describeChromaFailure(e)}`);
         return { name: c.name, count: null };
       }
     })));
