@@ -14,7 +14,7 @@
  *   backups probe, in every plan and health check); here they only explain a create.
  */
 import type { BackupSchedule, Desired } from '../config/types.js';
-import type { Action, DomainModule, Finding, Handler, ModulePlan, PlanError } from '../engine/types.js';
+import type { Action, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, VerifyBackup } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { formatFireTime, MAX_COUNTED_RUNS, scheduleStatus } from '../schedule/due.js';
@@ -181,33 +181,33 @@ export const backupModule: DomainModule<BackupObserved> = {
   },
 };
 
-export const createBackupHandler: Handler = async (action, ctx, progress) => {
+export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, progress) => {
   const { createBackup } = await import('./operations.js');
-  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, String(action.params.schedule)), ctx.env, progress);
+  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress);
   const m = entry.manifest;
   return { summary: `backup ${m.id} written, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`, details: { id: m.id, dir: entry.dir, totalBytes: m.totalBytes } };
 };
 
-export const pruneBackupHandler: Handler = async (action, ctx) => {
+export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
   const { pruneOne } = await import('./operations.js');
-  const schedule = scheduleByName(ctx.desired, String(action.params.schedule));
-  const entry = await pruneOne(ctx.desired, String(action.params.id), Boolean(schedule.allowPruneLast));
+  const schedule = scheduleByName(ctx.desired, action.params.schedule);
+  const entry = await pruneOne(ctx.desired, action.params.id, Boolean(schedule.allowPruneLast));
   return { summary: `backup ${entry.manifest.id} deleted (${formatBytes(entry.manifest.totalBytes)})` };
 };
 
 /** The backup to verify: by id, or the one an earlier action of this run created. */
-function verifyTarget(action: Action, outcomes: ReadonlyMap<string, { details?: Record<string, unknown> }>): string {
-  if (typeof action.params.id === 'string') return action.params.id;
+function verifyTarget(action: VerifyBackup, outcomes: ReadonlyMap<string, { details?: Record<string, unknown> }>): string {
+  if (action.params.id !== undefined) return action.params.id;
   const from = String(action.params.fromAction);
   const id = outcomes.get(from)?.details?.id;
   if (typeof id !== 'string') throw new JarvisError('PLAN_INVALID', `${action.id} verifies the backup of ${from}, which did not run in this apply`);
   return id;
 }
 
-export const verifyBackupHandler: Handler = async (action, ctx, progress) => {
+export const verifyBackupHandler: Handler<VerifyBackup> = async (action, ctx, progress) => {
   const { verifyBackup } = await import('./operations.js');
   const entry = await findBackup(ctx.desired.storage.path, verifyTarget(action, ctx.outcomes));
-  const r = await verifyBackup(ctx.desired, entry, { restoreTest: Boolean(action.params.restoreTest), env: ctx.env, progress });
+  const r = await verifyBackup(ctx.desired, entry, { restoreTest: action.params.restoreTest, env: ctx.env, progress });
   if (!r.ok) throw new JarvisError('VERIFY_FAILED', `backup ${entry.manifest.id} failed verification: ${r.message}`);
   return { summary: `backup ${entry.manifest.id} verified: ${r.message}`, details: { id: entry.manifest.id } };
 };

@@ -150,8 +150,8 @@ function configChanges(base: Desired, head: Desired, lines: Lines): void {
 
 /** The config entry an action comes from. */
 export function subjectOf(action: Action): string {
-  if (typeof action.params.schedule === 'string') return action.params.schedule;
-  if (typeof action.params.policy === 'string') return action.params.policy;
+  if ('schedule' in action.params) return action.params.schedule;
+  if ('policy' in action.params) return action.params.policy;
   return action.module === 'migrate' ? 'schema' : action.module;
 }
 

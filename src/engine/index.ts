@@ -13,7 +13,8 @@ import { acquireApplyLock, type LockOwner } from './lock.js';
 import { applicableModules, blockedActions, buildPlan, errorsFor, fingerprintOf, narrowPlan, type Observation } from './planner.js';
 import { defaultParts, type EngineParts } from './registry.js';
 import { describeBasisChange } from './stale.js';
-import type { Action, ActionOutcome, ActionResult, Plan, PlanError, Progress, RunResult } from './types.js';
+import { canonicalJson } from '../storage/durable.js';
+import type { Action, ActionOutcome, ActionResult, Handler, Plan, PlanError, Progress, RunResult } from './types.js';
 
 export type { EngineParts } from './registry.js';
 
@@ -114,10 +115,26 @@ function checkStale(saved: Plan, current: Plan, unobserved: ReadonlySet<string>)
     details: changes.map((c) => `  changed: ${c}`),
     hint: 'make a new plan with `jarvis-db plan --out FILE` and apply that',
   });
-  if (saved.fingerprint !== fingerprintOf(saved.basis)) throw stale(['the fingerprint (the plan file may have been edited)']);
+  if (saved.fingerprint !== fingerprintOf(saved)) throw editedPlan(saved, current);
   const without = (modules: Record<string, unknown>) => Object.fromEntries(Object.entries(modules).filter(([name]) => !unobserved.has(name)));
   const changes = describeBasisChange({ ...saved.basis, modules: without(saved.basis.modules) }, { ...current.basis, modules: without(current.basis.modules) });
   if (changes.length) throw stale(changes);
+}
+
+/**
+ * The refusal of a saved plan whose content no longer matches its fingerprint. The fingerprint
+ * tells that something changed, not what: the action named is the first one that a fresh plan
+ * does not have (by id, or of that type), or the only one that differs from the fresh plan's.
+ */
+function editedPlan(saved: Plan, current: Plan): JarvisError {
+  const fresh = new Map(current.actions.map((a) => [a.id, a]));
+  const strange = saved.actions.findIndex((a) => fresh.get(a.id)?.type !== a.type);
+  const differing = saved.actions.map((a, i) => [a, i] as const).filter(([a]) => canonicalJson(a) !== canonicalJson(fresh.get(a.id)));
+  const index = strange >= 0 ? strange : differing.length === 1 ? differing[0]![1] : -1;
+  const what = index >= 0 ? `actions[${index}] (${saved.actions[index]!.id}) is not what was planned` : 'its actions, basis or target are not what was planned';
+  return new JarvisError('PLAN_INVALID', `the plan file was edited: ${what} (its fingerprint does not match)`, {
+    hint: 'make a new plan with `jarvis-db plan --out FILE` and apply that, unchanged',
+  });
 }
 
 /** The modules whose observation failed (not `errors` of their plan: those are the plan's own). */
@@ -236,7 +253,8 @@ async function execute(plan: Plan, blocked: ReadonlyMap<string, string>, c: Exec
     };
     let result: ActionResult;
     try {
-      const handler = c.parts.handlers[action.type];
+      // The map gives each type the handler of its own variant, so this one takes `action`.
+      const handler = c.parts.handlers[action.type] as Handler | undefined;
       if (!handler) throw new JarvisError('PLAN_INVALID', `no handler for action type ${action.type}`);
       const outcome = await handler(action, ctx, progress ?? silent);
       outcomes.set(action.id, outcome);

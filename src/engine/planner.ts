@@ -13,7 +13,7 @@ import { canonicalJson } from '../storage/durable.js';
 import { JarvisError } from '../errors.js';
 import type { Reachability } from '../services/reachability.js';
 import {
-  PLAN_FORMAT_VERSION, type Action, type ActionType, type DomainModule, type Finding, type ModulePlan,
+  PLAN_FORMAT_VERSION, type Action, type ActionType, type CreateBackup, type DomainModule, type Finding, type ModulePlan,
   type Observed, type Plan, type PlanBasis, type PlanError, type ServiceName,
 } from './types.js';
 
@@ -74,8 +74,8 @@ export function addPreChangeBackup(desired: Desired, actions: Action[], errors: 
     return actions;
   }
   const names = new Set(schedules.map((s) => s.name));
-  const due = actions.find((a) => a.type === 'create_backup' && names.has(String(a.params.schedule)));
-  let pre: Action;
+  const due = actions.find((a): a is CreateBackup => a.type === 'create_backup' && names.has(a.params.schedule));
+  let pre: CreateBackup;
   let out: Action[];
   if (due) {
     pre = { ...due, reason: `${due.reason}; and before migrations (schema.backupBefore)`, params: { ...due.params, preChange: true } };
@@ -92,9 +92,17 @@ export function addPreChangeBackup(desired: Desired, actions: Action[], errors: 
   return out.map((a) => (isMigration(a) ? { ...a, requires: [...new Set([...(a.requires ?? []), pre.id])] } : a));
 }
 
-/** SHA-256 of the basis: what `apply plan.json` compares to refuse a stale plan. */
-export function fingerprintOf(basis: PlanBasis): string {
-  return createHash('sha256').update(canonicalJson(basis)).digest('hex');
+/** The backup that `addPreChangeBackup` placed before the migrations, if any. */
+export function preChangeBackupOf(actions: readonly Action[]): CreateBackup | undefined {
+  return actions.find((a): a is CreateBackup => a.type === 'create_backup' && a.params.preChange === true);
+}
+
+/**
+ * SHA-256 of what a saved plan stands for: its basis (what `apply plan.json` compares to refuse
+ * a stale plan), its actions and its `--target`. A plan file edited by hand no longer matches.
+ */
+export function fingerprintOf(plan: Pick<Plan, 'basis' | 'actions' | 'target'>): string {
+  return createHash('sha256').update(canonicalJson({ basis: plan.basis, actions: plan.actions, target: plan.target ?? null })).digest('hex');
 }
 
 function checkIds(actions: readonly Action[], errors: PlanError[]): void {
@@ -157,7 +165,7 @@ export function buildPlan(desired: Desired, modules: readonly DomainModule<unkno
     createdAt: observation.at,
     configFile: desired.configFile,
     configHash: desired.configHash,
-    fingerprint: fingerprintOf(basis),
+    fingerprint: fingerprintOf({ basis, actions: ordered }),
     basis,
     actions: ordered,
     findings,
@@ -236,5 +244,5 @@ export function narrowPlan(plan: Plan, target: string, moduleNames: readonly str
   };
   direct.forEach(add);
   const actions = plan.actions.filter((a) => keep.has(a.id));
-  return { ...plan, target, actions, errors: errorsFor(plan.errors, actions, targetModule) };
+  return { ...plan, fingerprint: fingerprintOf({ basis: plan.basis, actions, target }), target, actions, errors: errorsFor(plan.errors, actions, targetModule) };
 }

@@ -6,9 +6,11 @@
  *    JSON; plan: pure; fingerprint: what its actions depend on, nothing that merely ages) and
  *    one `Handler` per action type it plans.
  * 2. One line in MODULE_LOADERS below (loaded lazily, so that start-up stays fast).
- * 3. Its lines in HANDLERS, `lazy(...)` ones. HANDLERS is a
- *    `Record<ActionType, Handler>`: an action type without a handler does not compile.
- * 4. Its case in test/engine/convergence.test.ts.
+ * 3. Its action types: in ACTION_TYPES and the `Action` union (src/engine/types.ts), their
+ *    params and saved-plan rules in `src/<domain>/action-params.ts` (PARAM_RULES).
+ * 4. Its lines in HANDLERS, `lazy(...)` ones. HANDLERS is a HandlerMap: an action type without
+ *    a handler, or with the handler of another variant, does not compile.
+ * 5. Its case in test/engine/convergence.test.ts.
  * Conventions for actions: ids `<module>.<verb>.<target>`, the same for the same decision on
  * every re-plan; `params.schedule` or `params.policy` names the config entry (plan --base groups
  * its impact by it); `estimate.rows` for row counts (plan --base words them); `requires` for
@@ -36,7 +38,7 @@ export const MODULE_LOADERS: Record<string, () => Promise<AnyModule>> = {
 };
 
 /** A handler whose code is imported only when an action of its type runs. */
-function lazy<M>(load: () => Promise<M>, pick: (m: M) => Handler): Handler {
+function lazy<M, A extends Action>(load: () => Promise<M>, pick: (m: M) => Handler<A>): Handler<A> {
   return async (action, ctx, progress) => pick(await load())(action, ctx, progress);
 }
 
@@ -60,11 +62,14 @@ export const HANDLERS: HandlerMap = {
 /** What the engine works with: modules to observe and plan, handlers to execute. */
 export interface EngineParts {
   modules: AnyModule[];
-  /** HANDLERS, plus the handlers of a test module's own action types. */
-  handlers: HandlerMap & Record<string, Handler>;
+  /**
+   * HANDLERS, plus the handlers of a test module's own action types (whose actions are outside
+   * the `Action` union: `Handler<never>` accepts a handler of any variant).
+   */
+  handlers: HandlerMap & Record<string, Handler<never>>;
 }
 
-interface TestModuleFile { module: AnyModule; handlers?: Record<string, Handler> }
+interface TestModuleFile { module: AnyModule; handlers?: Record<string, Handler<never>> }
 
 /** The registered modules (all of them, loaded now) and handlers; the test hook adds its own. */
 export async function defaultParts(env: NodeJS.ProcessEnv = process.env): Promise<EngineParts> {

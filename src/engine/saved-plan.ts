@@ -5,6 +5,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { JarvisError } from '../errors.js';
 import { redactUrl } from '../services/redact.js';
+import { paramsProblem } from './action-params.js';
 import { PLAN_FORMAT_VERSION, type Plan } from './types.js';
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -21,7 +22,10 @@ export async function writePlanFile(file: string, json: string): Promise<void> {
   await rename(tmp, file);
 }
 
-/** What is wrong with a parsed plan file, or null. `knownTypes` are the action types with a handler. */
+/**
+ * What is wrong with a parsed plan file, or null. `knownTypes` are the action types with a
+ * handler; the params of each action are checked against the rules of its type.
+ */
 export function planFileProblem(value: unknown, knownTypes: ReadonlySet<string>): string | null {
   if (!isObj(value)) return 'it is not a JSON object';
   if (value.formatVersion !== PLAN_FORMAT_VERSION) return `its formatVersion is ${JSON.stringify(value.formatVersion)}; this jarvis-db reads ${PLAN_FORMAT_VERSION}`;
@@ -41,6 +45,8 @@ export function planFileProblem(value: unknown, knownTypes: ReadonlySet<string>)
     if (a.risk !== 'safe' && a.risk !== 'destructive') return `actions[${i}].risk must be safe or destructive`;
     if (!isObj(a.params)) return `actions[${i}].params is missing`;
     if (!knownTypes.has(a.type as string)) return `actions[${i}] has the unknown type ${JSON.stringify(a.type)}`;
+    const problem = paramsProblem(a.type as string, a.params);
+    if (problem) return `actions[${i}] (${a.id as string}, ${a.type as string}): ${problem}`;
     if (ids.has(a.id as string)) return `two actions have the id ${a.id as string}`;
     ids.add(a.id as string);
   }

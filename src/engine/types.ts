@@ -1,7 +1,10 @@
 /**
  * The plan is plain data (DESIGN.md §2). Everything here is JSON-serialisable.
  */
+import type { CreateBackupParams, PruneBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { Desired, ServiceName } from '../config/types.js';
+import type { MigrateStepParams } from '../migrate/action-params.js';
+import type { PruneArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -48,10 +51,10 @@ export interface Estimate {
   seconds?: number;
 }
 
-export interface Action {
+/** What every action has, whatever its type. */
+export interface ActionBase {
   /** Stable within a plan and across re-plans of the same state: `backup.create.postgres-nightly`. */
   id: string;
-  type: ActionType;
   module: ModuleName;
   /** What it acts on: a schedule name, a backup id, a table, a migration name. */
   target: string;
@@ -59,11 +62,6 @@ export interface Action {
   reason: string;
   risk: Risk;
   estimate: Estimate | null;
-  /**
-   * Plain JSON the handler needs. By convention `schedule` (backups) or `policy` (retention)
-   * names the config entry the action comes from; `plan --base` groups its impact by them.
-   */
-  params: Record<string, unknown>;
   /**
    * Ids of actions that must have run before this one (a verification of the backup that an
    * earlier action creates). `--target` keeps them with the actions that need them.
@@ -75,6 +73,36 @@ export interface Action {
    */
   services?: ServiceName[];
 }
+
+/**
+ * An action of one type with the plain-JSON params its handler reads (each domain declares
+ * them, with their saved-plan rules, in `src/<domain>/action-params.ts`). By convention
+ * `schedule` (backups) or `policy` (retention) names the config entry the action comes from;
+ * `plan --base` groups its impact by them.
+ */
+export interface ActionOf<T extends ActionType, P> extends ActionBase {
+  type: T;
+  params: P;
+}
+
+export type CreateBackup = ActionOf<'create_backup', CreateBackupParams>;
+export type VerifyBackup = ActionOf<'verify_backup', VerifyBackupParams>;
+export type PruneBackup = ActionOf<'prune_backup', PruneBackupParams>;
+export type MigrateUp = ActionOf<'migrate_up', MigrateStepParams<'up'>>;
+export type MigrateDown = ActionOf<'migrate_down', MigrateStepParams<'down'>>;
+export type RetentionDelete = ActionOf<'retention_delete', RetentionParams>;
+export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
+export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
+export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
+export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
+
+export type Action =
+  | CreateBackup | VerifyBackup | PruneBackup
+  | MigrateUp | MigrateDown
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive;
+
+/** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */
+export type ActionFor<K extends ActionType> = Extract<Action, { type: K }>;
 
 export type Status = 'HEALTHY' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
 
@@ -172,10 +200,13 @@ export interface ObserveContext {
   now: Date;
 }
 
-export type Handler = (action: Action, ctx: ExecuteContext, progress: Progress) => Promise<ActionOutcome>;
+export type Handler<A = Action> = (action: A, ctx: ExecuteContext, progress: Progress) => Promise<ActionOutcome>;
 
-/** One handler per action type: a type without one is a compile error (DESIGN.md §1). */
-export type HandlerMap = Record<ActionType, Handler>;
+/**
+ * One handler per action type, each given its own variant: a type without a handler, or a
+ * handler of another variant, is a compile error.
+ */
+export type HandlerMap = { [K in ActionType]: Handler<ActionFor<K>> };
 
 /**
  * A domain: observe (read-only I/O), plan (pure), execute (I/O).

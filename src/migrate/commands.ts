@@ -5,13 +5,13 @@
 import { resolve, dirname } from 'node:path';
 import type { Desired } from '../config/types.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
-import type { ActionOutcome, DomainModule, Handler, Plan, PlanError, RunResult } from '../engine/types.js';
+import type { Action, ActionOutcome, DomainModule, Handler, Plan, PlanError, RunResult } from '../engine/types.js';
 import { JarvisError, type ErrorCode } from '../errors.js';
 import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
 import { migrateModule } from './module.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
-import { planMigrationSteps, planMigrations, type MigrateRequest, type MigrateStepParams } from './plan.js';
+import { planMigrationSteps, planMigrations, type MigrateRequest, type MigrateStepParams, type MigrationStep } from './plan.js';
 import { formatSteps, stepLines, versionAfter, type StepLine } from './render.js';
 import type { MigrateResult } from './run.js';
 import { formatStatus, migrationStatus, type MigrationStatus } from './status.js';
@@ -70,13 +70,13 @@ export interface MigrateCommandResult {
  * is the steps to that target, not to schema.target. `seen` keeps what it observed (the version
  * before, for the output).
  */
-function requestModule(request: MigrateRequest, extra: Record<string, unknown>, seen: { observed?: MigrateObserved }): DomainModule<MigrateObserved> {
+function requestModule(request: MigrateRequest, extra: Pick<MigrateStepParams, 'lockTimeoutMs' | 'rehearse'>, seen: { observed?: MigrateObserved }): DomainModule<MigrateObserved> {
   return {
     ...migrateModule,
     observe: async (ctx) => (seen.observed = await migrateModule.observe(ctx)),
     plan: (_desired, observed) => {
       const part = planMigrationSteps(observed, request);
-      return { ...part, actions: part.actions.map((a) => ({ ...a, params: { ...a.params, ...extra } })) };
+      return { ...part, actions: part.actions.map((a): MigrationStep => (a.type === 'migrate_up' ? { ...a, params: { ...a.params, ...extra } } : { ...a, params: { ...a.params, ...extra } })) };
     },
   };
 }
@@ -111,7 +111,7 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
   const extra = { lockTimeoutMs: options.lockTimeoutMs, ...(options.rehearse ? { rehearse: true } : {}) };
   const { HANDLERS } = await import('../engine/registry.js');
   const outcomes = new Map<string, ActionOutcome>();
-  const recording = (handler: Handler): Handler => async (action, ctx, progress) => {
+  const recording = <A extends Action>(handler: Handler<A>): Handler<A> => async (action, ctx, progress) => {
     const outcome = await handler(action, ctx, progress);
     outcomes.set(action.id, outcome);
     return outcome;
@@ -133,14 +133,14 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
     const failed = run.results.find((r) => r.status === 'failed');
     if (failed?.error) throw new JarvisError(failed.error.code as ErrorCode, failed.error.message, failed.error.hint ? { hint: failed.error.hint } : {});
   }
-  const steps = plan.actions.filter((a) => a.module === 'migrate');
+  const steps = plan.actions.filter((a): a is MigrationStep => a.type === 'migrate_up' || a.type === 'migrate_down');
   const pre = plan.actions.find((a) => a.type === 'create_backup');
   const backup = pre ? String(outcomes.get(pre.id)?.details?.id ?? '') || null : null;
   const rehearsedMs = options.rehearse && steps[0] ? Number(outcomes.get(steps[0].id)?.details?.rehearsedMs ?? 0) : null;
   const result: MigrateResult = {
     plan: { actions: steps, findings: [], errors: [] },
     from: seen.observed?.applied.at(-1)?.name ?? '0',
-    done: options.rehearse ? [] : steps.filter((a) => outcomes.has(a.id)).map((a) => ({ step: a.params as unknown as MigrateStepParams, ms: Number(outcomes.get(a.id)!.details?.ms ?? 0) })),
+    done: options.rehearse ? [] : steps.filter((a) => outcomes.has(a.id)).map((a) => ({ step: a.params, ms: Number(outcomes.get(a.id)!.details?.ms ?? 0) })),
     rehearsedMs: steps.length ? rehearsedMs : null,
   };
   const text = formatSteps(result, { dryRun: options.dryRun, backup, ...(options.dryRun && pre ? { backupSchedule: pre.target } : {}) });

@@ -4,12 +4,12 @@
  * before migrations (`schema.backupBefore`) is the engine planner's (`addPreChangeBackup`).
  */
 import type { Desired, SchemaSettings } from '../config/types.js';
-import type { Action, DomainModule, ExecuteContext, Handler, Progress } from '../engine/types.js';
+import type { Action, DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
-import { planMigrations, type MigrateStepParams } from './plan.js';
+import { planMigrations, type MigrationStep } from './plan.js';
 
 /** How long a handler waits for another migration (a plain node-pg-migrate run) to finish. */
 export const HANDLER_LOCK_TIMEOUT_MS = 60_000;
@@ -31,50 +31,40 @@ export const migrateModule: DomainModule<MigrateObserved> = {
   }),
 };
 
-function stepOf(action: Action): MigrateStepParams {
-  const p = action.params as Partial<MigrateStepParams>;
-  const direction = action.type === 'migrate_up' ? 'up' : 'down';
-  if (typeof p.name !== 'string' || typeof p.file !== 'string' || p.direction !== direction) {
-    throw new JarvisError('PLAN_INVALID', `action ${action.id} is not a ${action.type} step the migrate module planned`);
-  }
-  return p as MigrateStepParams;
-}
-
 /** How long to wait for node-pg-migrate's lock: `migrate up --lock-timeout` puts it in the params. */
-function lockTimeoutOf(action: Action): number {
-  const ms = action.params.lockTimeoutMs;
-  return typeof ms === 'number' && ms >= 0 ? ms : HANDLER_LOCK_TIMEOUT_MS;
+function lockTimeoutOf(action: MigrationStep): number {
+  return action.params.lockTimeoutMs ?? HANDLER_LOCK_TIMEOUT_MS;
 }
 
-const isStep = (a: Action) => a.type === 'migrate_up' || a.type === 'migrate_down';
+const isStep = (a: Action): a is MigrationStep => a.type === 'migrate_up' || a.type === 'migrate_down';
 
 /**
  * `migrate up --rehearse`: every step of the plan marked `rehearse` runs in one transaction that
  * is rolled back. The first such action rehearses them all; the others only report that.
  */
-async function rehearse(action: Action, ctx: ExecuteContext, progress: Progress) {
+async function rehearse(action: MigrationStep, ctx: ExecuteContext, progress: Progress) {
   const schema = schemaOf(ctx.desired);
-  const rehearsed = ctx.plan.actions.filter((a) => isStep(a) && a.params.rehearse === true);
+  const rehearsed = ctx.plan.actions.filter(isStep).filter((a) => a.params.rehearse === true);
   const first = rehearsed[0]!;
   if (first.id !== action.id) {
     if (!ctx.outcomes.has(first.id)) throw new JarvisError('PLAN_INVALID', `${action.id} is rehearsed by ${first.id}, which did not run in this apply`);
-    return { summary: `rehearsed with ${first.id}, rolled back`, details: { name: stepOf(action).name, rehearsedMs: null } };
+    return { summary: `rehearsed with ${first.id}, rolled back`, details: { name: action.params.name, rehearsedMs: null } };
   }
   const { rehearseLocked } = await import('./run.js');
-  const ms = await rehearseLocked(postgresUrl(ctx.desired), schema.migrations, rehearsed.map(stepOf), {
+  const ms = await rehearseLocked(postgresUrl(ctx.desired), schema.migrations, rehearsed.map((a) => a.params), {
     lockTimeoutMs: lockTimeoutOf(action),
     note: (m) => progress.note(m),
     log: (event, fields) => ctx.log(event, fields),
   });
   return {
     summary: `rehearsed ${rehearsed.length} step(s) in one transaction in ${(ms / 1000).toFixed(2)} s, rolled back; nothing changed`,
-    details: { name: stepOf(action).name, rehearsedMs: ms },
+    details: { name: action.params.name, rehearsedMs: ms },
   };
 }
 
-async function execute(action: Action, ctx: ExecuteContext, progress: Progress) {
+async function execute(action: MigrationStep, ctx: ExecuteContext, progress: Progress) {
   const schema = schemaOf(ctx.desired);
-  const step = stepOf(action);
+  const step = action.params;
   if (step.direction === 'down' && !schema.allowDown) {
     throw new JarvisError('PLAN_INVALID', `the plan rolls back ${step.name} but schema.allowDown is not true in the config`, { hint: 'set schema.allowDown: true to allow down-migrations' });
   }
@@ -91,7 +81,7 @@ async function execute(action: Action, ctx: ExecuteContext, progress: Progress) 
   };
 }
 
-export const migrateUpHandler: Handler = execute;
-export const migrateDownHandler: Handler = execute;
+export const migrateUpHandler: Handler<MigrateUp> = execute;
+export const migrateDownHandler: Handler<MigrateDown> = execute;
 
 export const migrateHandlers = { migrate_up: migrateUpHandler, migrate_down: migrateDownHandler } as const;

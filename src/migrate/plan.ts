@@ -5,11 +5,19 @@
  * opt-in). No I/O, no clock.
  */
 import type { Desired, SchemaSettings } from '../config/types.js';
-import type { Action, Finding, ModulePlan, PlanError } from '../engine/types.js';
+import type { Finding, MigrateDown, MigrateUp, ModulePlan, PlanError } from '../engine/types.js';
 import type { MigrationFile } from './files.js';
 import type { AppliedMigration, MigrateObserved } from './observe.js';
+import type { MigrateStepParams, MigrationDirection } from './action-params.js';
 
-export type MigrationDirection = 'up' | 'down';
+export type { MigrateStepParams, MigrationDirection } from './action-params.js';
+
+export type MigrationStep = MigrateUp | MigrateDown;
+
+/** The migrate module's plan: its actions are migration steps only. */
+export interface MigratePlan extends ModulePlan {
+  actions: MigrationStep[];
+}
 
 export interface MigrateRequest {
   /** `latest`, `0`, a migration name (with or without its extension), or `previous` (one step
@@ -20,17 +28,6 @@ export interface MigrateRequest {
   direction?: MigrationDirection;
   /** Where the target came from, for error paths: `schema.target` or `--to`. */
   targetSource?: string;
-}
-
-export interface MigrateStepParams {
-  name: string;
-  file: string;
-  direction: MigrationDirection;
-  /** up: the file's SHA-256 when planned; down: the one recorded when it was applied. */
-  sha256: string | null;
-  /** The version before and after this step: a migration name, or `0` for none. */
-  from: string;
-  to: string;
 }
 
 const short = (sha: string) => sha.slice(0, 12);
@@ -90,7 +87,7 @@ function unverifiedFinding(applied: readonly AppliedMigration[]): Finding[] {
 }
 
 /** The actions that take the schema from what is applied to `request.target`. */
-export function planMigrationSteps(observed: MigrateObserved, request: MigrateRequest): ModulePlan {
+export function planMigrationSteps(observed: MigrateObserved, request: MigrateRequest): MigratePlan {
   const errors: PlanError[] = [];
   const error = (message: string, path?: string) => errors.push({ module: 'migrate', message, ...(path ? { path } : {}) });
   const findings = unverifiedFinding(observed.applied);
@@ -107,7 +104,7 @@ export function planMigrationSteps(observed: MigrateObserved, request: MigrateRe
   const names = observed.files.map((f) => f.name);
   const current = observed.applied.length;
   const targetVersion = versionAt(names, target);
-  const actions: Action[] = [];
+  const actions: MigrationStep[] = [];
   if (target > current) {
     if (request.direction === 'down') {
       error(`${source} ${targetVersion} is above the applied version ${versionAt(names, current)}: that is an up, not a down`);
@@ -115,11 +112,11 @@ export function planMigrationSteps(observed: MigrateObserved, request: MigrateRe
     }
     for (let i = current; i < target; i++) {
       const file = observed.files[i]!;
-      const params: MigrateStepParams = { name: file.name, file: file.file, direction: 'up', sha256: file.sha256, from: versionAt(names, i), to: file.name };
+      const params: MigrateStepParams<'up'> = { name: file.name, file: file.file, direction: 'up', sha256: file.sha256, from: versionAt(names, i), to: file.name };
       actions.push({
         id: `migrate.up.${file.name}`, type: 'migrate_up', module: 'migrate', target: file.name,
         reason: `not applied; ${source} is ${request.target === targetVersion ? targetVersion : `${request.target} (${targetVersion})`}`,
-        risk: 'safe', estimate: null, params: { ...params }, services: ['postgres'],
+        risk: 'safe', estimate: null, params, services: ['postgres'],
       });
     }
   } else if (target < current) {
@@ -142,11 +139,11 @@ export function planMigrationSteps(observed: MigrateObserved, request: MigrateRe
         error(`migration ${file.name} cannot be rolled back: ${file.file} has no "-- Down Migration" section`);
         continue;
       }
-      const params: MigrateStepParams = { name: file.name, file: file.file, direction: 'down', sha256: applied.sha256, from: file.name, to: versionAt(names, i) };
+      const params: MigrateStepParams<'down'> = { name: file.name, file: file.file, direction: 'down', sha256: applied.sha256, from: file.name, to: versionAt(names, i) };
       actions.push({
         id: `migrate.down.${file.name}`, type: 'migrate_down', module: 'migrate', target: file.name,
         reason: `applied above ${source} ${targetVersion}: rolled back, its tables and data dropped`,
-        risk: 'destructive', estimate: null, params: { ...params }, services: ['postgres'],
+        risk: 'destructive', estimate: null, params, services: ['postgres'],
       });
     }
     if (errors.length > 0) return { actions: [], findings, errors };
@@ -155,7 +152,7 @@ export function planMigrationSteps(observed: MigrateObserved, request: MigrateRe
 }
 
 /** The migrate module's plan for the config's `schema` section. */
-export function planMigrations(schema: Pick<SchemaSettings, 'target' | 'allowDown'>, observed: MigrateObserved): ModulePlan {
+export function planMigrations(schema: Pick<SchemaSettings, 'target' | 'allowDown'>, observed: MigrateObserved): MigratePlan {
   return planMigrationSteps(observed, { target: schema.target, allowDown: schema.allowDown, targetSource: 'schema.target' });
 }
 

@@ -3,7 +3,6 @@
  */
 import { formatBytes, formatDuration, plural } from '../render/format.js';
 import type { InitResult } from './init.js';
-import type { MigrateStepParams } from './plan.js';
 import type { MigrateResult } from './run.js';
 
 export interface StepLine { name: string; direction: 'up' | 'down'; ms: number | null }
@@ -12,7 +11,7 @@ export interface StepLine { name: string; direction: 'up' | 'down'; ms: number |
 export function stepLines(result: MigrateResult): StepLine[] {
   const ran = new Map(result.done.map((d) => [d.step.name, d.ms]));
   return result.plan.actions.map((a) => {
-    const s = a.params as unknown as MigrateStepParams;
+    const s = a.params;
     return { name: s.name, direction: s.direction, ms: ran.get(s.name) ?? null };
   });
 }

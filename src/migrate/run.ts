@@ -12,13 +12,12 @@ import type { MigrationAction } from 'node-pg-migrate/migration';
 import { PG_MIGRATE_LOCK_ID, runner } from 'node-pg-migrate/runner';
 import { getActions } from 'node-pg-migrate/sqlMigration';
 import type { MigrationBuilder } from 'node-pg-migrate/migrationBuilder';
-import type { ModulePlan } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { plural } from '../render/format.js';
 import { connectPostgres, databaseOf, sqlState } from '../services/postgres.js';
 import { readMigrationFiles, sha256, sqlSections } from './files.js';
 import { CHECKSUM_TABLE, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE, readApplied, type MigrateObserved } from './observe.js';
-import { checkHistory, planMigrationSteps, type MigrateRequest, type MigrateStepParams } from './plan.js';
+import { checkHistory, planMigrationSteps, type MigratePlan, type MigrateRequest, type MigrateStepParams } from './plan.js';
 
 export { PG_MIGRATE_LOCK_ID };
 
@@ -306,7 +305,7 @@ export async function rehearseLocked(url: string, directory: string, steps: Migr
 }
 
 export interface MigrateResult {
-  plan: ModulePlan;
+  plan: MigratePlan;
   /** The version before, a migration name or `0`. */
   from: string;
   done: StepOutcome[];
@@ -328,7 +327,7 @@ export async function migrateTo(
     /** Run the steps in one transaction and roll it back (see rehearseSteps). */
     rehearse?: boolean;
     /** Runs under the lock once the steps are known and before the first one (a backup). */
-    beforeSteps?: (plan: ModulePlan) => Promise<void>;
+    beforeSteps?: (plan: MigratePlan) => Promise<void>;
   },
 ): Promise<MigrateResult> {
   return withLockedClient(url, options, async (client) => {
@@ -344,7 +343,7 @@ export async function migrateTo(
       });
     }
     const done: StepOutcome[] = [];
-    const steps = plan.actions.map((a) => a.params as unknown as MigrateStepParams);
+    const steps = plan.actions.map((a): MigrateStepParams => a.params);
     if (options.dryRun || steps.length === 0) return { plan, from, done, rehearsedMs: null };
     if (options.rehearse) return { plan, from, done, rehearsedMs: await rehearseSteps(client, directory, steps, options) };
     await options.beforeSteps?.(plan);

@@ -5,12 +5,11 @@
  * planned cut-off from the action and check the live catalog before touching a row.
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
-import type { Action, ActionType, DomainModule, Handler } from '../engine/types.js';
+import type { DomainModule, Handler, HandlerMap, PruneArchive, RetentionAnonymize, RetentionArchive, RetentionCompress, RetentionDelete } from '../engine/types.js';
 import { formatBytes, formatCount, formatDuration, plural } from '../render/format.js';
 import { JarvisError } from '../errors.js';
 import type { RetentionObserved } from './observe.js';
-import type { RetentionParams } from './plan.js';
-import { planRetention, retentionFingerprint } from './plan.js';
+import { planRetention, retentionFingerprint, type RetentionRun } from './plan.js';
 import { hasPendingMigrations, type MigrateObserved } from '../migrate/observe.js';
 
 export const retentionModule: DomainModule<RetentionObserved> = {
@@ -37,7 +36,7 @@ export const retentionModule: DomainModule<RetentionObserved> = {
   },
 };
 
-function policyOf(desired: Desired, action: Action): RetentionPolicy {
+function policyOf(desired: Desired, action: RetentionRun): RetentionPolicy {
   const name = action.params.policy;
   const policy = desired.retention.find((p) => p.name === name);
   if (!policy) throw new JarvisError('PLAN_INVALID', `the plan names retention policy "${String(name)}", which is not in the config`);
@@ -45,17 +44,11 @@ function policyOf(desired: Desired, action: Action): RetentionPolicy {
   return policy;
 }
 
-function paramsOf(action: Action): RetentionParams {
-  const p = action.params as Partial<RetentionParams>;
-  if (typeof p.cutoff !== 'string' || Number.isNaN(Date.parse(p.cutoff))) throw new JarvisError('PLAN_INVALID', `action ${action.id} has no valid cutoff`);
-  return p as RetentionParams;
-}
-
-function runHandler(expected: RetentionPolicy['action']): Handler {
+function runHandler<A extends RetentionRun>(expected: RetentionPolicy['action']): Handler<A> {
   return async (action, ctx, progress) => {
     const policy = policyOf(ctx.desired, action);
     if (policy.action !== expected) throw new JarvisError('PLAN_INVALID', `the plan says ${action.type} for ${policy.name}, whose action is now ${policy.action}; plan again`);
-    const params = paramsOf(action);
+    const { params } = action;
     const { runPolicy } = await import('./runner.js');
     const result = await runPolicy(ctx.desired, policy, { cutoff: params.cutoff, ...(params.capBoundary ? { capBoundary: params.capBoundary } : {}), batchSize: params.batchSize }, {
       env: ctx.env, progress, signal: ctx.signal, log: ctx.log, ...(action.estimate?.rows !== undefined ? { expectedRows: action.estimate.rows } : {}),
@@ -72,20 +65,20 @@ function runHandler(expected: RetentionPolicy['action']): Handler {
   };
 }
 
-export const retentionDeleteHandler = runHandler('delete');
-export const retentionArchiveHandler = runHandler('archive');
-export const retentionAnonymizeHandler = runHandler('anonymize');
-export const retentionCompressHandler = runHandler('compress');
+export const retentionDeleteHandler = runHandler<RetentionDelete>('delete');
+export const retentionArchiveHandler = runHandler<RetentionArchive>('archive');
+export const retentionAnonymizeHandler = runHandler<RetentionAnonymize>('anonymize');
+export const retentionCompressHandler = runHandler<RetentionCompress>('compress');
 
-export const pruneArchiveHandler: Handler = async (action, ctx) => {
-  const id = String(action.params.archiveId ?? '');
+export const pruneArchiveHandler: Handler<PruneArchive> = async (action, ctx) => {
+  const id = action.params.archiveId;
   const { pruneArchiveById } = await import('./archives.js');
   const summary = await pruneArchiveById(ctx.desired, id);
   return { summary: `archive ${id} of ${summary.policy} deleted (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };
 };
 
 /** The handlers this module provides, for the engine's handler map. */
-export const retentionHandlers: Record<Extract<ActionType, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'prune_archive'>, Handler> = {
+export const retentionHandlers: Pick<HandlerMap, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'prune_archive'> = {
   retention_delete: retentionDeleteHandler,
   retention_archive: retentionArchiveHandler,
   retention_anonymize: retentionAnonymizeHandler,

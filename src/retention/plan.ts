@@ -6,35 +6,33 @@
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import { parseDuration } from '../config/durations.js';
-import type { Action, ActionType, Finding, ModulePlan, PlanError, Risk } from '../engine/types.js';
+import type {
+  Action, ActionType, Finding, ModulePlan, PlanError, RetentionAnonymize, RetentionArchive, RetentionCompress, RetentionDelete, Risk,
+} from '../engine/types.js';
+import type { RetentionParams } from './action-params.js';
 import { checkPolicy } from './check.js';
 import { bucketSecondsOf, cutoffFor, type PolicyObserved, type RetentionObserved } from './observe.js';
 
 import { formatCount as n, plural } from '../render/format.js';
 
-const TYPES: Record<RetentionPolicy['action'], ActionType> = {
+const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_compress' | 'retention_anonymize' | 'retention_delete'> = {
   archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete',
 };
 const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive' };
 const ORDER: ActionType[] = ['retention_archive', 'retention_compress', 'retention_anonymize', 'retention_delete', 'prune_archive'];
+
+/** A retention run (delete, archive, anonymize, compress): an action with RetentionParams. */
+export type RetentionRun = RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress;
+
+const RUN_TYPES: readonly string[] = Object.values(TYPES);
+export const isRetentionRun = (a: Action): a is RetentionRun => RUN_TYPES.includes(a.type);
 
 /** Where a policy is written: `policies/operational.yaml policies[0]` (shown after its errors). */
 function where(policy: RetentionPolicy): string {
   return `${policy.source.file} ${policy.source.path}`;
 }
 
-/** The params every retention handler reads. */
-export interface RetentionParams {
-  policy: string;
-  table: string;
-  column: string;
-  /** ISO timestamp: only rows older than this are touched. */
-  cutoff: string;
-  batchSize: number;
-  /** delete with maxRows: rows at or before this age (server text) are beyond the cap. */
-  capBoundary?: string;
-  [key: string]: unknown;
-}
+export type { RetentionParams } from './action-params.js';
 
 function reasonFor(policy: RetentionPolicy, obs: PolicyObserved, cutoff: string): string {
   const c = obs.counts!;
@@ -136,15 +134,15 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
  */
 function markOverlaps(actions: Action[], observed: RetentionObserved): void {
   const children = (policy: unknown) => observed.policies.find((p) => p.policy === policy)?.counts?.children ?? {};
-  actions.forEach((later, i) => {
-    if (later.type === 'prune_archive') return;
-    const table = String(later.params.table);
+  const runs = actions.filter(isRetentionRun);
+  runs.forEach((later, i) => {
+    const table = later.params.table;
     const rows = later.estimate?.rows ?? 0;
-    const before = actions.slice(0, i).filter((a) => a.type !== 'prune_archive' && (children(a.params.policy)[table] ?? 0) > 0);
+    const before = runs.slice(0, i).filter((a) => (children(a.params.policy)[table] ?? 0) > 0);
     if (!before.length || rows === 0) return;
-    const parts = before.map((a) => `up to ${n(Math.min(children(a.params.policy)[table]!, rows))} go with ${String(a.params.policy)} (their parents' policy, which runs first)`);
+    const parts = before.map((a) => `up to ${n(Math.min(children(a.params.policy)[table]!, rows))} go with ${a.params.policy} (their parents' policy, which runs first)`);
     later.reason = `≤ ${later.reason.replace(/^~/, '')}; ${parts.join(', ')}`;
-    later.params.overlapsWith = before.map((a) => String(a.params.policy));
+    later.params.overlapsWith = before.map((a) => a.params.policy);
   });
 }
 

@@ -96,6 +96,20 @@ t.test('a stale plan file is refused, naming what changed, and nothing runs', as
   t.equal(await readFile(marker, 'utf8'), '', 'the stale plans ran nothing');
 });
 
+t.test('a plan file whose action was edited by hand is refused, naming the action, and nothing runs', async (t) => {
+  const dir = t.testdir();
+  const { env, marker } = await setup(dir);
+  const planFile = join(dir, 'plan.json');
+  t.equal(cli(['plan', '--out', planFile], env).code, 0);
+  const plan = JSON.parse(await readFile(planFile, 'utf8')) as { actions: { params: Record<string, unknown> }[] };
+  plan.actions[0]!.params.name = 'something else';
+  await writeFile(planFile, JSON.stringify(plan, null, 2));
+  const r = cli(['apply', planFile], env);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, 'error: the plan file was edited: actions[0] (marker.ensure) is not what was planned (its fingerprint does not match)\nhint: make a new plan with `jarvis-db plan --out FILE` and apply that, unchanged\n');
+  t.notOk(existsSync(marker), 'the edited action did not run');
+});
+
 t.test('a file that is not a plan is refused clearly', async (t) => {
   const dir = t.testdir();
   const { env } = await setup(dir);

@@ -194,6 +194,42 @@ t.test('a saved plan runs as saved while its basis holds, and is refused naming 
   t.same(ran, ['backup.create.pg'], 'a stale plan runs nothing');
 });
 
+t.test('a saved plan whose actions were edited is refused naming the action, and runs nothing', async (t) => {
+  const ran: string[] = [];
+  const planned = [
+    action('backup.create.pg', 'create_backup', { params: { schedule: 'pg', service: 'postgres' } }),
+    action('backup.prune.20261120T030000Z-aaaa', 'prune_backup', { risk: 'destructive', params: { id: '20261120T030000Z-aaaa', schedule: 'pg', service: 'postgres' } }),
+  ];
+  const { desired, parts } = setup(t, [fakeModule('backup', { actions: planned, observed: { backups: ['20261120T030000Z-aaaa'] } })], { create_backup: recorder(ran), prune_backup: recorder(ran) });
+  const saved = (await makePlan({ desired, parts })).plan;
+  const edit = (change: (actions: Action[]) => Action[]) => ({ ...saved, actions: change(structuredClone(saved.actions)) });
+  const cases: [string, ReturnType<typeof edit>, RegExp][] = [
+    ['params changed', edit((a) => { (a[1]!.params as { id: string }).id = '20261121T030000Z-bbbb'; return a; }), /actions\[1\] \(backup\.prune\.20261120T030000Z-aaaa\) is not what was planned/],
+    ['type changed', edit((a) => { a[0]!.type = 'verify_backup'; return a; }), /actions\[0\] \(backup\.create\.pg\) is not what was planned/],
+    ['action added', edit((a) => [...a, { ...a[1]!, id: 'backup.prune.20261119T030000Z-cccc' }]), /actions\[2\] \(backup\.prune\.20261119T030000Z-cccc\) is not what was planned/],
+    ['action removed', edit((a) => a.slice(1)), /the plan file was edited: its actions, basis or target are not what was planned/],
+    ['target added', { ...saved, target: 'backup' }, /the plan file was edited/],
+  ];
+  for (const [what, plan, message] of cases) {
+    await t.rejects(apply({ desired, parts, savedPlan: plan }), { code: 'PLAN_INVALID', message }, what);
+  }
+  t.same(ran, [], 'no handler ran');
+  const result = await apply({ desired, parts, savedPlan: saved });
+  t.same([result.status, ran], ['succeeded', ['backup.create.pg', 'backup.prune.20261120T030000Z-aaaa']], 'the plan as saved still runs');
+});
+
+t.test('a plan narrowed with --target has the fingerprint of its own actions, and applies as saved', async (t) => {
+  const ran: string[] = [];
+  const { desired, parts } = setup(t, [fakeModule('backup', { actions: three() })], { create_backup: recorder(ran), prune_backup: recorder(ran), verify_backup: recorder(ran) });
+  const whole = (await makePlan({ desired, parts })).plan;
+  const narrowed = (await makePlan({ desired, parts, target: 'backup.verify' })).plan;
+  t.same(narrowed.actions.map((a) => a.id), ['backup.create.pg', 'backup.verify.pg']);
+  t.not(narrowed.fingerprint, whole.fingerprint);
+  t.equal((await makePlan({ desired, parts, target: 'backup.verify' })).plan.fingerprint, narrowed.fingerprint, 'the same narrowing gives the same fingerprint');
+  const result = await apply({ desired, parts, savedPlan: JSON.parse(JSON.stringify(narrowed)) });
+  t.same([result.status, ran], ['succeeded', ['backup.create.pg', 'backup.verify.pg']]);
+});
+
 t.test('an action type without a handler fails clearly', async (t) => {
   const stray = action('marker.ensure.x', 'create_backup', { type: 'marker_ensure' as Action['type'] });
   const { desired, parts } = setup(t, [fakeModule('marker', { actions: [stray] })]);

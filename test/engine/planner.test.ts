@@ -52,7 +52,7 @@ t.test('with schema.backupBefore, the due postgres backup moves before the migra
 t.test('with schema.backupBefore and no due postgres backup, one is added before the migrations', async (t) => {
   const desired = desiredFixture({ schema: { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true } }, [{ name: 'pg' }]);
   const out = orderActions(addPreChangeBackup(desired, [action('migrate.up.001', 'migrate_up')], []));
-  t.same(out.map((a) => [a.id, a.type, a.params.preChange, a.reason]), [
+  t.same(out.map((a) => [a.id, a.type, a.type === 'create_backup' ? a.params.preChange : undefined, a.reason]), [
     ['backup.create.pg', 'create_backup', true, 'before migrations (schema.backupBefore)'],
     ['migrate.up.001', 'migrate_up', undefined, 'because migrate.up.001'],
   ]);

@@ -43,3 +43,44 @@ t.test('damaged or foreign plan files are refused, saying why', async (t) => {
   await t.rejects(readPlanFile(join(dir, 'cut.json'), KNOWN), { code: 'PLAN_INVALID', message: /is not valid JSON/ });
   await t.rejects(readPlanFile(join(dir, 'none.json'), KNOWN), { code: 'USAGE', message: /does not exist/ });
 });
+
+t.test('the params of each action type are checked, naming the action and the field', async (t) => {
+  const good = JSON.parse(renderPlanJson(fixedPlan)) as { actions: Record<string, unknown>[] } & Record<string, unknown>;
+  const base = { id: 'x.y.z', module: 'x', target: 'z', reason: 'r', risk: 'safe', estimate: null };
+  const step = { name: '002_messages', file: '002_messages.sql', sha256: 'a'.repeat(64), from: '001_init', to: '002_messages' };
+  const run = { policy: 'messages', table: 'public.messages', column: 'created_at', cutoff: '2026-08-26T10:00:00.000Z', batchSize: 1000 };
+  const cases: [string, Record<string, unknown>, RegExp | null][] = [
+    ['create_backup', { schedule: 'nightly', service: 'postgres' }, null],
+    ['create_backup', { schedule: 'nightly', service: 'postgres', preChange: true }, null],
+    ['create_backup', { service: 'postgres' }, /params\.schedule is missing/],
+    ['create_backup', { schedule: 7, service: 'postgres' }, /params\.schedule must be a non-empty string/],
+    ['create_backup', { schedule: 'nightly', service: 'mysql' }, /params\.service must be "postgres" or "redis" or "chroma"/],
+    ['create_backup', { schedule: 'nightly', service: 'postgres', dropEverything: true }, /params\.dropEverything is not a param of create_backup/],
+    ['prune_backup', { schedule: 'nightly', service: 'postgres' }, /params\.id is missing/],
+    ['verify_backup', { schedule: 'nightly', restoreTest: true, id: 'b1' }, null],
+    ['verify_backup', { schedule: 'nightly', restoreTest: true, fromAction: 'backup.create.nightly' }, null],
+    ['verify_backup', { schedule: 'nightly', restoreTest: true }, /params must have exactly one of id, fromAction/],
+    ['verify_backup', { schedule: 'nightly', restoreTest: 'yes', id: 'b1' }, /params\.restoreTest must be true or false/],
+    ['migrate_up', { ...step, direction: 'up' }, null],
+    ['migrate_down', { ...step, direction: 'down', sha256: null }, null],
+    ['migrate_up', { ...step, direction: 'down' }, /params\.direction must be "up"/],
+    ['migrate_up', { ...step, direction: 'up', file: undefined }, /params\.file is missing/],
+    ['migrate_down', { ...step, direction: 'down', sha256: 'abc' }, /params\.sha256 must be a SHA-256/],
+    ['migrate_up', { ...step, direction: 'up', lockTimeoutMs: 0, rehearse: true }, null],
+    ['migrate_up', { ...step, direction: 'up', lockTimeoutMs: -1 }, /params\.lockTimeoutMs must be a whole number, 0 or more/],
+    ['retention_delete', run, null],
+    ['retention_delete', { ...run, overlapsWith: ['conversations-archive'] }, null],
+    ['retention_delete', { ...run, overlapsWith: [3] }, /params\.overlapsWith must be a list of non-empty strings/],
+    ['retention_archive', { ...run, cutoff: 'last tuesday' }, /params\.cutoff must be an ISO timestamp/],
+    ['retention_compress', { ...run, batchSize: 0 }, /params\.batchSize must be a positive integer/],
+    ['retention_anonymize', { ...run, policy: undefined }, /params\.policy is missing/],
+    ['prune_archive', { archiveId: 'a1', policy: 'messages' }, null],
+    ['prune_archive', { policy: 'messages' }, /params\.archiveId is missing/],
+  ];
+  for (const [type, params, problem] of cases) {
+    const value = { ...good, actions: [good.actions[0], { ...base, type, params: JSON.parse(JSON.stringify(params)) }] };
+    const found = planFileProblem(value, KNOWN);
+    if (problem) t.match(found, new RegExp(`^actions\\[1\\] \\(x\\.y\\.z, ${type}\\): ${problem.source}`), `${type} ${JSON.stringify(params)}`);
+    else t.equal(found, null, `${type} ${JSON.stringify(params)}`);
+  }
+});

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Action, ExecuteContext, Plan, Progress } from '../../src/engine/types.js';
+import type { Action, ExecuteContext, Handler, Plan, Progress } from '../../src/engine/types.js';
 import { migrateHandlers, migrateModule } from '../../src/migrate/module.js';
 import type { MigrateObserved } from '../../src/migrate/observe.js';
 import { migrateTo } from '../../src/migrate/run.js';
@@ -29,7 +29,7 @@ async function observeAndPlan(desired: ReturnType<typeof makeDesired>) {
 
 async function execute(desired: ReturnType<typeof makeDesired>, actions: Action[]) {
   const outcomes = [];
-  for (const a of actions) outcomes.push(await migrateHandlers[a.type as 'migrate_up' | 'migrate_down'](a, context(desired), silent));
+  for (const a of actions) outcomes.push(await (migrateHandlers[a.type as 'migrate_up' | 'migrate_down'] as Handler)(a, context(desired), silent));
   return outcomes;
 }
 

@@ -45,7 +45,7 @@ t.test('no changes is one summary line', async (t) => {
 t.test('a huge plan stays under 60,000 characters and counts what was cut', async (t) => {
   const actions: Action[] = Array.from({ length: 5000 }, (_, i) => ({
     id: `backup.prune.20261120T0300${String(i).padStart(4, '0')}Z`, type: 'prune_backup', module: 'backup', target: `20261120T0300${String(i).padStart(4, '0')}Z`,
-    reason: 'outside keep rules daily=7, weekly=4, monthly=12 of postgres-nightly', risk: 'destructive', estimate: { bytes: 1e6, backups: 1 }, params: {},
+    reason: 'outside keep rules daily=7, weekly=4, monthly=12 of postgres-nightly', risk: 'destructive', estimate: { bytes: 1e6, backups: 1 }, params: { id: `20261120T0300${String(i).padStart(4, '0')}Z`, schedule: 'postgres-nightly', service: 'postgres' },
   }));
   const plan: Plan = { ...fixedPlan, actions };
   const md = renderPlanMarkdown(plan);

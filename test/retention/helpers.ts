@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { Desired } from '../../src/config/types.js';
 import { makePlan } from '../../src/engine/index.js';
-import type { ActionOutcome, ExecuteContext, Plan } from '../../src/engine/types.js';
+import type { ActionOutcome, ExecuteContext, Handler, Plan } from '../../src/engine/types.js';
 import { readChunk, type Row } from '../../src/retention/chunk.js';
 import { retentionHandlers } from '../../src/retention/module.js';
 import { retentionParts } from '../../src/retention/operations.js';
@@ -31,7 +31,8 @@ export async function planAndRun(desired: Desired, now = new Date(), env: NodeJS
   if (plan.errors.length) throw new Error(plan.errors.map((e) => e.message).join('\n'));
   const outcomes: ActionOutcome[] = [];
   for (const action of plan.actions) {
-    const handler = retentionHandlers[action.type as keyof typeof retentionHandlers];
+    // each type's handler takes its own variant, as in the engine's apply loop
+    const handler = retentionHandlers[action.type as keyof typeof retentionHandlers] as Handler;
     outcomes.push(await handler(action, contextFor(desired, plan, env), silent));
   }
   return { plan, outcomes };

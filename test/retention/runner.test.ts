@@ -15,6 +15,7 @@ import { retentionHandlers } from '../../src/retention/module.js';
 import { scanArchives } from '../../src/retention/store.js';
 import { desiredWith, freshDatabase, policy, seed, snapshot, sql } from './fixture.js';
 import { accountFor, archivedRows, contextFor, planAndRun, planNow, rowsAsText, silent } from './helpers.js';
+import { variant } from '../engine/fixtures/plan-fixtures.js';
 
 const conversationsArchive = (batchSize = 7): RetentionPolicy => policy({
   name: 'conversations-archive', table: 'conversations', action: 'archive', age: { column: 'updated_at', olderThan: '90d' },
@@ -33,7 +34,7 @@ t.test('archiving conversations with their messages, then restoring, gives back 
   t.same(plan.actions.map((a) => a.id), ['retention.archive.conversations-archive', 'retention.archive.messages-archive']);
   t.match(outcomes[0]!.summary, /^archived [\d,]+ rows of public\.conversations and [\d,]+ rows of public\.messages into archive \S+ \(\d+ chunks?, .*\) in \d+ batch(es)? \(longest [\d.]+m?s\)/);
 
-  const cutoff = Date.parse(String(plan.actions[0]!.params.cutoff));
+  const cutoff = Date.parse(variant(plan.actions[0], 'retention_archive').params.cutoff);
   const left = { conversations: await rowsAsText(url, 'conversations'), messages: await rowsAsText(url, 'messages') };
   t.ok(left.conversations.size < originals.conversations.size && left.conversations.size > 0, 'some conversations archived, some kept');
   for (const row of left.conversations.values()) t.ok(Date.parse(row[4]!.replace(' ', 'T').replace(/\+00$/, 'Z')) >= cutoff, `conversation ${row[0]} kept: not older than the cut-off`);
@@ -79,11 +80,11 @@ t.test('apply touches only rows older than the planned cut-off, even when rows a
   const desired = desiredWith([policy({ name: 'messages-delete', table: 'messages', action: 'delete', age: { column: 'created_at', olderThan: '30d' }, batchSize: 64 })], { url, storage });
   const planned = new Date(Date.now() - 20 * 86_400_000); // planned 20 days ago: its cut-off is 50 days back
   const plan = await planNow(desired, planned);
-  const cutoff = String(plan.actions[0]!.params.cutoff);
+  const cutoff = variant(plan.actions[0], 'retention_delete').params.cutoff;
   const [{ older, newer }] = await sql<{ older: number; newer: number }>(url, `SELECT count(*) FILTER (WHERE created_at < $1)::int AS older, count(*) FILTER (WHERE created_at >= $1)::int AS newer FROM messages`, [cutoff]);
   const nowEligible = await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM messages WHERE created_at < now() - interval '30 days'`);
   t.ok(nowEligible[0]!.n > older, 'more rows are older than 30d today than at the planned cut-off');
-  const out = await retentionHandlers.retention_delete(plan.actions[0]!, contextFor(desired, plan), silent);
+  const out = await retentionHandlers.retention_delete(variant(plan.actions[0], 'retention_delete'), contextFor(desired, plan), silent);
   t.match(out.summary, new RegExp(`^deleted ${older.toLocaleString('en-US')} rows of public\\.messages in \\d+ batch(es)?`));
   const after = await sql<{ older: number; newer: number }>(url, `SELECT count(*) FILTER (WHERE created_at < $1)::int AS older, count(*) FILTER (WHERE created_at >= $1)::int AS newer FROM messages`, [cutoff]);
   t.same(after[0], { older: 0, newer }, 'every older row deleted, every newer row kept');
@@ -165,7 +166,7 @@ t.test('a table altered after the plan to cascade into an unarchived table is re
   await sql(url, `CREATE TABLE reactions (id bigint PRIMARY KEY, conversation_id bigint NOT NULL REFERENCES conversations ON DELETE CASCADE);
                   INSERT INTO reactions SELECT i, i FROM generate_series(1, 40) i;`);
   const before = await snapshot(url, 'conversations');
-  await t.rejects(retentionHandlers.retention_archive(plan.actions[0]!, contextFor(desired, plan), silent), {
+  await t.rejects(retentionHandlers.retention_archive(variant(plan.actions[0], 'retention_archive'), contextFor(desired, plan), silent), {
     code: 'RETENTION_FAILED', message: /conversations-archive.*would delete rows of public\.reactions\(conversation_id\) through ON DELETE CASCADE/,
   });
   t.same(await snapshot(url, 'conversations'), before, 'no conversation touched');
