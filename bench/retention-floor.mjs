@@ -3,7 +3,7 @@
 // of the same data, in one run. No compression and no files in any of them: these are floors
 // of the server side alone.
 //   bare        DELETE FROM messages WHERE created_at < X: one statement, one transaction.
-//   batched     the batch rule of DESIGN.md §4 rule 5 with nothing archived: 5000 keys locked
+//   batched     the batch rule of docs/architecture.md §4 rule 5 with nothing archived: 5000 keys locked
 //               FOR UPDATE SKIP LOCKED in (created_at, id) keyset order, deleted by ctid, each
 //               batch its own transaction.
 //   +rows       the same, each deleted row returned as an archive chunk line (a JSON array of

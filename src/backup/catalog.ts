@@ -1,5 +1,5 @@
 /**
- * The backup catalog (DESIGN.md §4 rule 2): it is the set of manifests in storage, beside the
+ * The backup catalog (docs/architecture.md §4 rule 2): it is the set of manifests in storage, beside the
  * backups, never a table inside the database they protect. Listing does cheap checks (JSON,
  * the manifest's own checksum, every named file present with its size); `verifyChecksums`
  * reads every byte.

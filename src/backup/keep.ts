@@ -7,7 +7,7 @@
  * - rules are OR'ed: a backup is kept if any rule keeps it, with every reason listed;
  * - restic: "If there are not enough snapshots to keep one for each duration related
  *   --keep-{within-,} option, the oldest snapshot in the group is kept additionally."
- * Our addition (DESIGN.md §4 rule 4): the newest valid backup is never pruned. With no rule
+ * Our addition (docs/architecture.md §4 rule 4): the newest valid backup is never pruned. With no rule
  * at all nothing is pruned (restic refuses to forget without a policy).
  */
 import type { KeepRules } from '../config/types.js';

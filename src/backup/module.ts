@@ -7,7 +7,7 @@
  * - Keep rules (src/backup/keep.ts through `keepDecisions`) become destructive prune actions.
  *   The newest backup of a schedule is never pruned (keep.ts); when the newest ones failed
  *   verification, the newest backup still valid is protected too, unless the schedule says
- *   `allowPruneLast` (DESIGN.md §4 rule 4).
+ *   `allowPruneLast` (docs/architecture.md §4 rule 4).
  * - `verify: restore` schedules get a restore test of their newest backup: of the one this
  *   apply creates when the schedule is due, else of the newest one if none was restore-tested.
  * - Damaged backups are the health module's finding (`backups.damaged.<schedule>`, from the

@@ -1,5 +1,5 @@
 /**
- * Backup storage (DESIGN.md §4 rule 1): a backup exists only once its manifest is published.
+ * Backup storage (docs/architecture.md §4 rule 1): a backup exists only once its manifest is published.
  *
  * Layout: <storage>/<service>/<schedule>/<id>/ holds the data files and manifest.json.
  * While it is written, a backup lives in <storage>/<service>/<schedule>/.tmp-<id>-<pid>/, a

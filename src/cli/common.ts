@@ -93,7 +93,7 @@ export function exitWith(code: number): void {
 /**
  * Runs a command that writes to storage or to a service (backup create and prune, restore)
  * under the apply lock of the storage path, so that it never races an apply or the daemon
- * (DESIGN.md §4 rule 6).
+ * (docs/architecture.md §4 rule 6).
  */
 export async function underApplyLock<T>(desired: Desired, lockTimeout: string, command: string, run: () => Promise<T>): Promise<T> {
   const timeoutMs = await durationFlag('--lock-timeout', lockTimeout);

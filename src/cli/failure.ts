@@ -1,5 +1,5 @@
 /**
- * The one place that turns any error into output and an exit code (DESIGN.md §4 rule 7):
+ * The one place that turns any error into output and an exit code (docs/architecture.md §4 rule 7):
  * one line naming what failed and what to do; the stack only with --debug; always redacted.
  */
 import { isJarvisError, messageOf } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * Loading jarvis-db.yaml (DESIGN.md §3): read and parse with positions, interpolate the
+ * Loading jarvis-db.yaml (docs/architecture.md §3): read and parse with positions, interpolate the
  * environment, include policy files, validate against the JSON Schema, run the semantic
  * checks, and return `Desired` with defaults and absolute paths. Every problem of every
  * file is reported at once, in one JarvisError('CONFIG_INVALID').

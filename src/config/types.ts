@@ -57,7 +57,7 @@ export interface BackupSchedule {
   compression?: number;
   /** redis: rdb | logical; chroma: logical | physical */
   method?: string;
-  /** Allow pruning the last valid backup of this schedule (DESIGN.md §4 rule 4). */
+  /** Allow pruning the last valid backup of this schedule (docs/architecture.md §4 rule 4). */
   allowPruneLast?: boolean;
   /** Where the value came from in the YAML: `backups[1]`. */
   path: string;

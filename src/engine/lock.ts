@@ -1,5 +1,5 @@
 /**
- * One apply at a time per storage path (DESIGN.md §4 rule 6).
+ * One apply at a time per storage path (docs/architecture.md §4 rule 6).
  *
  * The lock is a kernel lock, not a file whose presence means "locked": SQLite's write lock
  * (`BEGIN IMMEDIATE`, an fcntl lock) on `<storage>/.jarvis-db.lock`. The kernel drops it when

@@ -1,5 +1,5 @@
 /**
- * The pure planner (DESIGN.md §1, §2): the observation of every module and the desired state
+ * The pure planner (docs/architecture.md §1, §2): the observation of every module and the desired state
  * in, one Plan out. No I/O, no clock: `now` is the observation's.
  *
  * It owns what no single domain can decide: the order of actions across domains
@@ -29,7 +29,7 @@ export interface Observation {
   services?: Partial<Record<ServiceName, Reachability>>;
 }
 
-/** The order of apply (DESIGN.md §2). A pre-change backup comes before everything. */
+/** The order of apply (docs/architecture.md §2). A pre-change backup comes before everything. */
 const PHASE: Record<ActionType, number> = {
   migrate_up: 1,
   migrate_down: 1,

@@ -1,5 +1,5 @@
 /**
- * Stale-plan refusal (DESIGN.md §2): a saved plan is applied only if what its actions depend
+ * Stale-plan refusal (docs/architecture.md §2): a saved plan is applied only if what its actions depend
  * on is unchanged. Pure: names what changed between the plan's basis and the current one.
  */
 import { canonicalJson } from '../storage/durable.js';

@@ -1,5 +1,5 @@
 /**
- * The plan is plain data (DESIGN.md §2). Everything here is JSON-serialisable.
+ * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
 import type { CreateBackupParams, PruneBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { Desired, ServiceName } from '../config/types.js';
@@ -24,7 +24,7 @@ export const ACTION_TYPES = [
 ] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
-/** How an action shows in a plan: `+` create, `~` change in place, `-` destroy (DESIGN.md §2). */
+/** How an action shows in a plan: `+` create, `~` change in place, `-` destroy (docs/architecture.md §2). */
 export type ActionKind = 'create' | 'change' | 'destroy';
 
 export const ACTION_KIND: Record<ActionType, ActionKind> = {

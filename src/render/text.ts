@@ -1,5 +1,5 @@
 /**
- * Plans, apply results and `plan --base` impact as text for a terminal (DESIGN.md §2):
+ * Plans, apply results and `plan --base` impact as text for a terminal (docs/architecture.md §2):
  * `+` create, `-` destroy, `~` change in place, `!` finding; the Terraform-like summary line.
  * Pure: a palette decides colours (none when output is not a terminal).
  */

@@ -1,5 +1,5 @@
 /**
- * The archive action (DESIGN.md §4 rule 3). Per batch, in one transaction:
+ * The archive action (docs/architecture.md §4 rule 3). Per batch, in one transaction:
  *   1. lock the next keys (FOR UPDATE SKIP LOCKED, in (age, key) order): a parent locked
  *      FOR UPDATE cannot gain a child until the transaction ends;
  *   2. delete the rows of each child table that point at them, returning them as chunk lines

@@ -1,5 +1,5 @@
 /**
- * What the live catalog says about the tables a policy names (DESIGN.md §4 rule 5): a name
+ * What the live catalog says about the tables a policy names (docs/architecture.md §4 rule 5): a name
  * from YAML is looked up with to_regclass() on its quoted form (a bind parameter), and from
  * then on only the catalog's own names are used in SQL, always quoted. Read-only.
  */

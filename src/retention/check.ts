@@ -1,7 +1,7 @@
 /**
  * A policy against the live catalog, pure: whether its table and columns exist and have the
  * right types (plan errors naming the policy), whether deleting its rows would cascade into
- * rows nobody archived (DESIGN.md §4 rule 3), and what an operator should know (findings).
+ * rows nobody archived (docs/architecture.md §4 rule 3), and what an operator should know (findings).
  * Plan calls it on the observation; every handler calls it again on a fresh catalog read
  * before touching a row, so a table altered after planning is refused, not guessed at.
  */

@@ -1,6 +1,6 @@
 /**
  * Retention's plan, pure: (desired, observed, now) → actions with an absolute cut-off in their
- * params (DESIGN.md §2: rows ageing past it later do not make a saved plan stale, and apply
+ * params (docs/architecture.md §2: rows ageing past it later do not make a saved plan stale, and apply
  * touches only rows older than it), plan errors naming the policy, findings.
  * Order: archive, compress, anonymize, delete, then the expiry of archives.
  */

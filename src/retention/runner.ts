@@ -3,7 +3,7 @@
  * a statement and lock timeout; select the next keys by (age, primary key) with
  * FOR UPDATE SKIP LOCKED, act on exactly those keys, commit. Only rows older than the planned
  * cut-off (or at/before the planned maxRows boundary) are touched. Before any row, the policy
- * is checked again against the live catalog (DESIGN.md §4 rules 3 and 5). archive lives in
+ * is checked again against the live catalog (docs/architecture.md §4 rules 3 and 5). archive lives in
  * archive-run.ts. A run that touched a large share of a table vacuums it after (vacuum.ts).
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';

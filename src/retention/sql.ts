@@ -1,7 +1,7 @@
 /**
  * Policy → SQL, pure. Every identifier comes from the catalog (ResolvedPolicy) and is quoted
  * with pg's escapeIdentifier; every value (cut-off, keys, salt, redaction text) is a bind
- * parameter with an explicit cast to the column's own type (DESIGN.md §4 rule 5).
+ * parameter with an explicit cast to the column's own type (docs/architecture.md §4 rule 5).
  *
  * Batches walk the table in (age, primary key) order with a keyset, so that each batch starts
  * where the last one ended instead of re-reading the rows already done, and lock their rows

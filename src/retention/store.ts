@@ -1,5 +1,5 @@
 /**
- * Archive storage (DESIGN.md §4 rules 1-3 applied to retention): the archives live with the
+ * Archive storage (docs/architecture.md §4 rules 1-3 applied to retention): the archives live with the
  * backups, under `<storage>/archives/<policy>/<archive id>/`:
  *
  *   archive.json               the header: policy, table, cut-off, database, writer pid

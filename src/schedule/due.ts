@@ -1,5 +1,5 @@
 /**
- * When a backup schedule is due (DESIGN.md §1, issue 3 item 2). Pure: the cron expression,
+ * When a backup schedule is due (docs/architecture.md §1, issue 3 item 2). Pure: the cron expression,
  * its timezone, the start of the newest valid backup and a clock in; due / since when / next
  * runs out.
  *

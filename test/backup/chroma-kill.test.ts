@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §4 rule 1 for Chroma: kill -9 at many moments of a logical export (first page
+ * docs/architecture.md §4 rule 1 for Chroma: kill -9 at many moments of a logical export (first page
  * requested, a collection file written, the manifest half-way...). `listBackups` never shows a
  * partial backup, every listed one verifies, and the next run removes the debris.
  * The child runs the compiled code (build first: npx tsc -p tsconfig.json).

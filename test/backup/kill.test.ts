@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §4 rule 1: kill -9 at many moments of a real backup (pg_dump running, files being
+ * docs/architecture.md §4 rule 1: kill -9 at many moments of a real backup (pg_dump running, files being
  * hashed, manifest half-way...). `listBackups` never shows a partial backup, and the next run
  * removes the debris. The child runs the compiled code (build first: npm run build).
  */

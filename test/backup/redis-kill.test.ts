@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §4 rule 1 for Redis backups: kill -9 at every moment of a backup (SYNC streaming,
+ * docs/architecture.md §4 rule 1 for Redis backups: kill -9 at every moment of a backup (SYNC streaming,
  * DUMP batches, file written, manifest half-way...) never leaves a listed partial backup, and
  * the next run removes the debris. The child runs the compiled code (build first: npx tsc -p tsconfig.json).
  */

@@ -1,5 +1,5 @@
 /**
- * The apply lock (DESIGN.md §4 rule 6), with real processes: a child holds it; a second apply
+ * The apply lock (docs/architecture.md §4 rule 6), with real processes: a child holds it; a second apply
  * waits up to --lock-timeout and then fails naming the holder, or runs once the first is done;
  * an apply killed with kill -9 leaves no lock behind.
  * Needs the compiled CLI (`npm run build`): the children run dist/ and bin/jarvis-db.js, with

@@ -12,7 +12,7 @@ const AT = '2026-11-24T10:00:00.000Z';
 const observationOf = (modules: DomainModule<unknown>[], data: Record<string, unknown> = {}): Observation =>
   ({ at: AT, modules: Object.fromEntries(modules.map((m) => [m.name, { ok: true as const, observed: data[m.name] ?? {} }])) });
 
-t.test('actions of every module are merged in the order of DESIGN.md §2, whatever order the modules give them', async (t) => {
+t.test('actions of every module are merged in the order of docs/architecture.md §2, whatever order the modules give them', async (t) => {
   const scrambled = [
     action('backup.verify.a', 'verify_backup'),
     action('retention.delete.messages', 'retention_delete'),

@@ -1,5 +1,5 @@
 /**
- * kill -9 of a real backup at a chosen moment (DESIGN.md §4 rule 1), for the kill tests of
+ * kill -9 of a real backup at a chosen moment (docs/architecture.md §4 rule 1), for the kill tests of
  * every driver. The child runs the compiled `createBackup` (build first: `npm run build`) in its
  * own process group, so that the tools it starts (pg_dump) die with it. A moment is a pause
  * point (the child stops there, via JARVIS_DB_TEST_PAUSE_AT, and says so on stderr) or a delay.

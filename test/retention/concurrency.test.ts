@@ -2,7 +2,7 @@
  * Retention next to a live application: writers are not blocked for long while batches run
  * (row locks are held for one batch only, rows a writer holds are skipped), and a message
  * written into a conversation while it is being archived is never deleted unarchived by the
- * ON DELETE CASCADE (DESIGN.md §4 rule 3).
+ * ON DELETE CASCADE (docs/architecture.md §4 rule 3).
  */
 import t from 'tap';
 import pg from 'pg';

@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §4 rule 3, as a property: for random data and random kill -9 moments during
+ * docs/architecture.md §4 rule 3, as a property: for random data and random kill -9 moments during
  * archive runs (`jarvis-db retention run` killed with SIGKILL, several rounds, at random times
  * and at each dangerous step), the rows left in the tables plus the rows in the verified
  * archives are exactly the original rows (none lost, none twice), and restoring the archives

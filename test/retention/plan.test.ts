@@ -1,6 +1,6 @@
 /**
  * The retention planner, pure: fixtures of the catalog and counts in, actions, findings and
- * errors out; no server. Covers DESIGN.md §2 (absolute cut-offs, reasons, destructive marks)
+ * errors out; no server. Covers docs/architecture.md §2 (absolute cut-offs, reasons, destructive marks)
  * and §4 rule 3 (a delete that would cascade into unarchived rows is a plan error).
  */
 import t from 'tap';

@@ -1,6 +1,6 @@
 /**
  * The retention parts of the config: the default policies (policies/*.yaml) say what
- * MISSION.md §3 asks, and the settings retention added (compress.into, anonymize.marker,
+ * the product asks for, and the settings retention added (compress.into, anonymize.marker,
  * children for archive only, a salt for the hash strategy) are validated with a clear error.
  */
 import t from 'tap';

@@ -2,7 +2,7 @@
  * Retention on a real PostgreSQL (the sandbox): archive and restore give back the exact rows;
  * only rows older than the planned cut-off are touched; delete honours maxRows; anonymize is
  * idempotent; compress merges into existing buckets; the live catalog is checked again at
- * execution (DESIGN.md §4 rules 3 and 5).
+ * execution (docs/architecture.md §4 rules 3 and 5).
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';

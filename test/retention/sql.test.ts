@@ -1,5 +1,5 @@
 /**
- * Policy → SQL, pure (DESIGN.md §4 rule 5): identifiers reach SQL only quoted, values never
+ * Policy → SQL, pure (docs/architecture.md §4 rule 5): identifiers reach SQL only quoted, values never
  * reach it at all (they are bind parameters). The same statements run against a real server
  * with hostile names in runner.test.ts.
  */
