@@ -60,7 +60,7 @@ t.test('the default policies preview cleanly on the JARVIS data model, and run',
 
   const one = cli(['retention', 'run', '--policy', 'sessions-delete', '--auto-approve'], env);
   t.equal(one.code, 0, one.stderr);
-  t.match(one.stderr, /^\[1\/1\] - retention_delete public\.sessions \(destructive\)\n {6}done in [\d.]+m?s: deleted 30 rows of public\.sessions in 1 batch \(longest [\d.]+m?s\)$/m);
+  t.match(one.stderr, /^\[1\/1\] - retention_delete public\.sessions \(destructive\)\n {6}done in [\d.]+m?s: deleted 30 rows of public\.sessions in 1 batch \(longest [\d.]+m?s\); then VACUUM \(ANALYZE\) of public\.sessions in [\d.]+m?s$/m, 'one batch, one unit style, and the vacuum of a table that lost most of its rows');
   t.match(one.stdout, /^Apply complete: 1 action done in /m, '--policy runs that policy only');
   t.match(one.stdout, /^Journal: .*\/storage\/journal\/\S+\.jsonl$/m, 'journaled like an apply');
 
