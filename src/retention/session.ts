@@ -40,8 +40,9 @@ export function beginSql(settings: SessionSettings): string {
 }
 
 export async function serverVersion(client: Pick<pg.ClientBase, 'query'>): Promise<number> {
-  const r = await client.query<{ v: string }>('SHOW server_version_num');
-  return Number(r.rows[0]!.v);
+  // SHOW names its column after the setting (server_version_num), not `v`.
+  const r = await client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
+  return r.rows[0]!.v;
 }
 
 /** The current transaction's id (assigning one): what a chunk's fate is later looked up by. */

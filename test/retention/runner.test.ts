@@ -263,3 +263,14 @@ t.test('a run is followed by a VACUUM of the tables it touched a large share of,
     { table: table('untouched', 10), rows: 0 },
   ]).map((x) => x.name), ['metrics', 'messages'], 'half of metrics, an unanalyzed table; not 0.5% of sessions nor a table with no row touched');
 });
+
+t.test('the server version is read as a number, so the xid functions of PostgreSQL 13+ are the ones used', async (t) => {
+  const url = await freshDatabase(t);
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.teardown(() => client.end());
+  const { serverVersion } = await import('../../src/retention/session.js');
+  const version = await serverVersion(client);
+  t.ok(Number.isInteger(version) && version >= 130000, `server_version_num ${version}`);
+});
