@@ -10,7 +10,7 @@ import { JarvisError, isJarvisError, messageOf } from '../errors.js';
 import { redact } from '../services/redact.js';
 import { Journal, newRunId } from './journal.js';
 import { acquireApplyLock, type LockOwner } from './lock.js';
-import { applicableModules, blockedActions, buildPlan, errorsFor, fingerprintOf, narrowPlan, type Observation } from './planner.js';
+import { applicableModules, blockedActions, buildPlan, errorsFor, fingerprintOf, narrowPlan, targetModuleOf, type Observation } from './planner.js';
 import { defaultParts, type EngineParts } from './registry.js';
 import { describeBasisChange } from './stale.js';
 import { canonicalJson } from '../storage/durable.js';
@@ -185,7 +185,7 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
         plan = options.savedPlan;
         // The saved plan was made from an observation of its own; what stops its actions now is
         // what goes wrong now (a service down since), whatever the saved file says.
-        errors = plan.target ? errorsFor(current.errors, plan.actions, parts.modules.some((m) => m.name === plan.target) ? plan.target : undefined) : current.errors;
+        errors = plan.target ? errorsFor(current.errors, plan.actions, targetModuleOf(plan.target, parts.modules.map((m) => m.name), current.errors)) : current.errors;
       }
       blocked = blockedActions(plan.actions, errors);
       if (plan.actions.length > blocked.size && options.confirm && !(await options.confirm(plan))) {

@@ -221,6 +221,15 @@ export function errorsFor(errors: readonly PlanError[], actions: readonly Action
 }
 
 /**
+ * The module a `--target` names: itself, or the module of an action id when that module has an
+ * error of its own (`--target retention.delete.x` while retention cannot be observed).
+ */
+export function targetModuleOf(target: string, moduleNames: readonly string[], errors: readonly PlanError[]): string | undefined {
+  if (moduleNames.includes(target)) return target;
+  return moduleNames.find((m) => target.startsWith(m + '.') && errors.some((e) => e.module === m && !e.service));
+}
+
+/**
  * `--target MODULE|ACTION_ID`: only that module's actions, or that action (an id, or an id
  * prefix ending at a dot such as `backup.prune`), with the actions they require.
  * A target that names neither a module nor a planned action is a usage error.
@@ -229,7 +238,7 @@ export function narrowPlan(plan: Plan, target: string, moduleNames: readonly str
   const byId = new Map(plan.actions.map((a) => [a.id, a]));
   const direct = plan.actions.filter((a) => a.module === target || a.id === target || a.id.startsWith(target + '.'));
   // `--target retention.delete.x` while retention cannot be observed: its error is the answer.
-  const targetModule = moduleNames.includes(target) ? target : moduleNames.find((m) => target.startsWith(m + '.') && plan.errors.some((e) => e.module === m && !e.service));
+  const targetModule = targetModuleOf(target, moduleNames, plan.errors);
   if (direct.length === 0 && !targetModule) {
     const ids = plan.actions.map((a) => a.id);
     throw new JarvisError('USAGE', `--target ${target} names no module and no planned action`, {

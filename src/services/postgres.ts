@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
-import { endpointOf, runningHint } from './endpoint.js';
+import { endpointOf, isNetworkErrno, runningHint } from './endpoint.js';
 import { redactUrl } from './redact.js';
 
 /** The configured PostgreSQL URL, or a clear error when the config has none. */
@@ -85,14 +85,13 @@ export async function connectPostgres(url: string, options: ConnectOptions = {})
 
 /** SQLSTATE classes of a connection that is gone: 08 connection exception, 57P01-03 shutdown. */
 const LOST_STATES = /^(08|57P0[123])/;
-const LOST_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
 /** pg's own errors for a client whose connection ended. */
 const LOST_MESSAGES = /connection error and is not queryable|Connection terminated|Client was closed and is not queryable|Query read timeout/;
 
 /** True for an error that means the connection to the server is gone (not an error of the query). */
 export function isConnectionLost(e: unknown): boolean {
   const code = (e as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string' && (LOST_STATES.test(code) || LOST_ERRNOS.has(code))) return true;
+  if ((typeof code === 'string' && LOST_STATES.test(code)) || isNetworkErrno(e)) return true;
   return e instanceof Error && LOST_MESSAGES.test(e.message);
 }
 

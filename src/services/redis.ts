@@ -5,7 +5,7 @@
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
-import { endpointOf, runningHint } from './endpoint.js';
+import { endpointOf, isNetworkErrno, runningHint } from './endpoint.js';
 import { redactUrl } from './redact.js';
 
 export interface RedisTarget {
@@ -84,13 +84,11 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
   return client;
 }
 
-const LOST_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
 /** ioredis's own errors for a client whose connection ended (no retries, no offline queue). */
 const LOST_MESSAGES = /Connection is closed|Stream isn't writeable|max retries per request/i;
 
 function isConnectionLost(e: unknown): boolean {
-  const code = (e as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string' && LOST_ERRNOS.has(code)) return true;
+  if (isNetworkErrno(e)) return true;
   return e instanceof Error && LOST_MESSAGES.test(e.message);
 }
 
