@@ -22,7 +22,7 @@ const ROUNDS = Number(process.argv[3] ?? 2);
 const RESTORE = !process.argv.includes('--no-restore');
 const DIM = 384;
 const ROOT = new URL('..', import.meta.url).pathname;
-const { startChromaServer, stopChromaServer } = await import(new URL('../dist/sandbox/servers.js', import.meta.url).href);
+const { startChromaServer, stopChromaServer } = await import(new URL('../dist/scratch/servers.js', import.meta.url).href);
 const { ChromaClient } = await import('chromadb');
 
 const work = mkdtempSync(join(tmpdir(), 'jarvis-bench-chroma-'));

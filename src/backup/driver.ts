@@ -1,11 +1,10 @@
 /**
  * The contract between the service-agnostic backup code (storage, catalog, operations) and
- * one driver per service. Drivers are loaded lazily: `driverFor('postgres')` imports pg only
- * when a postgres backup runs. Redis and Chroma drivers add their case here.
+ * one driver per service (`backup/<service>/driver.ts`). The registry that loads them is
+ * `drivers.ts`, so that a driver can import this contract without an import circle.
  */
 import type { BackupSchedule, Desired, ServiceName } from '../config/types.js';
 import type { Progress } from '../engine/types.js';
-import { JarvisError } from '../errors.js';
 import type { KeyRing } from '../storage/crypto.js';
 import type { BackupWriter, CatalogEntry, ManifestFields } from './storage.js';
 
@@ -49,19 +48,6 @@ export interface BackupDriver {
   restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }>;
   /** Optional: re-reads the stored data and checks its own integrity (redis: an RDB's CRC64, redis-check-rdb), after the checksums. */
   checkContent?(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }>;
-}
-
-export async function driverFor(service: ServiceName): Promise<BackupDriver> {
-  switch (service) {
-    case 'postgres':
-      return (await import('./postgres.js')).postgresDriver;
-    case 'chroma':
-      return (await import('./chroma.js')).chromaDriver;
-    case 'redis':
-      return (await import('./redis.js')).redisDriver;
-    default:
-      throw new JarvisError('NOT_IMPLEMENTED', `backups of ${service} are not built yet`);
-  }
 }
 
 export const silentProgress: Progress = { note: () => undefined, update: () => undefined };

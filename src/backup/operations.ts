@@ -9,7 +9,8 @@ import { JarvisError } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { findBackup, listBackups, recordVerification, verifyChecksums, type CatalogEntry } from './catalog.js';
 import { EncryptionSession, keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
-import { driverFor, silentProgress, type DriverContext, type RestoreOptions, type RestoreResult } from './driver.js';
+import { silentProgress, type DriverContext, type RestoreOptions, type RestoreResult } from './driver.js';
+import { driverFor } from './drivers.js';
 import { applyKeepRules, type KeepDecision } from './keep.js';
 import { BackupWriter, cleanDebris, deleteBackup } from './storage.js';
 

@@ -8,7 +8,7 @@ import { JarvisError, messageOf } from '../errors.js';
 import { connectAdmin, connectPostgres, databaseOf, postgresUrl, sqlState } from '../services/postgres.js';
 import { migrationsDirectory } from './commands.js';
 import { migrateTo, type MigrateResult } from './run.js';
-import { seedDatabase, type SeedResult } from './seed.js';
+import { seedDatabase, type SeedResult } from '../dataset/seed.js';
 
 /** Extensions jarvis-db uses when the server has them: gen_random_uuid/digests, query stats, embeddings. */
 export const WANTED_EXTENSIONS = ['pgcrypto', 'pg_stat_statements', 'vector'] as const;

@@ -14,10 +14,10 @@ import { isAlive, stopProcess } from '../platform/processes.js';
 import {
   startChromaServer, startPostgresServer, startRedisServer, stopChromaServer, stopPostgresServer, stopRedisServer,
   type ChromaServer, type PostgresServer, type RedisServer,
-} from './servers.js';
+} from '../scratch/servers.js';
 
-export { startRedisServer, startPostgresServer, startChromaServer, freePort } from './servers.js';
-export type { ChromaServer, PostgresServer, RedisServer } from './servers.js';
+export { startRedisServer, startPostgresServer, startChromaServer, freePort } from '../scratch/servers.js';
+export type { ChromaServer, PostgresServer, RedisServer } from '../scratch/servers.js';
 
 export type SandboxService = 'postgres' | 'redis' | 'chroma';
 export const SANDBOX_SERVICES: readonly SandboxService[] = ['postgres', 'redis', 'chroma'];

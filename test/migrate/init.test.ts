@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { ensureExtensions } from '../../src/migrate/init.js';
-import { seedCounts, seedDatabase } from '../../src/migrate/seed.js';
+import { seedCounts, seedDatabase } from '../../src/dataset/seed.js';
 import { migrateTo } from '../../src/migrate/run.js';
 import { cli, configFile, freshDatabase, newDatabaseUrl, noLog, pgServer, PROJECT_MIGRATIONS, schemaDump, sql, type PgServer } from './fixture.js';
 

@@ -159,7 +159,7 @@ t.test('up refuses to start a second sandbox over a running one', async (t) => {
 
 t.test('a lone throwaway redis-server with an owner dies with its owner (kill -9)', async (t) => {
   const dir = await tempDir(t);
-  const module = new URL('../../src/sandbox/servers.ts', import.meta.url).pathname;
+  const module = new URL('../../src/scratch/servers.ts', import.meta.url).pathname;
   const owner = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', `
     const { startRedisServer } = await import(${JSON.stringify(module)});
     const server = await startRedisServer({ dir: ${JSON.stringify(join(dir, 'lone'))}, ownerPid: process.pid });
