@@ -21,10 +21,10 @@ export type { EngineParts } from './registry.js';
 const silent: Progress = { note: () => undefined, update: () => undefined };
 
 /** Every applicable module's observation, in parallel; a failure is recorded, not thrown. */
-export async function observeAll(desired: Desired, parts: EngineParts, now: Date, env: NodeJS.ProcessEnv = process.env): Promise<{ observation: Observation; timingsMs: Record<string, number> }> {
+export async function observeAll(desired: Desired, parts: EngineParts, now: Date, env: NodeJS.ProcessEnv = process.env, probe = true): Promise<{ observation: Observation; timingsMs: Record<string, number> }> {
   const observation: Observation = { at: now.toISOString(), modules: {} };
   const timingsMs: Record<string, number> = {};
-  const probing = (async () => {
+  const probing = probe && (async () => {
     const started = performance.now();
     const { probeServices } = await import('../services/reachability.js');
     observation.services = await probeServices(desired, env);
@@ -49,6 +49,11 @@ export interface PlanOptions {
   env?: NodeJS.ProcessEnv;
   /** `--target MODULE|ACTION_ID` */
   target?: string;
+  /**
+   * false: do not probe the services. For a command whose actions name no service (`backup
+   * create`, `restore`): each reports a service down in its own words, so the probe only costs.
+   */
+  probeServices?: boolean;
 }
 
 export interface PlanRun {
@@ -64,7 +69,7 @@ export async function makePlan(options: PlanOptions): Promise<PlanRun> {
   const parts = options.parts ?? (await defaultParts(env));
   const now = options.now ?? new Date();
   const t0 = performance.now();
-  const { observation, timingsMs } = await observeAll(options.desired, parts, now, env);
+  const { observation, timingsMs } = await observeAll(options.desired, parts, now, env, options.probeServices !== false);
   const t1 = performance.now();
   let plan = buildPlan(options.desired, parts.modules, observation);
   if (options.target) plan = narrowPlan(plan, options.target, parts.modules.map((m) => m.name));
@@ -110,6 +115,8 @@ export interface ApplyOptions {
    * Without it, the first failure stops everything not yet started.
    */
   keepGoing?: boolean;
+  /** See PlanOptions.probeServices. */
+  probeServices?: boolean;
 }
 
 function errorOf(e: unknown, env: NodeJS.ProcessEnv): NonNullable<ActionResult['error']> {
@@ -189,7 +196,7 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
     let errors: PlanError[];
     let blocked: Map<string, string>;
     try {
-      const { plan: current, observation } = await makePlan({ desired, parts, env, now: clock(), target: options.savedPlan ? undefined : options.target });
+      const { plan: current, observation } = await makePlan({ desired, parts, env, now: clock(), target: options.savedPlan ? undefined : options.target, probeServices: options.probeServices !== false });
       plan = current;
       errors = current.errors;
       if (options.savedPlan) {

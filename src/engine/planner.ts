@@ -41,6 +41,11 @@ const PHASE: Record<ActionType, number> = {
   prune_backup: 8,
   prune_archive: 8,
   verify_backup: 9,
+  // Command-only types (never planned together with the others): a restore replaces data as a
+  // migration changes the schema; the seed needs the migrations; an archive restore is retention's.
+  restore_backup: 1,
+  seed_dataset: 2,
+  restore_archive: 4,
 };
 /** Action types of test modules (not in ACTION_TYPES) run after the due backups. */
 const UNKNOWN_PHASE = 3;

@@ -57,6 +57,9 @@ export const HANDLERS: HandlerMap = {
   retention_anonymize: lazy(retention, (m) => m.retentionAnonymizeHandler),
   retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
   prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),
+  restore_backup: lazy(backup, (m) => m.restoreBackupHandler),
+  restore_archive: lazy(() => import('../retention/archives.js'), (m) => m.restoreArchiveHandler),
+  seed_dataset: lazy(() => import('../migrate/init.js'), (m) => m.seedDatasetHandler),
 };
 
 /** What the engine works with: modules to observe and plan, handlers to execute. */

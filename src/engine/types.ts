@@ -1,10 +1,10 @@
 /**
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
-import type { CreateBackupParams, PruneBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { CreateBackupParams, PruneBackupParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { Desired, ServiceName } from '../config/types.js';
-import type { MigrateStepParams } from '../migrate/action-params.js';
-import type { PruneArchiveParams, RetentionParams } from '../retention/action-params.js';
+import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
+import type { PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -21,6 +21,10 @@ export const ACTION_TYPES = [
   'retention_anonymize',
   'retention_compress',
   'prune_archive',
+  // Command-only: `plan` never makes these; `restore`, `archive restore` and `init --seed` do.
+  'restore_backup',
+  'restore_archive',
+  'seed_dataset',
 ] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
@@ -38,6 +42,9 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_anonymize: 'change',
   retention_compress: 'change',
   prune_archive: 'destroy',
+  restore_backup: 'change',
+  restore_archive: 'change',
+  seed_dataset: 'create',
 };
 
 export type ModuleName = 'backup' | 'migrate' | 'retention' | 'health' | (string & {});
@@ -95,11 +102,15 @@ export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
 export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
+export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
+export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
+export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 
 export type Action =
   | CreateBackup | VerifyBackup | PruneBackup
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive;
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive
+  | RestoreBackup | RestoreArchive | SeedDataset;
 
 /** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */
 export type ActionFor<K extends ActionType> = Extract<Action, { type: K }>;

@@ -3,7 +3,7 @@
  * extensions the server offers, the migrations up to the target, and optionally the seed data.
  */
 import type { Desired } from '../config/types.js';
-import type { Progress } from '../engine/types.js';
+import type { Handler, Progress, SeedDataset } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { connectAdmin, connectPostgres, databaseOf, postgresUrl, sqlState } from '../services/postgres.js';
 import { migrationsDirectory } from './commands.js';
@@ -102,3 +102,9 @@ export async function initDatabase(desired: Desired, options: InitOptions): Prom
   }
   return { database: databaseOf(url), created, extensions, migrations, seed };
 }
+
+/** `init --seed` (command-only): the generated JARVIS dataset, into the migrated database. */
+export const seedDatasetHandler: Handler<SeedDataset> = async (action, ctx, progress) => {
+  const seed = await seedDatabase(postgresUrl(ctx.desired), { scale: action.params.scale, progress });
+  return { summary: `seeded at scale ${seed.scale}: ${seed.counts.users} users, ${seed.counts.messages} messages`, details: { ...seed } };
+};

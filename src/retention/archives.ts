@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import type pg from 'pg';
 import type { Desired } from '../config/types.js';
-import type { Progress } from '../engine/types.js';
+import type { Handler, Progress, RestoreArchive } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { postgresUrl, sqlState } from '../services/postgres.js';
 import { keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
@@ -166,6 +166,13 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
     await client.end().catch(() => undefined);
   }
 }
+
+/** `jarvis-db archive restore` (command-only): the rows of an archive back into their tables. */
+export const restoreArchiveHandler: Handler<RestoreArchive> = async (action, ctx, progress) => {
+  const r = await restoreArchiveById(ctx.desired, action.params.archiveId, { ...(action.params.table ? { table: action.params.table } : {}), env: ctx.env, progress });
+  const rows = Object.values(r.inserted).reduce((n, x) => n + x, 0);
+  return { summary: `archive ${r.archiveId}: ${r.chunks} chunks, ${rows} rows restored`, details: { ...r } };
+};
 
 /** prune_archive: deletes an expired archive (the plan decided it; nothing is re-decided here). */
 export async function pruneArchiveById(desired: Desired, id: string): Promise<ArchiveSummary> {
