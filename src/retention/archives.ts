@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import type pg from 'pg';
 import type { Desired } from '../config/types.js';
+import type { ApplyReporter, EngineParts } from '../engine/index.js';
 import type { Handler, Progress, RestoreArchive } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { postgresUrl, sqlState } from '../services/postgres.js';
@@ -167,12 +168,49 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
   }
 }
 
+/** The restore_archive handler; `onResult` gets the result as it is (`archive restore` prints it). */
+export function restoreArchiveHandlerWith(onResult: (result: ArchiveRestoreResult) => void = () => undefined): Handler<RestoreArchive> {
+  return async (action, ctx, progress) => {
+    const r = await restoreArchiveById(ctx.desired, action.params.archiveId, { ...(action.params.table ? { table: action.params.table } : {}), env: ctx.env, progress });
+    onResult(r);
+    const rows = Object.values(r.inserted).reduce((n, x) => n + x, 0);
+    return { summary: `archive ${r.archiveId}: ${r.chunks} chunks, ${rows} rows restored`, details: { ...r } };
+  };
+}
+
 /** `jarvis-db archive restore` (command-only): the rows of an archive back into their tables. */
-export const restoreArchiveHandler: Handler<RestoreArchive> = async (action, ctx, progress) => {
-  const r = await restoreArchiveById(ctx.desired, action.params.archiveId, { ...(action.params.table ? { table: action.params.table } : {}), env: ctx.env, progress });
-  const rows = Object.values(r.inserted).reduce((n, x) => n + x, 0);
-  return { summary: `archive ${r.archiveId}: ${r.chunks} chunks, ${rows} rows restored`, details: { ...r } };
-};
+export const restoreArchiveHandler: Handler<RestoreArchive> = restoreArchiveHandlerWith();
+
+/**
+ * `archive restore ID`: a one-action plan (restore_archive) run by the engine's `apply`, under
+ * its lock and journaled (docs/architecture.md §4 rule 6). Safe: rows already there are left alone.
+ */
+export async function restoreArchiveCommand(desired: Desired, id: string, options: {
+  table?: string; env: NodeJS.ProcessEnv; lockTimeoutMs: number; progress?: Progress; waitingForLock?: ApplyReporter['waitingForLock'];
+}): Promise<ArchiveRestoreResult> {
+  const entry = await findArchive(desired.storage.path, id);
+  const archiveId = entry.header.id;
+  const action: RestoreArchive = {
+    id: `retention.restore.${archiveId}`, type: 'restore_archive', module: 'retention', target: archiveId,
+    reason: `requested (archive restore${options.table ? ` --table ${options.table}` : ''})`, risk: 'safe', estimate: { rows: summarize(entry).rows },
+    params: { archiveId, ...(options.table ? { table: options.table } : {}) },
+  };
+  const [{ HANDLERS }, { apply }, { commandModule, newRecord, recording, throwIfFailed }] = await Promise.all([
+    import('../engine/registry.js'), import('../engine/index.js'), import('../engine/command.js'),
+  ]);
+  const record = newRecord();
+  let result: ArchiveRestoreResult | null = null;
+  const parts: EngineParts = {
+    modules: [commandModule({ name: 'retention', observe: async () => ({}) }, () => [action])],
+    handlers: { ...HANDLERS, restore_archive: recording(restoreArchiveHandlerWith((r) => { result = r; }), record) },
+  };
+  const run = await apply({
+    desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, probeServices: false,
+    reporter: { ...(options.waitingForLock ? { waitingForLock: options.waitingForLock } : {}), ...(options.progress ? { actionStarted: () => options.progress } : {}) },
+  });
+  throwIfFailed(run, record);
+  return result!;
+}
 
 /** prune_archive: deletes an expired archive (the plan decided it; nothing is re-decided here). */
 export async function pruneArchiveById(desired: Desired, id: string): Promise<ArchiveSummary> {
