@@ -19,6 +19,7 @@ import { JarvisError } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { formatFireTime, MAX_COUNTED_RUNS, scheduleStatus } from '../schedule/due.js';
 import { findBackup, scanStorage, toObserved, type ObservedBackup } from './catalog.js';
+import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
 import { cleanDebris, findDebris } from './storage.js';
 
@@ -175,6 +176,7 @@ export const backupModule: DomainModule<BackupObserved> = {
     };
   },
   plan: (desired, observed, now) => planBackups(desired, observed, now),
+  describeChange: describeScheduleChanges,
   fingerprint: (observed) => ({ backups: observed.backups.map((b) => b.id).sort() }),
   async beforeApply(ctx) {
     return (await cleanDebris(ctx.desired.storage.path)).map((path) => `removed ${path}, left by a killed backup`);

@@ -2,6 +2,7 @@
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
 import type { CreateBackupParams, PruneBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams } from '../migrate/action-params.js';
 import type { PruneArchiveParams, RetentionParams } from '../retention/action-params.js';
@@ -230,6 +231,21 @@ export interface DomainModule<O = unknown> {
    * (the backup module removes the debris of killed backups). Returns one line per thing done.
    */
   beforeApply?(ctx: PrepareContext): Promise<string[]>;
+  /**
+   * Pure, for `plan --base`: the changes of this module's config entries from `base` to `head`
+   * (the backup module's schedules, the retention module's policies), in words. The engine adds
+   * what they do, from comparing the two plans.
+   */
+  describeChange?(base: Desired, head: Desired): ConfigChange[];
+}
+
+/**
+ * One change of a config entry between two desired states, in the words of the module that owns
+ * the entry (`plan --base`, docs/architecture.md §1): `keep daily 14 → 7` of `postgres-nightly`.
+ */
+export interface ConfigChange extends FieldChange {
+  /** The config entry: a schedule or policy name, `schema`, `health`. */
+  subject: string;
 }
 
 export type ActionStatus = 'done' | 'failed' | 'not_executed';

@@ -8,6 +8,7 @@ import type { Action, DomainModule, ExecuteContext, Handler, MigrateDown, Migrat
 import { JarvisError } from '../errors.js';
 import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
+import { describeSchemaChanges } from './describe.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
 import { planMigrations, type MigrationStep } from './plan.js';
 
@@ -24,6 +25,7 @@ export const migrateModule: DomainModule<MigrateObserved> = {
   appliesTo: (desired) => desired.schema !== undefined && desired.services.postgres !== undefined,
   observe: (ctx) => observeMigrations(postgresUrl(ctx.desired), schemaOf(ctx.desired).migrations),
   plan: (desired, observed) => planMigrations(schemaOf(desired), observed),
+  describeChange: describeSchemaChanges,
   fingerprint: (observed) => ({
     databaseExists: observed.databaseExists,
     applied: observed.applied.map((a) => [a.name, a.sha256]),
