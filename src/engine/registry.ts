@@ -17,7 +17,7 @@
  * every re-plan; `params.schedule` or `params.policy` names the config entry (plan --base groups
  * its impact by it); `estimate.rows` for row counts (plan --base words them); `requires` for
  * an action that needs an earlier one of the same apply. Ordering across domains is the
- * planner's (src/engine/planner.ts), by action type.
+ * planner's (src/engine/planner.ts), by action type and then `requires`.
  *
  * Test hook: JARVIS_DB_TEST_MODULE names an ES module file exporting `module` (a DomainModule)
  * and `handlers` (handlers of its own action types). Only tests set it (test/engine/*.test.ts,

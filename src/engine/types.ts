@@ -65,7 +65,8 @@ export interface ActionBase {
   estimate: Estimate | null;
   /**
    * Ids of actions that must have run before this one (a verification of the backup that an
-   * earlier action creates). `--target` keeps them with the actions that need them.
+   * earlier action creates, a migration of the backup before it): the planner orders it after
+   * them, an error that holds one back holds this one back, `--target` keeps them with it.
    */
   requires?: string[];
   /**
