@@ -17,8 +17,8 @@ import type { EncryptionSession } from '../storage/crypto.js';
 import { openLocalStore } from '../storage/local-store.js';
 import type { Debris, LocalDirectory, SealedStore, StagedItem } from '../storage/sealed-store.js';
 
-// The durable-file helpers live in src/storage/durable.ts (shared with retention archives).
-export { canonicalJson, exists, fsyncPath, hashFile, listDirs, testPausePoint, writeFileAtomic } from '../storage/durable.js';
+// The drivers' test pause points, and the hash tests reseal a tampered manifest with.
+export { hashFile, testPausePoint } from '../storage/durable.js';
 
 export const MANIFEST = 'manifest.json';
 
