@@ -7,7 +7,8 @@
 import type { BackupSchedule } from '../../config/types.js';
 import { JarvisError } from '../../errors.js';
 import { DEFAULT_DATABASE, DEFAULT_TENANT, chromaService } from '../../services/chroma.js';
-import { exportCollections, restoreLogical, restoreTestLogical, BROTLI_QUALITY } from './logical.js';
+import { exportCollections, BROTLI_QUALITY } from './logical.js';
+import { restoreLogical, restoreTestLogical } from './logical-restore.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
 import type { BackupWriter, CatalogEntry, ManifestFields } from '../storage.js';
 
