@@ -10,7 +10,8 @@
 import { Readable } from 'node:stream';
 import { JarvisError, messageOf } from '../errors.js';
 import { redactUrl } from './redact.js';
-import { CommandBuffer, RespConnection, RespError, isForbidden } from './redis-resp.js';
+import { RespConnection, isForbidden } from './redis-resp.js';
+import { CommandBuffer, RespError } from './redis-resp-codec.js';
 
 export const EOF_MARK_BYTES = 40;
 
