@@ -1,6 +1,6 @@
 /**
  * The Chroma backup driver. Two methods (the schedule's `method`):
- * - logical (default): every collection through the server's API, online (logical.ts);
+ * - logical (default): every collection through the server's API, online (logical.ts exports, logical-restore.ts restores);
  * - physical: the data directory of a local server, a consistent copy of chroma.sqlite3 and the
  *   segment directories in a compressed tar; needs a quiet server (physical.ts).
  */
