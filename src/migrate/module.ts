@@ -9,7 +9,7 @@ import type { BackupObserved } from '../backup/module.js';
 import { preChangeBackupId } from '../backup/pre-change.js';
 import type { Action, DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Observed, Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
-import { formatDuration } from '../render/format.js';
+import { formatDuration, plural } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
 import { describeSchemaChanges } from './describe.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
@@ -71,7 +71,7 @@ async function rehearse(action: MigrationStep, ctx: ExecuteContext, progress: Pr
     log: (event, fields) => ctx.log(event, fields),
   });
   return {
-    summary: `rehearsed ${rehearsed.length} step(s) in one transaction in ${(ms / 1000).toFixed(2)} s, rolled back; nothing changed`,
+    summary: `rehearsed ${plural(rehearsed.length, 'step')} in one transaction in ${formatDuration(ms)}, rolled back; nothing changed`,
     details: { name: action.params.name, rehearsedMs: ms },
   };
 }
