@@ -10,6 +10,8 @@
  *   `allowPruneLast` (docs/architecture.md §4 rule 4).
  * - `verify: restore` schedules get a restore test of their newest backup: of the one this
  *   apply creates when the schedule is due, else of the newest one if none was restore-tested.
+ * - With `schema.backupBefore`, a PostgreSQL backup before the migrations the migrate module
+ *   plans (src/backup/pre-change.ts), which require it.
  * - Damaged backups are the health module's finding (`backups.damaged.<schedule>`, from the
  *   backups probe, in every plan and health check); here they only explain a create.
  */
@@ -17,9 +19,13 @@ import type { BackupSchedule, Desired } from '../config/types.js';
 import type { Action, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, RestoreBackup, VerifyBackup } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
+import { planMigrations } from '../migrate/plan.js';
+import type { MigrateObserved } from '../migrate/observe.js';
 import { formatFireTime, MAX_COUNTED_RUNS, scheduleStatus } from '../schedule/due.js';
 import { findBackup, scanStorage, toObserved, type ObservedBackup } from './catalog.js';
+import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
+import { createActionId, withPreChangeBackup } from './pre-change.js';
 import { cleanDebris, findDebris } from './storage.js';
 
 export interface ObservedScheduleBackup extends ObservedBackup {
@@ -33,8 +39,6 @@ export interface BackupObserved {
   /** Published-looking dirs whose manifest fails (damaged backups). */
   invalid: { id: string; service: string; schedule: string; problem: string }[];
 }
-
-export const createActionId = (schedule: string) => `backup.create.${schedule}`;
 
 function ruleLabels(schedule: BackupSchedule): string {
   const k = schedule.keep;
@@ -184,7 +188,14 @@ export const backupModule: DomainModule<BackupObserved> = {
       invalid: scan.invalid.map(({ id, service, schedule, problem }) => ({ id, service, schedule, problem })),
     };
   },
-  plan: (desired, observed, now) => planBackups(desired, observed, now),
+  plan(desired, observed, now, all) {
+    const part = planBackups(desired, observed, now);
+    // schema.backupBefore: the migration steps the migrate module plans require a backup first.
+    const migrate = all.migrate as MigrateObserved | undefined;
+    const migrating = desired.schema?.backupBefore === true && migrate !== undefined && planMigrations(desired.schema, migrate).actions.length > 0;
+    return migrating ? { ...part, actions: withPreChangeBackup(desired, part.actions, observed, now) } : part;
+  },
+  describeChange: describeScheduleChanges,
   fingerprint: (observed) => ({ backups: observed.backups.map((b) => b.id).sort() }),
   async beforeApply(ctx) {
     return (await cleanDebris(ctx.desired.storage.path)).map((path) => `removed ${path}, left by a killed backup`);

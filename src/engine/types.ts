@@ -2,6 +2,7 @@
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
 import type { CreateBackupParams, PruneBackupParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
 import type { PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
@@ -71,7 +72,8 @@ export interface ActionBase {
   estimate: Estimate | null;
   /**
    * Ids of actions that must have run before this one (a verification of the backup that an
-   * earlier action creates). `--target` keeps them with the actions that need them.
+   * earlier action creates, a migration of the backup before it): the planner orders it after
+   * them, an error that holds one back holds this one back, `--target` keeps them with it.
    */
   requires?: string[];
   /**
@@ -241,6 +243,21 @@ export interface DomainModule<O = unknown> {
    * (the backup module removes the debris of killed backups). Returns one line per thing done.
    */
   beforeApply?(ctx: PrepareContext): Promise<string[]>;
+  /**
+   * Pure, for `plan --base`: the changes of this module's config entries from `base` to `head`
+   * (the backup module's schedules, the retention module's policies), in words. The engine adds
+   * what they do, from comparing the two plans.
+   */
+  describeChange?(base: Desired, head: Desired): ConfigChange[];
+}
+
+/**
+ * One change of a config entry between two desired states, in the words of the module that owns
+ * the entry (`plan --base`, docs/architecture.md §1): `keep daily 14 → 7` of `postgres-nightly`.
+ */
+export interface ConfigChange extends FieldChange {
+  /** The config entry: a schedule or policy name, `schema`, `health`. */
+  subject: string;
 }
 
 export type ActionStatus = 'done' | 'failed' | 'not_executed';

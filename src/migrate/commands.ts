@@ -10,7 +10,8 @@ import type { ActionOutcome, DomainModule, Plan, PlanError, RunResult } from '..
 import { JarvisError, type ErrorCode } from '../errors.js';
 import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
-import { migrateModule } from './module.js';
+import { withPreChangeBackup } from '../backup/pre-change.js';
+import { migrateModule, withBackupBefore } from './module.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
 import { planMigrationSteps, planMigrations, type MigrateRequest, type MigrateStepParams, type MigrationStep } from './plan.js';
 import { formatSteps, stepLines, versionAfter, type StepLine } from './render.js';
@@ -75,10 +76,30 @@ export function requestModule(request: MigrateRequest, extra: Pick<MigrateStepPa
   return {
     ...migrateModule,
     observe: async (ctx) => (seen.observed = await migrateModule.observe(ctx)),
-    plan: (_desired, observed) => {
+    plan: (desired, observed, now, all) => {
       const part = planMigrationSteps(observed, request);
-      return { ...part, actions: part.actions.map((a): MigrationStep => (a.type === 'migrate_up' ? { ...a, params: { ...a.params, ...extra } } : { ...a, params: { ...a.params, ...extra } })) };
+      const steps = part.actions.map((a): MigrationStep => (a.type === 'migrate_up' ? { ...a, params: { ...a.params, ...extra } } : { ...a, params: { ...a.params, ...extra } }));
+      return withBackupBefore(desired, { ...part, actions: steps }, now, all);
     },
+  };
+}
+
+/**
+ * The backup module narrowed to the backup schema.backupBefore asks for before the steps of
+ * the request: a fresh one of the first postgres schedule (the catalog is not read, so no
+ * schedule counts as due, as `withBackupBefore` sees it too).
+ */
+function preChangeBackupModule(request: MigrateRequest): DomainModule<null> {
+  return {
+    name: 'backup',
+    appliesTo: (desired) => desired.schema?.backupBefore === true,
+    observe: async () => null,
+    plan: (desired, observed, now, all) => {
+      const migrate = all.migrate as MigrateObserved | undefined;
+      const migrating = migrate !== undefined && planMigrationSteps(migrate, request).actions.length > 0;
+      return { actions: migrating ? withPreChangeBackup(desired, [], observed, now) : [], findings: [], errors: [] };
+    },
+    fingerprint: () => null,
   };
 }
 
@@ -103,7 +124,7 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
   const schema = schemaSettings(desired);
   const allowDown = options.allowDown || schema.allowDown;
   // The opt-ins of the command line are the config of this run: the handler checks allowDown,
-  // the planner adds the backup from backupBefore (never for a dry run or a rehearsal).
+  // the backup comes from backupBefore (never for a dry run or a rehearsal).
   const narrowed: Desired = { ...desired, schema: { ...schema, allowDown, backupBefore: schema.backupBefore && options.backup && !options.rehearse } };
   const request: MigrateRequest = {
     target: options.to ?? (direction === 'up' ? 'latest' : 'previous'), allowDown, direction, targetSource: options.to ? '--to' : 'the target',
@@ -114,7 +135,7 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
   const record = newRecord();
   const { outcomes } = record;
   const parts: EngineParts = {
-    modules: [requestModule(request, extra, seen)],
+    modules: [requestModule(request, extra, seen), preChangeBackupModule(request)],
     handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup, record), migrate_up: recording(HANDLERS.migrate_up, record), migrate_down: recording(HANDLERS.migrate_down, record) },
   };
   const engine = await import('../engine/index.js');

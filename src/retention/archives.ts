@@ -6,7 +6,6 @@
  * there is left alone, so restoring twice, or restoring chunks that overlap after a row was
  * restored and archived again, never duplicates a row.
  */
-import { join } from 'node:path';
 import type pg from 'pg';
 import type { Desired } from '../config/types.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
@@ -19,7 +18,7 @@ import { readChunk, type Row } from './chunk.js';
 import { resolvePending, type Resolution } from './resolve.js';
 import { beginSql, DEFAULT_SESSION, openSession } from './session.js';
 import { restoreInsert } from './sql.js';
-import { deleteArchive, findArchive, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
+import { deleteArchive, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
 
 export function archiveKeyRing(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): KeyRing | null {
   const enc = desired.storage.encryption;
@@ -136,7 +135,7 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
           options.progress?.update(done, total);
           buffer = [];
         };
-        const read = await readChunk(join(entry.dir, chunk.manifest.file.name), chunk.manifest, ring, {
+        const read = await readChunk(openChunk(entry, chunk.manifest), chunk.manifest, ring, {
           header: async (table) => {
             await flush();
             current = only && table !== only ? null : table;

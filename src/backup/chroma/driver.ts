@@ -1,13 +1,14 @@
 /**
  * The Chroma backup driver. Two methods (the schedule's `method`):
- * - logical (default): every collection through the server's API, online (logical.ts);
+ * - logical (default): every collection through the server's API, online (logical.ts exports, logical-restore.ts restores);
  * - physical: the data directory of a local server, a consistent copy of chroma.sqlite3 and the
  *   segment directories in a compressed tar; needs a quiet server (physical.ts).
  */
 import type { BackupSchedule } from '../../config/types.js';
 import { JarvisError } from '../../errors.js';
 import { DEFAULT_DATABASE, DEFAULT_TENANT, chromaService } from '../../services/chroma.js';
-import { exportCollections, restoreLogical, restoreTestLogical, BROTLI_QUALITY } from './logical.js';
+import { exportCollections, BROTLI_QUALITY } from './logical.js';
+import { restoreLogical, restoreTestLogical } from './logical-restore.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
 import type { BackupWriter, CatalogEntry, ManifestFields } from '../storage.js';
 
@@ -50,7 +51,12 @@ async function restore(entry: CatalogEntry, ctx: DriverContext, options: Restore
     const physical = await import('./physical.js');
     return physical.restorePhysical(entry, service, ctx, options);
   }
-  return restoreLogical(entry.dir, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress, options);
+  const local = await entry.store.openLocalDirectory(entry.key);
+  try {
+    return await restoreLogical(local.path, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress, options);
+  } finally {
+    await local.release();
+  }
 }
 
 async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {
@@ -59,7 +65,12 @@ async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ o
     const physical = await import('./physical.js');
     return physical.restoreTestPhysical(entry, ctx);
   }
-  return restoreTestLogical(entry.dir, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress);
+  const local = await entry.store.openLocalDirectory(entry.key);
+  try {
+    return await restoreTestLogical(local.path, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress);
+  } finally {
+    await local.release();
+  }
 }
 
 export const chromaDriver: BackupDriver = { service: 'chroma', create, restore, restoreTest };
