@@ -56,15 +56,20 @@ t.test('backup create, list, verify and restore through the CLI', async (t) => {
   t.match(restored.stdout, /3,000 rows, row counts match/);
 });
 
-t.test('backup create and prune wait for the apply lock, then fail clearly, naming the holder', async (t) => {
-  const db = await freshDatabase(t);
+/** A project with one PostgreSQL schedule keeping its newest backup, storage in ./backups. */
+async function nightlyProject(t: { testdir(): string }, url: string): Promise<{ dir: string; env: Record<string, string> }> {
   const dir = t.testdir();
   const config = join(dir, 'jarvis-db.yaml');
   await writeFile(config, [
     'version: 1', 'services:', '  postgres: { url: "${JARVIS_PG_URL}" }', 'storage:', '  path: ./backups',
     'backups:', '  - { name: nightly, service: postgres, cron: "0 3 * * *", keep: { last: 1 } }', '',
   ].join('\n'));
-  const env = { JARVIS_PG_URL: db.url, JARVIS_DB_CONFIG: config };
+  return { dir, env: { JARVIS_PG_URL: url, JARVIS_DB_CONFIG: config } };
+}
+
+t.test('backup create and prune wait for the apply lock, then fail clearly, naming the holder', async (t) => {
+  const db = await freshDatabase(t);
+  const { dir, env } = await nightlyProject(t, db.url);
   const lock = await acquireApplyLock(join(dir, 'backups'), { timeoutMs: 0, runId: 'test-holder' });
   try {
     for (const args of [['backup', 'create', '--service', 'postgres'], ['backup', 'prune']]) {
@@ -82,14 +87,8 @@ t.test('backup create and prune wait for the apply lock, then fail clearly, nami
 t.test('backup create, prune and restore are applies: each run is journaled, and restore waits for the apply lock, then fails clearly', async (t) => {
   const db = await freshDatabase(t);
   await sql(db.url, `CREATE TABLE t (id int primary key); INSERT INTO t SELECT generate_series(1, 10);`);
-  const dir = t.testdir();
+  const { dir, env } = await nightlyProject(t, db.url);
   const storage = join(dir, 'backups');
-  const config = join(dir, 'jarvis-db.yaml');
-  await writeFile(config, [
-    'version: 1', 'services:', '  postgres: { url: "${JARVIS_PG_URL}" }', 'storage:', '  path: ./backups',
-    'backups:', '  - { name: nightly, service: postgres, cron: "0 3 * * *", keep: { last: 1 } }', '',
-  ].join('\n'));
-  const env = { JARVIS_PG_URL: db.url, JARVIS_DB_CONFIG: config };
   const ids: string[] = [];
   for (let i = 0; i < 2; i++) {
     const r = cli(['--json', 'backup', 'create', '--service', 'postgres'], env);
