@@ -6,6 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { relative, isAbsolute } from 'node:path';
+import { formatBytes } from '../render/format.js';
 import {
   isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument,
   type Document, type Node as YamlNode, type Scalar,
@@ -13,7 +14,7 @@ import {
 import type { Path, Position, Problems } from './problems.js';
 
 /** Config and policy files larger than this are refused before they are read. */
-export const MAX_FILE_BYTES = 1024 * 1024;
+export const MAX_FILE_BYTES = 1_000_000;
 /** yaml's limit on alias expansion (its default is 100); a billion-laughs file exceeds it at once. */
 export const MAX_ALIAS_COUNT = 100;
 /** Deeper nesting than this is refused (no config needs it; a hostile file could blow the stack). */
@@ -80,10 +81,9 @@ function positionOfByte(bytes: Buffer, offset: number): Position {
 export async function readSourceBytes(file: string): Promise<Buffer | string> {
   const info = await stat(file);
   if (info.isDirectory()) return 'is a directory, not a YAML file';
-  const limit = `${MAX_FILE_BYTES / 1024 / 1024} MB`;
-  if (info.size > MAX_FILE_BYTES) return `file is ${(info.size / 1024 / 1024).toFixed(1)} MB; a config file may be at most ${limit}`;
+  if (info.size > MAX_FILE_BYTES) return `file is ${formatBytes(info.size)}; a config file may be at most ${formatBytes(MAX_FILE_BYTES)}`;
   const bytes = await readFile(file);
-  if (bytes.length > MAX_FILE_BYTES) return `file is larger than ${limit}`;
+  if (bytes.length > MAX_FILE_BYTES) return `file is larger than ${formatBytes(MAX_FILE_BYTES)}`;
   return bytes;
 }
 

@@ -120,7 +120,7 @@ export const CHECKS = {
   'redis.memory_fragmentation_ratio': {
     service: 'redis', type: 'gauge', help: 'Resident memory over used memory (mem_fragmentation_ratio).',
     threshold: { warning: 1.5, lowerIsWorse: false }, source: 'redis_exporter dashboards; judged past Redis\'s own active-defrag-ignore-bytes (100 MB)',
-    judgeWhen: { context: 'fragmentation_bytes', atLeast: 100 * 1024 * 1024, why: 'less than 100 MB fragmented' }, display: 'number',
+    judgeWhen: { context: 'fragmentation_bytes', atLeast: 100_000_000, why: 'less than 100 MB fragmented' }, display: 'number',
   },
   'redis.rdb_last_bgsave_success': {
     service: 'redis', type: 'gauge', help: '1 when the last background save succeeded (rdb_last_bgsave_status), 0 when it failed.',
