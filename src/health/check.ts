@@ -20,7 +20,10 @@ export interface ObserveOptions {
   services?: HealthService[];
   /** Time limit of each probe (default 10 s). */
   probeTimeoutMs?: number;
-  /** Shortest window over which CPU use is measured (default 100 ms). */
+  /**
+   * Shortest window over which CPU use is measured (default 100 ms). The window always spans the
+   * other probes of the check; 0 (a plan) adds no wait beyond them.
+   */
   cpuWindowMs?: number;
   /** Connections kept between checks (the daemon); without, each check connects and disconnects. */
   connections?: HealthConnections;
@@ -145,9 +148,14 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
       return probeSystem({ storagePath: desired.storage.path, cpuBefore });
     },
   };
+  // The other probes start first: the system probe's CPU window ends when they have finished.
+  const others = services.filter((s) => s !== 'system').map((s) => [s, timed(s, run[s])] as const);
+  const probes = new Map<HealthService, Promise<Sample[]>>(others);
+  const othersSettled = Promise.allSettled(others.map(([, p]) => p));
+  if (services.includes('system')) probes.set('system', othersSettled.then(() => timed('system', run.system)));
   const [previous, ...perService] = await Promise.all([
     lastRecord(desired.storage.path).catch(() => undefined),
-    ...services.map((s) => timed(s, run[s])),
+    ...services.map((s) => probes.get(s)!),
   ]);
   const observation: HealthObservation = {
     takenAt: now.toISOString(),
