@@ -73,16 +73,15 @@ export function cronProblem(expression: string, tz = 'UTC'): string | null {
   if (fields.length !== 5) {
     return `it has ${fields.length} field${fields.length === 1 ? '' : 's'}; expected 5: minute hour day-of-month month day-of-week`;
   }
+  // A valid expression has valid fields: one parse instead of six (the field probes only say what is wrong).
+  const whole = tryParse(fields.join(' '), tz);
+  if (whole === null) return null;
   for (let i = 0; i < fields.length; i++) {
     const problem = fieldProblem(i, fields[i]!, tz);
     if (problem) return problem;
   }
-  const whole = tryParse(fields.join(' '), tz);
-  if (whole !== null) {
-    if (/day of month/i.test(whole)) return 'that day never occurs in the given month(s)';
-    return whole.charAt(0).toLowerCase() + whole.slice(1);
-  }
-  return null;
+  if (/day of month/i.test(whole)) return 'that day never occurs in the given month(s)';
+  return whole.charAt(0).toLowerCase() + whole.slice(1);
 }
 
 /**

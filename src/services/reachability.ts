@@ -27,8 +27,8 @@ async function probe(service: ServiceName, desired: Desired): Promise<void> {
     const client = await connectRedis(redisUrl(desired), { connectTimeoutMs: PROBE_TIMEOUT_MS, connectionName: 'jarvis-db-plan' });
     client.disconnect();
   } else {
-    const { connectChroma, chromaService } = await import('./chroma.js');
-    await withTimeout(connectChroma(chromaService(desired)), `no answer within ${PROBE_TIMEOUT_MS / 1000}s`);
+    const { chromaHeartbeat, chromaService } = await import('./chroma.js');
+    await withTimeout(chromaHeartbeat(chromaService(desired)), `no answer within ${PROBE_TIMEOUT_MS / 1000}s`);
   }
 }
 
