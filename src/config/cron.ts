@@ -84,14 +84,21 @@ export function cronProblem(expression: string, tz = 'UTC'): string | null {
   return whole.charAt(0).toLowerCase() + whole.slice(1);
 }
 
+/** Expressions (with their timezone) already checked: a plan parses each schedule's several times. */
+const VALID = new Set<string>();
+
 /**
  * Parses a five-field expression (or @daily and friends) in a timezone.
  * Throws JarvisError('CONFIG_INVALID') naming the problem.
  */
 export function parseCron(expression: string, tz = 'UTC', currentDate?: Date): CronExpression {
-  if (!isValidTimezone(tz)) throw new JarvisError('CONFIG_INVALID', `"${tz}" is not a valid IANA timezone (such as UTC or Europe/Berlin)`);
-  const problem = cronProblem(expression, tz);
-  if (problem) throw new JarvisError('CONFIG_INVALID', `"${expression}" is not a valid cron expression (${problem})`);
+  const key = `${tz}\n${expression}`;
+  if (!VALID.has(key)) {
+    if (!isValidTimezone(tz)) throw new JarvisError('CONFIG_INVALID', `"${tz}" is not a valid IANA timezone (such as UTC or Europe/Berlin)`);
+    const problem = cronProblem(expression, tz);
+    if (problem) throw new JarvisError('CONFIG_INVALID', `"${expression}" is not a valid cron expression (${problem})`);
+    VALID.add(key);
+  }
   return CronExpressionParser.parse(expand(expression), { tz, strict: false, ...(currentDate ? { currentDate } : {}) });
 }
 
