@@ -12,6 +12,7 @@ import { evaluate, overallStatus } from './evaluate.js';
 import type { HealthObservation, Sample } from './samples.js';
 import { cpuTimes } from './probes/system.js';
 import type { HealthConnections } from './connections.js';
+import { formatDuration } from '../render/format.js';
 
 export interface ObserveOptions {
   env?: NodeJS.ProcessEnv;
@@ -45,7 +46,7 @@ function unreachable(service: 'postgres' | 'redis' | 'chroma', e: unknown): Samp
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${formatDuration(ms)}`)), ms);
   });
   return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }

@@ -6,7 +6,7 @@
 import type { Desired, SchemaSettings } from '../config/types.js';
 import type { Action, DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
-import { formatDuration } from '../render/format.js';
+import { formatDuration, plural } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
 import { planMigrations, type MigrationStep } from './plan.js';
@@ -57,7 +57,7 @@ async function rehearse(action: MigrationStep, ctx: ExecuteContext, progress: Pr
     log: (event, fields) => ctx.log(event, fields),
   });
   return {
-    summary: `rehearsed ${rehearsed.length} step(s) in one transaction in ${(ms / 1000).toFixed(2)} s, rolled back; nothing changed`,
+    summary: `rehearsed ${plural(rehearsed.length, 'step')} in one transaction in ${formatDuration(ms)}, rolled back; nothing changed`,
     details: { name: action.params.name, rehearsedMs: ms },
   };
 }

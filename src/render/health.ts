@@ -63,7 +63,7 @@ export function renderHistoryText(trends: CheckTrend[], since: Date, until: Date
   }
   const showFor = (check: string) => {
     const spec = checkSpec(check.split('.').slice(0, 2).join('.'));
-    return (v: number) => (Number.isFinite(v) ? (spec ? formatValue(v, spec.display) : String(Number(v.toFixed(3)))) : '-');
+    return (v: number) => (Number.isFinite(v) ? formatValue(v, spec?.display ?? 'number') : '-');
   };
   // One line per check first, so that a long history still opens with what matters: now, the range, where it goes.
   const summary = [['check', 'now', 'worst', 'min', 'avg', 'max', 'checks', 'trend']];

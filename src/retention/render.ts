@@ -25,7 +25,7 @@ export function policyPreviews(desired: Desired, observed: RetentionObserved, no
 export function renderPolicyPreviews(previews: PolicyPreview[]): string {
   const rows = [['POLICY', 'TABLE', 'ACTION', 'ELIGIBLE', 'CUT-OFF']];
   for (const p of previews) {
-    rows.push([p.policy, p.table, p.action, p.rows === null ? 'not counted' : `${p.exact ? '' : '~'}${p.rows.toLocaleString('en-US')}`, p.cutoff.slice(0, 19) + 'Z']);
+    rows.push([p.policy, p.table, p.action, p.rows === null ? 'not counted' : `${p.exact ? '' : '~'}${formatCount(p.rows)}`, p.cutoff.slice(0, 19) + 'Z']);
   }
   return renderTable(rows);
 }

@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { JarvisError, messageOf } from '../errors.js';
 import { isAlive, sleep, stopProcess } from '../platform/processes.js';
+import { formatDuration } from '../render/format.js';
 
 const run = promisify(execFile);
 
@@ -45,7 +46,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs:
     if (!alive()) throw new JarvisError('SANDBOX', `${what} exited while starting: ${lastLogLines(log)}`);
     await sleep(100);
   }
-  throw new JarvisError('SANDBOX', `${what} did not answer within ${Math.round(timeoutMs / 1000)} s: ${lastLogLines(log)}`);
+  throw new JarvisError('SANDBOX', `${what} did not answer within ${formatDuration(timeoutMs)}: ${lastLogLines(log)}`);
 }
 
 function lastLogLines(file: string, n = 3): string {

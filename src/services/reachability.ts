@@ -6,6 +6,7 @@
 import { SERVICE_NAMES, type Desired, type ServiceName } from '../config/types.js';
 import { messageOf } from '../errors.js';
 import { redact } from './redact.js';
+import { formatDuration } from '../render/format.js';
 
 export type Reachability = { ok: true } | { ok: false; error: string };
 
@@ -28,7 +29,7 @@ async function probe(service: ServiceName, desired: Desired): Promise<void> {
     client.disconnect();
   } else {
     const { chromaHeartbeat, chromaService } = await import('./chroma.js');
-    await withTimeout(chromaHeartbeat(chromaService(desired)), `no answer within ${PROBE_TIMEOUT_MS / 1000}s`);
+    await withTimeout(chromaHeartbeat(chromaService(desired)), `no answer within ${formatDuration(PROBE_TIMEOUT_MS)}`);
   }
 }
 

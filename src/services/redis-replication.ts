@@ -10,7 +10,9 @@
 import { Readable } from 'node:stream';
 import { JarvisError, messageOf } from '../errors.js';
 import { redactUrl } from './redact.js';
-import { CommandBuffer, RespConnection, RespError, isForbidden } from './redis-resp.js';
+import { RespConnection, isForbidden } from './redis-resp.js';
+import { CommandBuffer, RespError } from './redis-resp-codec.js';
+import { formatDuration } from '../render/format.js';
 
 export const EOF_MARK_BYTES = 40;
 
@@ -166,7 +168,7 @@ export async function openRdbSnapshot(url: string, options: SnapshotOptions = {}
       stream.destroy(error);
     }
   };
-  socket.setTimeout(idleMs, () => failWith(new JarvisError('BACKUP_FAILED', `Redis at ${redactUrl(url)} sent nothing for ${Math.round(idleMs / 1000)}s during SYNC`)));
+  socket.setTimeout(idleMs, () => failWith(new JarvisError('BACKUP_FAILED', `Redis at ${redactUrl(url)} sent nothing for ${formatDuration(idleMs)} during SYNC`)));
   socket.on('data', (chunk: Buffer) => {
     let pieces: Buffer[];
     try {

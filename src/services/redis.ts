@@ -7,6 +7,7 @@ import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { endpointOf, isNetworkErrno, runningHint } from './endpoint.js';
 import { redactUrl } from './redact.js';
+import { formatDuration } from '../render/format.js';
 
 export interface RedisTarget {
   host: string;
@@ -130,7 +131,7 @@ export async function openRedisSocket(url: string, options: { connectTimeoutMs?:
       socket.destroy();
       reject(new JarvisError('SERVICE_UNREACHABLE', `cannot connect to Redis at ${redactUrl(url)}: ${messageOf(e)}`, { cause: e, hint: runningHint('redis', url) }));
     };
-    socket.setTimeout(timeout, () => fail(new Error(`no answer within ${Math.round(timeout / 1000)}s`)));
+    socket.setTimeout(timeout, () => fail(new Error(`no answer within ${formatDuration(timeout)}`)));
     socket.once('error', fail);
     socket.once(target.tls ? 'secureConnect' : 'connect', () => {
       socket.setTimeout(0);

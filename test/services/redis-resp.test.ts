@@ -1,6 +1,7 @@
 /** The RESP2 encoder and incremental parser of the Redis bulk paths (pure). */
 import t from 'tap';
-import { CommandBuffer, RespError, RespParser, encodeCommand, printable, type Reply } from '../../src/services/redis-resp.js';
+import { CommandBuffer, RespError, RespParser, encodeCommand, type Reply } from '../../src/services/redis-resp-codec.js';
+import { printable } from '../../src/services/redis-resp.js';
 
 function parseAll(chunks: Buffer[]): Reply[] {
   const out: Reply[] = [];

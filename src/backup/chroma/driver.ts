@@ -1,13 +1,14 @@
 /**
  * The Chroma backup driver. Two methods (the schedule's `method`):
- * - logical (default): every collection through the server's API, online (logical.ts);
+ * - logical (default): every collection through the server's API, online (logical.ts exports, logical-restore.ts restores);
  * - physical: the data directory of a local server, a consistent copy of chroma.sqlite3 and the
  *   segment directories in a compressed tar; needs a quiet server (physical.ts).
  */
 import type { BackupSchedule } from '../../config/types.js';
 import { JarvisError } from '../../errors.js';
 import { DEFAULT_DATABASE, DEFAULT_TENANT, chromaService } from '../../services/chroma.js';
-import { exportCollections, restoreLogical, restoreTestLogical, BROTLI_QUALITY } from './logical.js';
+import { exportCollections, BROTLI_QUALITY } from './logical.js';
+import { restoreLogical, restoreTestLogical } from './logical-restore.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
 import type { BackupWriter, CatalogEntry, ManifestFields } from '../storage.js';
 

@@ -1,5 +1,6 @@
 /**
- * The Redis backup driver.
+ * The Redis backup driver: restore and verification here, creation in create.ts, the stored
+ * file read back and the throwaway redis-server in stored.ts.
  *
  * - `method: rdb` (default): a point-in-time RDB over the replication protocol
  *   (services/redis-replication.ts), walked and CRC64-checked while it streams (rdb.ts), optionally
@@ -22,241 +23,21 @@
  * Compression: `compression` is a gzip level; 0 (none) by default for RDB, which Redis already
  * compresses per value with LZF, and 1 for logical backups. Node 20's zlib has no zstd.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { PassThrough, type Readable, type Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
-import type { BackupSchedule } from '../../config/types.js';
-import { formatBytes, formatCount, plural } from '../../render/format.js';
+import { formatCount, plural } from '../../render/format.js';
 import { JarvisError, messageOf } from '../../errors.js';
-import type { RedisServer } from '../../scratch/servers.js';
 import { redactUrl } from '../../services/redact.js';
 import { redisUrl } from '../../services/redis.js';
-import { decryptor } from '../../storage/crypto.js';
+import { RespConnection } from '../../services/redis-resp.js';
+import { CommandBuffer, RespError } from '../../services/redis-resp-codec.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
-import { dumpKeys, keyCounts, majorVersion, restoreKeys, type RestoreCounts } from './keys.js';
 import { leftoverRefusal, markerText, parseMarker, type RestoreMarker } from '../restore-marker.js';
-import { LogicalDecoder, LogicalEncoder, readLogical, type KeyRecord } from './logical.js';
-import { RdbCheckStream, runRedisCheckRdb, scanRdb, RdbError, type RdbSummary } from './rdb.js';
-import { openRdbSnapshot } from '../../services/redis-replication.js';
-import { CommandBuffer, RespConnection, RespError } from '../../services/redis-resp.js';
-import { testPausePoint, type BackupWriter, type CatalogEntry, type ManifestFields } from '../storage.js';
-
-export const RDB_FORMAT = 'rdb';
-export const LOGICAL_FORMAT = 'jarvis-redis-keys-1';
-
-/** Per-database counts as the manifest records them (`extra.databases`). */
-export type DatabaseCounts = Record<string, { keys: number; expires: number }>;
-
-export function compressionLevel(schedule: Pick<BackupSchedule, 'compression' | 'method'>): number {
-  return schedule.compression ?? (schedule.method === 'logical' ? 1 : 0);
-}
-
-/** The stored file name: `dump.rdb` / `keys.jdbr`, `.gz` when compressed, `.enc` when encrypted. */
-export function dataFileName(method: 'rdb' | 'logical', level: number, encrypted: boolean): string {
-  return `${method === 'rdb' ? 'dump.rdb' : 'keys.jdbr'}${level > 0 ? '.gz' : ''}${encrypted ? '.enc' : ''}`;
-}
-
-/** `source` through `transforms` as one Readable; an error in any stage destroys it with that error. */
-function chain(source: Readable | (() => AsyncIterable<Buffer>), ...transforms: Transform[]): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  (pipeline as (...s: unknown[]) => Promise<void>)(source, ...transforms, out).catch((e: Error) => out.destroy(e));
-  return out;
-}
-
-function every(ms: number, fn: () => void): () => void {
-  const timer = setInterval(fn, ms);
-  timer.unref();
-  return () => clearInterval(timer);
-}
-
-
-/* ---------------------------------------------------------------- create */
-
-async function createRdb(schedule: BackupSchedule, ctx: DriverContext, writer: BackupWriter, url: string): Promise<ManifestFields> {
-  const level = compressionLevel(schedule);
-  ctx.progress.note(`SYNC from ${redactUrl(url)}`);
-  const snapshot = await openRdbSnapshot(url);
-  const check = new RdbCheckStream(() => testPausePoint('dump-running', ctx.env));
-  const source = level > 0 ? chain(snapshot.stream, check, createGzip({ level })) : chain(snapshot.stream, check);
-  const stop = every(1000, () => ctx.progress.note(`received ${formatBytes(snapshot.received())} of RDB`));
-  try {
-    await writer.writeStream(dataFileName('rdb', level, writer.encrypted), source);
-  } catch (e) {
-    snapshot.stream.destroy();
-    if (e instanceof RdbError) throw new JarvisError('BACKUP_FAILED', `the RDB sent by Redis at ${redactUrl(url)} is damaged: ${e.message}`, { cause: e });
-    throw e;
-  } finally {
-    stop();
-  }
-  const s = check.summary!;
-  return {
-    method: 'rdb',
-    format: RDB_FORMAT,
-    serverVersion: snapshot.serverVersion ?? s.aux['redis-ver'],
-    toolVersion: `jarvis-db replication client (SYNC, ${snapshot.header.transfer === 'eof-mark' ? 'diskless $EOF transfer' : 'disk-based $<length> transfer'})`,
-    sourceBytes: s.bytes,
-    compression: level > 0 ? `gzip:${level}` : 'none',
-    extra: {
-      rdb: {
-        version: s.version, bytes: s.bytes, crc64: s.crc64, checksum: s.checksum, structure: s.structure,
-        transfer: snapshot.header.transfer, redisVersion: s.aux['redis-ver'] ?? null, usedMemory: s.aux['used-mem'] ? Number(s.aux['used-mem']) : null,
-      },
-      databases: s.databases,
-      keys: s.keys,
-      expires: s.expires,
-    },
-  };
-}
-
-async function createLogical(schedule: BackupSchedule, ctx: DriverContext, writer: BackupWriter, url: string): Promise<ManifestFields> {
-  const level = compressionLevel(schedule);
-  const scan = await RespConnection.open(url, { name: 'jarvis-db logical backup' });
-  let dump: RespConnection | null = null;
-  try {
-    const server = await scan.info('server');
-    const memory = await scan.info('memory').catch(() => ({} as Record<string, string>));
-    const configured = ctx.desired.services.redis?.databases;
-    const dbs = configured ? [...new Set(configured)].sort((a, b) => a - b) : [...(await keyCounts(scan)).keys()].sort((a, b) => a - b);
-    const expected = [...(await keyCounts(scan, dbs)).values()].reduce((a, b) => a + b, 0);
-    const absoluteExpiry = majorVersion(server.redis_version) >= 7;
-    dump = await RespConnection.open(url, { name: 'jarvis-db logical backup' });
-    const encoder = new LogicalEncoder();
-    const expires = new Map<number, number>();
-    let seen = 0;
-    const stop = every(1000, () => { ctx.progress.note(`dumped ${formatCount(seen)} of about ${plural(expected, 'key')}`); ctx.progress.update(Math.min(seen, expected), expected); });
-    const scanConn = scan;
-    const dumpConn = dump;
-    async function* records(): AsyncGenerator<Buffer> {
-      let paused = false;
-      for await (const batch of dumpKeys(scanConn, dumpConn, dbs, { absoluteExpiry, onBatch: (n) => { seen += n; } })) {
-        for (const r of batch) {
-          encoder.add(r);
-          if (r.expireAt !== -1) expires.set(r.db, (expires.get(r.db) ?? 0) + 1);
-        }
-        yield* encoder.take();
-        if (!paused) { paused = true; await testPausePoint('dump-running', ctx.env); }
-      }
-      yield* encoder.finish();
-    }
-    const source = level > 0 ? chain(records, createGzip({ level })) : chain(records);
-    try {
-      await writer.writeStream(dataFileName('logical', level, writer.encrypted), source);
-    } finally {
-      stop();
-    }
-    const trailer = encoder.trailer();
-    const databases: DatabaseCounts = {};
-    for (const [db, keys] of Object.entries(trailer.databases)) databases[db] = { keys, expires: expires.get(Number(db)) ?? 0 };
-    return {
-      method: 'logical',
-      format: LOGICAL_FORMAT,
-      serverVersion: server.redis_version,
-      toolVersion: `jarvis-db SCAN + DUMP + ${absoluteExpiry ? 'PEXPIRETIME' : 'PTTL'}`,
-      sourceBytes: memory.used_memory_dataset ? Number(memory.used_memory_dataset) : memory.used_memory ? Number(memory.used_memory) : undefined,
-      compression: level > 0 ? `gzip:${level}` : 'none',
-      extra: {
-        coveredDatabases: dbs,
-        databases,
-        keys: trailer.keys,
-        expires: [...expires.values()].reduce((a, b) => a + b, 0),
-      },
-    };
-  } finally {
-    scan.close();
-    dump?.close();
-  }
-}
-
-async function create(schedule: BackupSchedule, ctx: DriverContext, writer: BackupWriter): Promise<ManifestFields> {
-  const url = redisUrl(ctx.desired);
-  return schedule.method === 'logical' ? createLogical(schedule, ctx, writer, url) : createRdb(schedule, ctx, writer, url);
-}
-
-/* ---------------------------------------------------------------- reading a stored backup */
-
-function dataFile(entry: CatalogEntry): { name: string; gzip: boolean } {
-  const f = entry.manifest.files.find((x) => /^(dump\.rdb|keys\.jdbr)/.test(x.name));
-  if (!f) throw new JarvisError('BACKUP_INVALID', `backup ${entry.manifest.id} has no Redis data file`);
-  return { name: f.name, gzip: /\.gz(\.enc)?$/.test(f.name) };
-}
-
-/** The plain content of the backup's data file, decrypted and decompressed while streamed. */
-export function openBackupData(entry: CatalogEntry, ctx: Pick<DriverContext, 'keyRing'>): Readable {
-  const m = entry.manifest;
-  const { name, gzip } = dataFile(entry);
-  const stages: Transform[] = [];
-  if (m.encrypted) {
-    if (!ctx.keyRing) throw new JarvisError('DECRYPT_FAILED', `backup ${m.id} is encrypted and no passphrase is configured`, { hint: 'set storage.encryption.passphraseEnv and that environment variable' });
-    stages.push(decryptor(ctx.keyRing, name));
-  }
-  if (gzip) stages.push(createGunzip());
-  const file = createReadStream(join(entry.dir, name), { highWaterMark: 1 << 20 });
-  return stages.length ? chain(file, ...stages) : file;
-}
-
-function isRdb(entry: CatalogEntry): boolean {
-  return entry.manifest.method === 'rdb';
-}
-
-function recordedCounts(entry: CatalogEntry): DatabaseCounts {
-  return (entry.manifest.extra.databases ?? {}) as DatabaseCounts;
-}
-
-/* ---------------------------------------------------------------- throwaway server */
-
-interface Throwaway { server: RedisServer; conn: RespConnection; stop(): Promise<void> }
-
-/**
- * A lone redis-server in a hidden scratch dir beside the backup (`.restore-<id>-<pid>`, which
- * the debris cleaner removes if we are killed), loaded from the backup's RDB when `withRdb`.
- */
-async function throwawayServer(entry: CatalogEntry, ctx: DriverContext, withRdb: boolean, config: Record<string, string> = {}): Promise<Throwaway> {
-  const scratch = join(dirname(entry.dir), `.restore-${entry.manifest.id}-${process.pid}`);
-  await rm(scratch, { recursive: true, force: true });
-  await mkdir(scratch, { recursive: true, mode: 0o700 });
-  const { startRedisServer, stopRedisServer } = await import('../../scratch/servers.js');
-  let server: RedisServer | null = null;
-  const cleanup = async () => {
-    if (server) await stopRedisServer(server.pid).catch(() => undefined);
-    await rm(scratch, { recursive: true, force: true });
-  };
-  try {
-    if (withRdb) {
-      const { name } = dataFile(entry);
-      const target = join(scratch, 'dump.rdb');
-      if (name === 'dump.rdb') {
-        // Redis only reads it (save is off; a SAVE would write a new file and rename it).
-        await link(join(entry.dir, name), target).catch(() => copyFile(join(entry.dir, name), target));
-      } else {
-        ctx.progress.note('decoding the RDB for a throwaway redis-server');
-        await pipeline(openBackupData(entry, ctx), createWriteStream(target, { mode: 0o600 }));
-      }
-    }
-    ctx.progress.note(withRdb ? 'loading the RDB into a throwaway redis-server' : 'starting a throwaway redis-server');
-    try {
-      const rdbBytes = withRdb ? (await stat(join(scratch, 'dump.rdb'))).size : 0;
-      server = await startRedisServer({
-        dir: scratch, dbfilename: 'dump.rdb', config: { maxmemory: '0', ...config }, ownerPid: process.pid,
-        // Loading runs at roughly 50 MB/s on a slow machine; never give up on a large RDB too early.
-        startTimeoutMs: 60_000 + Math.ceil(rdbBytes / 50e6) * 1000,
-      });
-    } catch (e) {
-      const missing = /ENOENT|cannot start redis-server/i.test(messageOf(e));
-      throw new JarvisError(missing ? 'TOOL_MISSING' : 'RESTORE_FAILED', `cannot start a throwaway redis-server${withRdb ? ' to load the RDB' : ''}: ${messageOf(e)}`, {
-        cause: e, hint: missing ? 'install redis-server (Debian: apt-get install redis-server); restoring an RDB backup loads it into one' : undefined,
-      });
-    }
-    const conn = await RespConnection.open(server.url, { name: 'jarvis-db restore source' });
-    const s = server;
-    return { server: s, conn, stop: async () => { conn.close(); await cleanup(); } };
-  } catch (e) {
-    await cleanup();
-    throw e;
-  }
-}
+import { testPausePoint, type CatalogEntry } from '../storage.js';
+import { create } from './create.js';
+import { keyCounts, majorVersion, dumpKeys, restoreKeys, type RestoreCounts } from './keys.js';
+import { LogicalDecoder, readLogical, type KeyRecord } from './logical.js';
+import { RdbError, scanRdb, type RdbSummary } from './rdb.js';
+import { runRedisCheckRdb } from './redis-check-rdb.js';
+import { isRdb, isZlibError, openBackupData, recordedCounts, throwawayServer, type DatabaseCounts, type Throwaway } from './stored.js';
 
 /* ---------------------------------------------------------------- restore */
 
@@ -392,11 +173,6 @@ async function restore(entry: CatalogEntry, ctx: DriverContext, options: Restore
 }
 
 /* ---------------------------------------------------------------- verification */
-
-/** gzip's own checks failed (bad data, bad CRC32, truncated stream). */
-function isZlibError(e: unknown): boolean {
-  return typeof (e as NodeJS.ErrnoException)?.code === 'string' && (e as NodeJS.ErrnoException).code!.startsWith('Z_');
-}
 
 /** Reads the stored data whole: an RDB's CRC64 and structure (and redis-check-rdb), a logical file's records. */
 async function checkContent(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {

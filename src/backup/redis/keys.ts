@@ -11,7 +11,8 @@
 import { JarvisError } from '../../errors.js';
 import { redactUrl } from '../../services/redact.js';
 import type { KeyRecord } from './logical.js';
-import { CommandBuffer, CommandHead, RespConnection, RespError, printable, type Reply } from '../../services/redis-resp.js';
+import { RespConnection, printable } from '../../services/redis-resp.js';
+import { CommandBuffer, CommandHead, RespError, type Reply } from '../../services/redis-resp-codec.js';
 
 const TARGET_BATCH_BYTES = 8 << 20;
 const DUMP = new CommandHead('DUMP');

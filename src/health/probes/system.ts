@@ -7,6 +7,7 @@ import { readFile, statfs } from 'node:fs/promises';
 import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { messageOf } from '../../errors.js';
+import { formatBytes } from '../../render/format.js';
 import type { Sample } from '../samples.js';
 
 export interface CpuTimes { busy: number; total: number }
@@ -60,7 +61,7 @@ export async function probeSystem(options: { storagePath: string; cpuBefore: Cpu
   if (total > 0) samples.push({ check: 'system.cpu_usage_ratio', value: (after.busy - options.cpuBefore.busy) / total });
   const meminfo = await readFile('/proc/meminfo', 'utf8').then(memoryFromMeminfo, () => null);
   const memory = meminfo ?? { available: freemem(), total: totalmem() };
-  samples.push({ check: 'system.memory_available_ratio', value: memory.available / memory.total, detail: `${Math.round(memory.available / 1e6)} of ${Math.round(memory.total / 1e6)} MB` });
+  samples.push({ check: 'system.memory_available_ratio', value: memory.available / memory.total, detail: `${formatBytes(memory.available)} of ${formatBytes(memory.total)}` });
   try {
     const fs = await statfsNearest(options.storagePath);
     const free = Number(fs.bavail) * Number(fs.bsize);

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { cosineLength, cosinePreimage, cosineStored, ulpDistance } from '../../../src/backup/chroma/cosine.js';
-import { checkCollectionName, pageSizeFor, restoreTargets, type CollectionSummary } from '../../../src/backup/chroma/logical.js';
+import { pageSizeFor, type CollectionSummary } from '../../../src/backup/chroma/logical.js';
+import { checkCollectionName, restoreTargets } from '../../../src/backup/chroma/logical-restore.js';
 
 function randomVectors(count: number, dim: number, seed: number, scale = 1): Float32Array[] {
   let s = seed;

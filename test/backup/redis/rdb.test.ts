@@ -7,7 +7,9 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { Crc64, RdbScanner, crc64, runRedisCheckRdb, scanRdb, type RdbSummary } from '../../../src/backup/redis/rdb.js';
+import { Crc64, crc64 } from '../../../src/backup/redis/crc64.js';
+import { RdbScanner, scanRdb, type RdbSummary } from '../../../src/backup/redis/rdb.js';
+import { runRedisCheckRdb } from '../../../src/backup/redis/redis-check-rdb.js';
 
 const RDB = readFileSync(new URL('../fixtures/redis-7.0.rdb', import.meta.url));
 
