@@ -91,20 +91,22 @@ async function postgresSamples(desired: Desired, kept?: HealthConnections): Prom
 async function redisSamples(desired: Desired, kept?: HealthConnections): Promise<Sample[]> {
   const url = desired.services.redis!.url;
   const { probeRedis } = await import('./probes/redis.js');
-  const { connectRedis } = await import('../services/redis.js');
-  const connection: Connection<import('ioredis').Redis> = kept
+  const { openRedisProbe } = await import('../services/redis-resp.js');
+  const connection: Connection<import('../services/redis-resp.js').RespConnection> = kept
     ? { open: () => kept.redisClient(url), release: (_c, failed) => { if (failed) kept.dropRedis(); }, retry: true }
-    : { open: () => connectRedis(url, { connectTimeoutMs: 5000, connectionName: 'jarvis-db-health' }), release: (c) => { c.disconnect(); }, retry: false };
+    : { open: () => openRedisProbe(url, { connectTimeoutMs: 5000, name: 'jarvis-db-health' }), release: (c) => { c.close(); }, retry: false };
   return probeOver('redis', connection, probeRedis, 'connected, but INFO failed');
 }
 
 async function chromaSamples(desired: Desired, kept?: HealthConnections): Promise<Sample[]> {
-  const { chromaClient, describeChromaFailure } = await import('../services/chroma.js');
+  const { ChromaRest, describeChromaFailure } = await import('../services/chroma.js');
   const { probeChroma } = await import('./probes/chroma.js');
   const { redactUrl } = await import('../services/redact.js');
   const service = desired.services.chroma!;
-  // HTTP: a kept client is only a configured object, nothing goes stale.
-  const connection: Connection<import('chromadb').ChromaClient> = { open: () => (kept ? kept.chromaClient(service) : chromaClient(service)), release: () => undefined, retry: false };
+  // HTTP: a kept client holds only idle keep-alive sockets, nothing goes stale.
+  const connection: Connection<import('../services/chroma.js').ChromaRest> = kept
+    ? { open: async () => kept.chromaRest(service), release: () => undefined, retry: false }
+    : { open: async () => new ChromaRest(service), release: (rest) => rest.close(), retry: false };
   return probeOver('chroma', connection, (c) => probeChroma(c, service.path ? { dataPath: service.path } : {}).catch((e: unknown) => { throw new Error(describeChromaFailure(e), { cause: e }); }), `cannot reach Chroma at ${redactUrl(service.url)}`);
 }
 

@@ -54,6 +54,8 @@ export async function chromaClient(service: Pick<ChromaService, 'url' | 'tenant'
  */
 export function describeChromaFailure(e: unknown): string {
   if (e instanceof Error && e.name === 'ChromaConnectionError') return NO_HTTP_ANSWER;
+  // ChromaRest's own "cannot reach Chroma at …" (no HTTP answer at all) says the same.
+  if (e instanceof JarvisError && e.code === 'SERVICE_UNREACHABLE' && e.message.startsWith('cannot reach Chroma')) return NO_HTTP_ANSWER;
   return messageOf(e);
 }
 
