@@ -11,6 +11,8 @@
 # jarvis-db's backup includes what a user's does: start-up, config, the apply lock, exact
 # per-table row counts in the dump's snapshot, SHA-256 and fsync of every file, the manifest.
 # The bare pg_dump fsyncs its files too (its default).
+# JARVIS_BENCH_COMPARE=/other/checkout/bin/jarvis-db.js adds that build's backup create to every
+# pair (a before/after in the same run; that checkout needs its own built dist/).
 set -euo pipefail
 SCALE="${1:-0.5}"
 PAIRS="${2:-5}"
@@ -60,7 +62,8 @@ DBSIZE=$(raw "$PGBIN/psql" -Atc "SELECT pg_database_size(current_database())")
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-RAW_T=(); JDB_T=(); RATIOS=(); RSS=0; RAW_BYTES=0; JDB_BYTES=0; ID=""
+COMPARE="${JARVIS_BENCH_COMPARE:-}"
+RAW_T=(); JDB_T=(); CMP_T=(); RATIOS=(); RSS=0; RAW_BYTES=0; JDB_BYTES=0; ID=""
 for i in $(seq 1 "$PAIRS"); do
   rm -rf "$WORK/raw"; sync
   t0=$(now); raw "$PGBIN/pg_dump" -Fd -j2 -Z1 -f "$WORK/raw"; t1=$(now)
@@ -73,7 +76,14 @@ for i in $(seq 1 "$PAIRS"); do
   KB=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/time.txt")
   [ "$KB" -gt "$RSS" ] && RSS=$KB
   read -r ID JDB_BYTES < <(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).backups[0]; console.log(r.id, r.totalBytes)' "$WORK/create.json")
-  printf 'pair %d: pg_dump %.2f s, jarvis-db %.2f s, ratio %.3f\n' "$i" "$R" "$J" "$(echo "$J / $R" | bc -l)"
+  CMP=""
+  if [ -n "$COMPARE" ]; then
+    rm -rf "$WORK/storage/postgres"; sync
+    t0=$(now); node "$COMPARE" backup create --service postgres >/dev/null 2>&1; t1=$(now)
+    C=$(secs "$t0" "$t1"); CMP_T+=("$C"); CMP=$(printf ', compared build %.2f s' "$C")
+    rm -rf "$WORK/storage/postgres"
+  fi
+  printf 'pair %d: pg_dump %.2f s, jarvis-db %.2f s, ratio %.3f%s\n' "$i" "$R" "$J" "$(echo "$J / $R" | bc -l)" "$CMP"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -82,7 +92,8 @@ RM=$(median "${RAW_T[@]}"); JM=$(median "${JDB_T[@]}")
 
 raw "$PGBIN/psql" -qc "CREATE DATABASE bare_restore"
 t0=$(now); raw "$PGBIN/pg_restore" -j2 -d bare_restore "$WORK/raw"; t1=$(now); BR=$(secs "$t0" "$t1")
-t0=$(now); "${JDB[@]}" restore "$ID" --target-db jdb_restore >/dev/null; t1=$(now); JR=$(secs "$t0" "$t1")
+# The last pair's backup is restored (the compared build's, if any, was removed).
+t0=$(now); "${JDB[@]}" restore "$ID" --target-db jdb_restore >/dev/null 2>&1; t1=$(now); JR=$(secs "$t0" "$t1")
 
 echo
 echo "== backup-postgres, $(date -u +%Y-%m-%d), $(nproc) cores, scale $SCALE, $PAIRS interleaved pairs =="
@@ -92,6 +103,10 @@ printf 'bare pg_dump -Fd -j2 -Z1, median             %8.2f s   (spread %s s; %.1
 printf 'jarvis-db backup create --service postgres   %8.2f s   (spread %s s; %.1f MB)\n' "$JM" "$(minmax "${JDB_T[@]}")" "$(echo "$JDB_BYTES/1000000" | bc -l)"
 printf 'ratio backup, medians (jarvis-db / bare)     %8.3f   (target <= 1.15)\n' "$(echo "$JM/$RM" | bc -l)"
 printf 'ratio of each pair: median %.3f, spread %s\n' "$(median "${RATIOS[@]}")" "$(minmax "${RATIOS[@]}")"
+if [ -n "$COMPARE" ]; then
+  CM=$(median "${CMP_T[@]}")
+  printf 'compared build (%s), median %.2f s (spread %s s); ratio to bare %.3f\n' "$COMPARE" "$CM" "$(minmax "${CMP_T[@]}")" "$(echo "$CM/$RM" | bc -l)"
+fi
 printf 'compressed size / database size             %8.3f   (target <= 0.30)\n' "$(echo "$JDB_BYTES/$DBSIZE" | bc -l)"
 printf 'peak RSS of jarvis-db                        %8.1f MB  (target < 150)\n' "$(echo "$RSS/1024" | bc -l)"
 printf 'bare pg_restore -j2                          %8.2f s\n' "$BR"

@@ -12,6 +12,8 @@
 // `node -e 0` (the floor of any Node CLI), `jarvis-db --version` (our start-up) and `jarvis-db
 // plan`. It prints the medians, the spread (min–max) and plan / `node -e 0`, and, for reading,
 // the phases of one plan inside a process (`--split`, the same functions the CLI calls).
+// JARVIS_BENCH_COMPARE=/other/checkout/bin/jarvis-db.js adds that build's plan to every round
+// (a before/after in the same run; that checkout needs its own built dist/).
 import { spawnSync } from 'node:child_process';
 import { cp, mkdtemp, rm, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -43,6 +45,7 @@ if (process.argv[2] === '--split') {
 }
 
 const pairs = Number(process.argv[2] ?? 7);
+const compareBin = process.env.JARVIS_BENCH_COMPARE;
 const scale = process.argv[3] ?? '0.5';
 const perSchedule = Number(process.argv[4] ?? 0);
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -99,6 +102,7 @@ try {
   const floor = [];
   const version = [];
   const plan = [];
+  const compared = [];
   let summary = '';
   for (let i = 0; i < pairs; i++) {
     floor.push(timed(['-e', '0']).ms);
@@ -106,7 +110,8 @@ try {
     const p = timed([BIN, 'plan']);
     plan.push(p.ms);
     summary = /^(Plan: .*|No changes\..*)$/m.exec(p.out)?.[1] ?? '';
-    process.stderr.write(`round ${i + 1}: node -e 0 ${floor.at(-1).toFixed(0)} ms, --version ${version.at(-1).toFixed(0)} ms, plan ${plan.at(-1).toFixed(0)} ms\n`);
+    if (compareBin) compared.push(timed([compareBin, 'plan']).ms);
+    process.stderr.write(`round ${i + 1}: node -e 0 ${floor.at(-1).toFixed(0)} ms, --version ${version.at(-1).toFixed(0)} ms, plan ${plan.at(-1).toFixed(0)} ms${compareBin ? `, compared build's plan ${compared.at(-1).toFixed(0)} ms` : ''}\n`);
   }
   const loadAfter = load();
   const splits = [];
@@ -126,7 +131,8 @@ try {
   console.log(`| \`node -e 0\` | ${median(floor).toFixed(0)} ms | ${spread(floor)} ms |`);
   console.log(`| \`jarvis-db --version\` | ${median(version).toFixed(0)} ms | ${spread(version)} ms |`);
   console.log(`| **\`jarvis-db plan\`** | **${median(plan).toFixed(0)} ms** (target < 500 ms) | ${spread(plan)} ms |`);
-  console.log(`ratio plan / node -e 0 (medians): ${(median(plan) / median(floor)).toFixed(2)}`);
+  if (compareBin) console.log(`| \`plan\` of ${compareBin} | ${median(compared).toFixed(0)} ms | ${spread(compared)} ms |`);
+  console.log(`ratio plan / node -e 0 (medians): ${(median(plan) / median(floor)).toFixed(2)}${compareBin ? `; plan / compared build's plan: ${(median(plan) / median(compared)).toFixed(3)}` : ''}`);
   console.log(`in process (median of 3, informative): config ${mid((s) => s.config)} ms, engine import ${mid((s) => s.engineImport)} ms, observe ${mid((s) => s.timingsMs.observe)} ms (${modules}), plan + render ${mid((s) => s.timingsMs.plan)} ms`);
   await stopSandbox(sandboxDir);
 } finally {
