@@ -26,13 +26,36 @@ export interface VerifyBackupParams {
   fromAction?: string;
 }
 
+/** `jarvis-db restore ID` (command-only): the backup, and the flags of the command line. */
+export interface RestoreBackupParams {
+  /** The backup's full id (the command line may give a prefix). */
+  id: string;
+  service: ServiceName;
+  /** --force: onto a non-empty target, or a backup whose checksums fail. */
+  force: boolean;
+  /** postgres --target-db */
+  target?: string;
+  /** redis --flush */
+  flush?: boolean;
+  /** chroma --collection, --as, --target-dir (absolute) */
+  collection?: string;
+  as?: string;
+  targetDir?: string;
+}
+
 const service: FieldRule = { kind: 'one-of', values: ['postgres', 'redis', 'chroma'] };
 
-export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'prune_backup' | 'verify_backup'> = {
+export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'prune_backup' | 'verify_backup' | 'restore_backup'> = {
   create_backup: { fields: { schedule: { kind: 'string' }, service, preChange: { kind: 'boolean', optional: true } } },
   prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, lastValid: { kind: 'boolean', optional: true } } },
   verify_backup: {
     fields: { schedule: { kind: 'string' }, restoreTest: { kind: 'boolean' }, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true } },
     exactlyOne: ['id', 'fromAction'],
+  },
+  restore_backup: {
+    fields: {
+      id: { kind: 'string' }, service, force: { kind: 'boolean' }, target: { kind: 'string', optional: true }, flush: { kind: 'boolean', optional: true },
+      collection: { kind: 'string', optional: true }, as: { kind: 'string', optional: true }, targetDir: { kind: 'string', optional: true },
+    },
   },
 };

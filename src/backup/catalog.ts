@@ -4,13 +4,12 @@
  * the manifest's own checksum, every named file present with its size); `verifyChecksums`
  * reads every byte.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { JarvisError } from '../errors.js';
 import { SERVICE_NAMES } from '../config/types.js';
 import { formatAge } from '../render/format.js';
+import type { SealedStore } from '../storage/sealed-store.js';
 import {
-  BACKUP_ID, MANIFEST, hashFile, listDirs, manifestChecksum, sealManifest, writeFileAtomic,
+  BACKUP_ID, MANIFEST, backupKey, backupStore, manifestChecksum, manifestText, sealManifest,
   type BackupManifest, type CatalogEntry, type Verification,
 } from './storage.js';
 
@@ -21,14 +20,16 @@ export interface InvalidBackup { dir: string; id: string; service: string; sched
 
 export interface StorageScan { valid: CatalogEntry[]; invalid: InvalidBackup[] }
 
-/** Checks one backup dir cheaply. Returns the manifest or the first problem found. */
-export async function readManifest(dir: string, expect: { id: string; service: string; schedule: string }): Promise<BackupManifest | string> {
-  let text: string;
+/** Checks one backup cheaply. Returns the manifest or the first problem found. */
+export async function readManifest(store: SealedStore, expect: { id: string; service: string; schedule: string }): Promise<BackupManifest | string> {
+  const key = backupKey(expect);
+  let text: string | null;
   try {
-    text = await readFile(join(dir, MANIFEST), 'utf8');
+    text = await store.readText(key, MANIFEST);
   } catch {
-    return `${MANIFEST} is missing`;
+    text = null;
   }
+  if (text === null) return `${MANIFEST} is missing`;
   let m: BackupManifest;
   try {
     m = JSON.parse(text) as BackupManifest;
@@ -41,29 +42,27 @@ export async function readManifest(dir: string, expect: { id: string; service: s
     return `${MANIFEST} names ${m.service}/${m.schedule}/${m.id}, not the directory it is in`;
   }
   for (const f of m.files) {
-    try {
-      const s = await stat(join(dir, f.name));
-      if (s.size !== f.bytes) return `${f.name} has ${s.size} bytes, the manifest says ${f.bytes}`;
-    } catch {
-      return `${f.name} is missing`;
-    }
+    const size = await store.size(key, f.name).catch(() => null);
+    if (size === null) return `${f.name} is missing`;
+    if (size !== f.bytes) return `${f.name} has ${size} bytes, the manifest says ${f.bytes}`;
   }
   return m;
 }
 
-/** Every published backup dir under storage, split into valid and invalid. */
+/** Every published backup under storage, split into valid and invalid. */
 export async function scanStorage(storagePath: string): Promise<StorageScan> {
+  const store = backupStore(storagePath);
   const valid: CatalogEntry[] = [];
   const invalid: InvalidBackup[] = [];
   for (const service of SERVICE_NAMES) {
-    for (const schedule of await listDirs(join(storagePath, service))) {
-      if (schedule.startsWith('.')) continue;
-      for (const id of await listDirs(join(storagePath, service, schedule))) {
-        if (id.startsWith('.') || !BACKUP_ID.test(id)) continue;
-        const dir = join(storagePath, service, schedule, id);
-        const result = await readManifest(dir, { id, service, schedule });
+    for (const schedule of await store.list(service)) {
+      for (const id of await store.list(`${service}/${schedule}`)) {
+        if (!BACKUP_ID.test(id)) continue;
+        const key = backupKey({ service, schedule, id });
+        const dir = store.location(key);
+        const result = await readManifest(store, { id, service, schedule });
         if (typeof result === 'string') invalid.push({ dir, id, service, schedule, problem: result });
-        else valid.push({ manifest: result, dir });
+        else valid.push({ manifest: result, key, dir, store });
       }
     }
   }
@@ -113,7 +112,12 @@ export async function verifyChecksums(entry: CatalogEntry, onFile?: (name: strin
   let bytes = 0;
   for (const f of entry.manifest.files) {
     try {
-      const actual = await hashFile(join(entry.dir, f.name));
+      const actual = await entry.store.hash(entry.key, f.name);
+      if (!actual) {
+        bad.push({ name: f.name, problem: 'missing' });
+        onFile?.(f.name, f.bytes);
+        continue;
+      }
       bytes += actual.bytes;
       if (actual.bytes !== f.bytes) bad.push({ name: f.name, problem: `size ${actual.bytes}, expected ${f.bytes}` });
       else if (actual.sha256 !== f.sha256) bad.push({ name: f.name, problem: 'SHA-256 mismatch' });
@@ -129,8 +133,8 @@ export async function verifyChecksums(entry: CatalogEntry, onFile?: (name: strin
 export async function recordVerification(entry: CatalogEntry, verification: Verification): Promise<CatalogEntry> {
   const { manifestSha256: _old, ...rest } = entry.manifest;
   const manifest = sealManifest({ ...rest, verification });
-  await writeFileAtomic(join(entry.dir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
-  return { manifest, dir: entry.dir };
+  await entry.store.writeRecord(entry.key, MANIFEST, manifestText(manifest));
+  return { ...entry, manifest };
 }
 
 /**

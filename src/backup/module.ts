@@ -10,16 +10,22 @@
  *   `allowPruneLast` (docs/architecture.md §4 rule 4).
  * - `verify: restore` schedules get a restore test of their newest backup: of the one this
  *   apply creates when the schedule is due, else of the newest one if none was restore-tested.
+ * - With `schema.backupBefore`, a PostgreSQL backup before the migrations the migrate module
+ *   plans (src/backup/pre-change.ts), which require it.
  * - Damaged backups are the health module's finding (`backups.damaged.<schedule>`, from the
  *   backups probe, in every plan and health check); here they only explain a create.
  */
 import type { BackupSchedule, Desired } from '../config/types.js';
-import type { Action, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, VerifyBackup } from '../engine/types.js';
+import type { Action, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, RestoreBackup, VerifyBackup } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
+import { planMigrations } from '../migrate/plan.js';
+import type { MigrateObserved } from '../migrate/observe.js';
 import { formatFireTime, MAX_COUNTED_RUNS, scheduleStatus } from '../schedule/due.js';
 import { findBackup, scanStorage, toObserved, type ObservedBackup } from './catalog.js';
+import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
+import { createActionId, withPreChangeBackup } from './pre-change.js';
 import { cleanDebris, findDebris } from './storage.js';
 
 export interface ObservedScheduleBackup extends ObservedBackup {
@@ -33,8 +39,6 @@ export interface BackupObserved {
   /** Published-looking dirs whose manifest fails (damaged backups). */
   invalid: { id: string; service: string; schedule: string; problem: string }[];
 }
-
-export const createActionId = (schedule: string) => `backup.create.${schedule}`;
 
 function ruleLabels(schedule: BackupSchedule): string {
   const k = schedule.keep;
@@ -91,16 +95,26 @@ function planCreate(schedule: BackupSchedule, mine: ObservedScheduleBackup[], da
     if (status.missedRuns > 1) reason += ` (${status.missedRuns >= MAX_COUNTED_RUNS ? `${MAX_COUNTED_RUNS}+` : status.missedRuns} runs missed)`;
     if (newestValid !== mine[0]) reason += `; the newer ${mine[0]!.id} failed verification`;
   }
-  out.actions.push({
+  out.actions.push(createBackupAction(schedule, reason, newestValid));
+  return true;
+}
+
+/** The create_backup action of a schedule, as `plan` makes it (and `backup create`, src/backup/commands.ts). */
+export function createBackupAction(schedule: BackupSchedule, reason: string, newestValid: ObservedScheduleBackup | undefined): CreateBackup {
+  return {
     id: createActionId(schedule.name), type: 'create_backup', module: 'backup', target: schedule.name, reason,
     risk: 'safe', estimate: newestValid ? { bytes: newestValid.totalBytes } : null,
     params: { schedule: schedule.name, service: schedule.service },
     services: [schedule.service],
-  });
-  return true;
+  };
 }
 
-function planPrunes(desired: Desired, observed: BackupObserved, out: { actions: Action[]; findings: Finding[] }): void {
+/** A schedule's newest backup that did not fail verification. */
+export function newestValidBackup(schedule: BackupSchedule, observed: BackupObserved): ObservedScheduleBackup | undefined {
+  return backupsOf(schedule, observed).find(isValid);
+}
+
+export function planPrunes(desired: Desired, observed: BackupObserved, out: { actions: Action[]; findings: Finding[] }): void {
   for (const [name, { schedule, decisions }] of keepDecisions(desired, observed.backups)) {
     const mine = backupsOf(schedule, observed);
     const byId = new Map(mine.map((b) => [b.id, b]));
@@ -174,7 +188,14 @@ export const backupModule: DomainModule<BackupObserved> = {
       invalid: scan.invalid.map(({ id, service, schedule, problem }) => ({ id, service, schedule, problem })),
     };
   },
-  plan: (desired, observed, now) => planBackups(desired, observed, now),
+  plan(desired, observed, now, all) {
+    const part = planBackups(desired, observed, now);
+    // schema.backupBefore: the migration steps the migrate module plans require a backup first.
+    const migrate = all.migrate as MigrateObserved | undefined;
+    const migrating = desired.schema?.backupBefore === true && migrate !== undefined && planMigrations(desired.schema, migrate).actions.length > 0;
+    return migrating ? { ...part, actions: withPreChangeBackup(desired, part.actions, observed, now) } : part;
+  },
+  describeChange: describeScheduleChanges,
   fingerprint: (observed) => ({ backups: observed.backups.map((b) => b.id).sort() }),
   async beforeApply(ctx) {
     return (await cleanDebris(ctx.desired.storage.path)).map((path) => `removed ${path}, left by a killed backup`);
@@ -185,7 +206,10 @@ export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, pr
   const { createBackup } = await import('./operations.js');
   const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress);
   const m = entry.manifest;
-  return { summary: `backup ${m.id} written, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`, details: { id: m.id, dir: entry.dir, totalBytes: m.totalBytes } };
+  return {
+    summary: `backup ${m.id} written, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
+    details: { id: m.id, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted },
+  };
 };
 
 export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
@@ -210,4 +234,12 @@ export const verifyBackupHandler: Handler<VerifyBackup> = async (action, ctx, pr
   const r = await verifyBackup(ctx.desired, entry, { restoreTest: action.params.restoreTest, env: ctx.env, progress });
   if (!r.ok) throw new JarvisError('VERIFY_FAILED', `backup ${entry.manifest.id} failed verification: ${r.message}`);
   return { summary: `backup ${entry.manifest.id} verified: ${r.message}`, details: { id: entry.manifest.id } };
+};
+
+/** `jarvis-db restore` (command-only): checksums first, then the service's driver. */
+export const restoreBackupHandler: Handler<RestoreBackup> = async (action, ctx, progress) => {
+  const { restoreBackup } = await import('./operations.js');
+  const { id, service: _service, ...options } = action.params;
+  const r = await restoreBackup(ctx.desired, id, { ...options, env: ctx.env, progress });
+  return { summary: r.summary, details: { target: r.target, ...r.details } };
 };

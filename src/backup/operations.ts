@@ -1,7 +1,8 @@
 /**
  * What the CLI and the engine's handlers do with backups, for any service: create (through
  * the service's driver and BackupWriter), verify (checksums, optionally a restore test),
- * restore (checksums first: a damaged backup is refused without force), prune (keep rules).
+ * restore (checksums first: a damaged backup is refused without force), prune one backup, and
+ * the keep decisions (`backup prune` plans from them: src/backup/commands.ts).
  */
 import type { BackupSchedule, Desired, ServiceName } from '../config/types.js';
 import type { Progress } from '../engine/types.js';
@@ -120,8 +121,6 @@ export async function restoreBackup(desired: Desired, id: string, options: Omit<
   return driver.restore(entry, context(desired, env, progress, entry.manifest.encrypted), restoreOptions);
 }
 
-export interface PruneCandidate { entry: CatalogEntry; decision: KeepDecision; schedule: BackupSchedule }
-
 /**
  * Pure: keep decisions for every configured schedule. Backups of schedules that are no longer
  * in the config are left alone (never pruned by rules that do not exist).
@@ -133,24 +132,6 @@ export function keepDecisions(desired: Desired, catalog: { id: string; schedule:
     out.set(schedule.name, { schedule, decisions: applyKeepRules(mine.map((b) => ({ id: b.id, time: b.startedAt })), schedule.keep, schedule.timezone) });
   }
   return out;
-}
-
-/** Deletes the backups the keep rules do not keep (or lists them with dryRun). */
-export async function pruneBackups(desired: Desired, options: { dryRun: boolean }): Promise<{ pruned: PruneCandidate[]; kept: PruneCandidate[] }> {
-  const catalog = await listBackups(desired.storage.path);
-  const byId = new Map(catalog.map((e) => [e.manifest.id, e]));
-  const decisions = keepDecisions(desired, catalog.map((e) => ({ id: e.manifest.id, schedule: e.manifest.schedule, service: e.manifest.service, startedAt: e.manifest.startedAt })));
-  const pruned: PruneCandidate[] = [];
-  const kept: PruneCandidate[] = [];
-  for (const { schedule, decisions: ds } of decisions.values()) {
-    for (const d of ds) {
-      const c = { entry: byId.get(d.id)!, decision: d, schedule };
-      (d.keep ? kept : pruned).push(c);
-    }
-  }
-  if (!options.dryRun) for (const c of pruned) await deleteBackup(c.entry);
-  if (!options.dryRun) await cleanDebris(desired.storage.path);
-  return { pruned, kept };
 }
 
 /** Deletes one backup by id; the last valid backup of its schedule needs allowPruneLast. */

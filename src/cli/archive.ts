@@ -1,10 +1,10 @@
 /**
  * `jarvis-db archive list|verify|restore`: the retention archives in storage.
- * Flags → src/retention/archives → output. Heavy modules are imported inside the actions.
+ * Flags → src/retention/archives (restore: a restore_archive action run by the engine's apply) → output. Heavy modules are imported inside the actions.
  */
 import type { Command } from 'commander';
 import { formatCount, plural } from '../render/format.js';
-import { exitWith, globalOptions, loadDesired, note, print, printJson } from './common.js';
+import { exitWith, globalOptions, loadDesired, lockWait, note, print, printJson } from './common.js';
 
 export function define(program: Command): void {
   const archive = program.command('archive').description('List, verify and restore retention archives');
@@ -58,13 +58,16 @@ export function define(program: Command): void {
     .command('restore <id>')
     .description('Re-insert the rows of an archive (parents before children; rows already there are left alone)')
     .option('--table <name>', 'only this table of the archive')
-    .action(async (id: string, opts: { table?: string }, cmd: Command) => {
+    .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
+    .action(async (id: string, opts: { table?: string; lockTimeout: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
-      const { restoreArchiveById } = await import('../retention/archives.js');
+      const { restoreArchiveCommand } = await import('../retention/archives.js');
       const { progressFor } = await import('../render/progress.js');
       const progress = await progressFor(`restore ${id}`, g.json);
-      const r = await restoreArchiveById(desired, id, { ...(opts.table ? { table: opts.table } : {}), env: process.env, progress }).finally(() => progress.stop());
+      const r = await restoreArchiveCommand(desired, id, {
+        ...(opts.table ? { table: opts.table } : {}), env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)),
+      }).finally(() => progress.stop());
       if (g.json) printJson(r);
       else {
         for (const [table, n] of Object.entries(r.inserted)) {

@@ -1,10 +1,11 @@
 /**
- * `jarvis-db backup create|list|verify|prune`. Flags → src/backup/operations → output.
+ * `jarvis-db backup create|list|verify|prune`. Flags → src/backup/commands (create, prune: plans run by
+ * the engine's apply) or src/backup/operations (list, verify) → output.
  * Heavy modules (pg, the drivers) are imported inside the actions.
  */
 import type { Command } from 'commander';
 import { formatAge, formatBytes, formatCount, formatDuration, plural, renderTable } from '../render/format.js';
-import { exitWith, globalOptions, loadDesired, note, print, printJson, underApplyLock } from './common.js';
+import { exitWith, globalOptions, loadDesired, lockWait, note, print, printJson } from './common.js';
 
 const SERVICES = ['postgres', 'redis', 'chroma'] as const;
 
@@ -34,27 +35,24 @@ export function define(program: Command): void {
       if (schedules.length === 0) throw new JarvisError('USAGE', `no backup schedule for ${opts.service} in ${desired.configFile}`, { hint: 'add one under `backups:`' });
       const { progressMaker } = await import('../render/progress.js');
       const progressFor = await progressMaker(g.json);
-      const byService = new Map<string, typeof schedules>();
-      for (const s of schedules) byService.set(s.service, [...(byService.get(s.service) ?? []), s]);
+      const { describeFailure } = await import('./failure.js');
+      const { createBackupsCommand } = await import('../backup/commands.js');
       const results: Record<string, unknown>[] = [];
       const failures: string[] = [];
-      await underApplyLock(desired, opts.lockTimeout, 'backup create', () => Promise.all([...byService.entries()].map(async ([service, list]) => {
-        for (const schedule of list) {
-          const progress = progressFor(`${service}/${schedule.name}`);
-          const started = Date.now();
-          try {
-            const entry = await ops.createBackup(desired, schedule, process.env, progress);
-            progress.stop();
-            const m = entry.manifest;
-            results.push({ id: m.id, service: m.service, schedule: m.schedule, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted, dir: entry.dir });
-            if (!g.json) print(`+ ${m.service}/${m.schedule} ${m.id}: ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}, ${formatDuration(Date.now() - started)}${m.encrypted ? ', encrypted' : ''}`);
-          } catch (e) {
-            progress.stop();
-            const { describeFailure } = await import('./failure.js');
-            failures.push(`${service}/${schedule.name}: ${describeFailure(e, g.debug).replace(/^error: /, '')}`);
+      await createBackupsCommand(desired, schedules, {
+        env: process.env, ...(await lockWait(desired, opts.lockTimeout)),
+        progressFor: (schedule) => progressFor(`${schedule.service}/${schedule.name}`),
+        finished: (outcome) => {
+          const { schedule } = outcome;
+          if (!outcome.ok) {
+            failures.push(`${schedule.service}/${schedule.name}: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`);
+            return;
           }
-        }
-      })));
+          const m = outcome;
+          results.push({ id: m.id, service: schedule.service, schedule: schedule.name, totalBytes: m.totalBytes, files: m.files, durationMs: m.durationMs, encrypted: m.encrypted, dir: m.dir });
+          if (!g.json) print(`+ ${schedule.service}/${schedule.name} ${m.id}: ${formatBytes(m.totalBytes)} in ${plural(m.files, 'file')}, ${formatDuration(m.wallMs)}${m.encrypted ? ', encrypted' : ''}`);
+        },
+      });
       if (g.json) printJson({ backups: results, failures });
       if (failures.length) {
         if (failures.length === 1 && results.length === 0 && !g.json) throw new JarvisError('BACKUP_FAILED', failures[0]!);
@@ -151,19 +149,18 @@ export function define(program: Command): void {
     .action(async (opts: { dryRun?: boolean; lockTimeout: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
-      const ops = await import('../backup/operations.js');
-      const prune = () => ops.pruneBackups(desired, { dryRun: Boolean(opts.dryRun) });
-      const { pruned, kept } = opts.dryRun ? await prune() : await underApplyLock(desired, opts.lockTimeout, 'backup prune', prune);
+      const { pruneBackupsCommand } = await import('../backup/commands.js');
+      const { pruned, kept } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
       if (g.json) {
         printJson({
           dryRun: Boolean(opts.dryRun),
-          pruned: pruned.map((c) => ({ id: c.decision.id, schedule: c.schedule.name, startedAt: c.decision.time, totalBytes: c.entry.manifest.totalBytes })),
-          kept: kept.map((c) => ({ id: c.decision.id, schedule: c.schedule.name, reasons: c.decision.reasons })),
+          pruned: pruned.map((c) => ({ id: c.id, schedule: c.schedule, startedAt: c.startedAt, totalBytes: c.totalBytes })),
+          kept: kept.map((c) => ({ id: c.id, schedule: c.schedule, reasons: c.reasons })),
         });
         return;
       }
-      for (const c of kept) print(`  keep ${c.schedule.name} ${c.decision.id} (${c.decision.reasons.join(', ')})`);
-      for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule.name} ${c.decision.id} (${formatBytes(c.entry.manifest.totalBytes)}; outside keep rules)`);
+      for (const c of kept) print(`  keep ${c.schedule} ${c.id} (${c.reasons.join(', ')})`);
+      for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule} ${c.id} (${formatBytes(c.totalBytes)}; outside keep rules)`);
       print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
     });
 }

@@ -91,22 +91,13 @@ export function exitWith(code: number): void {
 }
 
 /**
- * Runs a command that writes to storage or to a service (backup create and prune, restore)
- * under the apply lock of the storage path, so that it never races an apply or the daemon
- * (docs/architecture.md §4 rule 6).
+ * `--lock-timeout` of a command that writes (backup create and prune, restore, archive restore):
+ * its wait in milliseconds, and the line shown while it waits for another apply to finish
+ * (the engine's apply lock, docs/architecture.md §4 rule 6).
  */
-export async function underApplyLock<T>(desired: Desired, lockTimeout: string, command: string, run: () => Promise<T>): Promise<T> {
-  const timeoutMs = await durationFlag('--lock-timeout', lockTimeout);
-  const { acquireApplyLock } = await import('../engine/lock.js');
-  const { newRunId } = await import('../engine/journal.js');
-  const lock = await acquireApplyLock(desired.storage.path, {
-    timeoutMs,
-    runId: `${command} ${newRunId(new Date())}`,
-    onWait: (owner) => note(`waiting up to ${lockTimeout} for the lock on ${desired.storage.path}${owner ? ` (held by pid ${owner.pid}, run ${owner.runId})` : ''}`),
-  });
-  try {
-    return await run();
-  } finally {
-    await lock.release();
-  }
+export async function lockWait(desired: Desired, lockTimeout: string): Promise<{ lockTimeoutMs: number; waitingForLock(owner: { pid: number; runId: string } | null): void }> {
+  return {
+    lockTimeoutMs: await durationFlag('--lock-timeout', lockTimeout),
+    waitingForLock: (owner) => note(`waiting up to ${lockTimeout} for the lock on ${desired.storage.path}${owner ? ` (held by pid ${owner.pid}, run ${owner.runId})` : ''}`),
+  };
 }

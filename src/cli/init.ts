@@ -19,7 +19,7 @@ export function define(program: Command): void {
     .option('--seed', 'load the generated JARVIS dataset (users, conversations, messages, memory, metrics, sessions, cache)')
     .option('--scale <n>', 'dataset size with --seed: 1 ≈ 700 MB, 0.1 ≈ 70 MB', '1')
     .option('--to <name>', 'migrate to this migration instead of schema.target')
-    .option('--lock-timeout <duration>', 'wait this long for another migration to finish (0: fail at once)', '60s')
+    .option('--lock-timeout <duration>', 'wait this long for an apply or a migration on the same storage or database to finish (0: fail at once)', '60s')
     .action(async (opts: InitFlags, cmd: Command) => {
       const g = globalOptions(cmd);
       const { JarvisError } = await import('../errors.js');

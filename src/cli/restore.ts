@@ -1,9 +1,9 @@
 /**
- * `jarvis-db restore ID`: flags → src/backup/operations, under the apply lock of the storage path.
+ * `jarvis-db restore ID`: flags → src/backup/commands (a restore_backup action run by the engine's apply).
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { globalOptions, loadDesired, print, printJson, underApplyLock } from './common.js';
+import { globalOptions, loadDesired, lockWait, print, printJson } from './common.js';
 
 export function define(program: Command): void {
   program
@@ -20,14 +20,14 @@ export function define(program: Command): void {
     .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; lockTimeout: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
-      const ops = await import('../backup/operations.js');
+      const { restoreCommand } = await import('../backup/commands.js');
       const { progressFor } = await import('../render/progress.js');
       const progress = await progressFor(`restore ${id}`, g.json);
-      const result = await underApplyLock(desired, opts.lockTimeout, 'restore', () => ops.restoreBackup(desired, id, {
-        target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress,
+      const result = await restoreCommand(desired, id, {
+        target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)),
         collection: opts.collection, as: opts.as, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
-      })).finally(() => progress.stop());
-      if (g.json) printJson({ id, target: result.target, ...result.details });
+      }).finally(() => progress.stop());
+      if (g.json) printJson({ id, ...result.details });
       else print(result.summary);
     });
 }

@@ -185,7 +185,7 @@ export async function reviewChange(refOrFile: string, head: Desired, parts: Engi
       makePlan({ desired: base.desired, parts, env }).then((r) => r.plan),
       options.headPlan ?? makePlan({ desired: head, parts, env }).then((r) => r.plan),
     ]);
-    return { label: base.label, impact: describeImpact(base.desired, head, basePlan, headPlan), files: base.files };
+    return { label: base.label, impact: describeImpact(base.desired, head, basePlan, headPlan, parts.modules), files: base.files };
   } finally {
     await base.dispose();
   }

@@ -4,14 +4,19 @@
  * state, in; one line per config entry that changes, out:
  *   "postgres-nightly: keep daily 14 → 7, 7 backups will be pruned (destructive)"
  *   "messages: retention shortened 2y → 1y, 1,240,112 rows become eligible for deletion"
- * The words about the config come from comparing the two Desired; the consequences from
- * comparing the two plans' actions, grouped by the config entry they come from
- * (`params.schedule`, `params.policy`, the schema for migrations).
+ * The words about the config are each module's (`DomainModule.describeChange`: the backup
+ * module's for schedules, retention's for policies, ...), the storage's and services' the
+ * engine's; the consequences come from comparing the two plans' actions, grouped by the config
+ * entry they come from (`params.schedule`, `params.policy`, the schema for migrations).
  */
-import type { BackupSchedule, Desired, RetentionPolicy, Threshold } from '../config/types.js';
-import { parseDuration } from '../config/durations.js';
+import { changeText } from '../config/changes.js';
+import { SERVICE_NAMES, type Desired } from '../config/types.js';
 import { formatCount, plural } from '../render/format.js';
-import type { Action, Plan } from './types.js';
+import { CHANGE_DESCRIBERS } from './registry.js';
+import type { Action, ConfigChange, DomainModule, Plan } from './types.js';
+
+/** What describes the changes of config entries: a module, or the registry's describers. */
+export type ChangeDescriber = Pick<DomainModule, 'describeChange'>;
 
 export interface ImpactLine {
   /** The config entry: a schedule or policy name, `schema`, `storage`, `services`, `health`. */
@@ -31,121 +36,33 @@ function lineFor(lines: Lines, subject: string): ImpactLine {
   return l;
 }
 
-const show = (v: unknown): string => (v === undefined || v === null ? 'unset' : typeof v === 'string' ? v : JSON.stringify(v));
-
-function compareField(out: string[], label: string, a: unknown, b: unknown): void {
-  if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${label} ${show(a)} → ${show(b)}`);
-}
-
-const KEEP_RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within'] as const;
-
-function scheduleChanges(a: BackupSchedule, b: BackupSchedule, line: ImpactLine): void {
-  const c = line.changes;
-  compareField(c, 'cron', a.cron, b.cron);
-  compareField(c, 'timezone', a.timezone, b.timezone);
-  compareField(c, 'service', a.service, b.service);
-  for (const rule of KEEP_RULES) compareField(c, `keep ${rule}`, a.keep[rule], b.keep[rule]);
-  compareField(c, 'verify', a.verify, b.verify);
-  compareField(c, 'format', a.format, b.format);
-  compareField(c, 'jobs', a.jobs, b.jobs);
-  compareField(c, 'compression', a.compression, b.compression);
-  compareField(c, 'method', a.method, b.method);
-  if (Boolean(a.allowPruneLast) !== Boolean(b.allowPruneLast)) {
-    c.push(b.allowPruneLast ? 'allowPruneLast turned on (the last valid backup may be pruned)' : 'allowPruneLast turned off');
-    if (b.allowPruneLast) line.destructive = true;
-  }
-}
-
-function durationSeconds(d: string): number | null {
-  try {
-    return parseDuration(d);
-  } catch {
-    return null;
-  }
-}
-
-function policyChanges(a: RetentionPolicy, b: RetentionPolicy, line: ImpactLine): void {
-  const c = line.changes;
-  if (a.age.olderThan !== b.age.olderThan) {
-    const before = durationSeconds(a.age.olderThan);
-    const after = durationSeconds(b.age.olderThan);
-    const word = before !== null && after !== null ? (after < before ? 'shortened' : 'lengthened') : 'changed';
-    c.push(`retention ${word} ${a.age.olderThan} → ${b.age.olderThan}`);
-  }
-  compareField(c, 'table', a.table, b.table);
-  compareField(c, 'age column', a.age.column, b.age.column);
-  compareField(c, 'action', a.action, b.action);
-  compareField(c, 'maxRows', a.maxRows, b.maxRows);
-  compareField(c, 'batchSize', a.batchSize, b.batchSize);
-  compareField(c, 'archives deleted after', a.archive?.deleteAfter, b.archive?.deleteAfter);
-  compareField(c, 'children', a.children, b.children);
-  compareField(c, 'anonymize', a.anonymize, b.anonymize);
-  compareField(c, 'compress', a.compress, b.compress);
-  if (a.enabled !== b.enabled) c.push(b.enabled ? 'enabled' : 'disabled');
-}
-
-function thresholdText(t: Threshold | undefined): string {
-  if (!t) return 'unset';
-  const op = t.lowerIsWorse ? '< ' : '';
-  return [t.warning !== undefined ? `warning ${op}${t.warning}` : null, t.critical !== undefined ? `critical ${op}${t.critical}` : null].filter(Boolean).join(', ') || 'none';
-}
-
-function byName<T extends { name: string }>(list: readonly T[]): Map<string, T> {
-  return new Map(list.map((x) => [x.name, x]));
-}
-
-function configChanges(base: Desired, head: Desired, lines: Lines): void {
-  if (base.storage.path !== head.storage.path) lineFor(lines, 'storage').changes.push(`path ${base.storage.path} → ${head.storage.path}`);
-  compareField(lineFor(lines, 'storage').changes, 'encryption key variable', base.storage.encryption?.passphraseEnv, head.storage.encryption?.passphraseEnv);
-  for (const service of ['postgres', 'redis', 'chroma'] as const) {
+/**
+ * What is not any module's: the storage and the services. The modules describe their own
+ * entries (`DomainModule.describeChange`).
+ */
+function engineChanges(base: Desired, head: Desired): ConfigChange[] {
+  const out: ConfigChange[] = [];
+  if (base.storage.path !== head.storage.path) out.push({ subject: 'storage', text: changeText('path', base.storage.path, head.storage.path) });
+  const keyBefore = base.storage.encryption?.passphraseEnv;
+  const keyAfter = head.storage.encryption?.passphraseEnv;
+  if (keyBefore !== keyAfter) out.push({ subject: 'storage', text: changeText('encryption key variable', keyBefore, keyAfter) });
+  for (const service of SERVICE_NAMES) {
     const a = base.services[service];
     const b = head.services[service];
-    const l = lineFor(lines, 'services');
-    if (!a && b) l.changes.push(`${service} added`);
-    else if (a && !b) l.changes.push(`${service} removed`);
-    else if (a && b && JSON.stringify(a) !== JSON.stringify(b)) l.changes.push(`${service} connection settings changed`);
+    if (!a && b) out.push({ subject: 'services', text: `${service} added` });
+    else if (a && !b) out.push({ subject: 'services', text: `${service} removed` });
+    else if (a && b && JSON.stringify(a) !== JSON.stringify(b)) out.push({ subject: 'services', text: `${service} connection settings changed` });
   }
-  const sa = base.schema;
-  const sb = head.schema;
-  const schema = lineFor(lines, 'schema');
-  if (!sa && sb) schema.changes.push(`now managed (target ${sb.target})`);
-  else if (sa && !sb) schema.changes.push('no longer managed');
-  else if (sa && sb) {
-    compareField(schema.changes, 'target', sa.target, sb.target);
-    if (sa.allowDown !== sb.allowDown) {
-      schema.changes.push(sb.allowDown ? 'allowDown turned on (down-migrations allowed)' : 'allowDown turned off');
-      if (sb.allowDown) schema.destructive = true;
-    }
-    if (sa.backupBefore !== sb.backupBefore) schema.changes.push(sb.backupBefore ? 'a backup before migrations turned on' : 'no backup before migrations any more');
-    compareField(schema.changes, 'migrations folder', sa.migrations, sb.migrations);
+  return out;
+}
+
+function configChanges(base: Desired, head: Desired, describers: readonly ChangeDescriber[], lines: Lines): void {
+  const changes = [...engineChanges(base, head), ...describers.flatMap((m) => m.describeChange?.(base, head) ?? [])];
+  for (const change of changes) {
+    const line = lineFor(lines, change.subject);
+    line.changes.push(change.text);
+    if (change.destructive) line.destructive = true;
   }
-  const schedulesA = byName(base.backups);
-  const schedulesB = byName(head.backups);
-  for (const [name, b] of schedulesB) {
-    const a = schedulesA.get(name);
-    if (!a) lineFor(lines, name).changes.push(`new backup schedule (${b.service}, \`${b.cron}\` ${b.timezone})`);
-    else scheduleChanges(a, b, lineFor(lines, name));
-  }
-  for (const name of schedulesA.keys()) {
-    if (!schedulesB.has(name)) lineFor(lines, name).changes.push('backup schedule removed (its backups stay, and are no longer pruned)');
-  }
-  const policiesA = byName(base.retention);
-  const policiesB = byName(head.retention);
-  for (const [name, b] of policiesB) {
-    const a = policiesA.get(name);
-    if (!a) lineFor(lines, name).changes.push(`new retention policy: ${b.action} rows of ${b.table} older than ${b.age.olderThan}`);
-    else policyChanges(a, b, lineFor(lines, name));
-  }
-  for (const name of policiesA.keys()) {
-    if (!policiesB.has(name)) lineFor(lines, name).changes.push('retention policy removed');
-  }
-  const health = lineFor(lines, 'health');
-  for (const check of [...new Set([...Object.keys(base.health.thresholds), ...Object.keys(head.health.thresholds)])].sort()) {
-    const a = thresholdText(base.health.thresholds[check]);
-    const b = thresholdText(head.health.thresholds[check]);
-    if (a !== b) health.changes.push(`${check} ${a} → ${b}`);
-  }
-  compareField(health.changes, 'check interval (s)', base.health.intervalSeconds, head.health.intervalSeconds);
 }
 
 /** The config entry an action comes from. */
@@ -213,10 +130,13 @@ function planEffects(basePlan: Plan, headPlan: Plan, lines: Lines): void {
   }
 }
 
-/** The impact lines, destructive ones first; entries with nothing to say are left out. */
-export function describeImpact(base: Desired, head: Desired, basePlan: Plan, headPlan: Plan): ImpactLine[] {
+/**
+ * The impact lines, destructive ones first; entries with nothing to say are left out.
+ * `describers`: the modules the plans were made with (by default the registered domains').
+ */
+export function describeImpact(base: Desired, head: Desired, basePlan: Plan, headPlan: Plan, describers: readonly ChangeDescriber[] = CHANGE_DESCRIBERS): ImpactLine[] {
   const lines: Lines = new Map();
-  configChanges(base, head, lines);
+  configChanges(base, head, describers, lines);
   planEffects(basePlan, headPlan, lines);
   return [...lines.values()]
     .filter((l) => l.changes.length || l.effects.length)

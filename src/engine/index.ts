@@ -21,10 +21,10 @@ export type { EngineParts } from './registry.js';
 const silent: Progress = { note: () => undefined, update: () => undefined };
 
 /** Every applicable module's observation, in parallel; a failure is recorded, not thrown. */
-export async function observeAll(desired: Desired, parts: EngineParts, now: Date, env: NodeJS.ProcessEnv = process.env): Promise<{ observation: Observation; timingsMs: Record<string, number> }> {
+export async function observeAll(desired: Desired, parts: EngineParts, now: Date, env: NodeJS.ProcessEnv = process.env, probe = true): Promise<{ observation: Observation; timingsMs: Record<string, number> }> {
   const observation: Observation = { at: now.toISOString(), modules: {} };
   const timingsMs: Record<string, number> = {};
-  const probing = (async () => {
+  const probing = probe && (async () => {
     const started = performance.now();
     const { probeServices } = await import('../services/reachability.js');
     observation.services = await probeServices(desired, env);
@@ -49,6 +49,11 @@ export interface PlanOptions {
   env?: NodeJS.ProcessEnv;
   /** `--target MODULE|ACTION_ID` */
   target?: string;
+  /**
+   * false: do not probe the services. For a command whose actions name no service (`backup
+   * create`, `restore`): each reports a service down in its own words, so the probe only costs.
+   */
+  probeServices?: boolean;
 }
 
 export interface PlanRun {
@@ -64,7 +69,7 @@ export async function makePlan(options: PlanOptions): Promise<PlanRun> {
   const parts = options.parts ?? (await defaultParts(env));
   const now = options.now ?? new Date();
   const t0 = performance.now();
-  const { observation, timingsMs } = await observeAll(options.desired, parts, now, env);
+  const { observation, timingsMs } = await observeAll(options.desired, parts, now, env, options.probeServices !== false);
   const t1 = performance.now();
   let plan = buildPlan(options.desired, parts.modules, observation);
   if (options.target) plan = narrowPlan(plan, options.target, parts.modules.map((m) => m.name));
@@ -98,6 +103,20 @@ export interface ApplyOptions {
   /** `--target` when planning afresh. */
   target?: string;
   clock?: () => Date;
+  /**
+   * Actions of different lanes run at the same time; within a lane, one after the other in plan
+   * order (`backup create --service all`: one lane per service). Without it, one lane.
+   * `requires` is honoured across lanes.
+   */
+  lanes?: (action: Action) => string;
+  /**
+   * A failed action holds back only the actions that require it; the others still run
+   * (`backup create --service all`: a service down does not stop the other backups).
+   * Without it, the first failure stops everything not yet started.
+   */
+  keepGoing?: boolean;
+  /** See PlanOptions.probeServices. */
+  probeServices?: boolean;
 }
 
 function errorOf(e: unknown, env: NodeJS.ProcessEnv): NonNullable<ActionResult['error']> {
@@ -177,7 +196,7 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
     let errors: PlanError[];
     let blocked: Map<string, string>;
     try {
-      const { plan: current, observation } = await makePlan({ desired, parts, env, now: clock(), target: options.savedPlan ? undefined : options.target });
+      const { plan: current, observation } = await makePlan({ desired, parts, env, now: clock(), target: options.savedPlan ? undefined : options.target, probeServices: options.probeServices !== false });
       plan = current;
       errors = current.errors;
       if (options.savedPlan) {
@@ -197,7 +216,7 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
     }
     await journal.write('plan', { fingerprint: plan.fingerprint, target: plan.target ?? null, actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target, risk: a.risk })) });
     if (errors.length) await journal.write('plan_errors', { errors });
-    const results = await execute(plan, blocked, { desired, parts, env, runId, journal, reporter, signal: options.signal, clock });
+    const results = await execute(plan, blocked, { desired, parts, env, runId, journal, reporter, signal: options.signal, clock, lanes: options.lanes, keepGoing: options.keepGoing === true });
     const finishedAt = clock();
     const status: RunResult['status'] = errors.length || results.some((r) => r.status === 'failed') ? 'failed'
       : plan.actions.length === 0 ? 'nothing_to_do'
@@ -222,27 +241,40 @@ interface ExecuteContextIn {
   reporter: ApplyReporter;
   signal?: AbortSignal;
   clock: () => Date;
+  lanes?: (action: Action) => string;
+  keepGoing: boolean;
 }
 
 /**
- * The apply loop: in order; an action held back by a plan error is skipped with its cause; the
- * first failure (or an abort) stops the loop; the rest is not executed.
+ * The apply loop: each lane in plan order, the lanes at the same time (one lane unless
+ * `lanes` says otherwise). An action held back by a plan error is skipped with its cause; so
+ * is one whose required action did not succeed. The first failure (or an abort) stops what has
+ * not started yet, unless `keepGoing`. Results come back in plan order. The journal writes its
+ * lines one at a time, in the order they are written, whatever the lanes.
  */
 async function execute(plan: Plan, blocked: ReadonlyMap<string, string>, c: ExecuteContextIn): Promise<ActionResult[]> {
-  const results: ActionResult[] = [];
   const outcomes = new Map<string, ActionOutcome>();
   const signal = c.signal ?? new AbortController().signal;
+  const indexOf = new Map(plan.actions.map((a, i) => [a.id, i]));
+  const finished = new Map<string, Promise<ActionResult>>();
+  const laneTails = new Map<string, Promise<unknown>>();
   let stopped: string | null = null;
-  for (const [index, action] of plan.actions.entries()) {
+
+  const notExecuted = async (action: Action, base: Pick<ActionResult, 'id' | 'type' | 'target'>, reason: string): Promise<ActionResult> => {
+    const result: ActionResult = { ...base, status: 'not_executed', reason: redact(reason, c.env) };
+    await c.journal.write('action_not_executed', { action: action.id, reason: result.reason });
+    c.reporter.actionFinished?.(action, result, undefined);
+    return result;
+  };
+
+  const run = async (action: Action, index: number): Promise<ActionResult> => {
     const base = { id: action.id, type: action.type, target: action.target };
-    const reason = stopped ?? blocked.get(action.id) ?? (signal.aborted ? 'the apply was interrupted' : null);
-    if (reason !== null) {
-      const result: ActionResult = { ...base, status: 'not_executed', reason: redact(reason, c.env) };
-      results.push(result);
-      await c.journal.write('action_not_executed', { action: action.id, reason: result.reason });
-      c.reporter.actionFinished?.(action, result, undefined);
-      continue;
-    }
+    // Only earlier actions can be waited for (a later one would wait for this one's lane).
+    const required = (action.requires ?? []).filter((id) => (indexOf.get(id) ?? index) < index);
+    const unmet = (await Promise.all(required.map((id) => finished.get(id)!))).find((r) => r.status !== 'done');
+    const reason = stopped ?? blocked.get(action.id) ?? (signal.aborted ? 'the apply was interrupted' : null)
+      ?? (unmet ? `it requires ${unmet.id}, which ${unmet.status === 'failed' ? 'failed' : 'did not run'}` : null);
+    if (reason !== null) return notExecuted(action, base, reason);
     const startedAt = c.clock();
     await c.journal.write('action_started', { action: action.id, type: action.type, target: action.target, risk: action.risk, reason: action.reason });
     const progress = c.reporter.actionStarted?.(action, index, plan.actions.length);
@@ -262,11 +294,23 @@ async function execute(plan: Plan, blocked: ReadonlyMap<string, string>, c: Exec
       await c.journal.write('action_done', { action: action.id, durationMs: result.durationMs, summary: result.summary, details: outcome.details ?? null });
     } catch (e) {
       result = { ...base, status: 'failed', startedAt: startedAt.toISOString(), durationMs: c.clock().getTime() - startedAt.getTime(), error: errorOf(e, c.env) };
+      if (!c.keepGoing) stopped ??= `an earlier action failed (${action.id})`;
       await c.journal.write('action_failed', { action: action.id, durationMs: result.durationMs, error: result.error });
-      stopped = `an earlier action failed (${action.id})`;
     }
-    results.push(result);
     c.reporter.actionFinished?.(action, result, progress);
+    return result;
+  };
+
+  for (const [index, action] of plan.actions.entries()) {
+    const lane = c.lanes?.(action) ?? '';
+    const done = (laneTails.get(lane) ?? Promise.resolve()).then(() => run(action, index));
+    // A journal that cannot be written fails the run: nothing more starts in any lane.
+    done.catch(() => { stopped ??= 'the journal could not be written'; });
+    finished.set(action.id, done);
+    laneTails.set(lane, done.catch(() => undefined));
   }
-  return results;
+  const settled = await Promise.allSettled(finished.values());
+  const broken = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (broken) throw broken.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<ActionResult>).value);
 }

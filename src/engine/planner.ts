@@ -2,10 +2,12 @@
  * The pure planner (docs/architecture.md §1, §2): the observation of every module and the desired state
  * in, one Plan out. No I/O, no clock: `now` is the observation's.
  *
- * It owns what no single domain can decide: the order of actions across domains
- * (pre-change backup → migrations → due backups → retention, archive before delete →
- * pruning → verification), the backup that precedes migrations when `schema.backupBefore`,
- * ids that are unique and stable across re-plans, the fingerprint, and `--target`.
+ * It owns what no single domain can decide: the order of actions across domains (migrations →
+ * due backups → retention, archive before delete → pruning → verification, and every action
+ * after what it `requires`), ids that are unique and stable across re-plans, the fingerprint,
+ * and `--target`. Cross-domain decisions are the modules' (a module's `plan` sees every
+ * module's observation): the backup before migrations is the backup module's, which the
+ * migration steps require.
  */
 import { createHash } from 'node:crypto';
 import type { Desired } from '../config/types.js';
@@ -13,7 +15,7 @@ import { canonicalJson } from '../storage/durable.js';
 import { JarvisError } from '../errors.js';
 import type { Reachability } from '../services/reachability.js';
 import {
-  PLAN_FORMAT_VERSION, type Action, type ActionType, type CreateBackup, type DomainModule, type Finding, type ModulePlan,
+  PLAN_FORMAT_VERSION, type Action, type ActionType, type DomainModule, type Finding, type ModulePlan,
   type Observed, type Plan, type PlanBasis, type PlanError, type ServiceName,
 } from './types.js';
 
@@ -29,7 +31,7 @@ export interface Observation {
   services?: Partial<Record<ServiceName, Reachability>>;
 }
 
-/** The order of apply (docs/architecture.md §2). A pre-change backup comes before everything. */
+/** The order of apply by type (docs/architecture.md §2); `requires` comes on top of it. */
 const PHASE: Record<ActionType, number> = {
   migrate_up: 1,
   migrate_down: 1,
@@ -41,60 +43,40 @@ const PHASE: Record<ActionType, number> = {
   prune_backup: 8,
   prune_archive: 8,
   verify_backup: 9,
+  // Command-only types (never planned together with the others): a restore replaces data as a
+  // migration changes the schema; the seed needs the migrations; an archive restore is retention's.
+  restore_backup: 1,
+  seed_dataset: 2,
+  restore_archive: 4,
 };
 /** Action types of test modules (not in ACTION_TYPES) run after the due backups. */
 const UNKNOWN_PHASE = 3;
 
 export function phaseOf(action: Action): number {
-  if (action.type === 'create_backup' && action.params.preChange === true) return 0;
   return PHASE[action.type] ?? UNKNOWN_PHASE;
 }
 
-/** Stable sort by phase: within a phase, the order the modules gave (migrations in sequence). */
-export function orderActions(actions: readonly Action[]): Action[] {
-  return actions.map((a, i) => ({ a, i })).sort((x, y) => phaseOf(x.a) - phaseOf(y.a) || x.i - y.i).map(({ a }) => a);
-}
-
-const isMigration = (a: Action) => a.type === 'migrate_up' || a.type === 'migrate_down';
-
 /**
- * With `schema.backupBefore`, a PostgreSQL backup runs before any migration of the same apply:
- * the due backup of a postgres schedule moves first, or one is added for the first postgres
- * schedule; with no postgres schedule, that is a plan error.
+ * Stable sort by phase (within a phase, the order the modules gave: migrations in sequence),
+ * then every action after what it `requires`: a required action moves up to just before the
+ * first action that requires it (the backup before migrations, docs/architecture.md §2).
  */
-export function addPreChangeBackup(desired: Desired, actions: Action[], errors: PlanError[]): Action[] {
-  if (!desired.schema?.backupBefore || !actions.some(isMigration)) return actions;
-  const schedules = desired.backups.filter((b) => b.service === 'postgres');
-  if (schedules.length === 0) {
-    // The migrations' error: it must hold them back, and nothing else.
-    errors.push({
-      module: 'migrate', path: 'schema.backupBefore',
-      message: 'schema.backupBefore asks for a PostgreSQL backup before migrations, but no backup schedule backs up postgres (add one under backups:, or set schema.backupBefore: false)',
-    });
-    return actions;
-  }
-  const names = new Set(schedules.map((s) => s.name));
-  const due = actions.find((a): a is CreateBackup => a.type === 'create_backup' && names.has(a.params.schedule));
-  let pre: CreateBackup;
-  let out: Action[];
-  if (due) {
-    pre = { ...due, reason: `${due.reason}; and before migrations (schema.backupBefore)`, params: { ...due.params, preChange: true } };
-    out = actions.map((a) => (a === due ? pre : a));
-  } else {
-    const schedule = schedules[0]!;
-    pre = {
-      id: `backup.create.${schedule.name}`, type: 'create_backup', module: 'backup', target: schedule.name,
-      reason: 'before migrations (schema.backupBefore)', risk: 'safe', estimate: null,
-      params: { schedule: schedule.name, service: 'postgres', preChange: true }, services: ['postgres'],
-    };
-    out = [pre, ...actions];
-  }
-  return out.map((a) => (isMigration(a) ? { ...a, requires: [...new Set([...(a.requires ?? []), pre.id])] } : a));
-}
-
-/** The backup that `addPreChangeBackup` placed before the migrations, if any. */
-export function preChangeBackupOf(actions: readonly Action[]): CreateBackup | undefined {
-  return actions.find((a): a is CreateBackup => a.type === 'create_backup' && a.params.preChange === true);
+export function orderActions(actions: readonly Action[]): Action[] {
+  const byPhase = actions.map((a, i) => ({ a, i })).sort((x, y) => phaseOf(x.a) - phaseOf(y.a) || x.i - y.i).map(({ a }) => a);
+  const byId = new Map(byPhase.map((a) => [a.id, a]));
+  const placed = new Set<Action>();
+  const visiting = new Set<Action>();
+  const out: Action[] = [];
+  const place = (a: Action) => {
+    if (placed.has(a) || visiting.has(a)) return; // requires in a cycle: no order satisfies them all
+    visiting.add(a);
+    for (const r of a.requires ?? []) { const dep = byId.get(r); if (dep) place(dep); }
+    visiting.delete(a);
+    placed.add(a);
+    out.push(a);
+  };
+  for (const a of byPhase) place(a);
+  return out;
 }
 
 /**
@@ -157,7 +139,7 @@ export function buildPlan(desired: Desired, modules: readonly DomainModule<unkno
     findings.push(...part.findings);
     errors.push(...part.errors);
   }
-  const ordered = orderActions(addPreChangeBackup(desired, actions, errors));
+  const ordered = orderActions(actions);
   checkIds(ordered, errors);
   errors.push(...unreachableServiceErrors(ordered, observation));
   return {

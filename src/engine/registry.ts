@@ -11,11 +11,13 @@
  * 4. Its lines in HANDLERS, `lazy(...)` ones. HANDLERS is a HandlerMap: an action type without
  *    a handler, or with the handler of another variant, does not compile.
  * 5. Its case in test/engine/convergence.test.ts.
+ * 6. Optionally `describeChange` (plan --base words for its config entries), in a small pure
+ *    file listed in CHANGE_DESCRIBERS too.
  * Conventions for actions: ids `<module>.<verb>.<target>`, the same for the same decision on
  * every re-plan; `params.schedule` or `params.policy` names the config entry (plan --base groups
  * its impact by it); `estimate.rows` for row counts (plan --base words them); `requires` for
  * an action that needs an earlier one of the same apply. Ordering across domains is the
- * planner's (src/engine/planner.ts), by action type.
+ * planner's (src/engine/planner.ts), by action type and then `requires`.
  *
  * Test hook: JARVIS_DB_TEST_MODULE names an ES module file exporting `module` (a DomainModule)
  * and `handlers` (handlers of its own action types). Only tests set it (test/engine/*.test.ts,
@@ -24,7 +26,11 @@
  */
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
+import { describeScheduleChanges } from '../backup/describe.js';
 import { JarvisError } from '../errors.js';
+import { describeHealthChanges } from '../health/describe.js';
+import { describeSchemaChanges } from '../migrate/describe.js';
+import { describePolicyChanges } from '../retention/describe.js';
 import type { Action, DomainModule, Handler, HandlerMap } from './types.js';
 
 type AnyModule = DomainModule<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -36,6 +42,17 @@ export const MODULE_LOADERS: Record<string, () => Promise<AnyModule>> = {
   retention: async () => (await import('../retention/module.js')).retentionModule,
   health: async () => (await import('../health/module.js')).healthModule,
 };
+
+/**
+ * Each domain's `describeChange`, in MODULE_LOADERS order, without loading the modules: what
+ * `plan --base` uses when it is not given the modules (pure tests of the impact).
+ */
+export const CHANGE_DESCRIBERS: readonly Pick<DomainModule, 'describeChange'>[] = [
+  { describeChange: describeScheduleChanges },
+  { describeChange: describeSchemaChanges },
+  { describeChange: describePolicyChanges },
+  { describeChange: describeHealthChanges },
+];
 
 /** A handler whose code is imported only when an action of its type runs. */
 function lazy<M, A extends Action>(load: () => Promise<M>, pick: (m: M) => Handler<A>): Handler<A> {
@@ -57,6 +74,9 @@ export const HANDLERS: HandlerMap = {
   retention_anonymize: lazy(retention, (m) => m.retentionAnonymizeHandler),
   retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
   prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),
+  restore_backup: lazy(backup, (m) => m.restoreBackupHandler),
+  restore_archive: lazy(() => import('../retention/archives.js'), (m) => m.restoreArchiveHandler),
+  seed_dataset: lazy(() => import('../migrate/init.js'), (m) => m.seedDatasetHandler),
 };
 
 /** What the engine works with: modules to observe and plan, handlers to execute. */

@@ -1,10 +1,11 @@
 /**
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
-import type { CreateBackupParams, PruneBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { CreateBackupParams, PruneBackupParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
-import type { MigrateStepParams } from '../migrate/action-params.js';
-import type { PruneArchiveParams, RetentionParams } from '../retention/action-params.js';
+import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
+import type { PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -21,6 +22,10 @@ export const ACTION_TYPES = [
   'retention_anonymize',
   'retention_compress',
   'prune_archive',
+  // Command-only: `plan` never makes these; `restore`, `archive restore` and `init --seed` do.
+  'restore_backup',
+  'restore_archive',
+  'seed_dataset',
 ] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
@@ -38,6 +43,9 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_anonymize: 'change',
   retention_compress: 'change',
   prune_archive: 'destroy',
+  restore_backup: 'change',
+  restore_archive: 'change',
+  seed_dataset: 'create',
 };
 
 export type ModuleName = 'backup' | 'migrate' | 'retention' | 'health' | (string & {});
@@ -64,7 +72,8 @@ export interface ActionBase {
   estimate: Estimate | null;
   /**
    * Ids of actions that must have run before this one (a verification of the backup that an
-   * earlier action creates). `--target` keeps them with the actions that need them.
+   * earlier action creates, a migration of the backup before it): the planner orders it after
+   * them, an error that holds one back holds this one back, `--target` keeps them with it.
    */
   requires?: string[];
   /**
@@ -95,11 +104,15 @@ export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
 export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
+export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
+export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
+export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 
 export type Action =
   | CreateBackup | VerifyBackup | PruneBackup
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive;
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive
+  | RestoreBackup | RestoreArchive | SeedDataset;
 
 /** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */
 export type ActionFor<K extends ActionType> = Extract<Action, { type: K }>;
@@ -230,6 +243,21 @@ export interface DomainModule<O = unknown> {
    * (the backup module removes the debris of killed backups). Returns one line per thing done.
    */
   beforeApply?(ctx: PrepareContext): Promise<string[]>;
+  /**
+   * Pure, for `plan --base`: the changes of this module's config entries from `base` to `head`
+   * (the backup module's schedules, the retention module's policies), in words. The engine adds
+   * what they do, from comparing the two plans.
+   */
+  describeChange?(base: Desired, head: Desired): ConfigChange[];
+}
+
+/**
+ * One change of a config entry between two desired states, in the words of the module that owns
+ * the entry (`plan --base`, docs/architecture.md §1): `keep daily 14 → 7` of `postgres-nightly`.
+ */
+export interface ConfigChange extends FieldChange {
+  /** The config entry: a schedule or policy name, `schema`, `health`. */
+  subject: string;
 }
 
 export type ActionStatus = 'done' | 'failed' | 'not_executed';

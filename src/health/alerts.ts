@@ -9,7 +9,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Finding } from '../engine/types.js';
-import { writeFileAtomic } from '../backup/storage.js';
+import { writeFileAtomic } from '../storage/durable.js';
 import { messageOf } from '../errors.js';
 import { redact, redactUrl } from '../services/redact.js';
 

@@ -10,7 +10,7 @@ import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Finding, Status } from '../engine/types.js';
-import { fsyncPath } from '../backup/storage.js';
+import { fsyncPath } from '../storage/durable.js';
 import { writingStorage } from '../storage/failures.js';
 import { worstStatus } from './evaluate.js';
 import { keyMatches, sampleKey, type Sample } from './samples.js';

@@ -5,6 +5,7 @@
  */
 import type { Desired } from '../config/types.js';
 import type { DomainModule, ModulePlan } from '../engine/types.js';
+import { describeHealthChanges } from './describe.js';
 import { evaluate } from './evaluate.js';
 import type { HealthObservation } from './samples.js';
 
@@ -22,6 +23,7 @@ export const healthModule: DomainModule<HealthObservation> = {
     return observeHealth(ctx.desired, { env: ctx.env, now: ctx.now, cpuWindowMs: 0 });
   },
   plan: (desired, observed) => planHealth(desired, observed),
+  describeChange: describeHealthChanges,
   // Health plans no actions: nothing an apply does depends on it.
   fingerprint: () => null,
 };

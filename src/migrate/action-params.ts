@@ -18,6 +18,12 @@ export interface MigrateStepParams<D extends MigrationDirection = MigrationDirec
   rehearse?: boolean;
 }
 
+/** `jarvis-db init --seed` (command-only): the generated JARVIS dataset (src/dataset/seed.ts). */
+export interface SeedDatasetParams {
+  /** 1 ≈ 700 MB, 0.1 ≈ 70 MB */
+  scale: number;
+}
+
 const step = (direction: MigrationDirection) => ({
   fields: {
     name: { kind: 'string' }, file: { kind: 'string' }, direction: { kind: 'one-of', values: [direction] },
@@ -26,4 +32,7 @@ const step = (direction: MigrationDirection) => ({
   } satisfies Record<keyof MigrateStepParams, FieldRule>,
 });
 
-export const MIGRATE_PARAM_RULES: Pick<ParamRuleTable, 'migrate_up' | 'migrate_down'> = { migrate_up: step('up'), migrate_down: step('down') };
+export const MIGRATE_PARAM_RULES: Pick<ParamRuleTable, 'migrate_up' | 'migrate_down' | 'seed_dataset'> = {
+  migrate_up: step('up'), migrate_down: step('down'),
+  seed_dataset: { fields: { scale: { kind: 'positive-number' } } },
+};

@@ -5,11 +5,13 @@
 import { resolve, dirname } from 'node:path';
 import type { Desired } from '../config/types.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
-import type { Action, ActionOutcome, DomainModule, Handler, Plan, PlanError, RunResult } from '../engine/types.js';
+import { newRecord, recording } from '../engine/command.js';
+import type { ActionOutcome, DomainModule, Plan, PlanError, RunResult } from '../engine/types.js';
 import { JarvisError, type ErrorCode } from '../errors.js';
 import { formatDuration } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
-import { migrateModule } from './module.js';
+import { withPreChangeBackup } from '../backup/pre-change.js';
+import { migrateModule, withBackupBefore } from './module.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
 import { planMigrationSteps, planMigrations, type MigrateRequest, type MigrateStepParams, type MigrationStep } from './plan.js';
 import { formatSteps, stepLines, versionAfter, type StepLine } from './render.js';
@@ -21,7 +23,7 @@ export function migrationsDirectory(desired: Desired): string {
   return desired.schema?.migrations ?? resolve(dirname(desired.configFile), 'migrations');
 }
 
-function schemaSettings(desired: Desired) {
+export function schemaSettings(desired: Desired) {
   return desired.schema ?? { migrations: migrationsDirectory(desired), target: 'latest', allowDown: false, backupBefore: false };
 }
 
@@ -70,19 +72,39 @@ export interface MigrateCommandResult {
  * is the steps to that target, not to schema.target. `seen` keeps what it observed (the version
  * before, for the output).
  */
-function requestModule(request: MigrateRequest, extra: Pick<MigrateStepParams, 'lockTimeoutMs' | 'rehearse'>, seen: { observed?: MigrateObserved }): DomainModule<MigrateObserved> {
+export function requestModule(request: MigrateRequest, extra: Pick<MigrateStepParams, 'lockTimeoutMs' | 'rehearse'>, seen: { observed?: MigrateObserved }): DomainModule<MigrateObserved> {
   return {
     ...migrateModule,
     observe: async (ctx) => (seen.observed = await migrateModule.observe(ctx)),
-    plan: (_desired, observed) => {
+    plan: (desired, observed, now, all) => {
       const part = planMigrationSteps(observed, request);
-      return { ...part, actions: part.actions.map((a): MigrationStep => (a.type === 'migrate_up' ? { ...a, params: { ...a.params, ...extra } } : { ...a, params: { ...a.params, ...extra } })) };
+      const steps = part.actions.map((a): MigrationStep => (a.type === 'migrate_up' ? { ...a, params: { ...a.params, ...extra } } : { ...a, params: { ...a.params, ...extra } }));
+      return withBackupBefore(desired, { ...part, actions: steps }, now, all);
     },
   };
 }
 
+/**
+ * The backup module narrowed to the backup schema.backupBefore asks for before the steps of
+ * the request: a fresh one of the first postgres schedule (the catalog is not read, so no
+ * schedule counts as due, as `withBackupBefore` sees it too).
+ */
+function preChangeBackupModule(request: MigrateRequest): DomainModule<null> {
+  return {
+    name: 'backup',
+    appliesTo: (desired) => desired.schema?.backupBefore === true,
+    observe: async () => null,
+    plan: (desired, observed, now, all) => {
+      const migrate = all.migrate as MigrateObserved | undefined;
+      const migrating = migrate !== undefined && planMigrationSteps(migrate, request).actions.length > 0;
+      return { actions: migrating ? withPreChangeBackup(desired, [], observed, now) : [], findings: [], errors: [] };
+    },
+    fingerprint: () => null,
+  };
+}
+
 /** A plan's errors as the one error `migrate up/down` has always refused with. */
-function refusal(errors: readonly PlanError[]): JarvisError {
+export function refusal(errors: readonly PlanError[]): JarvisError {
   const first = errors[0]!;
   const drift = errors.some((e) => /changed|vanished|out of order/.test(e.message));
   return new JarvisError(drift ? 'MIGRATION_DRIFT' : 'PLAN_ERRORS', first.message, {
@@ -102,7 +124,7 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
   const schema = schemaSettings(desired);
   const allowDown = options.allowDown || schema.allowDown;
   // The opt-ins of the command line are the config of this run: the handler checks allowDown,
-  // the planner adds the backup from backupBefore (never for a dry run or a rehearsal).
+  // the backup comes from backupBefore (never for a dry run or a rehearsal).
   const narrowed: Desired = { ...desired, schema: { ...schema, allowDown, backupBefore: schema.backupBefore && options.backup && !options.rehearse } };
   const request: MigrateRequest = {
     target: options.to ?? (direction === 'up' ? 'latest' : 'previous'), allowDown, direction, targetSource: options.to ? '--to' : 'the target',
@@ -110,15 +132,11 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
   const seen: { observed?: MigrateObserved } = {};
   const extra = { lockTimeoutMs: options.lockTimeoutMs, ...(options.rehearse ? { rehearse: true } : {}) };
   const { HANDLERS } = await import('../engine/registry.js');
-  const outcomes = new Map<string, ActionOutcome>();
-  const recording = <A extends Action>(handler: Handler<A>): Handler<A> => async (action, ctx, progress) => {
-    const outcome = await handler(action, ctx, progress);
-    outcomes.set(action.id, outcome);
-    return outcome;
-  };
+  const record = newRecord();
+  const { outcomes } = record;
   const parts: EngineParts = {
-    modules: [requestModule(request, extra, seen)],
-    handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup), migrate_up: recording(HANDLERS.migrate_up), migrate_down: recording(HANDLERS.migrate_down) },
+    modules: [requestModule(request, extra, seen), preChangeBackupModule(request)],
+    handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup, record), migrate_up: recording(HANDLERS.migrate_up, record), migrate_down: recording(HANDLERS.migrate_down, record) },
   };
   const engine = await import('../engine/index.js');
   let plan: Plan;
@@ -133,16 +151,9 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
     const failed = run.results.find((r) => r.status === 'failed');
     if (failed?.error) throw new JarvisError(failed.error.code as ErrorCode, failed.error.message, failed.error.hint ? { hint: failed.error.hint } : {});
   }
-  const steps = plan.actions.filter((a): a is MigrationStep => a.type === 'migrate_up' || a.type === 'migrate_down');
   const pre = plan.actions.find((a) => a.type === 'create_backup');
   const backup = pre ? String(outcomes.get(pre.id)?.details?.id ?? '') || null : null;
-  const rehearsedMs = options.rehearse && steps[0] ? Number(outcomes.get(steps[0].id)?.details?.rehearsedMs ?? 0) : null;
-  const result: MigrateResult = {
-    plan: { actions: steps, findings: [], errors: [] },
-    from: seen.observed?.applied.at(-1)?.name ?? '0',
-    done: options.rehearse ? [] : steps.filter((a) => outcomes.has(a.id)).map((a) => ({ step: a.params, ms: Number(outcomes.get(a.id)!.details?.ms ?? 0) })),
-    rehearsedMs: steps.length ? rehearsedMs : null,
-  };
+  const result = migrateResultOf(plan, seen.observed, outcomes, options.rehearse);
   const text = formatSteps(result, { dryRun: options.dryRun, backup, ...(options.dryRun && pre ? { backupSchedule: pre.target } : {}) });
   return {
     from: result.from, to: versionAfter(result), dryRun: options.dryRun, rehearsed: result.rehearsedMs !== null, backup,
@@ -150,8 +161,20 @@ export async function migrateCommand(desired: Desired, direction: 'up' | 'down',
   };
 }
 
+/** The steps of a run's plan and what each did, as `migrate up/down` and `init` report them. */
+export function migrateResultOf(plan: Plan, observed: MigrateObserved | undefined, outcomes: ReadonlyMap<string, ActionOutcome>, rehearse: boolean): MigrateResult {
+  const steps = plan.actions.filter((a): a is MigrationStep => a.type === 'migrate_up' || a.type === 'migrate_down');
+  const rehearsedMs = rehearse && steps[0] ? Number(outcomes.get(steps[0].id)?.details?.rehearsedMs ?? 0) : null;
+  return {
+    plan: { actions: steps, findings: [], errors: [] },
+    from: observed?.applied.at(-1)?.name ?? '0',
+    done: rehearse ? [] : steps.filter((a) => outcomes.has(a.id)).map((a) => ({ step: a.params, ms: Number(outcomes.get(a.id)!.details?.ms ?? 0) })),
+    rehearsedMs: steps.length ? rehearsedMs : null,
+  };
+}
+
 /** The lines `migrate up/down` shows while it runs: the lock wait, each step, the backup first. */
-function migrateReporter(options: MigrateCommandOptions): ApplyReporter {
+export function migrateReporter(options: Pick<MigrateCommandOptions, 'note'>): ApplyReporter {
   const note = options.note;
   if (!note) return {};
   return {

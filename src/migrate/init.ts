@@ -1,13 +1,18 @@
 /**
  * `jarvis-db init`: the database (created if missing, through the `postgres` database), the
- * extensions the server offers, the migrations up to the target, and optionally the seed data.
+ * extensions the server offers, the migrations up to the target, and optionally the seed data,
+ * through the engine's apply.
  */
 import type { Desired } from '../config/types.js';
-import type { Progress } from '../engine/types.js';
+import { newRecord, recording, throwIfFailed } from '../engine/command.js';
+import type { EngineParts } from '../engine/index.js';
+import type { DomainModule, Handler, Progress, SeedDataset } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { connectAdmin, connectPostgres, databaseOf, postgresUrl, sqlState } from '../services/postgres.js';
-import { migrationsDirectory } from './commands.js';
-import { migrateTo, type MigrateResult } from './run.js';
+import { migrateReporter, migrateResultOf, refusal, requestModule, schemaSettings } from './commands.js';
+import type { MigrateObserved } from './observe.js';
+import type { MigrateRequest } from './plan.js';
+import type { MigrateResult } from './run.js';
 import { seedDatabase, type SeedResult } from '../dataset/seed.js';
 
 /** Extensions jarvis-db uses when the server has them: gen_random_uuid/digests, query stats, embeddings. */
@@ -87,18 +92,72 @@ export async function ensureExtensions(url: string): Promise<ExtensionOutcome[]>
   }
 }
 
+/**
+ * `init` as a narrowed plan run by the engine's `apply` (docs/architecture.md §4 rule 6: the
+ * apply lock, the journal): the database and its extensions first, under the lock and before
+ * observation (the migrations are observed in that database); then the migrate_up steps to the
+ * target and, with --seed, the seed_dataset action after them. A plan error (drift) refuses
+ * as `migrate up` does; a failed step stops the run, the seed with it.
+ */
 export async function initDatabase(desired: Desired, options: InitOptions): Promise<InitResult> {
   const url = postgresUrl(desired);
-  const created = await ensureDatabase(url);
-  const extensions = await ensureExtensions(url);
-  const target = options.to ?? desired.schema?.target ?? 'latest';
-  const migrations = await migrateTo(url, migrationsDirectory(desired), {
-    target, allowDown: false, direction: 'up', targetSource: options.to ? '--to' : 'schema.target',
-  }, { lockTimeoutMs: options.lockTimeoutMs, note: options.note });
+  const { HANDLERS } = await import('../engine/registry.js');
+  const { apply } = await import('../engine/index.js');
+  const schema = schemaSettings(desired);
+  // init never takes the pre-change backup (there is nothing to back up yet).
+  const narrowed: Desired = { ...desired, schema: { ...schema, backupBefore: false } };
+  const request: MigrateRequest = { target: options.to ?? schema.target, allowDown: false, direction: 'up', targetSource: options.to ? '--to' : 'schema.target' };
+  const seen: { observed?: MigrateObserved } = {};
+  const made: { created: boolean; extensions: ExtensionOutcome[] } = { created: false, extensions: [] };
+  const steps = requestModule(request, { lockTimeoutMs: options.lockTimeoutMs }, seen);
+  const seedAction: SeedDataset | null = options.seed ? {
+    id: 'migrate.seed.jarvis', type: 'seed_dataset', module: 'migrate', target: `scale ${options.seed.scale}`,
+    reason: 'requested (init --seed)', risk: 'safe', estimate: null, params: { scale: options.seed.scale },
+  } : null;
+  const module: DomainModule<MigrateObserved> = {
+    ...steps,
+    appliesTo: () => true,
+    async beforeApply() {
+      made.created = await ensureDatabase(url);
+      made.extensions = await ensureExtensions(url);
+      return [];
+    },
+    plan: (d, observed, now, all) => {
+      const part = steps.plan(d, observed, now, all);
+      return { ...part, actions: seedAction ? [...part.actions, seedAction] : part.actions };
+    },
+  };
+  const record = newRecord();
   let seed: SeedResult | null = null;
-  if (options.seed) {
-    options.note?.(`seeding at scale ${options.seed.scale}`);
-    seed = await seedDatabase(url, { scale: options.seed.scale, progress: options.seed.progress });
-  }
-  return { database: databaseOf(url), created, extensions, migrations, seed };
+  const parts: EngineParts = {
+    modules: [module],
+    handlers: { ...HANDLERS, migrate_up: recording(HANDLERS.migrate_up, record), seed_dataset: recording(seedDatasetHandlerWith((r) => { seed = r; }), record) },
+  };
+  const steady = migrateReporter({ note: options.note });
+  const run = await apply({
+    desired: narrowed, parts, lockTimeoutMs: options.lockTimeoutMs, probeServices: false,
+    reporter: {
+      ...steady,
+      actionStarted: (action, index, total) => {
+        if (action.type !== 'seed_dataset') return steady.actionStarted?.(action, index, total);
+        options.note?.(`seeding at scale ${action.params.scale}`);
+        return options.seed?.progress;
+      },
+    },
+  });
+  if (run.errors.length) throw refusal(run.errors);
+  throwIfFailed(run, record);
+  return { database: databaseOf(url), created: made.created, extensions: made.extensions, migrations: migrateResultOf(run.plan, seen.observed, record.outcomes, false), seed };
 }
+
+/** The seed_dataset handler; `onResult` gets the seed's result as it is (init prints it). */
+function seedDatasetHandlerWith(onResult: (result: SeedResult) => void = () => undefined): Handler<SeedDataset> {
+  return async (action, ctx, progress) => {
+    const seed = await seedDatabase(postgresUrl(ctx.desired), { scale: action.params.scale, progress });
+    onResult(seed);
+    return { summary: `seeded at scale ${seed.scale}: ${seed.counts.users} users, ${seed.counts.messages} messages`, details: { ...seed } };
+  };
+}
+
+/** `init --seed` (command-only): the generated JARVIS dataset, into the migrated database. */
+export const seedDatasetHandler: Handler<SeedDataset> = seedDatasetHandlerWith();

@@ -1,15 +1,19 @@
 /**
  * The `migrate` domain module: observe the applied migrations and the files (read-only), plan
- * the steps to `schema.target` (pure), and the handlers that run them. The PostgreSQL backup
- * before migrations (`schema.backupBefore`) is the engine planner's (`addPreChangeBackup`).
+ * the steps to `schema.target` (pure), and the handlers that run them. With
+ * `schema.backupBefore` the steps require the PostgreSQL backup that the backup module plans
+ * before them (src/backup/pre-change.ts).
  */
 import type { Desired, SchemaSettings } from '../config/types.js';
-import type { Action, DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Progress } from '../engine/types.js';
+import type { BackupObserved } from '../backup/module.js';
+import { preChangeBackupId } from '../backup/pre-change.js';
+import type { Action, DomainModule, ExecuteContext, Handler, MigrateDown, MigrateUp, Observed, Progress } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { formatDuration, plural } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
+import { describeSchemaChanges } from './describe.js';
 import { observeMigrations, type MigrateObserved } from './observe.js';
-import { planMigrations, type MigrationStep } from './plan.js';
+import { planMigrations, requireBackupFirst, type MigratePlan, type MigrationStep } from './plan.js';
 
 /** How long a handler waits for another migration (a plain node-pg-migrate run) to finish. */
 export const HANDLER_LOCK_TIMEOUT_MS = 60_000;
@@ -19,11 +23,21 @@ function schemaOf(desired: Desired): SchemaSettings {
   return desired.schema;
 }
 
+/**
+ * The steps, with the backup they require first when `schema.backupBefore` (`all.backup`: the
+ * backup module's observation, which tells which postgres schedule is due).
+ */
+export function withBackupBefore(desired: Desired, part: MigratePlan, now: Date, all: Observed): MigratePlan {
+  if (!desired.schema?.backupBefore) return part;
+  return requireBackupFirst(part, preChangeBackupId(desired, all.backup as BackupObserved | undefined, now));
+}
+
 export const migrateModule: DomainModule<MigrateObserved> = {
   name: 'migrate',
   appliesTo: (desired) => desired.schema !== undefined && desired.services.postgres !== undefined,
   observe: (ctx) => observeMigrations(postgresUrl(ctx.desired), schemaOf(ctx.desired).migrations),
-  plan: (desired, observed) => planMigrations(schemaOf(desired), observed),
+  plan: (desired, observed, now, all) => withBackupBefore(desired, planMigrations(schemaOf(desired), observed), now, all),
+  describeChange: describeSchemaChanges,
   fingerprint: (observed) => ({
     databaseExists: observed.databaseExists,
     applied: observed.applied.map((a) => [a.name, a.sha256]),

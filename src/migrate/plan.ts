@@ -157,3 +157,23 @@ export function planMigrations(schema: Pick<SchemaSettings, 'target' | 'allowDow
 }
 
 
+
+/**
+ * `schema.backupBefore` (docs/architecture.md §2): every step requires the backup the backup
+ * module plans before migrations (`backupId`), so that it runs first and a step waits for it.
+ * Without a postgres schedule there is none: that is this module's error, which holds back the
+ * steps and nothing else.
+ */
+export function requireBackupFirst(part: MigratePlan, backupId: string | undefined): MigratePlan {
+  if (part.actions.length === 0) return part;
+  if (backupId === undefined) {
+    return {
+      ...part,
+      errors: [...part.errors, {
+        module: 'migrate', path: 'schema.backupBefore',
+        message: 'schema.backupBefore asks for a PostgreSQL backup before migrations, but no backup schedule backs up postgres (add one under backups:, or set schema.backupBefore: false)',
+      }],
+    };
+  }
+  return { ...part, actions: part.actions.map((a) => ({ ...a, requires: [...new Set([...(a.requires ?? []), backupId])] })) };
+}

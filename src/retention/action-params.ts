@@ -20,6 +20,13 @@ export interface PruneArchiveParams {
   policy: string;
 }
 
+/** `jarvis-db archive restore ID` (command-only). */
+export interface RestoreArchiveParams {
+  archiveId: string;
+  /** --table: only this table of the archive. */
+  table?: string;
+}
+
 const run: ParamRules<RetentionParams> = {
   fields: {
     policy: { kind: 'string' }, table: { kind: 'string' }, column: { kind: 'string' }, cutoff: { kind: 'timestamp' },
@@ -27,7 +34,8 @@ const run: ParamRules<RetentionParams> = {
   },
 };
 
-export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'prune_archive'> = {
+export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'prune_archive' | 'restore_archive'> = {
   retention_delete: run, retention_archive: run, retention_anonymize: run, retention_compress: run,
   prune_archive: { fields: { archiveId: { kind: 'string' }, policy: { kind: 'string' } } },
+  restore_archive: { fields: { archiveId: { kind: 'string' }, table: { kind: 'string', optional: true } } },
 };

@@ -6,10 +6,10 @@
  * there is left alone, so restoring twice, or restoring chunks that overlap after a row was
  * restored and archived again, never duplicates a row.
  */
-import { join } from 'node:path';
 import type pg from 'pg';
 import type { Desired } from '../config/types.js';
-import type { Progress } from '../engine/types.js';
+import type { ApplyReporter, EngineParts } from '../engine/index.js';
+import type { Handler, Progress, RestoreArchive } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { postgresUrl, sqlState } from '../services/postgres.js';
 import { keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
@@ -18,7 +18,7 @@ import { readChunk, type Row } from './chunk.js';
 import { resolvePending, type Resolution } from './resolve.js';
 import { beginSql, DEFAULT_SESSION, openSession } from './session.js';
 import { restoreInsert } from './sql.js';
-import { deleteArchive, findArchive, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
+import { deleteArchive, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
 
 export function archiveKeyRing(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): KeyRing | null {
   const enc = desired.storage.encryption;
@@ -135,7 +135,7 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
           options.progress?.update(done, total);
           buffer = [];
         };
-        const read = await readChunk(join(entry.dir, chunk.manifest.file.name), chunk.manifest, ring, {
+        const read = await readChunk(openChunk(entry, chunk.manifest), chunk.manifest, ring, {
           header: async (table) => {
             await flush();
             current = only && table !== only ? null : table;
@@ -165,6 +165,50 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** The restore_archive handler; `onResult` gets the result as it is (`archive restore` prints it). */
+export function restoreArchiveHandlerWith(onResult: (result: ArchiveRestoreResult) => void = () => undefined): Handler<RestoreArchive> {
+  return async (action, ctx, progress) => {
+    const r = await restoreArchiveById(ctx.desired, action.params.archiveId, { ...(action.params.table ? { table: action.params.table } : {}), env: ctx.env, progress });
+    onResult(r);
+    const rows = Object.values(r.inserted).reduce((n, x) => n + x, 0);
+    return { summary: `archive ${r.archiveId}: ${r.chunks} chunks, ${rows} rows restored`, details: { ...r } };
+  };
+}
+
+/** `jarvis-db archive restore` (command-only): the rows of an archive back into their tables. */
+export const restoreArchiveHandler: Handler<RestoreArchive> = restoreArchiveHandlerWith();
+
+/**
+ * `archive restore ID`: a one-action plan (restore_archive) run by the engine's `apply`, under
+ * its lock and journaled (docs/architecture.md §4 rule 6). Safe: rows already there are left alone.
+ */
+export async function restoreArchiveCommand(desired: Desired, id: string, options: {
+  table?: string; env: NodeJS.ProcessEnv; lockTimeoutMs: number; progress?: Progress; waitingForLock?: ApplyReporter['waitingForLock'];
+}): Promise<ArchiveRestoreResult> {
+  const entry = await findArchive(desired.storage.path, id);
+  const archiveId = entry.header.id;
+  const action: RestoreArchive = {
+    id: `retention.restore.${archiveId}`, type: 'restore_archive', module: 'retention', target: archiveId,
+    reason: `requested (archive restore${options.table ? ` --table ${options.table}` : ''})`, risk: 'safe', estimate: { rows: summarize(entry).rows },
+    params: { archiveId, ...(options.table ? { table: options.table } : {}) },
+  };
+  const [{ HANDLERS }, { apply }, { commandModule, newRecord, recording, throwIfFailed }] = await Promise.all([
+    import('../engine/registry.js'), import('../engine/index.js'), import('../engine/command.js'),
+  ]);
+  const record = newRecord();
+  let result: ArchiveRestoreResult | null = null;
+  const parts: EngineParts = {
+    modules: [commandModule({ name: 'retention', observe: async () => ({}) }, () => [action])],
+    handlers: { ...HANDLERS, restore_archive: recording(restoreArchiveHandlerWith((r) => { result = r; }), record) },
+  };
+  const run = await apply({
+    desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, probeServices: false,
+    reporter: { ...(options.waitingForLock ? { waitingForLock: options.waitingForLock } : {}), ...(options.progress ? { actionStarted: () => options.progress } : {}) },
+  });
+  throwIfFailed(run, record);
+  return result!;
 }
 
 /** prune_archive: deletes an expired archive (the plan decided it; nothing is re-decided here). */

@@ -13,11 +13,10 @@
  * back with the live column types. `zcat chunk-000001.jsonl.gz | head` is readable as is.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { canonicalJson, HashingFileSink } from '../storage/durable.js';
+import { canonicalJson } from '../storage/durable.js';
 import type { EncryptionSession, KeyRing } from '../storage/crypto.js';
 import { decryptor } from '../storage/crypto.js';
 
@@ -120,16 +119,13 @@ function* lines(parts: ChunkPart[]): Generator<Buffer> {
 }
 
 /**
- * Streams the parts through gzip (and encryption when on) into a new file, which is fsynced
- * before this returns. Returns the stored bytes' size and SHA-256.
+ * A chunk's data as a source and the transforms it passes before it is stored (gzip, then
+ * encryption when on): the sealed store hashes and counts the stored bytes.
  */
-export async function writeChunkData(path: string, parts: ChunkPart[], options: { gzipLevel: number; encryption: EncryptionSession | null }): Promise<{ bytes: number; sha256: string }> {
-  const sink = new HashingFileSink(path);
-  const stages: (Readable | Transform | HashingFileSink)[] = [Readable.from(lines(parts)), createGzip({ level: options.gzipLevel, chunkSize: 1 << 18 })];
-  if (options.encryption) stages.push(options.encryption.encryptor());
-  stages.push(sink);
-  await (pipeline as (...s: unknown[]) => Promise<void>)(...stages);
-  return { bytes: sink.bytes, sha256: sink.hash.digest('hex') };
+export function chunkData(parts: ChunkPart[], options: { gzipLevel: number; encryption: EncryptionSession | null }): { source: Readable; transforms: Transform[] } {
+  const transforms: Transform[] = [createGzip({ level: options.gzipLevel, chunkSize: 1 << 18 })];
+  if (options.encryption) transforms.push(options.encryption.encryptor());
+  return { source: Readable.from(lines(parts)), transforms };
 }
 
 /** Hashes and counts the stored bytes as they pass. */
@@ -157,12 +153,12 @@ export interface ChunkReadResult {
 }
 
 /**
- * Reads a chunk's data file end to end: checks its size and SHA-256 against the manifest,
+ * Reads a chunk's stored data end to end: checks its size and SHA-256 against the manifest,
  * that it decompresses (and decrypts), that every line parses and fits its table's columns,
  * and that the row counts match. Handlers see each header and row as they are read; an error a
  * handler throws stops the read and is thrown as it is (it is not a problem of the chunk).
  */
-export async function readChunk(path: string, manifest: ChunkManifest, ring: KeyRing | null, handler: ChunkRecordHandler = {}): Promise<ChunkReadResult> {
+export async function readChunk(stored: Readable, manifest: ChunkManifest, ring: KeyRing | null, handler: ChunkRecordHandler = {}): Promise<ChunkReadResult> {
   const tap = new Tap();
   const rowsByTable: Record<string, number> = {};
   const expected = new Map(manifest.tables.map((t) => [t.table, t]));
@@ -199,7 +195,7 @@ export async function readChunk(path: string, manifest: ChunkManifest, ring: Key
     current = { table: header.table, width: header.columns.length };
     await callHandler(() => handler.header?.(header.table as string, header.columns as string[]));
   };
-  const stages: (Readable | Transform | ((source: AsyncIterable<Buffer>) => Promise<void>))[] = [createReadStream(path, { highWaterMark: 1 << 20 }), tap];
+  const stages: (Readable | Transform | ((source: AsyncIterable<Buffer>) => Promise<void>))[] = [stored, tap];
   if (manifest.file.encrypted) {
     if (!ring) return { ok: false, problem: 'the chunk is encrypted and no passphrase is configured', bytes: 0, sha256: '', rowsByTable };
     stages.push(decryptor(ring, manifest.file.name));

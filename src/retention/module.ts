@@ -8,6 +8,7 @@ import type { Desired, RetentionPolicy } from '../config/types.js';
 import type { DomainModule, Handler, HandlerMap, PruneArchive, RetentionAnonymize, RetentionArchive, RetentionCompress, RetentionDelete } from '../engine/types.js';
 import { formatBytes, formatCount, formatDuration, plural } from '../render/format.js';
 import { JarvisError } from '../errors.js';
+import { describePolicyChanges } from './describe.js';
 import type { RetentionObserved } from './observe.js';
 import { planRetention, retentionFingerprint, type RetentionRun } from './plan.js';
 import { hasPendingMigrations, type MigrateObserved } from '../migrate/observe.js';
@@ -20,6 +21,7 @@ export const retentionModule: DomainModule<RetentionObserved> = {
     return observeRetention(ctx.desired, ctx.env, ctx.now);
   },
   plan: (desired, observed, now, all) => planRetention(desired, observed, now, { migrationsPending: hasPendingMigrations(all.migrate as MigrateObserved | undefined) }),
+  describeChange: describePolicyChanges,
   fingerprint: (observed) => retentionFingerprint(observed),
   /** Under the apply lock: removes what killed archive runs left, settles their interrupted chunks. */
   async beforeApply(ctx) {

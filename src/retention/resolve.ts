@@ -8,14 +8,13 @@
  * chunk's keys left in the table → committed; all of them → void; a mix stays pending and is
  * reported, never guessed.
  */
-import { join } from 'node:path';
 import type pg from 'pg';
 import { JarvisError, messageOf } from '../errors.js';
 import type { KeyRing } from '../storage/crypto.js';
 import { inspectTable, type ColumnInfo, type TableInfo } from './catalog.js';
 import { readChunk, type ChunkManifest, type Row } from './chunk.js';
 import { databaseIdentity, serverVersion, xidStatus } from './session.js';
-import { markCommitted, removeChunk, scanArchives, type ArchiveEntry } from './store.js';
+import { markCommitted, openChunk, removeChunk, scanArchives, type ArchiveEntry } from './store.js';
 import { countByKey } from './sql.js';
 
 export interface Resolution {
@@ -30,7 +29,7 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The chunk's keys of its first (policy) table that are still in the live table. */
-async function keysLeft(client: Queryable, dir: string, manifest: ChunkManifest, ring: KeyRing | null): Promise<{ left: number; total: number } | string> {
+async function keysLeft(client: Queryable, archive: ArchiveEntry, manifest: ChunkManifest, ring: KeyRing | null): Promise<{ left: number; total: number } | string> {
   const first = manifest.tables[0];
   if (!first) return 'the chunk has no table';
   const table: TableInfo | null = await inspectTable(client, first.table);
@@ -39,7 +38,7 @@ async function keysLeft(client: Queryable, dir: string, manifest: ChunkManifest,
   const keyColumns = first.primaryKey.map((k) => table.columns.find((c) => c.name === k));
   if (positions.some((p) => p < 0) || keyColumns.some((c) => !c)) return `the primary key of ${first.table} changed`;
   const keys: Row[] = [];
-  const read = await readChunk(join(dir, manifest.file.name), manifest, ring, {
+  const read = await readChunk(openChunk(archive, manifest), manifest, ring, {
     row: (t, row) => { if (t === first.table) keys.push(positions.map((p) => row[p] ?? null)); },
   });
   if (!read.ok) return `unreadable: ${read.problem}`;
@@ -63,7 +62,7 @@ export async function resolvePending(client: Queryable, storagePath: string, opt
         await markCommitted(archive, chunk.manifest.chunk);
         out.committed++;
       } else if (verdict.state === 'void') {
-        await removeChunk(archive.dir, chunk.manifest);
+        await removeChunk(archive, chunk.manifest);
         out.voided++;
       } else {
         out.pending.push({ archive: archive.header.id, chunk: chunk.manifest.chunk, why: verdict.why });
@@ -92,7 +91,7 @@ async function decide(client: Queryable, archive: ArchiveEntry, manifest: ChunkM
   }
   let left: Awaited<ReturnType<typeof keysLeft>>;
   try {
-    left = await keysLeft(client, archive.dir, manifest, o.ring);
+    left = await keysLeft(client, archive, manifest, o.ring);
   } catch (e) {
     if (e instanceof JarvisError) throw e;
     left = messageOf(e);

@@ -14,17 +14,22 @@
  * never inserts those rows a second time), or pending (not known yet: resolved against the
  * server's commit log by `resolve.ts`). `.committed` markers cache the answer.
  * An archive being created is a hidden `.tmp-<id>-<pid>` directory until its header is durable.
+ *
+ * On the sealed store (storage/sealed-store.ts, docs/architecture.md §6) an archive is an item
+ * keyed `<policy>/<archive id>` whose manifest is the header, published when the archive is
+ * created; each chunk's data is a file added to it and its manifest a record written after it,
+ * so the chunk lifecycle above holds on any store.
  */
 import { hostname } from 'node:os';
-import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { JarvisError, messageOf } from '../errors.js';
 import type { EncryptionSession, KeyRing } from '../storage/crypto.js';
 import { isAlive } from '../platform/processes.js';
-import { exists, fsyncPath, listDirs, listFiles, newTimestampId, testPausePoint, writeFileAtomic } from '../storage/durable.js';
-import { writingStorage } from '../storage/failures.js';
-import { registerStaged, unregisterStaged } from '../storage/staging.js';
-import { chunkBaseName, manifestDigest, readChunk, sealChunkManifest, writeChunkData, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable } from './chunk.js';
+import { newTimestampId } from '../storage/durable.js';
+import { openLocalStore } from '../storage/local-store.js';
+import type { Debris, SealedStore } from '../storage/sealed-store.js';
+import { chunkBaseName, chunkData, manifestDigest, readChunk, sealChunkManifest, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable } from './chunk.js';
 
 export const ARCHIVES = 'archives';
 export const HEADER = 'archive.json';
@@ -32,7 +37,6 @@ export const ARCHIVE_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
 const CHUNK_MANIFEST = /^chunk-(\d{6})\.json$/;
 const CHUNK_DATA = /^chunk-(\d{6})\.jsonl\.gz(\.enc)?$/;
 const CHUNK_MARK = /^chunk-(\d{6})\.committed$/;
-const WORK = /^\.(tmp|prune)-(.+)-(\d+)$/;
 /** Fast compression: archiving must keep pace with a plain DELETE; JSON lines still shrink 4-8×. */
 const GZIP_LEVEL = 1;
 
@@ -67,6 +71,9 @@ export interface ChunkEntry {
 
 export interface ArchiveEntry {
   header: ArchiveHeader;
+  /** Its key in `store` (`<policy>/<id>`); `dir` says where it is, for messages. */
+  key: string;
+  store: SealedStore;
   dir: string;
   chunks: ChunkEntry[];
   /** Chunk manifests that fail their own checksum, or unreadable ones. */
@@ -75,6 +82,15 @@ export interface ArchiveEntry {
 
 export function archivesRoot(storagePath: string): string {
   return join(storagePath, ARCHIVES);
+}
+
+/** The sealed store that holds the archives of a storage path (docs/architecture.md §6). */
+export function archiveStore(storagePath: string): SealedStore {
+  return openLocalStore(archivesRoot(storagePath), { manifestName: HEADER });
+}
+
+function jsonText(value: unknown): string {
+  return JSON.stringify(value, null, 2) + '\n';
 }
 
 function checkPolicyName(policy: string): void {
@@ -89,28 +105,30 @@ function isOwnerAlive(header: Pick<ArchiveHeader, 'writer'>): boolean {
 export class ArchiveWriter {
   private next = 1;
   private readonly committed: number[] = [];
-  private constructor(readonly header: ArchiveHeader, readonly dir: string, private readonly encryption: EncryptionSession | null, private readonly env: NodeJS.ProcessEnv) {}
+  private constructor(readonly header: ArchiveHeader, private readonly store: SealedStore, readonly key: string, private readonly encryption: EncryptionSession | null, private readonly env: NodeJS.ProcessEnv) {}
 
   static async begin(storagePath: string, fields: Omit<ArchiveHeader, 'formatVersion' | 'kind' | 'id' | 'createdAt' | 'writer' | 'encrypted'>, options: { now: Date; encryption: EncryptionSession | null; env: NodeJS.ProcessEnv }): Promise<ArchiveWriter> {
     checkPolicyName(fields.policy);
-    const parent = join(archivesRoot(storagePath), fields.policy);
+    const store = archiveStore(storagePath);
     const id = newTimestampId(options.now);
     const header: ArchiveHeader = {
       formatVersion: 1, kind: 'jarvis-db-archive', id, ...fields, createdAt: options.now.toISOString(),
-      writer: { pid: process.pid, host: hostname() }, encrypted: options.encryption !== null,
+      writer: { pid: store.owner.pid, host: store.owner.host }, encrypted: options.encryption !== null,
     };
-    const work = join(parent, `.tmp-${id}-${process.pid}`);
-    await writingStorage(work, async () => {
-      await mkdir(parent, { recursive: true });
-      await mkdir(work, { mode: 0o700 });
-    });
-    registerStaged(work);
-    await writeFileAtomic(join(work, HEADER), JSON.stringify(header, null, 2) + '\n');
-    const dir = join(parent, id);
-    await writingStorage(dir, () => rename(work, dir));
-    unregisterStaged(work);
-    await fsyncPath(parent);
-    return new ArchiveWriter(header, dir, options.encryption, options.env);
+    const key = `${fields.policy}/${id}`;
+    const item = await store.begin(key, { env: options.env });
+    try {
+      await item.publish(jsonText(header));
+    } catch (e) {
+      await item.abort();
+      throw e;
+    }
+    return new ArchiveWriter(header, store, key, options.encryption, options.env);
+  }
+
+  /** Where the archive is (a directory for a local store). */
+  get dir(): string {
+    return this.store.location(this.key);
   }
 
   /**
@@ -121,12 +139,8 @@ export class ArchiveWriter {
     const chunk = this.next++;
     const base = chunkBaseName(chunk);
     const dataName = `${base}.jsonl.gz${this.encryption ? '.enc' : ''}`;
-    const tmp = join(this.dir, `.tmp-${base}-${process.pid}`);
-    registerStaged(tmp);
-    const { bytes, sha256 } = await writeChunkData(tmp, parts, { gzipLevel: GZIP_LEVEL, encryption: this.encryption });
-    await testPausePoint('chunk-data-written', this.env);
-    await writingStorage(join(this.dir, dataName), () => rename(tmp, join(this.dir, dataName)));
-    unregisterStaged(tmp);
+    const { source, transforms } = chunkData(parts, { gzipLevel: GZIP_LEVEL, encryption: this.encryption });
+    const { bytes, sha256 } = await this.store.addFile(this.key, dataName, source, { transforms, stagedPause: 'chunk-data-written', env: this.env });
     const manifest = sealChunkManifest({
       formatVersion: 1, kind: 'jarvis-db-archive-chunk', archiveId: this.header.id, policy: this.header.policy, chunk,
       xid: fields.xid, createdAt: fields.now.toISOString(), cutoff: this.header.cutoff, ageColumn: this.header.ageColumn,
@@ -134,86 +148,77 @@ export class ArchiveWriter {
       rows: parts.reduce((n, p) => n + p.lines.length, 0),
       file: { name: dataName, bytes, sha256, compression: 'gzip', encrypted: this.encryption !== null },
     });
-    // writeFileAtomic fsyncs the manifest and the directory (which also makes the data's rename durable).
-    await writeFileAtomic(join(this.dir, `${base}.json`), JSON.stringify(manifest, null, 2) + '\n');
+    // The record is written atomically and durably (locally that also makes the data's rename durable).
+    await this.store.writeRecord(this.key, `${base}.json`, jsonText(manifest));
     return manifest;
   }
 
   /** The delete committed: cache it (the server's commit log is the truth until then). */
   async markCommitted(chunk: number): Promise<void> {
-    const marker = join(this.dir, `${chunkBaseName(chunk)}.committed`);
-    await writingStorage(marker, () => writeFile(marker, '', { mode: 0o600 }));
+    await this.store.writeRecord(this.key, `${chunkBaseName(chunk)}.committed`, '');
     this.committed.push(chunk);
   }
 
   /** The delete rolled back: the rows are still in the table, so the chunk must not count. */
   async voidChunk(manifest: ChunkManifest): Promise<void> {
-    await removeChunk(this.dir, manifest);
+    await removeChunkFiles(this.store, this.key, manifest);
   }
 
   get committedChunks(): number {
     return this.committed.length;
   }
 
-  /** Makes the markers durable; removes the archive if no chunk committed. */
+  /** Removes the archive if no chunk committed and none is published; says whether it is kept. */
   async finish(): Promise<boolean> {
     if (this.committed.length === 0) {
-      const chunks = (await listFiles(this.dir)).filter((f) => CHUNK_MANIFEST.test(f));
+      const chunks = (await this.store.files(this.key)).filter((f) => CHUNK_MANIFEST.test(f));
       if (chunks.length === 0) {
-        await removeArchiveDir(this.dir, this.header.id);
+        await this.store.delete(this.key);
         return false;
       }
     }
-    await fsyncPath(this.dir);
     return true;
   }
 }
 
 /** Unpublishes a chunk (manifest first), then removes its data and marker. */
-export async function removeChunk(dir: string, manifest: Pick<ChunkManifest, 'chunk' | 'file'>): Promise<void> {
+async function removeChunkFiles(store: SealedStore, key: string, manifest: Pick<ChunkManifest, 'chunk' | 'file'>): Promise<void> {
   const base = chunkBaseName(manifest.chunk);
-  await unlink(join(dir, `${base}.json`)).catch(ignoreMissing);
-  await fsyncPath(dir);
-  await unlink(join(dir, manifest.file.name)).catch(ignoreMissing);
-  await unlink(join(dir, `${base}.committed`)).catch(ignoreMissing);
+  await store.removeFiles(key, [`${base}.json`, manifest.file.name, `${base}.committed`]);
 }
 
-function ignoreMissing(e: NodeJS.ErrnoException): void {
-  if (e.code !== 'ENOENT') throw e;
+export async function removeChunk(entry: ArchiveEntry, manifest: Pick<ChunkManifest, 'chunk' | 'file'>): Promise<void> {
+  await removeChunkFiles(entry.store, entry.key, manifest);
 }
 
-async function removeArchiveDir(dir: string, id: string): Promise<void> {
-  const parent = join(dir, '..');
-  const hidden = join(parent, `.prune-${id}-${process.pid}`);
-  await rename(dir, hidden);
-  await fsyncPath(parent);
-  await rm(hidden, { recursive: true, force: true });
+/** A chunk's stored data, checked against its manifest's size and SHA-256 as it is read. */
+export function openChunk(entry: ArchiveEntry, manifest: ChunkManifest): Readable {
+  return entry.store.read(entry.key, manifest.file);
 }
 
-/** Deletes a whole archive (deleteAfter expiry): renamed out of view first, then removed. */
+/** Deletes a whole archive (deleteAfter expiry): out of the listing first, then removed. */
 export async function deleteArchive(entry: ArchiveEntry): Promise<void> {
-  await removeArchiveDir(entry.dir, entry.header.id);
+  await entry.store.delete(entry.key);
 }
 
-async function readJson<T>(path: string): Promise<T> {
-  return JSON.parse(await readFile(path, 'utf8')) as T;
-}
-
-async function readArchive(dir: string, id: string): Promise<ArchiveEntry | { problem: string }> {
+async function readArchive(store: SealedStore, policy: string, id: string): Promise<ArchiveEntry | { problem: string }> {
+  const key = `${policy}/${id}`;
   let header: ArchiveHeader;
   try {
-    header = await readJson<ArchiveHeader>(join(dir, HEADER));
+    const text = await store.readText(key, HEADER);
+    if (text === null) return { problem: `unreadable ${HEADER}: ${store.location(key, HEADER)} does not exist` };
+    header = JSON.parse(text) as ArchiveHeader;
   } catch (e) {
     return { problem: `unreadable ${HEADER}: ${messageOf(e)}` };
   }
   if (header.kind !== 'jarvis-db-archive' || header.id !== id) return { problem: `${HEADER} does not describe archive ${id}` };
-  const files = await listFiles(dir);
+  const files = await store.files(key);
   const marks = new Set(files.filter((f) => CHUNK_MARK.test(f)).map((f) => Number(CHUNK_MARK.exec(f)![1])));
   const chunks: ChunkEntry[] = [];
   const damaged: ArchiveEntry['damaged'] = [];
   for (const name of files.filter((f) => CHUNK_MANIFEST.test(f))) {
     try {
-      const manifest = await readJson<ChunkManifest>(join(dir, name));
+      const manifest = JSON.parse((await store.readText(key, name)) ?? 'null') as ChunkManifest;
       if (manifest.kind !== 'jarvis-db-archive-chunk' || manifestDigest(manifest) !== manifest.manifestSha256) {
         damaged.push({ name, problem: 'the manifest does not match its own checksum' });
         continue;
@@ -228,7 +233,7 @@ async function readArchive(dir: string, id: string): Promise<ArchiveEntry | { pr
     }
   }
   chunks.sort((a, b) => a.manifest.chunk - b.manifest.chunk);
-  return { header, dir, chunks, damaged };
+  return { header, key, store, dir: store.location(key), chunks, damaged };
 }
 
 export interface ArchiveScan {
@@ -238,16 +243,14 @@ export interface ArchiveScan {
 
 /** Every published archive under the storage path, oldest first. */
 export async function scanArchives(storagePath: string): Promise<ArchiveScan> {
-  const root = archivesRoot(storagePath);
+  const store = archiveStore(storagePath);
   const archives: ArchiveEntry[] = [];
   const invalid: ArchiveScan['invalid'] = [];
-  for (const policy of await listDirs(root)) {
-    if (policy.startsWith('.')) continue;
-    for (const id of await listDirs(join(root, policy))) {
+  for (const policy of await store.list('')) {
+    for (const id of await store.list(policy)) {
       if (!ARCHIVE_ID.test(id)) continue;
-      const dir = join(root, policy, id);
-      const read = await readArchive(dir, id);
-      if ('problem' in read) invalid.push({ dir, problem: read.problem });
+      const read = await readArchive(store, policy, id);
+      if ('problem' in read) invalid.push({ dir: store.location(`${policy}/${id}`), problem: read.problem });
       else archives.push(read);
     }
   }
@@ -267,60 +270,61 @@ export async function findArchive(storagePath: string, id: string): Promise<Arch
 
 /** Re-reads an archive's chunk states (after resolution). */
 export async function reloadArchive(entry: ArchiveEntry): Promise<ArchiveEntry> {
-  const read = await readArchive(entry.dir, entry.header.id);
+  const read = await readArchive(entry.store, entry.header.policy, entry.header.id);
   if ('problem' in read) throw new JarvisError('ARCHIVE_INVALID', `archive ${entry.header.id}: ${read.problem}`);
   return read;
 }
 
 export async function markCommitted(entry: ArchiveEntry, chunk: number): Promise<void> {
-  const marker = join(entry.dir, `${chunkBaseName(chunk)}.committed`);
-  await writingStorage(marker, () => writeFile(marker, '', { mode: 0o600 }));
-  await fsyncPath(entry.dir);
+  await entry.store.writeRecord(entry.key, `${chunkBaseName(chunk)}.committed`, '');
 }
 
 /**
- * What killed writers left: hidden work directories, chunk data without a manifest, markers
- * without a chunk, and archives with no chunk at all, all of writers that are no longer alive.
+ * What killed writers left: staged or half-deleted archives, chunk data without a manifest,
+ * markers without a chunk, files being written, and archives with no chunk at all, all of
+ * writers that are no longer alive.
  */
-export async function findArchiveDebris(storagePath: string): Promise<string[]> {
-  const root = archivesRoot(storagePath);
-  const found: string[] = [];
-  for (const policy of await listDirs(root)) {
-    const policyDir = join(root, policy);
-    for (const name of await listDirs(policyDir)) {
-      const work = WORK.exec(name);
-      if (work) {
-        if (!isAlive(Number(work[3]))) found.push(join(policyDir, name));
-        continue;
-      }
-      if (!ARCHIVE_ID.test(name)) continue;
-      const dir = join(policyDir, name);
+async function archiveDebris(store: SealedStore): Promise<Debris[]> {
+  const found: Debris[] = [];
+  for (const policy of await store.list('')) {
+    found.push(...(await store.findDebris(policy)));
+    for (const id of await store.list(policy)) {
+      if (!ARCHIVE_ID.test(id)) continue;
+      const key = `${policy}/${id}`;
       let header: ArchiveHeader;
       try {
-        header = await readJson<ArchiveHeader>(join(dir, HEADER));
+        header = JSON.parse((await store.readText(key, HEADER)) ?? 'null') as ArchiveHeader;
+        if (!header?.writer) continue;
       } catch {
         continue; // reported as invalid by scanArchives, never removed silently
       }
       if (isOwnerAlive(header)) continue;
-      const files = await listFiles(dir);
+      const files = await store.files(key);
       const published = new Set(files.filter((f) => CHUNK_MANIFEST.test(f)).map((f) => CHUNK_MANIFEST.exec(f)![1]));
       if (published.size === 0) {
-        found.push(dir);
+        found.push({ key, location: store.location(key) });
         continue;
       }
       for (const f of files) {
         const data = CHUNK_DATA.exec(f) ?? CHUNK_MARK.exec(f);
-        if ((data && !published.has(data[1]!)) || f.startsWith('.tmp-') || /\.tmp-\d+$/.test(f)) found.push(join(dir, f));
+        if (data && !published.has(data[1]!)) found.push({ key, name: f, location: store.location(key, f) });
       }
+      // The writer is dead: whatever it was writing is debris, whoever's pid names it.
+      found.push(...(await store.leftovers(key)));
     }
   }
-  return found.sort();
+  return found.sort((a, b) => (a.location < b.location ? -1 : a.location > b.location ? 1 : 0));
+}
+
+export async function findArchiveDebris(storagePath: string): Promise<string[]> {
+  return (await archiveDebris(archiveStore(storagePath))).map((d) => d.location);
 }
 
 export async function cleanArchiveDebris(storagePath: string): Promise<string[]> {
-  const debris = await findArchiveDebris(storagePath);
-  for (const path of debris) await rm(path, { recursive: true, force: true });
-  return debris;
+  const store = archiveStore(storagePath);
+  const debris = await archiveDebris(store);
+  await store.removeDebris(debris);
+  return debris.map((d) => d.location);
 }
 
 export interface ChunkVerification extends ChunkReadResult {
@@ -333,9 +337,8 @@ export async function verifyArchive(entry: ArchiveEntry, ring: KeyRing | null): 
   const chunks: ChunkVerification[] = [];
   const problems = entry.damaged.map((d) => `${d.name}: ${d.problem}`);
   for (const c of entry.chunks) {
-    const path = join(entry.dir, c.manifest.file.name);
-    const result: ChunkReadResult = (await exists(path))
-      ? await readChunk(path, c.manifest, ring)
+    const result: ChunkReadResult = (await entry.store.size(entry.key, c.manifest.file.name)) !== null
+      ? await readChunk(openChunk(entry, c.manifest), c.manifest, ring)
       : { ok: false, problem: `${c.manifest.file.name} is missing`, bytes: 0, sha256: '', rowsByTable: {} };
     chunks.push({ ...result, chunk: c.manifest.chunk, state: c.state });
     if (!result.ok) problems.push(`${chunkBaseName(c.manifest.chunk)}: ${result.problem}`);

@@ -2,8 +2,12 @@ import t from 'tap';
 import { Readable } from 'node:stream';
 import { BackupWriter } from '../../src/backup/storage.js';
 import { listBackups } from '../../src/backup/catalog.js';
-import { checkRestoreFlags, pruneBackups, pruneOne } from '../../src/backup/operations.js';
+import { pruneBackupsCommand } from '../../src/backup/commands.js';
+import { checkRestoreFlags, pruneOne } from '../../src/backup/operations.js';
 import { makeDesired } from './fixture.js';
+
+/** `backup prune` through the engine, as the CLI runs it. */
+const pruneBackups = (desired: Parameters<typeof pruneBackupsCommand>[0], options: { dryRun: boolean }) => pruneBackupsCommand(desired, { ...options, env: process.env, lockTimeoutMs: 0 });
 
 async function backupAt(storagePath: string, iso: string) {
   const w = await BackupWriter.begin({ storagePath, service: 'postgres', schedule: 'nightly', now: new Date(iso) });
@@ -17,7 +21,7 @@ t.test('prune deletes what the keep rules do not keep; --dry-run deletes nothing
   for (let d = 10; d <= 15; d++) ids.push(await backupAt(dir, `2026-11-${d}T03:00:00Z`));
   const desired = makeDesired('postgres://x@127.0.0.1/x', dir, { keep: { last: 2 } });
   const dry = await pruneBackups(desired, { dryRun: true });
-  t.same(dry.pruned.map((c) => c.decision.id).sort(), ids.slice(0, 4).sort());
+  t.same(dry.pruned.map((c) => c.id).sort(), ids.slice(0, 4).sort());
   t.equal((await listBackups(dir)).length, 6, 'dry run deleted nothing');
   await pruneBackups(desired, { dryRun: false });
   t.same((await listBackups(dir)).map((e) => e.manifest.id), [ids[5], ids[4]]);

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { backupModule, type BackupObserved } from '../../src/backup/module.js';
-import type { RetentionPolicy } from '../../src/config/types.js';
+import type { BackupSchedule, RetentionPolicy } from '../../src/config/types.js';
 import { describeImpact, impactSentence } from '../../src/engine/impact.js';
 import { buildPlan } from '../../src/engine/planner.js';
 import type { DomainModule, Plan } from '../../src/engine/types.js';
@@ -70,4 +70,25 @@ t.test('new and removed schedules, switches that allow destruction, thresholds, 
     'old: backup schedule removed (its backups stay, and are no longer pruned)',
   ]);
   t.same(describeImpact(base, base, plan(base, [], {}), plan(base, [], {})), []);
+});
+
+t.test('a field of a schedule or a policy that no code names shows in the review, a nested one with its path', async (t) => {
+  // Fields the config does not have today: a new one must show without a change of the impact code.
+  const policy = (vacuum: boolean) => ({
+    name: 'messages', table: 'messages', age: { column: 'created_at', olderThan: '1y' }, action: 'delete', batchSize: 5000, enabled: true, source: { file: '/p.yaml', path: 'policies[0]' }, vacuum,
+  }) as RetentionPolicy;
+  const base = desiredFixture({ retention: [policy(false)] }, [{ name: 'pg', bandwidth: '10MB', keep: { last: 3 } } as Partial<BackupSchedule>]);
+  const head = desiredFixture({ retention: [policy(true)] }, [{ name: 'pg', bandwidth: '20MB', keep: { last: 3, fortnightly: 2 } } as Partial<BackupSchedule>]);
+  t.same(describeImpact(base, head, plan(base, [], {}), plan(head, [], {})).map(impactSentence), ['messages: vacuum false → true', 'pg: bandwidth 10MB → 20MB, keep fortnightly unset → 2']);
+});
+
+t.test('each module describes its own config entries: plan --base uses the describeChange of the modules it planned with', async (t) => {
+  const base = desiredFixture({ configHash: 'a' }, [{ name: 'pg' }]);
+  const head = desiredFixture({ configHash: 'b' }, [{ name: 'pg', cron: '0 4 * * *' }]);
+  const marker: DomainModule<unknown> = { ...fakeModule('marker'), describeChange: (a, b) => (a.configHash === b.configHash ? [] : [{ subject: 'marker', text: 'config hash moved', destructive: true }]) };
+  t.same(describeImpact(base, head, plan(base, [], {}), plan(head, [], {}), [marker]).map(impactSentence), ['marker: config hash moved (destructive)'], 'only the given modules speak');
+  t.same(describeImpact(base, head, plan(base, [], {}), plan(head, [], {}), [backupModule as DomainModule<unknown>, marker]).map(impactSentence), [
+    'marker: config hash moved (destructive)',
+    'pg: cron 0 3 * * * → 0 4 * * *',
+  ]);
 });

@@ -1,11 +1,13 @@
 /**
- * The pure planner: observations of fake modules (plain data) and of the real backup module
- * in, a Plan out. No server, no clock, no filesystem.
+ * The pure planner: observations of fake modules (plain data) and of the real backup and
+ * migrate modules in, a Plan out. No server, no clock, no filesystem.
  */
 import t from 'tap';
 import { backupModule, type BackupObserved } from '../../src/backup/module.js';
-import { addPreChangeBackup, blockedActions, buildPlan, narrowPlan, orderActions, type Observation } from '../../src/engine/planner.js';
-import type { DomainModule, PlanError } from '../../src/engine/types.js';
+import { blockedActions, buildPlan, narrowPlan, orderActions, type Observation } from '../../src/engine/planner.js';
+import type { DomainModule } from '../../src/engine/types.js';
+import { migrateModule } from '../../src/migrate/module.js';
+import type { MigrateObserved } from '../../src/migrate/observe.js';
 import { action, desiredFixture, fakeModule } from './fixtures/plan-fixtures.js';
 
 const AT = '2026-11-24T10:00:00.000Z';
@@ -35,36 +37,69 @@ t.test('actions of every module are merged in the order of docs/architecture.md 
   ]);
 });
 
+const SCHEMA = { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true };
+const POSTGRES = { postgres: { url: 'postgres://jarvis@127.0.0.1/jarvis' } };
+/** The migrate module's observation: migrations `names`, the first `applied` of them applied. */
+const migrations = (names: string[], applied = 0): MigrateObserved => ({
+  database: 'jarvis', databaseExists: true, directory: '/m', problems: [], embeddingType: null,
+  files: names.map((name) => ({ name, file: `${name}.sql`, sha256: name.padEnd(64, '0'), hasDown: true })),
+  applied: names.slice(0, applied).map((name) => ({ name, runOn: '2026-11-01T03:00:00.000Z', sha256: name.padEnd(64, '0') })),
+});
+/** A backup of `schedule` at 03:00 today: a `0 3 * * *` schedule is not due. */
+const backedUpToday = (schedule: string): BackupObserved => ({
+  backups: [{ id: '20261124T030000Z-0001', service: 'postgres', schedule, startedAt: '2026-11-24T03:00:00Z', finishedAt: '2026-11-24T03:01:00Z', totalBytes: 5, verified: null, verifiedBy: null }],
+  debris: [], invalid: [],
+});
+const noBackups: BackupObserved = { backups: [], debris: [], invalid: [] };
+const realModules = [backupModule, migrateModule] as DomainModule<unknown>[];
+
+t.test('an action comes after what it requires, even one of a later phase; otherwise the phase order holds', async (t) => {
+  const out = orderActions([
+    action('backup.create.rd', 'create_backup'),
+    action('backup.create.pg', 'create_backup'),
+    action('migrate.up.001', 'migrate_up', { requires: ['backup.create.pg'] }),
+    action('migrate.up.002', 'migrate_up', { requires: ['backup.create.pg'] }),
+    action('backup.verify.pg', 'verify_backup', { requires: ['backup.create.pg'] }),
+  ]);
+  t.same(out.map((a) => a.id), ['backup.create.pg', 'migrate.up.001', 'migrate.up.002', 'backup.create.rd', 'backup.verify.pg']);
+  const cycle = orderActions([action('a.x.1', 'create_backup', { requires: ['a.x.2'] }), action('a.x.2', 'create_backup', { requires: ['a.x.1'] })]);
+  t.same(cycle.map((a) => a.id), ['a.x.2', 'a.x.1'], 'a cycle of requires still gives every action once');
+});
+
 t.test('with schema.backupBefore, the due postgres backup moves before the migrations, which require it', async (t) => {
-  const desired = desiredFixture({ schema: { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true } }, [{ name: 'pg' }, { name: 'rd', service: 'redis' }]);
-  const errors: PlanError[] = [];
-  const out = orderActions(addPreChangeBackup(desired, [
-    action('backup.create.rd', 'create_backup', { params: { schedule: 'rd', service: 'redis' } }),
-    action('backup.create.pg', 'create_backup', { params: { schedule: 'pg', service: 'postgres' }, reason: 'no backup yet' }),
-    action('migrate.up.001', 'migrate_up'),
-  ], errors));
-  t.same(out.map((a) => a.id), ['backup.create.pg', 'migrate.up.001', 'backup.create.rd']);
-  t.equal(out[0]!.reason, 'no backup yet; and before migrations (schema.backupBefore)');
-  t.same(out[1]!.requires, ['backup.create.pg']);
-  t.same(errors, []);
+  const desired = desiredFixture({ schema: SCHEMA, services: POSTGRES }, [{ name: 'pg' }, { name: 'rd', service: 'redis' }]);
+  const plan = buildPlan(desired, realModules, observationOf(realModules, { backup: noBackups, migrate: migrations(['001']) }));
+  t.same(plan.actions.map((a) => a.id), ['backup.create.pg', 'migrate.up.001', 'backup.create.rd']);
+  t.equal(plan.actions[0]!.reason, 'no backup yet; and before migrations (schema.backupBefore)');
+  t.same(plan.actions[1]!.requires, ['backup.create.pg']);
+  t.same(plan.errors, []);
 });
 
 t.test('with schema.backupBefore and no due postgres backup, one is added before the migrations', async (t) => {
-  const desired = desiredFixture({ schema: { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true } }, [{ name: 'pg' }]);
-  const out = orderActions(addPreChangeBackup(desired, [action('migrate.up.001', 'migrate_up')], []));
-  t.same(out.map((a) => [a.id, a.type, a.type === 'create_backup' ? a.params.preChange : undefined, a.reason]), [
+  const desired = desiredFixture({ schema: SCHEMA, services: POSTGRES }, [{ name: 'pg' }]);
+  const plan = buildPlan(desired, realModules, observationOf(realModules, { backup: backedUpToday('pg'), migrate: migrations(['001']) }));
+  t.same(plan.actions.map((a) => [a.id, a.type, a.type === 'create_backup' ? a.params.preChange : undefined, a.reason]), [
     ['backup.create.pg', 'create_backup', true, 'before migrations (schema.backupBefore)'],
-    ['migrate.up.001', 'migrate_up', undefined, 'because migrate.up.001'],
+    ['migrate.up.001', 'migrate_up', undefined, 'not applied; schema.target is latest (001)'],
   ]);
+  t.same(plan.errors, []);
+  // The first postgres schedule is not due, the second is: its due backup is the one the migrations require.
+  const two = desiredFixture({ schema: SCHEMA, services: POSTGRES }, [{ name: 'pg' }, { name: 'pg-hourly', cron: '0 * * * *' }]);
+  const both = buildPlan(two, realModules, observationOf(realModules, { backup: backedUpToday('pg'), migrate: migrations(['001']) }));
+  t.same(both.actions.map((a) => [a.id, a.requires]), [['backup.create.pg-hourly', undefined], ['migrate.up.001', ['backup.create.pg-hourly']]]);
+  t.match(both.actions[0]!.reason, /; and before migrations \(schema\.backupBefore\)$/);
 });
 
 t.test('schema.backupBefore without a postgres schedule is a plan error; without migrations nothing is added', async (t) => {
-  const schema = { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true };
-  const errors: PlanError[] = [];
-  addPreChangeBackup(desiredFixture({ schema }, [{ name: 'rd', service: 'redis' }]), [action('migrate.up.001', 'migrate_up')], errors);
-  t.match(errors, [{ path: 'schema.backupBefore', message: /no backup schedule backs up postgres/ }]);
-  t.same(addPreChangeBackup(desiredFixture({ schema }, [{ name: 'pg' }]), [action('backup.prune.x', 'prune_backup')], []).map((a) => a.id), ['backup.prune.x']);
-  t.same(addPreChangeBackup(desiredFixture({ schema: { ...schema, backupBefore: false } }, [{ name: 'pg' }]), [action('migrate.up.001', 'migrate_up')], []).map((a) => a.id), ['migrate.up.001']);
+  const redisOnly = desiredFixture({ schema: SCHEMA, services: POSTGRES }, [{ name: 'rd', service: 'redis' }]);
+  const refused = buildPlan(redisOnly, realModules, observationOf(realModules, { backup: backedUpToday('rd'), migrate: migrations(['001']) }));
+  t.match(refused.errors, [{ module: 'migrate', path: 'schema.backupBefore', message: /no backup schedule backs up postgres/ }]);
+  const desired = desiredFixture({ schema: SCHEMA, services: POSTGRES }, [{ name: 'pg', keep: { last: 1 } }]);
+  const nothingPending = buildPlan(desired, realModules, observationOf(realModules, { backup: backedUpToday('pg'), migrate: migrations(['001'], 1) }));
+  t.same(nothingPending.actions, [], 'no migrations: no backup before them');
+  const off = desiredFixture({ schema: { ...SCHEMA, backupBefore: false }, services: POSTGRES }, [{ name: 'pg' }]);
+  const plain = buildPlan(off, realModules, observationOf(realModules, { backup: backedUpToday('pg'), migrate: migrations(['001']) }));
+  t.same(plain.actions.map((a) => [a.id, a.requires]), [['migrate.up.001', undefined]]);
 });
 
 t.test('the same observation gives the same plan: ids and fingerprint stable across re-plans', async (t) => {
@@ -163,12 +198,12 @@ t.test('a service found down is an error only when a planned action reaches it, 
 });
 
 t.test('an error of one module holds back that module only; the backupBefore error holds back the migrations', async (t) => {
-  const actions = [action('migrate.up.002', 'migrate_up'), action('backup.create.redis', 'create_backup'), action('retention.delete.m', 'retention_delete')];
-  const errors: PlanError[] = [];
-  const desired = desiredFixture({ schema: { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true } }, [{ name: 'r', service: 'redis' }]);
-  const out = addPreChangeBackup(desired, actions, errors);
-  t.same(errors.map((e) => e.module), ['migrate']);
-  t.same([...blockedActions(out, errors).keys()], ['migrate.up.002']);
+  const desired = desiredFixture({ schema: SCHEMA, services: POSTGRES }, [{ name: 'redis', service: 'redis' }]);
+  const modules = [...realModules, fakeModule('retention', { actions: [action('retention.delete.m', 'retention_delete')] })];
+  const plan = buildPlan(desired, modules, observationOf(modules, { backup: noBackups, migrate: migrations(['002']) }));
+  t.same(plan.actions.map((a) => a.id), ['migrate.up.002', 'backup.create.redis', 'retention.delete.m']);
+  t.same(plan.errors.map((e) => e.module), ['migrate']);
+  t.same([...blockedActions(plan.actions, plan.errors).keys()], ['migrate.up.002']);
 });
 
 t.test('--target keeps the errors that concern what it keeps', async (t) => {

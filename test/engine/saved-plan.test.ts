@@ -76,6 +76,22 @@ t.test('the params of each action type are checked, naming the action and the fi
     ['retention_anonymize', { ...run, policy: undefined }, /params\.policy is missing/],
     ['prune_archive', { archiveId: 'a1', policy: 'messages' }, null],
     ['prune_archive', { policy: 'messages' }, /params\.archiveId is missing/],
+    // The command-only types (restore, archive restore, init --seed) are checked the same way.
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'postgres', force: false }, null],
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'redis', force: true, flush: true }, null],
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'chroma', force: false, collection: 'notes', as: 'notes-copy', targetDir: '/srv/chroma' }, null],
+    ['restore_backup', { service: 'postgres', force: false }, /params\.id is missing/],
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'postgres' }, /params\.force is missing/],
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'postgres', force: 'yes' }, /params\.force must be true or false/],
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'mysql', force: false }, /params\.service must be "postgres" or "redis" or "chroma"/],
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'postgres', force: false, target: '' }, /params\.target must be a non-empty string/],
+    ['restore_backup', { id: '20261124T030000Z-1a2b', service: 'postgres', force: false, dropDatabase: true }, /params\.dropDatabase is not a param of restore_backup/],
+    ['restore_archive', { archiveId: 'a1' }, null],
+    ['restore_archive', { archiveId: 'a1', table: 'public.messages' }, null],
+    ['restore_archive', { table: 'public.messages' }, /params\.archiveId is missing/],
+    ['seed_dataset', { scale: 0.1 }, null],
+    ['seed_dataset', { scale: 0 }, /params\.scale must be a number above 0/],
+    ['seed_dataset', { scale: '1' }, /params\.scale must be a number above 0/],
   ];
   for (const [type, params, problem] of cases) {
     const value = { ...good, actions: [good.actions[0], { ...base, type, params: JSON.parse(JSON.stringify(params)) }] };

@@ -5,6 +5,9 @@
  * reproducible content.
  */
 import t from 'tap';
+import { join } from 'node:path';
+import { acquireApplyLock } from '../../src/engine/lock.js';
+import { runsOfAction } from '../helpers/journal.js';
 import { ensureExtensions } from '../../src/migrate/init.js';
 import { seedCounts, seedDatabase } from '../../src/dataset/seed.js';
 import { migrateTo } from '../../src/migrate/run.js';
@@ -125,4 +128,30 @@ t.test('the same scale and clock generate the same data', async (t) => {
     digests.push(d);
   }
   t.same(digests[0], digests[1], 'identical content with one connection and with two');
+});
+
+t.test('init is an apply: it waits for the apply lock, fails clearly after --lock-timeout, and journals its migrations and its seed', async (t) => {
+  const db = newDatabaseUrl(t, server, 'init');
+  const dir = t.testdir();
+  const config = await configFile(dir, PROJECT_MIGRATIONS);
+  const storage = join(dir, 'backups');
+  const env = { JARVIS_PG_URL: db.url };
+  const lock = await acquireApplyLock(storage, { timeoutMs: 0, runId: 'test-holder' });
+  try {
+    const r = cli(['init', '--lock-timeout', '1s'], env, config);
+    t.equal(r.code, 1, 'it fails while another holds the lock');
+    t.match(r.stderr, /waiting up to 1\.0s for the apply lock/);
+    t.match(r.stderr, new RegExp(`^error: another apply holds the lock on .*pid ${process.pid}.*run test-holder.*; gave up after 1s$`, 'm'), 'naming the holder');
+    t.same(await sql(server.url, `SELECT datname FROM pg_database WHERE datname = '${db.name}'`), [], 'not even the database was created');
+  } finally {
+    await lock.release();
+  }
+  const r = cli(['init', '--seed', '--scale', '0.01'], env, config);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^\+ seeded at scale 0\.01 /m);
+  const [run] = await runsOfAction(storage, 'migrate.seed.jarvis');
+  const done = (run ?? []).filter(([e]) => e === 'action_done').map(([, a]) => a);
+  t.same(done, ['migrate.up.0001_users_and_sessions', 'migrate.up.0002_conversations_and_messages', 'migrate.up.0003_memory', 'migrate.up.0004_metrics', 'migrate.up.0005_cache_entries', 'migrate.seed.jarvis'],
+    'each migration, then the seed, journaled in one run');
+  t.same(run?.at(-1), ['run_finished', null]);
 });

@@ -3,11 +3,22 @@
  * truncated or wrongly decrypted file is detected, never read as fewer rows.
  */
 import t from 'tap';
+import { createReadStream } from 'node:fs';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
-import { keyRange, readChunk, rowLine, sealChunkManifest, writeChunkData, type ChunkManifest, type ChunkPart, type Row } from '../../src/retention/chunk.js';
+import { chunkData, keyRange, readChunk, rowLine, sealChunkManifest, type ChunkManifest, type ChunkPart, type Row } from '../../src/retention/chunk.js';
 import { EncryptionSession, KeyRing } from '../../src/storage/crypto.js';
+import { HashingFileSink } from '../../src/storage/durable.js';
+
+/** The chunk's data as the store would hold it, written to a plain file. */
+async function writeChunkData(path: string, parts: ChunkPart[], options: { gzipLevel: number; encryption: EncryptionSession | null }): Promise<{ bytes: number; sha256: string }> {
+  const { source, transforms } = chunkData(parts, options);
+  const sink = new HashingFileSink(path);
+  await (pipeline as (...s: unknown[]) => Promise<void>)(source, ...transforms, sink);
+  return { bytes: sink.bytes, sha256: sink.hash.digest('hex') };
+}
 
 const PARENT_ROWS: Row[] = [['9', 'Line\nbreak, "quotes", \\ and été ☃', '2025-01-02 03:04:05.123456+00'], ['10', null, '2025-01-02 03:04:05+00']];
 const CHILD_ROWS: Row[] = Array.from({ length: 3000 }, (_, i) => [String(i + 1), i % 2 ? '9' : '10', JSON.stringify({ n: i, s: 'x'.repeat(i % 50) })]);
@@ -27,7 +38,7 @@ function manifestFor(name: string, parts: ChunkPart[], file: { bytes: number; sh
 async function readAll(path: string, m: ChunkManifest, ring: KeyRing | null = null) {
   const rows: Record<string, Row[]> = {};
   const headers: string[] = [];
-  const result = await readChunk(path, m, ring, { header: (table) => { headers.push(table); }, row: (table, row) => { (rows[table] ??= []).push(row); } });
+  const result = await readChunk(createReadStream(path), m, ring, { header: (table) => { headers.push(table); }, row: (table, row) => { (rows[table] ??= []).push(row); } });
   return { result, rows, headers };
 }
 

@@ -7,6 +7,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { acquireApplyLock } from '../../src/engine/lock.js';
+import { runsOfAction } from '../helpers/journal.js';
 import { freshDatabase, seed, snapshot, sql } from './fixture.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -143,4 +145,31 @@ t.test('archive list, verify and restore; a damaged chunk fails verify; expired 
   t.equal(pruned.code, 0, pruned.stderr);
   t.match(pruned.stderr, `: archive ${a.id} of old-messages deleted`);
   t.same(JSON.parse(cli(['archive', 'list', '--json'], env).stdout).archives.map((x: { id: string }) => x.id).filter((id: string) => id === a.id), [], 'the expired archive is gone');
+});
+
+t.test('archive restore is an apply: it waits for the apply lock, fails clearly after --lock-timeout, and is journaled', async (t) => {
+  const url = await freshDatabase(t);
+  await seed(url, { conversations: 20, messages: 300, days: 200 });
+  const dir = t.testdir();
+  const storage = join(dir, 'storage');
+  const config = join(dir, 'jarvis-db.yaml');
+  await writeFile(config, ['version: 1', 'services:', '  postgres: { url: "${JARVIS_PG_URL}" }', 'storage: { path: ./storage }', 'retention:', '  policies:',
+    '    - { name: old-messages, table: messages, age: { column: created_at, olderThan: 90d }, action: archive, batchSize: 100, archive: { deleteAfter: 1y } }', ''].join('\n'));
+  const env = { JARVIS_PG_URL: url, JARVIS_DB_CONFIG: config };
+  t.equal(cli(['retention', 'run'], env).code, 0);
+  const id = (JSON.parse(cli(['archive', 'list', '--json'], env).stdout) as { archives: { id: string }[] }).archives[0]!.id;
+  const lock = await acquireApplyLock(storage, { timeoutMs: 0, runId: 'test-holder' });
+  try {
+    const r = cli(['archive', 'restore', id, '--lock-timeout', '1s'], env);
+    t.equal(r.code, 1, 'it fails while another holds the lock');
+    t.match(r.stderr, /waiting up to 1s for the lock on /);
+    t.match(r.stderr, new RegExp(`^error: another apply holds the lock on .*pid ${process.pid}.*run test-holder.*; gave up after 1s$`, 'm'), 'naming the holder');
+  } finally {
+    await lock.release();
+  }
+  const restored = cli(['archive', 'restore', id], env);
+  t.equal(restored.code, 0, restored.stderr);
+  t.match(restored.stdout, /^\+ public\.messages: [\d,]+ rows restored/m);
+  const actionId = `retention.restore.${id}`;
+  t.same(await runsOfAction(storage, actionId), [[['run_started', null], ['plan', null], ['action_started', actionId], ['action_done', actionId], ['run_finished', null]]], 'one journaled run');
 });

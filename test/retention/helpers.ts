@@ -72,7 +72,7 @@ export async function archivedRows(storage: string): Promise<{ rows: Record<stri
         pending++;
         continue;
       }
-      await readChunk(join(archive.dir, chunk.manifest.file.name), chunk.manifest, null, { row: (t, r) => { (rows[t] ??= []).push(r); } });
+      await readChunk(archive.store.read(archive.key, chunk.manifest.file), chunk.manifest, null, { row: (t, r) => { (rows[t] ??= []).push(r); } });
     }
   }
   return { rows, pending, failed };

@@ -51,7 +51,12 @@ async function restore(entry: CatalogEntry, ctx: DriverContext, options: Restore
     const physical = await import('./physical.js');
     return physical.restorePhysical(entry, service, ctx, options);
   }
-  return restoreLogical(entry.dir, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress, options);
+  const local = await entry.store.openLocalDirectory(entry.key);
+  try {
+    return await restoreLogical(local.path, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress, options);
+  } finally {
+    await local.release();
+  }
 }
 
 async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {
@@ -60,7 +65,12 @@ async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ o
     const physical = await import('./physical.js');
     return physical.restoreTestPhysical(entry, ctx);
   }
-  return restoreTestLogical(entry.dir, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress);
+  const local = await entry.store.openLocalDirectory(entry.key);
+  try {
+    return await restoreTestLogical(local.path, entry.manifest.id, entry.manifest.extra, service, ctx.keyRing, ctx.progress);
+  } finally {
+    await local.release();
+  }
 }
 
 export const chromaDriver: BackupDriver = { service: 'chroma', create, restore, restoreTest };

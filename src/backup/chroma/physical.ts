@@ -15,7 +15,6 @@
  * unpacked beside the target, checked (SQLite integrity, record counts against the manifest),
  * and only then swapped in. `--target-dir` restores into another directory instead.
  */
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -34,7 +33,7 @@ import { countRecords, listCollections } from '../../services/chroma-collections
 import { BROTLI_QUALITY, compressor, digestCollection } from './logical.js';
 import { decryptor, type KeyRing } from '../../storage/crypto.js';
 import type { DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
-import { testPausePoint, type BackupWriter, type CatalogEntry, type ManifestFields } from '../storage.js';
+import { testPausePoint, type BackupWriter, type CatalogEntry, type FileEntry, type ManifestFields } from '../storage.js';
 
 export const SQLITE_FILE = 'chroma.sqlite3';
 const SQLITE_SIDECARS = new Set([SQLITE_FILE, `${SQLITE_FILE}-journal`, `${SQLITE_FILE}-wal`, `${SQLITE_FILE}-shm`]);
@@ -96,8 +95,8 @@ export async function createPhysical(service: ChromaService, writer: BackupWrite
     .filter((e) => !SQLITE_SIDECARS.has(e.name) && (e.isDirectory() || e.isFile()))
     .map((e) => e.name)
     .sort();
-  const stage = writer.path('stage');
-  await mkdir(stage, { mode: 0o700 });
+  const staged = await writer.stageLocalDirectory('stage');
+  const stage = staged.path;
   // One connection stays open across the copy: its data_version changes if anyone else commits.
   const watcher = new Database(sqlitePath, { readonly: true, fileMustExist: true });
   let stagedSqlite = 0;
@@ -141,7 +140,7 @@ export async function createPhysical(service: ChromaService, writer: BackupWrite
     };
   } finally {
     watcher.close();
-    await rm(stage, { recursive: true, force: true });
+    await staged.release();
   }
 }
 
@@ -153,17 +152,18 @@ function physicalCollections(entry: CatalogEntry): PhysicalCollection[] {
   return list as PhysicalCollection[];
 }
 
-function archiveFile(entry: CatalogEntry): string {
+function archiveFile(entry: CatalogEntry): FileEntry {
   const f = entry.manifest.files.find((x) => x.name.startsWith('data.tar'));
   if (!f) throw new JarvisError('BACKUP_INVALID', `backup ${entry.manifest.id} has no data.tar file`);
-  return f.name;
+  return f;
 }
 
 /** Unpacks the archive into `dir` (which must not exist yet). */
 async function unpack(entry: CatalogEntry, keyRing: KeyRing | null, dir: string): Promise<void> {
-  const name = archiveFile(entry);
+  const file = archiveFile(entry);
+  const name = file.name;
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const stages: (NodeJS.ReadableStream | Transform | NodeJS.WritableStream)[] = [createReadStream(join(entry.dir, name), { highWaterMark: 1 << 20 })];
+  const stages: (NodeJS.ReadableStream | Transform | NodeJS.WritableStream)[] = [entry.store.read(entry.key, file)];
   if (name.endsWith('.enc')) {
     if (!keyRing) throw new JarvisError('DECRYPT_FAILED', `backup ${entry.manifest.id} is encrypted and no passphrase is configured`, { hint: 'set storage.encryption.passphraseEnv and that environment variable' });
     stages.push(decryptor(keyRing, name));
@@ -314,8 +314,8 @@ export async function restorePhysical(entry: CatalogEntry, service: ChromaServic
  * a throwaway Chroma server on it and reads every record of every collection back through it.
  */
 export async function restoreTestPhysical(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {
-  const scratch = join(dirname(entry.dir), `.restore-${entry.manifest.id}-${process.pid}`);
-  await rm(scratch, { recursive: true, force: true });
+  const scratchDir = await entry.store.scratchDirectory(entry.key);
+  const scratch = scratchDir.path;
   try {
     const expected = physicalCollections(entry);
     try {
@@ -350,6 +350,6 @@ export async function restoreTestPhysical(entry: CatalogEntry, ctx: DriverContex
       await stopChromaServer(server.pid);
     }
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await scratchDir.release();
   }
 }

@@ -24,8 +24,10 @@ export class DumpAdopter {
   private next = 0;
   private done = 0;
 
-  /** `raw`: the dump directory's name in the writer's work dir (`data`, or `plain` when encrypting). */
-  constructor(private readonly writer: BackupWriter, private readonly raw: string, private readonly onAdopted: (done: number) => void = () => undefined) {}
+  /** The staged local directory pg_dump writes into (set before pg_dump starts). */
+  dir = '';
+
+  constructor(private readonly writer: BackupWriter, private readonly onAdopted: (done: number) => void = () => undefined) {}
 
   private storedName(file: string): string {
     return `data/${file}${this.writer.encrypted ? '.enc' : ''}`;
@@ -35,7 +37,7 @@ export class DumpAdopter {
     let entry = this.adopted.get(file);
     if (!entry) {
       const lane = this.next++ % LANES;
-      entry = this.lanes[lane]!.then(() => this.writer.adoptFile(`${this.raw}/${file}`, this.storedName(file)));
+      entry = this.lanes[lane]!.then(() => this.writer.adoptFile(join(this.dir, file), this.storedName(file)));
       entry.then(() => this.onAdopted(++this.done), () => undefined);
       this.lanes[lane] = entry.catch(() => undefined);
       this.adopted.set(file, entry);
@@ -48,7 +50,7 @@ export class DumpAdopter {
     const m = FINISHED_ITEM.exec(text);
     if (!m) return;
     const prefix = `${m[1]}.dat`;
-    const found = readdir(this.writer.path(this.raw)).then((names) => {
+    const found = readdir(this.dir).then((names) => {
       for (const name of names) if (name === prefix || name.startsWith(`${prefix}.`)) void this.adopt(name).catch(() => undefined);
     });
     found.catch(() => undefined);
@@ -69,8 +71,9 @@ export class DumpAdopter {
     if (this.writer.encrypted) return; // the plain files are gone; pg_dump never reopens a finished item
     for (const file of early) {
       const entry = await this.adopted.get(file)!;
-      const now = await stat(join(this.writer.path('data'), file));
-      if (now.size !== entry.bytes) {
+      // Hashed in place or moved into the store; pg_dump writing it again would show here.
+      const now = await stat(join(this.dir, file)).catch(() => null);
+      if (now && now.size !== entry.bytes) {
         throw new JarvisError('BACKUP_FAILED', `${file} changed after pg_dump reported it finished (${entry.bytes} → ${now.size} bytes)`);
       }
     }

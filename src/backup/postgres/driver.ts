@@ -16,8 +16,8 @@
  *   Custom format streams pg_dump's stdout straight through the hashing writer.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
@@ -162,7 +162,7 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
     const args = ['--no-password', `--snapshot=${snapshot}`, '-Z', String(level), '-v'];
     const raw = writer.encrypted ? 'plain' : 'data';
     let total = 0;
-    const adopter = new DumpAdopter(writer, raw, (done) => { if (total) ctx.progress.update(done, total); });
+    const adopter = new DumpAdopter(writer, (done) => { if (total) ctx.progress.update(done, total); });
     const onStderrLine = (line: string) => {
       const m = /dumping contents of table "?([^"]+)"?/.exec(line) ?? /processing data for table "?([^"]+)"?/.exec(line);
       if (m) ctx.progress.note(`dumping ${m[1]}`);
@@ -173,20 +173,23 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
     countsPromise.catch(() => undefined);
 
     if (format === 'directory') {
-      // Data files are adopted as pg_dump finishes them (adopt.ts), the rest after it exits.
-      const { done } = run(dumpTool, [...args, '-Fd', '-j', String(jobs), '--no-sync', '-f', writer.path(raw)], env, { onStderrLine });
+      const staged = await writer.stageLocalDirectory(raw);
+      // pg_dump -Fd writes into an empty directory that exists. Data files are adopted as
+      // pg_dump finishes them (adopt.ts), the rest after it exits.
+      adopter.dir = staged.path;
+      const { done } = run(dumpTool, [...args, '-Fd', '-j', String(jobs), '--no-sync', '-f', staged.path], env, { onStderrLine });
       try {
         await testPausePoint('dump-running', ctx.env);
         const result = await done;
         if (result.code !== 0) throw new JarvisError('BACKUP_FAILED', `pg_dump failed (exit ${result.code}): ${lastLines(result.stderr)}`);
         await testPausePoint('dump-finished', ctx.env);
-        const files = await listFilesRecursive(writer.path(raw));
+        const files = await listFilesRecursive(staged.path);
         total = files.length;
         await adopter.finish(files);
       } finally {
         await adopter.settle();
       }
-      if (writer.encrypted) await rmdir(writer.path(raw));
+      await staged.release();
     } else {
       const { done, child } = run(dumpTool, [...args, '-Fc'], env, { onStderrLine, stdout: 'pipe' });
       const name = writer.encrypted ? 'dump.pgc.enc' : 'dump.pgc';
@@ -220,31 +223,30 @@ function restoreName(database: string, kind: 'restore' | 'verify', id: string): 
   return `${database}_${kind}_${id.toLowerCase().replace(/[^a-z0-9]/g, '_')}`.slice(0, 63);
 }
 
-/** The backup's data in a form pg_restore reads: decrypted into a hidden scratch dir when encrypted. */
+/** The backup's data in a form pg_restore reads: the backup's own directory, or decrypted into a scratch dir when encrypted. */
 async function restoreSource(entry: CatalogEntry, ctx: DriverContext): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const m = entry.manifest;
+  const inner = m.format === 'custom' ? 'dump.pgc' : 'data';
   if (!m.encrypted) {
-    return { path: m.format === 'custom' ? join(entry.dir, 'dump.pgc') : join(entry.dir, 'data'), cleanup: async () => undefined };
+    const local = await entry.store.openLocalDirectory(entry.key);
+    return { path: join(local.path, inner), cleanup: () => local.release() };
   }
   if (!ctx.keyRing) {
     throw new JarvisError('DECRYPT_FAILED', `backup ${m.id} is encrypted and no passphrase is configured`, { hint: 'set storage.encryption.passphraseEnv and that environment variable' });
   }
-  const scratch = join(dirname(entry.dir), `.restore-${m.id}-${process.pid}`);
-  await rm(scratch, { recursive: true, force: true });
-  await mkdir(scratch, { recursive: true, mode: 0o700 });
+  const scratch = await entry.store.scratchDirectory(entry.key);
   try {
     for (const f of m.files) {
       const plainName = f.name.replace(/\.enc$/, '');
-      const out = join(scratch, plainName);
+      const out = join(scratch.path, plainName);
       await mkdir(dirname(out), { recursive: true });
-      await pipeline(createReadStream(join(entry.dir, f.name)), decryptor(ctx.keyRing, f.name), createWriteStream(out, { mode: 0o600 }));
+      await pipeline(entry.store.read(entry.key, f), decryptor(ctx.keyRing, f.name), createWriteStream(out, { mode: 0o600 }));
     }
   } catch (e) {
-    await rm(scratch, { recursive: true, force: true });
+    await scratch.release();
     throw e;
   }
-  const path = m.format === 'custom' ? join(scratch, 'dump.pgc') : join(scratch, 'data');
-  return { path, cleanup: () => rm(scratch, { recursive: true, force: true }) };
+  return { path: join(scratch.path, inner), cleanup: () => scratch.release() };
 }
 
 async function isEmptyDatabase(url: string): Promise<boolean> {

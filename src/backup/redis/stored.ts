@@ -3,9 +3,9 @@
  * what its manifest recorded, and a throwaway redis-server (loaded from the backup's RDB, or
  * empty) that restores and restore tests read from or write into.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createWriteStream } from 'node:fs';
+import { copyFile, link, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -14,7 +14,7 @@ import type { RedisServer } from '../../scratch/servers.js';
 import { RespConnection } from '../../services/redis-resp.js';
 import { decryptor } from '../../storage/crypto.js';
 import type { DriverContext } from '../driver.js';
-import type { CatalogEntry } from '../storage.js';
+import type { CatalogEntry, FileEntry } from '../storage.js';
 
 /** Per-database counts as the manifest records them (`extra.databases`). */
 export type DatabaseCounts = Record<string, { keys: number; expires: number }>;
@@ -26,23 +26,23 @@ export function chain(source: Readable | (() => AsyncIterable<Buffer>), ...trans
   return out;
 }
 
-export function dataFile(entry: CatalogEntry): { name: string; gzip: boolean } {
+export function dataFile(entry: CatalogEntry): { name: string; gzip: boolean; file: FileEntry } {
   const f = entry.manifest.files.find((x) => /^(dump\.rdb|keys\.jdbr)/.test(x.name));
   if (!f) throw new JarvisError('BACKUP_INVALID', `backup ${entry.manifest.id} has no Redis data file`);
-  return { name: f.name, gzip: /\.gz(\.enc)?$/.test(f.name) };
+  return { name: f.name, gzip: /\.gz(\.enc)?$/.test(f.name), file: f };
 }
 
 /** The plain content of the backup's data file, decrypted and decompressed while streamed. */
 export function openBackupData(entry: CatalogEntry, ctx: Pick<DriverContext, 'keyRing'>): Readable {
   const m = entry.manifest;
-  const { name, gzip } = dataFile(entry);
+  const { name, gzip, file: stored } = dataFile(entry);
   const stages: Transform[] = [];
   if (m.encrypted) {
     if (!ctx.keyRing) throw new JarvisError('DECRYPT_FAILED', `backup ${m.id} is encrypted and no passphrase is configured`, { hint: 'set storage.encryption.passphraseEnv and that environment variable' });
     stages.push(decryptor(ctx.keyRing, name));
   }
   if (gzip) stages.push(createGunzip());
-  const file = createReadStream(join(entry.dir, name), { highWaterMark: 1 << 20 });
+  const file = entry.store.read(entry.key, stored);
   return stages.length ? chain(file, ...stages) : file;
 }
 
@@ -61,14 +61,13 @@ export interface Throwaway { server: RedisServer; conn: RespConnection; stop(): 
  * the debris cleaner removes if we are killed), loaded from the backup's RDB when `withRdb`.
  */
 export async function throwawayServer(entry: CatalogEntry, ctx: DriverContext, withRdb: boolean, config: Record<string, string> = {}): Promise<Throwaway> {
-  const scratch = join(dirname(entry.dir), `.restore-${entry.manifest.id}-${process.pid}`);
-  await rm(scratch, { recursive: true, force: true });
-  await mkdir(scratch, { recursive: true, mode: 0o700 });
+  const scratchDir = await entry.store.scratchDirectory(entry.key);
+  const scratch = scratchDir.path;
   const { startRedisServer, stopRedisServer } = await import('../../scratch/servers.js');
   let server: RedisServer | null = null;
   const cleanup = async () => {
     if (server) await stopRedisServer(server.pid).catch(() => undefined);
-    await rm(scratch, { recursive: true, force: true });
+    await scratchDir.release();
   };
   try {
     if (withRdb) {
@@ -76,7 +75,12 @@ export async function throwawayServer(entry: CatalogEntry, ctx: DriverContext, w
       const target = join(scratch, 'dump.rdb');
       if (name === 'dump.rdb') {
         // Redis only reads it (save is off; a SAVE would write a new file and rename it).
-        await link(join(entry.dir, name), target).catch(() => copyFile(join(entry.dir, name), target));
+        const local = await entry.store.openLocalDirectory(entry.key);
+        try {
+          await link(join(local.path, name), target).catch(() => copyFile(join(local.path, name), target));
+        } finally {
+          await local.release();
+        }
       } else {
         ctx.progress.note('decoding the RDB for a throwaway redis-server');
         await pipeline(openBackupData(entry, ctx), createWriteStream(target, { mode: 0o600 }));

@@ -1,0 +1,165 @@
+/**
+ * What `jarvis-db backup create|prune` and `jarvis-db restore` do: each a narrowed plan of the
+ * backup module's actions run by the engine's `apply` (docs/architecture.md §4 rule 6: one
+ * lock, one journal), as `migrate up` and `retention run` do.
+ */
+import type { BackupSchedule, Desired } from '../config/types.js';
+import { commandModule, errorOfResult, newRecord, recording, throwIfFailed } from '../engine/command.js';
+import type { ApplyReporter, EngineParts } from '../engine/index.js';
+import type { CreateBackup, Plan, Progress, PruneBackup, RestoreBackup, RunResult } from '../engine/types.js';
+import { findBackup } from './catalog.js';
+import type { RestoreOptions } from './driver.js';
+import { backupModule, createBackupAction, newestValidBackup, planPrunes, type BackupObserved } from './module.js';
+import { checkRestoreFlags, keepDecisions } from './operations.js';
+
+async function engine() {
+  const [{ HANDLERS }, run] = await Promise.all([import('../engine/registry.js'), import('../engine/index.js')]);
+  return { HANDLERS, ...run };
+}
+
+export interface CommandApplyOptions {
+  env: NodeJS.ProcessEnv;
+  lockTimeoutMs: number;
+  waitingForLock?: ApplyReporter['waitingForLock'];
+}
+
+/** One backup of `backup create`: what it wrote, or why it failed (as thrown, for the CLI's one place of reporting). */
+export type CreateOutcome =
+  | { schedule: BackupSchedule; ok: true; id: string; dir: string; totalBytes: number; files: number; durationMs: number; encrypted: boolean; wallMs: number }
+  | { schedule: BackupSchedule; ok: false; error: unknown };
+
+export interface CreateCommandOptions extends CommandApplyOptions {
+  progressFor?(schedule: BackupSchedule): Progress & { stop(): void };
+  /** Each backup as it ends (the CLI prints its line then, while the others still run). */
+  finished?(outcome: CreateOutcome): void;
+}
+
+/**
+ * `backup create`: one create_backup action per schedule (ids and params as `plan` makes
+ * them), the services in parallel (one lane each, its schedules in order), a failure stopping
+ * nothing else (keepGoing). The actions name no service: a service down fails its own backups
+ * in the driver's words, as it always has, rather than the reachability probe's.
+ */
+export async function createBackupsCommand(desired: Desired, schedules: readonly BackupSchedule[], options: CreateCommandOptions): Promise<{ outcomes: CreateOutcome[]; run: RunResult }> {
+  const { HANDLERS, apply } = await engine();
+  const record = newRecord();
+  const bySchedule = new Map(schedules.map((s) => [s.name, s]));
+  const module = commandModule<BackupObserved>(backupModule, (_desired, observed) => schedules.map((s): CreateBackup => {
+    const { services: _reached, ...action } = createBackupAction(s, `requested (backup create --service ${s.service})`, newestValidBackup(s, observed));
+    return action;
+  }));
+  const parts: EngineParts = { modules: [module], handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup, record) } };
+  const outcomes: CreateOutcome[] = [];
+  const sinks = new Map<string, { stop(): void }>();
+  const run = await apply({
+    desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, keepGoing: true, probeServices: false,
+    lanes: (action) => (action.type === 'create_backup' ? action.params.service : action.id),
+    reporter: {
+      ...(options.waitingForLock ? { waitingForLock: options.waitingForLock } : {}),
+      actionStarted: (action) => {
+        const sink = options.progressFor?.(bySchedule.get(action.target)!);
+        if (sink) sinks.set(action.id, sink);
+        return sink;
+      },
+      actionFinished: (action, result) => {
+        sinks.get(action.id)?.stop();
+        // Not run: a plan error (reported as the command's error below) or an interruption.
+        if (result.status === 'not_executed') return;
+        const schedule = bySchedule.get(action.target)!;
+        const d = record.outcomes.get(action.id)?.details;
+        const outcome: CreateOutcome = result.status === 'done' && d
+          ? {
+            schedule, ok: true, id: String(d.id), dir: String(d.dir), totalBytes: Number(d.totalBytes), files: Number(d.files),
+            durationMs: Number(d.durationMs), encrypted: d.encrypted === true, wallMs: result.durationMs ?? 0,
+          }
+          : { schedule, ok: false, error: errorOfResult(result, record) };
+        outcomes.push(outcome);
+        options.finished?.(outcome);
+      },
+    },
+  });
+  if (run.errors.length) throwIfFailed(run, record);
+  for (const r of run.results.filter((x) => x.status === 'not_executed')) {
+    const outcome: CreateOutcome = { schedule: bySchedule.get(r.target)!, ok: false, error: errorOfResult(r, record) };
+    outcomes.push(outcome);
+    options.finished?.(outcome);
+  }
+  return { outcomes, run };
+}
+
+export interface PruneLine { id: string; schedule: string; startedAt: string; totalBytes: number }
+export interface KeptLine { id: string; schedule: string; reasons: string[] }
+
+/**
+ * `backup prune`: the prune_backup actions of the backup module's keep decisions, run by
+ * `apply` (stopping at the first failure); a dry run only plans. Also what is kept, and why.
+ */
+export async function pruneBackupsCommand(desired: Desired, options: CommandApplyOptions & { dryRun: boolean }): Promise<{ pruned: PruneLine[]; kept: KeptLine[]; run: RunResult | null }> {
+  const { HANDLERS, apply, makePlan } = await engine();
+  const record = newRecord();
+  const seen: { observed?: BackupObserved } = {};
+  const module = commandModule<BackupObserved>({ ...backupModule, observe: async (ctx) => (seen.observed = await backupModule.observe(ctx)) }, (d, observed) => {
+    const out: Parameters<typeof planPrunes>[2] = { actions: [], findings: [] };
+    planPrunes(d, observed, out);
+    return out.actions;
+  });
+  const parts: EngineParts = { modules: [module], handlers: { ...HANDLERS, prune_backup: recording(HANDLERS.prune_backup, record) } };
+  let plan: Plan;
+  let run: RunResult | null = null;
+  if (options.dryRun) {
+    plan = (await makePlan({ desired, parts, env: options.env, probeServices: false })).plan;
+    throwIfFailed(plan, record);
+  } else {
+    run = await apply({ desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, probeServices: false, reporter: options.waitingForLock ? { waitingForLock: options.waitingForLock } : {} });
+    plan = run.plan;
+    throwIfFailed(run, record);
+  }
+  const pruning = new Set(plan.actions.filter((a): a is PruneBackup => a.type === 'prune_backup').map((a) => a.params.id));
+  const observed = seen.observed ?? { backups: [], debris: [], invalid: [] };
+  const bytes = new Map(observed.backups.map((b) => [b.id, b.totalBytes]));
+  const pruned: PruneLine[] = [];
+  const kept: KeptLine[] = [];
+  for (const { schedule, decisions } of keepDecisions(desired, observed.backups).values()) {
+    for (const d of decisions) {
+      if (pruning.has(d.id)) pruned.push({ id: d.id, schedule: schedule.name, startedAt: d.time, totalBytes: bytes.get(d.id) ?? 0 });
+      // Outside the rules but the schedule's last valid backup: the plan keeps it (its finding says so).
+      else kept.push({ id: d.id, schedule: schedule.name, reasons: d.keep ? d.reasons : ['last valid backup'] });
+    }
+  }
+  return { pruned, kept, run };
+}
+
+export interface RestoreCommandOptions extends CommandApplyOptions, Omit<RestoreOptions, 'jobs'> {
+  progress?: Progress;
+}
+
+/**
+ * `restore ID`: a one-action plan (restore_backup) run by `apply`. Destructive with --force or
+ * --flush (the target may hold data that goes); without them the driver refuses a non-empty
+ * target, so nothing is lost. The flags are checked against the backup's service first.
+ */
+export async function restoreCommand(desired: Desired, id: string, options: RestoreCommandOptions): Promise<{ summary: string; details: Record<string, unknown>; run: RunResult }> {
+  const entry = await findBackup(desired.storage.path, id);
+  const m = entry.manifest;
+  checkRestoreFlags(m.service, options);
+  const { env, lockTimeoutMs, waitingForLock, progress, ...flags } = options;
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Omit<RestoreOptions, 'jobs'>;
+  const action: RestoreBackup = {
+    id: `backup.restore.${m.id}`, type: 'restore_backup', module: 'backup', target: m.id,
+    reason: `requested (restore ${m.service}/${m.schedule} ${m.id})`, risk: flags.force || flags.flush ? 'destructive' : 'safe',
+    estimate: { bytes: m.totalBytes }, params: { ...defined, id: m.id, service: m.service, force: flags.force },
+  };
+  const { HANDLERS, apply } = await engine();
+  const record = newRecord();
+  const parts: EngineParts = {
+    modules: [commandModule({ name: 'backup', observe: async () => ({}) }, () => [action])],
+    handlers: { ...HANDLERS, restore_backup: recording(HANDLERS.restore_backup, record) },
+  };
+  const run = await apply({
+    desired, parts, env, lockTimeoutMs, probeServices: false,
+    reporter: { ...(waitingForLock ? { waitingForLock } : {}), ...(progress ? { actionStarted: () => progress } : {}) },
+  });
+  throwIfFailed(run, record);
+  const outcome = record.outcomes.get(action.id)!;
+  return { summary: outcome.summary, details: outcome.details ?? {}, run };
+}
