@@ -12,7 +12,8 @@
 # per-table row counts in the dump's snapshot, SHA-256 and fsync of every file, the manifest.
 # The bare pg_dump fsyncs its files too (its default).
 # JARVIS_BENCH_COMPARE=/other/checkout/bin/jarvis-db.js adds that build's backup create to every
-# pair (a before/after in the same run; that checkout needs its own built dist/).
+# pair, between the bare pg_dump and this build (a before/after in the same run; that checkout
+# needs its own built dist/).
 set -euo pipefail
 SCALE="${1:-0.5}"
 PAIRS="${2:-5}"
@@ -68,6 +69,13 @@ for i in $(seq 1 "$PAIRS"); do
   rm -rf "$WORK/raw"; sync
   t0=$(now); raw "$PGBIN/pg_dump" -Fd -j2 -Z1 -f "$WORK/raw"; t1=$(now)
   R=$(secs "$t0" "$t1"); RAW_T+=("$R"); RAW_BYTES=$(du -sb "$WORK/raw" | cut -f1)
+  CMP=""
+  if [ -n "$COMPARE" ]; then
+    rm -rf "$WORK/storage/postgres"; sync
+    t0=$(now); node "$COMPARE" backup create --service postgres >/dev/null 2>&1; t1=$(now)
+    C=$(secs "$t0" "$t1"); CMP_T+=("$C"); CMP=$(printf ', compared build %.2f s' "$C")
+    rm -rf "$WORK/storage/postgres"
+  fi
   rm -rf "$WORK/storage/postgres"; sync
   t0=$(now)
   /usr/bin/time -v -o "$WORK/time.txt" "${JDB[@]}" --json backup create --service postgres > "$WORK/create.json"
@@ -76,13 +84,6 @@ for i in $(seq 1 "$PAIRS"); do
   KB=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/time.txt")
   [ "$KB" -gt "$RSS" ] && RSS=$KB
   read -r ID JDB_BYTES < <(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).backups[0]; console.log(r.id, r.totalBytes)' "$WORK/create.json")
-  CMP=""
-  if [ -n "$COMPARE" ]; then
-    rm -rf "$WORK/storage/postgres"; sync
-    t0=$(now); node "$COMPARE" backup create --service postgres >/dev/null 2>&1; t1=$(now)
-    C=$(secs "$t0" "$t1"); CMP_T+=("$C"); CMP=$(printf ', compared build %.2f s' "$C")
-    rm -rf "$WORK/storage/postgres"
-  fi
   printf 'pair %d: pg_dump %.2f s, jarvis-db %.2f s, ratio %.3f%s\n' "$i" "$R" "$J" "$(echo "$J / $R" | bc -l)" "$CMP"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -92,7 +93,7 @@ RM=$(median "${RAW_T[@]}"); JM=$(median "${JDB_T[@]}")
 
 raw "$PGBIN/psql" -qc "CREATE DATABASE bare_restore"
 t0=$(now); raw "$PGBIN/pg_restore" -j2 -d bare_restore "$WORK/raw"; t1=$(now); BR=$(secs "$t0" "$t1")
-# The last pair's backup is restored (the compared build's, if any, was removed).
+# The last pair's backup is restored (each pair's compared build ran before it, its backup removed).
 t0=$(now); "${JDB[@]}" restore "$ID" --target-db jdb_restore >/dev/null 2>&1; t1=$(now); JR=$(secs "$t0" "$t1")
 
 echo
