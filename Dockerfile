@@ -43,6 +43,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild better-sqlite3
 COPY tsconfig.json ./
 COPY src ./src
+# The build step after tsc turns the config schema into standalone validators (dist/config/validators.cjs).
+COPY schemas ./schemas
+COPY scripts/build-validators.mjs ./scripts/
 RUN npm run build
 
 # ---------------------------------------------------------------------------------------------

@@ -1,98 +1,115 @@
 #!/usr/bin/env bash
-# Benchmark: jarvis-db's postgres backup against bare `pg_dump -Fd -j2 -Z1`, and its restore
-# against bare `pg_restore -j2`, on the same generated JARVIS-like database, in the same run.
-# Prints the ratios; appends nothing by itself (copy the summary into bench/RESULTS.md).
-# Usage: bench/backup-postgres.sh [SCALE]   (SCALE 1 ≈ 700 MB; 0.1 for a quick run)
-# Needs: PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin), a built dist/ (npx tsc).
+# Benchmark (issues 4 and 14): `jarvis-db backup create --service postgres` as a user runs it
+# (`node bin/jarvis-db.js …`, a fresh process, config parsing included) against bare
+# `pg_dump -Fd -j2 -Z1` of the same database, in the same run, interleaved (raw, CLI, raw, CLI…),
+# then one `jarvis-db restore` against bare `pg_restore -j2`. Prints medians, spreads and ratios.
+#
+# One command:   npm run build && bench/backup-postgres.sh [SCALE=0.5] [PAIRS=5]
+#
+# It starts its own sandbox PostgreSQL (`jarvis-db sandbox up`, never the machine's shared 5432)
+# and seeds it with `jarvis-db init --seed --scale SCALE` (0.5 ≈ 350 MB, 1 ≈ 700 MB).
+# jarvis-db's backup includes what a user's does: start-up, config, the apply lock, exact
+# per-table row counts in the dump's snapshot, SHA-256 and fsync of every file, the manifest.
+# The bare pg_dump fsyncs its files too (its default).
+# JARVIS_BENCH_COMPARE=/other/checkout/bin/jarvis-db.js adds that build's backup create to every
+# pair, between the bare pg_dump and this build (a before/after in the same run; that checkout
+# needs its own built dist/).
 set -euo pipefail
-SCALE="${1:-1}"
+SCALE="${1:-0.5}"
+PAIRS="${2:-5}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 WORK="$(mktemp -d /tmp/jarvis-bench-backup.XXXXXX)"
-PORT=$(( 56000 + RANDOM % 2000 ))
-PASS="bench$RANDOM$RANDOM"
-AS=(); [ "$(id -u)" = 0 ] && AS=(runuser -u postgres --) && chown postgres "$WORK"
-cleanup() { "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+chmod 755 "$WORK"
+JDB=(node "$ROOT/bin/jarvis-db.js")
+cleanup() { "${JDB[@]}" sandbox down --dir "$WORK/sandbox" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# A throwaway server of our own (the project's sandbox replaces this once `jarvis-db sandbox` exists).
-echo "$PASS" > "$WORK/pw"; [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK/pw"
-"${AS[@]}" "$PGBIN/initdb" -D "$WORK/data" -U jarvis --auth=scram-sha-256 --pwfile="$WORK/pw" >/dev/null
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB -c fsync=on" start >/dev/null
-export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=jarvis PGPASSWORD="$PASS"
-psql -q -d postgres -c "CREATE DATABASE jarvis"
-export PGDATABASE=jarvis
+"${JDB[@]}" sandbox up --dir "$WORK/sandbox" --services postgres >/dev/null
+eval "$("${JDB[@]}" sandbox env --dir "$WORK/sandbox")"
+PGBIN="$(node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); console.log(s.postgres.binDir)' "$WORK/sandbox/sandbox.json")"
+# libpq variables for the raw tools only, from the sandbox URL (never printed).
+RAW_ENV="$(node -e '
+  const u = new URL(process.env.JARVIS_PG_URL);
+  const q = (s) => "\x27" + s.replace(/\x27/g, "\x27\\\x27\x27") + "\x27";
+  console.log(`PGHOST=${u.hostname} PGPORT=${u.port} PGUSER=${q(decodeURIComponent(u.username))} PGPASSWORD=${q(decodeURIComponent(u.password))} PGDATABASE=${q(decodeURIComponent(u.pathname.slice(1)))}`);
+')"
+raw() { eval "env $RAW_ENV \"\$@\""; }
 
-echo "generating JARVIS-like data (scale $SCALE)..."
-psql -q -v ON_ERROR_STOP=1 -v scale="$SCALE" <<'SQL'
-\set users 'round(100000 * :scale)::int'
-\set convs 'round(400000 * :scale)::int'
-\set msgs 'round(2600000 * :scale)::int'
-\set mets 'round(2000000 * :scale)::int'
-\set mems 'round(60000 * :scale)::int'
-CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text UNIQUE NOT NULL, display_name text, created_at timestamptz, updated_at timestamptz, last_active_at timestamptz NOT NULL DEFAULT now(), anonymized_at timestamptz);
-CREATE TABLE conversations (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id bigint REFERENCES users ON DELETE CASCADE, title text, created_at timestamptz, updated_at timestamptz NOT NULL);
-CREATE TABLE messages (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, conversation_id bigint REFERENCES conversations ON DELETE CASCADE, role text CHECK (role IN ('user','assistant','system','tool')), content text, tokens int CHECK (tokens >= 0), created_at timestamptz NOT NULL);
-CREATE TABLE memory (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id bigint REFERENCES users ON DELETE CASCADE, conversation_id bigint REFERENCES conversations ON DELETE SET NULL, content text, embedding real[], importance real CHECK (importance BETWEEN 0 AND 1), created_at timestamptz, last_accessed_at timestamptz);
-CREATE TABLE metrics (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, value double precision, labels jsonb, recorded_at timestamptz NOT NULL);
-CREATE TABLE lorem (t text);
-INSERT INTO lorem SELECT string_agg(w, ' ') FROM (SELECT (ARRAY['the','assistant','user','asked','about','weather','schedule','meeting','reminder','email','project','deadline','summary','please','thanks','could','you','help','with','this','that','code','review','function','error','database','backup','restore','memory','context','jarvis','today','tomorrow','call','notes','list','open','close','update','plan'])[1 + (random()*39)::int] AS w FROM generate_series(1, 3000)) s;
-INSERT INTO users (email, display_name, created_at, updated_at, last_active_at)
-  SELECT 'user' || i || '@example.com', 'User ' || i, now() - (i % 900 || ' days')::interval, now() - (i % 90 || ' days')::interval, now() - (i % 60 || ' days')::interval FROM generate_series(1, :users) i;
-INSERT INTO conversations (user_id, title, created_at, updated_at)
-  SELECT 1 + i % :users, substr(l.t, 1 + (i * 31) % 2000, 30 + i % 30), now() - (i % 700 || ' days')::interval, now() - (i % 400 || ' days')::interval FROM generate_series(1, :convs) i, lorem l;
-INSERT INTO messages (conversation_id, role, content, tokens, created_at)
-  SELECT 1 + i % :convs, (ARRAY['user','assistant','system','tool'])[1 + i % 4], substr(l.t, 1 + ((i::bigint * 7919) % 15000)::int, 60 + (i * 13) % 240), (i * 13) % 400, now() - (i % 700 || ' days')::interval FROM generate_series(1, :msgs) i, lorem l;
-INSERT INTO memory (user_id, conversation_id, content, embedding, importance, created_at, last_accessed_at)
-  SELECT 1 + i % :users, 1 + i % :convs, substr(l.t, 1 + (i * 17) % 15000, 120), ARRAY(SELECT round((random() * 2 - 1)::numeric, 3)::real FROM generate_series(1, 384) WHERE i > 0), (i % 100) / 100.0, now() - (i % 300 || ' days')::interval, now() FROM generate_series(1, :mems) i, lorem l;
-INSERT INTO metrics (name, value, labels, recorded_at)
-  SELECT (ARRAY['latency_ms','tokens','requests','errors'])[1 + i % 4], (i % 1000) / 10.0, jsonb_build_object('host', 'h' || i % 8, 'model', 'm' || i % 3), now() - (i % 43200 || ' minutes')::interval FROM generate_series(1, :mets) i;
-DROP TABLE lorem;
-CREATE INDEX ON conversations (updated_at); CREATE INDEX ON messages (created_at); CREATE INDEX ON messages (conversation_id);
-CREATE INDEX ON metrics (recorded_at); CREATE INDEX ON users (last_active_at); CREATE INDEX ON memory (user_id);
-VACUUM ANALYZE;
-SQL
-DBSIZE=$(psql -Atc "SELECT pg_database_size('jarvis')")
-echo "database size: $((DBSIZE / 1000000)) MB"
+cat > "$WORK/jarvis-db.yaml" <<YAML
+version: 1
+project: bench
+services:
+  postgres: { url: "\${JARVIS_PG_URL}" }
+storage:
+  path: $WORK/storage
+schema:
+  migrations: $ROOT/migrations
+  target: latest
+backups:
+  - name: nightly
+    service: postgres
+    cron: "0 3 * * *"
+    format: directory
+    jobs: 2
+    compression: 1
+    keep: { last: 100 }
+YAML
+export JARVIS_DB_CONFIG="$WORK/jarvis-db.yaml"
 
-cat > "$WORK/desired.json" <<JSON
-{"version":1,"project":"bench","configFile":"$WORK/jarvis-db.yaml","configHash":"bench",
- "services":{"postgres":{"url":"postgres://jarvis:$PASS@127.0.0.1:$PORT/jarvis"}},
- "storage":{"path":"$WORK/storage"},
- "backups":[{"name":"bench","service":"postgres","cron":"0 3 * * *","timezone":"UTC","keep":{"last":10},"verify":"checksum","format":"directory","jobs":2,"compression":1,"path":"backups[0]"}],
- "retention":[],"health":{"thresholds":{},"intervalSeconds":60,"historySeconds":3600}}
-JSON
+echo "jarvis-db init --seed --scale $SCALE ..."
+"${JDB[@]}" init --seed --scale "$SCALE" | grep seeded
+DBSIZE=$(raw "$PGBIN/psql" -Atc "SELECT pg_database_size(current_database())")
 
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
-BASE_T=(); JDB_T=(); RSS=0; JDB_BYTES=0; BASE_BYTES=0; ID=""
-for round in 1 2; do
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+COMPARE="${JARVIS_BENCH_COMPARE:-}"
+RAW_T=(); JDB_T=(); CMP_T=(); RATIOS=(); RSS=0; RAW_BYTES=0; JDB_BYTES=0; ID=""
+for i in $(seq 1 "$PAIRS"); do
   rm -rf "$WORK/raw"; sync
-  t0=$(now); pg_dump -Fd -j2 -Z1 -f "$WORK/raw" jarvis; t1=$(now)
-  BASE_T+=("$(secs "$t0" "$t1")"); BASE_BYTES=$(du -sb "$WORK/raw" | cut -f1)
-  sync
+  t0=$(now); raw "$PGBIN/pg_dump" -Fd -j2 -Z1 -f "$WORK/raw"; t1=$(now)
+  R=$(secs "$t0" "$t1"); RAW_T+=("$R"); RAW_BYTES=$(du -sb "$WORK/raw" | cut -f1)
+  CMP=""
+  if [ -n "$COMPARE" ]; then
+    rm -rf "$WORK/storage/postgres"; sync
+    t0=$(now); node "$COMPARE" backup create --service postgres >/dev/null 2>&1; t1=$(now)
+    C=$(secs "$t0" "$t1"); CMP_T+=("$C"); CMP=$(printf ', compared build %.2f s' "$C")
+    rm -rf "$WORK/storage/postgres"
+  fi
+  rm -rf "$WORK/storage/postgres"; sync
   t0=$(now)
-  OUT=$(env -u PGPASSWORD -u PGUSER -u PGHOST -u PGPORT -u PGDATABASE /usr/bin/time -v -o "$WORK/time.txt" node "$ROOT/bench/backup-postgres-run.mjs" create "$WORK/desired.json")
+  /usr/bin/time -v -o "$WORK/time.txt" "${JDB[@]}" --json backup create --service postgres > "$WORK/create.json"
   t1=$(now)
-  JDB_T+=("$(secs "$t0" "$t1")")
-  R=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/time.txt")
-  [ "$R" -gt "$RSS" ] && RSS=$R
-  ID=$(echo "$OUT" | sed -E 's/.*"id":"([^"]+)".*/\1/'); JDB_BYTES=$(echo "$OUT" | sed -E 's/.*"totalBytes":([0-9]+).*/\1/')
+  J=$(secs "$t0" "$t1"); JDB_T+=("$J"); RATIOS+=("$(echo "$J / $R" | bc -l)")
+  KB=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/time.txt")
+  [ "$KB" -gt "$RSS" ] && RSS=$KB
+  read -r ID JDB_BYTES < <(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).backups[0]; console.log(r.id, r.totalBytes)' "$WORK/create.json")
+  printf 'pair %d: pg_dump %.2f s, jarvis-db %.2f s, ratio %.3f%s\n' "$i" "$R" "$J" "$(echo "$J / $R" | bc -l)" "$CMP"
 done
-best() { printf '%s\n' "$@" | sort -n | head -1; }
-BT=$(best "${BASE_T[@]}"); JT=$(best "${JDB_T[@]}")
-psql -q -d postgres -c "CREATE DATABASE bare_restore"
-t0=$(now); pg_restore -j2 -d bare_restore "$WORK/raw"; t1=$(now); BR=$(secs "$t0" "$t1")
-t0=$(now); env -u PGPASSWORD node "$ROOT/bench/backup-postgres-run.mjs" restore "$WORK/desired.json" "$ID" jdb_restore >/dev/null; t1=$(now); JR=$(secs "$t0" "$t1")
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+minmax() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f–%.2f", lo, hi}'; }
+RM=$(median "${RAW_T[@]}"); JM=$(median "${JDB_T[@]}")
+
+raw "$PGBIN/psql" -qc "CREATE DATABASE bare_restore"
+t0=$(now); raw "$PGBIN/pg_restore" -j2 -d bare_restore "$WORK/raw"; t1=$(now); BR=$(secs "$t0" "$t1")
+# The last pair's backup is restored (each pair's compared build ran before it, its backup removed).
+t0=$(now); "${JDB[@]}" restore "$ID" --target-db jdb_restore >/dev/null 2>&1; t1=$(now); JR=$(secs "$t0" "$t1")
 
 echo
-echo "== backup-postgres, $(date -u +%Y-%m-%d), $(nproc) cores, scale $SCALE =="
-printf 'database size (pg_database_size)     %8.1f MB\n' "$(echo "$DBSIZE/1000000" | bc -l)"
-printf 'bare pg_dump -Fd -j2 -Z1              %8.2f s   %8.1f MB   (runs: %s)\n' "$BT" "$(echo "$BASE_BYTES/1000000" | bc -l)" "${BASE_T[*]}"
-printf 'jarvis-db backup create (postgres)    %8.2f s   %8.1f MB   (runs: %s)\n' "$JT" "$(echo "$JDB_BYTES/1000000" | bc -l)" "${JDB_T[*]}"
-printf 'ratio backup (jarvis-db / bare)       %8.3f   (target <= 1.15)\n' "$(echo "$JT/$BT" | bc -l)"
-printf 'compressed size / database size       %8.3f   (target <= 0.30)\n' "$(echo "$JDB_BYTES/$DBSIZE" | bc -l)"
-printf 'peak RSS of jarvis-db                 %8.1f MB  (target < 150)\n' "$(echo "$RSS/1024" | bc -l)"
-printf 'bare pg_restore -j2                   %8.2f s\n' "$BR"
-printf 'jarvis-db restore (checksums+restore+row counts) %8.2f s\n' "$JR"
-printf 'ratio restore (jarvis-db / bare)      %8.3f\n' "$(echo "$JR/$BR" | bc -l)"
+echo "== backup-postgres, $(date -u +%Y-%m-%d), $(nproc) cores, scale $SCALE, $PAIRS interleaved pairs =="
+echo "load average (1/5/15 min) before $LOAD_BEFORE, after $LOAD_AFTER"
+printf 'database size (pg_database_size)            %8.1f MB\n' "$(echo "$DBSIZE/1000000" | bc -l)"
+printf 'bare pg_dump -Fd -j2 -Z1, median             %8.2f s   (spread %s s; %.1f MB)\n' "$RM" "$(minmax "${RAW_T[@]}")" "$(echo "$RAW_BYTES/1000000" | bc -l)"
+printf 'jarvis-db backup create --service postgres   %8.2f s   (spread %s s; %.1f MB)\n' "$JM" "$(minmax "${JDB_T[@]}")" "$(echo "$JDB_BYTES/1000000" | bc -l)"
+printf 'ratio backup, medians (jarvis-db / bare)     %8.3f   (target <= 1.15)\n' "$(echo "$JM/$RM" | bc -l)"
+printf 'ratio of each pair: median %.3f, spread %s\n' "$(median "${RATIOS[@]}")" "$(minmax "${RATIOS[@]}")"
+if [ -n "$COMPARE" ]; then
+  CM=$(median "${CMP_T[@]}")
+  printf 'compared build (%s), median %.2f s (spread %s s); ratio to bare %.3f\n' "$COMPARE" "$CM" "$(minmax "${CMP_T[@]}")" "$(echo "$CM/$RM" | bc -l)"
+fi
+printf 'compressed size / database size             %8.3f   (target <= 0.30)\n' "$(echo "$JDB_BYTES/$DBSIZE" | bc -l)"
+printf 'peak RSS of jarvis-db                        %8.1f MB  (target < 150)\n' "$(echo "$RSS/1024" | bc -l)"
+printf 'bare pg_restore -j2                          %8.2f s\n' "$BR"
+printf 'jarvis-db restore (checksums, restore, row counts) %.2f s\n' "$JR"
+printf 'ratio restore (jarvis-db / bare)             %8.3f\n' "$(echo "$JR/$BR" | bc -l)"

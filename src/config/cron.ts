@@ -73,26 +73,32 @@ export function cronProblem(expression: string, tz = 'UTC'): string | null {
   if (fields.length !== 5) {
     return `it has ${fields.length} field${fields.length === 1 ? '' : 's'}; expected 5: minute hour day-of-month month day-of-week`;
   }
+  // A valid expression has valid fields: one parse instead of six (the field probes only say what is wrong).
+  const whole = tryParse(fields.join(' '), tz);
+  if (whole === null) return null;
   for (let i = 0; i < fields.length; i++) {
     const problem = fieldProblem(i, fields[i]!, tz);
     if (problem) return problem;
   }
-  const whole = tryParse(fields.join(' '), tz);
-  if (whole !== null) {
-    if (/day of month/i.test(whole)) return 'that day never occurs in the given month(s)';
-    return whole.charAt(0).toLowerCase() + whole.slice(1);
-  }
-  return null;
+  if (/day of month/i.test(whole)) return 'that day never occurs in the given month(s)';
+  return whole.charAt(0).toLowerCase() + whole.slice(1);
 }
+
+/** Expressions (with their timezone) already checked: a plan parses each schedule's several times. */
+const VALID = new Set<string>();
 
 /**
  * Parses a five-field expression (or @daily and friends) in a timezone.
  * Throws JarvisError('CONFIG_INVALID') naming the problem.
  */
 export function parseCron(expression: string, tz = 'UTC', currentDate?: Date): CronExpression {
-  if (!isValidTimezone(tz)) throw new JarvisError('CONFIG_INVALID', `"${tz}" is not a valid IANA timezone (such as UTC or Europe/Berlin)`);
-  const problem = cronProblem(expression, tz);
-  if (problem) throw new JarvisError('CONFIG_INVALID', `"${expression}" is not a valid cron expression (${problem})`);
+  const key = `${tz}\n${expression}`;
+  if (!VALID.has(key)) {
+    if (!isValidTimezone(tz)) throw new JarvisError('CONFIG_INVALID', `"${tz}" is not a valid IANA timezone (such as UTC or Europe/Berlin)`);
+    const problem = cronProblem(expression, tz);
+    if (problem) throw new JarvisError('CONFIG_INVALID', `"${expression}" is not a valid cron expression (${problem})`);
+    VALID.add(key);
+  }
   return CronExpressionParser.parse(expand(expression), { tz, strict: false, ...(currentDate ? { currentDate } : {}) });
 }
 

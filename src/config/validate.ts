@@ -4,15 +4,17 @@
  * offending value (of the key, for an unknown key), its path, and words for people.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import * as ajvFormats from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import { urlSyntaxMessage } from '../services/url-syntax.js';
 import { DURATION_EXPECTED } from './durations.js';
 import { describeValue, type Path, type PathSegment, type Problems } from './problems.js';
+import { compileValidators, schemaSha256, type SchemaValidators } from './schema-compile.js';
 import type { SourceFile } from './yaml-source.js';
 
 export const SCHEMA_URL = new URL('../../schemas/jarvis-db.schema.json', import.meta.url);
-const SCHEMA_ID = 'urn:jarvis-db:schema:config';
+/** Built by `npm run build` (scripts/build-validators.mjs); the same path from src/ and dist/. */
+const BUILT_VALIDATORS = new URL('../../dist/config/validators.cjs', import.meta.url);
 
 /** What a value shaped by each `$defs` entry should look like, for pattern and anyOf errors. */
 const EXPECTED: Record<string, string> = {
@@ -24,29 +26,41 @@ const EXPECTED: Record<string, string> = {
   thresholdValue: 'a number or a comparison such as "< 0.9"',
 };
 
-type Validators = { config: ValidateFunction; policyFile: ValidateFunction; schema: Record<string, unknown> };
-let validators: Validators | undefined;
+export type ValidatorSource = 'built' | 'compiled';
+let validators: (SchemaValidators & { source: ValidatorSource }) | undefined;
+let schemaText: string | undefined;
 
-function compile(): Validators {
+const readSchemaText = () => (schemaText ??= readFileSync(SCHEMA_URL, 'utf8'));
+
+/** The built validators when they were made from this schema; undefined when missing or stale. */
+function builtValidators(text: string): SchemaValidators | undefined {
+  let built: Partial<SchemaValidators> & { schemaSha256?: string };
+  try {
+    built = createRequire(import.meta.url)(BUILT_VALIDATORS.pathname) as typeof built;
+  } catch {
+    return undefined;
+  }
+  if (built.schemaSha256 !== schemaSha256(text) || !built.config || !built.policyFile) return undefined;
+  return { config: built.config, policyFile: built.policyFile };
+}
+
+/**
+ * The validators: the built standalone code when it matches the schema (no ajv at start), else
+ * compiled now. `prefer: 'compiled'` is for the test that both give the same errors.
+ */
+export function schemaValidators(prefer: ValidatorSource = 'built'): SchemaValidators & { source: ValidatorSource } {
+  if (prefer === 'compiled') return { ...compileValidators(configSchema()), source: 'compiled' };
   if (validators) return validators;
-  const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as Record<string, unknown>;
-  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictTypes: false, allowUnionTypes: true });
-  // ajv-formats is CommonJS with `exports.default`: take the plugin function from either shape.
-  const plugin = ((ajvFormats as unknown as { default: unknown }).default ?? ajvFormats) as unknown;
-  const addFormats = (typeof plugin === 'function' ? plugin : (plugin as { default: unknown }).default) as (ajv: Ajv2020) => unknown;
-  addFormats(ajv);
-  ajv.addSchema(schema);
-  validators = {
-    config: ajv.getSchema(SCHEMA_ID)!,
-    policyFile: ajv.compile({ $ref: `${SCHEMA_ID}#/$defs/policyFile` }),
-    schema,
-  };
+  const text = readSchemaText();
+  const built = builtValidators(text);
+  validators = built ? { ...built, source: 'built' } : { ...compileValidators(configSchema()), source: 'compiled' };
   return validators;
 }
 
 /** The loaded JSON Schema (for tests and documentation). */
+let schema: Record<string, unknown> | undefined;
 export function configSchema(): Record<string, unknown> {
-  return compile().schema;
+  return (schema ??= JSON.parse(readSchemaText()) as Record<string, unknown>);
 }
 
 function pathOf(instancePath: string): PathSegment[] {
@@ -182,7 +196,7 @@ export type SchemaKind = 'config' | 'policyFile';
  * already reported (interpolation errors) are not repeated.
  */
 export function validateAgainstSchema(kind: SchemaKind, value: unknown, source: SourceFile, problems: Problems): boolean {
-  const v = compile()[kind];
+  const v = schemaValidators()[kind];
   if (v(value)) return true;
   const already = new Set(problems.list.filter((p) => p.fileIndex === source.fileIndex).map((p) => JSON.stringify(p.path)));
   for (const error of withoutBranchNoise(v.errors ?? [])) {

@@ -21,7 +21,10 @@ export interface ObserveOptions {
   services?: HealthService[];
   /** Time limit of each probe (default 10 s). */
   probeTimeoutMs?: number;
-  /** Shortest window over which CPU use is measured (default 100 ms). */
+  /**
+   * Shortest window over which CPU use is measured (default 100 ms). The window always spans the
+   * other probes of the check; 0 (a plan) adds no wait beyond them.
+   */
   cpuWindowMs?: number;
   /** Connections kept between checks (the daemon); without, each check connects and disconnects. */
   connections?: HealthConnections;
@@ -88,20 +91,22 @@ async function postgresSamples(desired: Desired, kept?: HealthConnections): Prom
 async function redisSamples(desired: Desired, kept?: HealthConnections): Promise<Sample[]> {
   const url = desired.services.redis!.url;
   const { probeRedis } = await import('./probes/redis.js');
-  const { connectRedis } = await import('../services/redis.js');
-  const connection: Connection<import('ioredis').Redis> = kept
+  const { openRedisProbe } = await import('../services/redis-resp.js');
+  const connection: Connection<import('../services/redis-resp.js').RespConnection> = kept
     ? { open: () => kept.redisClient(url), release: (_c, failed) => { if (failed) kept.dropRedis(); }, retry: true }
-    : { open: () => connectRedis(url, { connectTimeoutMs: 5000, connectionName: 'jarvis-db-health' }), release: (c) => { c.disconnect(); }, retry: false };
+    : { open: () => openRedisProbe(url, { connectTimeoutMs: 5000, name: 'jarvis-db-health' }), release: (c) => { c.close(); }, retry: false };
   return probeOver('redis', connection, probeRedis, 'connected, but INFO failed');
 }
 
 async function chromaSamples(desired: Desired, kept?: HealthConnections): Promise<Sample[]> {
-  const { chromaClient, describeChromaFailure } = await import('../services/chroma.js');
+  const { ChromaRest, describeChromaFailure } = await import('../services/chroma.js');
   const { probeChroma } = await import('./probes/chroma.js');
   const { redactUrl } = await import('../services/redact.js');
   const service = desired.services.chroma!;
-  // HTTP: a kept client is only a configured object, nothing goes stale.
-  const connection: Connection<import('chromadb').ChromaClient> = { open: () => (kept ? kept.chromaClient(service) : chromaClient(service)), release: () => undefined, retry: false };
+  // HTTP: a kept client holds only idle keep-alive sockets, nothing goes stale.
+  const connection: Connection<import('../services/chroma.js').ChromaRest> = kept
+    ? { open: async () => kept.chromaRest(service), release: () => undefined, retry: false }
+    : { open: async () => new ChromaRest(service), release: (rest) => rest.close(), retry: false };
   return probeOver('chroma', connection, (c) => probeChroma(c, service.path ? { dataPath: service.path } : {}).catch((e: unknown) => { throw new Error(describeChromaFailure(e), { cause: e }); }), `cannot reach Chroma at ${redactUrl(service.url)}`);
 }
 
@@ -146,9 +151,14 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
       return probeSystem({ storagePath: desired.storage.path, cpuBefore });
     },
   };
+  // The other probes start first: the system probe's CPU window ends when they have finished.
+  const others = services.filter((s) => s !== 'system').map((s) => [s, timed(s, run[s])] as const);
+  const probes = new Map<HealthService, Promise<Sample[]>>(others);
+  const othersSettled = Promise.allSettled(others.map(([, p]) => p));
+  if (services.includes('system')) probes.set('system', othersSettled.then(() => timed('system', run.system)));
   const [previous, ...perService] = await Promise.all([
     lastRecord(desired.storage.path).catch(() => undefined),
-    ...services.map((s) => timed(s, run[s])),
+    ...services.map((s) => probes.get(s)!),
   ]);
   const observation: HealthObservation = {
     takenAt: now.toISOString(),

@@ -5,14 +5,14 @@
  * server restarted or went away) is dropped and made again at the next use.
  */
 import type pg from 'pg';
-import type { Redis as RedisClient } from 'ioredis';
-import type { ChromaClient } from 'chromadb';
+import type { RespConnection } from '../services/redis-resp.js';
+import type { ChromaRest } from '../services/chroma.js';
 import type { ChromaService } from '../config/types.js';
 
 export class HealthConnections {
   private pg?: { client: pg.Client; url: string; broken: boolean };
-  private redis?: { client: RedisClient; url: string };
-  private chroma?: { client: ChromaClient; url: string };
+  private redis?: { client: RespConnection; url: string };
+  private chroma?: { client: ChromaRest; url: string };
 
   async postgres(url: string): Promise<pg.Client> {
     if (this.pg && (this.pg.broken || this.pg.url !== url)) this.dropPostgres();
@@ -32,24 +32,25 @@ export class HealthConnections {
     void old?.client.end().catch(() => undefined);
   }
 
-  async redisClient(url: string): Promise<RedisClient> {
-    if (this.redis && (this.redis.client.status !== 'ready' || this.redis.url !== url)) this.dropRedis();
+  async redisClient(url: string): Promise<RespConnection> {
+    if (this.redis && (this.redis.client.broken || this.redis.url !== url)) this.dropRedis();
     if (this.redis) return this.redis.client;
-    const { connectRedis } = await import('../services/redis.js');
-    const client = await connectRedis(url, { connectTimeoutMs: 5000, connectionName: 'jarvis-db-health' });
+    const { openRedisProbe } = await import('../services/redis-resp.js');
+    const client = await openRedisProbe(url, { connectTimeoutMs: 5000, name: 'jarvis-db-health' });
     this.redis = { client, url };
     return client;
   }
 
   dropRedis(): void {
-    this.redis?.client.disconnect();
+    this.redis?.client.close();
     this.redis = undefined;
   }
 
-  async chromaClient(service: ChromaService): Promise<ChromaClient> {
+  async chromaRest(service: ChromaService): Promise<ChromaRest> {
     if (this.chroma && this.chroma.url === service.url) return this.chroma.client;
-    const { chromaClient } = await import('../services/chroma.js');
-    const client = await chromaClient(service);
+    this.chroma?.client.close();
+    const { ChromaRest } = await import('../services/chroma.js');
+    const client = new ChromaRest(service);
     this.chroma = { client, url: service.url };
     return client;
   }
@@ -58,6 +59,7 @@ export class HealthConnections {
     const pgClient = this.pg?.client;
     this.pg = undefined;
     this.dropRedis();
+    this.chroma?.client.close();
     this.chroma = undefined;
     await pgClient?.end().catch(() => undefined);
   }

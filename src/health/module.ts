@@ -19,7 +19,8 @@ export const healthModule: DomainModule<HealthObservation> = {
   appliesTo: () => true,
   async observe(ctx) {
     const { observeHealth } = await import('./check.js');
-    return observeHealth(ctx.desired, { env: ctx.env, now: ctx.now });
+    // A plan does not wait for a CPU window: CPU use is measured over the check's own probes.
+    return observeHealth(ctx.desired, { env: ctx.env, now: ctx.now, cpuWindowMs: 0 });
   },
   plan: (desired, observed) => planHealth(desired, observed),
   describeChange: describeHealthChanges,

@@ -1,7 +1,14 @@
 /**
  * Retention's observation (read-only): for each enabled policy, what the catalog says about
- * its tables, how many rows are eligible at the cut-off computed from `now` (exact counts
- * within a time budget, the planner's estimate beyond it), and the archives in storage.
+ * its tables, how many rows are eligible at the cut-off computed from `now`, and the archives
+ * in storage.
+ *
+ * Counts: a number of rows is only shown (the plan's reason and estimate), but whether it is
+ * zero decides whether an action is planned at all. So a table of up to EXACT_COUNT_ROWS rows
+ * (by its statistics) is counted exactly, within a time budget; a bigger one gets the planner's
+ * estimate of the number (shown with "~") and an exact EXISTS for "any at all", which stops at
+ * the first row instead of reading every eligible one (a plan of a 350 MB database spent
+ * 300–400 ms counting rows it only displays).
  */
 import type pg from 'pg';
 import type { Desired, RetentionPolicy } from '../config/types.js';
@@ -10,7 +17,7 @@ import { sqlState } from '../services/postgres.js';
 import { inspectTable, type TableInfo } from './catalog.js';
 import { checkPolicy, type PolicyCatalog, type ResolvedPolicy } from './check.js';
 import { openSession } from './session.js';
-import { capBoundary, countCapped, countChildren, countEligible, notAnonymized, sampleRowBytes, type Phase, type Sql } from './sql.js';
+import { anyOfCount, capBoundary, countCapped, countChildren, countEligible, notAnonymized, rowsOfCount, sampleRowBytes, type Phase, type Sql } from './sql.js';
 import { findArchiveDebris, scanArchives, summarize, type ArchiveSummary } from './store.js';
 import { displayName } from './catalog.js';
 
@@ -74,19 +81,35 @@ export async function readPolicyCatalog(client: Queryable, policy: RetentionPoli
   return catalog;
 }
 
-/** An exact count within the budget; past it, the planner's estimate. */
-async function countWithin(client: Queryable, sql: Sql, values: unknown[], budgetMs: number): Promise<{ n: number; exact: boolean }> {
+/** Tables up to this many rows (pg_class.reltuples) are counted exactly; bigger ones estimated. */
+export const EXACT_COUNT_ROWS = 50_000;
+
+/** The planner's estimate of how many rows the count counts. */
+async function plannerEstimate(client: Queryable, sql: Sql, values: unknown[]): Promise<number> {
+  const plan = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(`EXPLAIN (FORMAT JSON) ${rowsOfCount(sql).text}`, values);
+  return Math.round(plan.rows[0]!['QUERY PLAN'][0].Plan['Plan Rows']);
+}
+
+/**
+ * The count (exact: a small table, or none at all), else the planner's estimate. The exact
+ * queries run within the budget; past it, the estimate stands in (never 0 when rows may exist).
+ */
+async function countWithin(client: Queryable, sql: Sql, values: unknown[], budgetMs: number, table: TableInfo): Promise<{ n: number; exact: boolean }> {
+  const small = table.estimatedRows <= EXACT_COUNT_ROWS;
   await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.max(1, Math.floor(budgetMs))}`);
   try {
-    const r = await client.query<{ n: number }>(sql.text, values);
-    return { n: Number(r.rows[0]!.n), exact: true };
+    if (small) {
+      const r = await client.query<{ n: number }>(sql.text, values);
+      return { n: Number(r.rows[0]!.n), exact: true };
+    }
+    const r = await client.query<{ any: boolean }>(anyOfCount(sql).text, values);
+    if (!r.rows[0]!.any) return { n: 0, exact: true };
+    return { n: Math.max(1, await plannerEstimate(client, sql, values)), exact: false };
   } catch (e) {
     if (sqlState(e) !== '57014') throw e;
     await client.query('ROLLBACK');
     await client.query('BEGIN READ ONLY');
-    const plan = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number; Plans?: { 'Plan Rows': number }[] } }] }>(`EXPLAIN (FORMAT JSON) ${sql.text}`, values);
-    const top = plan.rows[0]!['QUERY PLAN'][0].Plan;
-    return { n: Math.round(top.Plans?.[0]?.['Plan Rows'] ?? top['Plan Rows']), exact: false };
+    return { n: Math.max(small ? 0 : 1, await plannerEstimate(client, sql, values)), exact: false };
   } finally {
     await client.query('COMMIT').catch(() => undefined);
   }
@@ -101,12 +124,12 @@ async function rowBytes(client: Queryable, table: TableInfo): Promise<number> {
 
 async function countPolicy(client: Queryable, policy: RetentionPolicy, resolved: ResolvedPolicy, cutoff: string, budgetMs: number): Promise<PolicyCounts> {
   const phase: Phase = { op: '<', bound: cutoff };
-  const eligible = await countWithin(client, countEligible(resolved, phase, notAnonymized(resolved)), [cutoff], budgetMs);
+  const eligible = await countWithin(client, countEligible(resolved, phase, notAnonymized(resolved)), [cutoff], budgetMs, resolved.table);
   const counts: PolicyCounts = { eligible: eligible.n, exact: eligible.exact, children: {}, capBoundary: null, capRows: 0, bytes: 0 };
   const parentRow = await rowBytes(client, resolved.table);
   let bytes = eligible.n * parentRow;
   for (const child of resolved.children) {
-    const c = await countWithin(client, countChildren(resolved, child), [cutoff], budgetMs);
+    const c = await countWithin(client, countChildren(resolved, child), [cutoff], budgetMs, child.info);
     counts.children[displayName(child.info)] = c.n;
     counts.exact &&= c.exact;
     bytes += c.n * (await rowBytes(client, child.info));
@@ -115,7 +138,7 @@ async function countPolicy(client: Queryable, policy: RetentionPolicy, resolved:
     const r = await client.query<{ bound: string }>(capBoundary(resolved).text, [policy.maxRows]);
     const bound = r.rows[0]?.bound ?? null;
     if (bound !== null) {
-      const capped = await countWithin(client, countCapped(resolved), [cutoff, bound], budgetMs);
+      const capped = await countWithin(client, countCapped(resolved), [cutoff, bound], budgetMs, resolved.table);
       if (capped.n > 0) {
         counts.capBoundary = bound;
         counts.capRows = capped.n;

@@ -167,6 +167,19 @@ export function countChildren(policy: ResolvedPolicy, child: ResolvedChild): Sql
   };
 }
 
+const COUNT_PREFIX = /^SELECT count\(\*\)::(?:float8|int) AS n FROM /;
+
+/** The rows a count above counts, as `SELECT 1 FROM …`: what EXPLAIN estimates without the aggregate (parallel plans included). */
+export function rowsOfCount(count: Sql): Sql {
+  if (!COUNT_PREFIX.test(count.text)) throw new Error(`not a count query: ${count.text.slice(0, 40)}`);
+  return { text: count.text.replace(COUNT_PREFIX, 'SELECT 1 FROM ') };
+}
+
+/** Whether a count above is more than zero, stopping at the first row. */
+export function anyOfCount(count: Sql): Sql {
+  return { text: `SELECT EXISTS (${rowsOfCount(count).text}) AS any` };
+}
+
 /** maxRows: the age of the newest row beyond the cap (`$1` = maxRows), as text. */
 export function capBoundary(policy: ResolvedPolicy): Sql {
   const a = col('t', policy.age);

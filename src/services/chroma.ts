@@ -53,10 +53,30 @@ export async function chromaClient(service: Pick<ChromaService, 'url' | 'tenant'
  * apply here: say what it means for jarvis-db instead.
  */
 export function describeChromaFailure(e: unknown): string {
-  if (e instanceof Error && e.name === 'ChromaConnectionError') {
-    return 'no HTTP answer (connection refused, unknown host, TLS or proxy failure): check that the Chroma server runs and that services.chroma.url points at it from this machine';
-  }
+  if (e instanceof Error && e.name === 'ChromaConnectionError') return NO_HTTP_ANSWER;
+  // ChromaRest's own "cannot reach Chroma at …" (no HTTP answer at all) says the same.
+  if (e instanceof JarvisError && e.code === 'SERVICE_UNREACHABLE' && e.message.startsWith('cannot reach Chroma')) return NO_HTTP_ANSWER;
   return messageOf(e);
+}
+
+const NO_HTTP_ANSWER = 'no HTTP answer (connection refused, unknown host, TLS or proxy failure): check that the Chroma server runs and that services.chroma.url points at it from this machine';
+
+/**
+ * The heartbeat alone, over node:http: what `connectChroma` checks, failing the same way, without
+ * loading the chromadb client and fetch (the plan's reachability probe; ~50 ms of a start).
+ */
+export async function chromaHeartbeat(service: Pick<ChromaService, 'url' | 'tenant' | 'database'>): Promise<void> {
+  const rest = new ChromaRest(service);
+  try {
+    const res = await rest.request('GET', '/api/v2/heartbeat').catch((e: unknown) => {
+      throw new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(service.url)}: ${NO_HTTP_ANSWER}`, { cause: e, hint: runningHint('chroma', service.url) });
+    });
+    if (res.status < 200 || res.status >= 300) {
+      throw new JarvisError('SERVICE_UNREACHABLE', `cannot reach Chroma at ${redactUrl(service.url)}: the heartbeat answered ${res.status}: ${errorMessageOf(res.body)}`, { hint: runningHint('chroma', service.url) });
+    }
+  } finally {
+    rest.close();
+  }
 }
 
 /** A connected client (its heartbeat answered), or SERVICE_UNREACHABLE naming the redacted URL. */

@@ -24,12 +24,13 @@ async function probe(service: ServiceName, desired: Desired): Promise<void> {
       throw e;
     }
   } else if (service === 'redis') {
-    const { connectRedis, redisUrl } = await import('./redis.js');
-    const client = await connectRedis(redisUrl(desired), { connectTimeoutMs: PROBE_TIMEOUT_MS, connectionName: 'jarvis-db-plan' });
-    client.disconnect();
+    const { redisUrl } = await import('./redis.js');
+    const { openRedisProbe } = await import('./redis-resp.js');
+    const conn = await openRedisProbe(redisUrl(desired), { connectTimeoutMs: PROBE_TIMEOUT_MS, name: 'jarvis-db-plan' });
+    conn.close();
   } else {
-    const { connectChroma, chromaService } = await import('./chroma.js');
-    await withTimeout(connectChroma(chromaService(desired)), `no answer within ${formatDuration(PROBE_TIMEOUT_MS)}`);
+    const { chromaHeartbeat, chromaService } = await import('./chroma.js');
+    await withTimeout(chromaHeartbeat(chromaService(desired)), `no answer within ${formatDuration(PROBE_TIMEOUT_MS)}`);
   }
 }
 

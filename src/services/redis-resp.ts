@@ -166,6 +166,11 @@ export class RespConnection {
     return this.socket;
   }
 
+  /** The connection failed or was closed: a kept one is dropped and made again (health/connections.ts). */
+  get broken(): boolean {
+    return this.failure !== null || this.detached || this.socket.destroyed;
+  }
+
   close(): void {
     this.detached = true;
     for (const p of this.queue.splice(0)) p.reject(new JarvisError('INTERNAL', 'connection closed with replies pending'));
@@ -173,10 +178,38 @@ export class RespConnection {
   }
 }
 
+/**
+ * A connection for the probes (the plan's reachability probe, health checks) on the URL's
+ * database, failing in connectRedis's words ("cannot connect to Redis at …"): a plan or a check
+ * does not load ioredis (~100 ms of CPU at start) for a few commands.
+ */
+export async function openRedisProbe(url: string, options: RespOpenOptions = {}): Promise<RespConnection> {
+  let conn: RespConnection;
+  try {
+    conn = await RespConnection.open(url, options);
+  } catch (e) {
+    if (e instanceof JarvisError && e.message.startsWith(LOGIN_REFUSED)) {
+      throw new JarvisError('SERVICE_UNREACHABLE', `cannot connect to Redis at${e.message.slice(LOGIN_REFUSED.length)}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}) });
+    }
+    throw e;
+  }
+  const { db } = parseRedisUrl(url);
+  if (db !== 0) {
+    const selected = await conn.call('SELECT', db).catch((e: unknown) => e as Error);
+    if (selected instanceof RespError || selected instanceof Error) {
+      conn.close();
+      throw new JarvisError('SERVICE_UNREACHABLE', `cannot connect to Redis at ${redactUrl(url)}: ${selected.message}`, { hint: runningHint('redis', url) });
+    }
+  }
+  return conn;
+}
+
+const LOGIN_REFUSED = 'cannot log in to Redis at';
+
 /** A refused login: one line, the URL redacted (the server's message never contains the password). */
 export function authError(url: string, reply: RespError): JarvisError {
   const hint = reply.code === 'NOAUTH'
     ? 'the server needs a password: put it in services.redis.url (redis://:PASSWORD@host:port/db, from an environment variable)'
     : 'check the user and password in services.redis.url';
-  return new JarvisError('SERVICE_UNREACHABLE', `cannot log in to Redis at ${redactUrl(url)}: ${reply.message}`, { hint });
+  return new JarvisError('SERVICE_UNREACHABLE', `${LOGIN_REFUSED} ${redactUrl(url)}: ${reply.message}`, { hint });
 }

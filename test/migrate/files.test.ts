@@ -5,7 +5,8 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { getMigrationFilePaths } from 'node-pg-migrate/migration';
 import { createMigrationFile, readMigrationFiles } from '../../src/migrate/files.js';
 
 const PROJECT_MIGRATIONS = new URL('../../migrations/', import.meta.url).pathname;
@@ -23,6 +24,16 @@ t.test('files come in node-pg-migrate order (numeric prefixes, not text order) w
   t.same(files.map((f) => f.hasDown), [null, false, true], 'Down sections are known for SQL files');
   const bytes = await readFile(join(dir, '10_later.sql'));
   t.equal(files[2]!.sha256, createHash('sha256').update(bytes).digest('hex'));
+});
+
+t.test('the files are listed in exactly the order node-pg-migrate itself lists them (the runner and the plan never disagree)', async (t) => {
+  const dir = t.testdir({
+    '10_later.sql': '', '2_earlier.sql': '', '002_b.sql': '', '1_first.js': '', '1_First.sql': '', '20261124093000000_utc.sql': '',
+    '1700000000000_ts.sql': '', '3-dash.sql': '', '3_a.b.sql': '', '.hidden.sql': '', sub: {},
+  });
+  const theirs = (await getMigrationFilePaths(dir, { logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } })).map((p) => basename(p));
+  const ours = (await readMigrationFiles(dir)).files.map((f) => f.file);
+  t.same(ours, theirs);
 });
 
 t.test('a missing folder and two files with one name are problems, not crashes', async (t) => {

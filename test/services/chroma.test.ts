@@ -2,7 +2,7 @@
 import t from 'tap';
 import { createServer } from 'node:net';
 import { observeHealth } from '../../src/health/check.js';
-import { connectChroma } from '../../src/services/chroma.js';
+import { chromaHeartbeat, connectChroma } from '../../src/services/chroma.js';
 import { redactUrl } from '../../src/services/redact.js';
 import { desiredFor } from '../health/fixture.js';
 
@@ -32,4 +32,13 @@ t.test('health check says the same for chroma.up', async (t) => {
   t.equal(up?.value, 0);
   t.match(up?.problem, new RegExp(`^cannot reach Chroma at ${redactUrl(url).replace(/[.]/g, '\\.')}: no HTTP answer`));
   t.notMatch(up?.problem, /browser|CORS/);
+});
+
+t.test('the plan\'s heartbeat over node:http fails exactly as the chromadb client\'s connect does', async (t) => {
+  const url = `http://jarvis:s3cret-pass@127.0.0.1:${await closedPort()}`;
+  const ours = await chromaHeartbeat({ url }).then(() => null, (e: Error & { code?: string; hint?: string }) => e);
+  const theirs = await connectChroma({ url }).then(() => null, (e: Error & { code?: string; hint?: string }) => e);
+  t.equal(ours?.code, 'SERVICE_UNREACHABLE');
+  t.equal(ours?.message, theirs?.message);
+  t.equal(ours?.hint, theirs?.hint);
 });

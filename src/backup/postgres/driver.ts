@@ -10,8 +10,9 @@
  *   transaction while pg_dump runs, describes exactly the data in the dump. Counting runs
  *   concurrently with the dump (it reads the same pages, mostly from cache); the benchmark
  *   measures what it costs. reltuples would be free but is an estimate, useless for a check.
- * - Files: pg_dump writes the directory; each file is then streamed through SHA-256 (and through
- *   encryption when on, in which case the encrypted bytes are what is stored and checksummed).
+ * - Files: pg_dump writes the directory; each file is streamed through SHA-256 (and through
+ *   encryption when on, in which case the encrypted bytes are what is stored and checksummed)
+ *   as soon as pg_dump reports it finished, while the dump goes on (adopt.ts).
  *   Custom format streams pg_dump's stdout straight through the hashing writer.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -28,6 +29,7 @@ import {
 import { runToolToEnd, spawnTool } from '../../platform/processes.js';
 import { decryptor } from '../../storage/crypto.js';
 import { plural } from '../../render/format.js';
+import { DumpAdopter } from './adopt.js';
 import { countTocEntries, RestoreProgress } from './restore-progress.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
 import { leftoverRefusal, markerText, parseMarker, stopLeftoverTool, type RestoreMarker } from '../restore-marker.js';
@@ -158,33 +160,35 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
     const snapshot = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
     const env = libpqEnv(url);
     const args = ['--no-password', `--snapshot=${snapshot}`, '-Z', String(level), '-v'];
+    const raw = writer.encrypted ? 'plain' : 'data';
+    let total = 0;
+    const adopter = new DumpAdopter(writer, (done) => { if (total) ctx.progress.update(done, total); });
     const onStderrLine = (line: string) => {
       const m = /dumping contents of table "?([^"]+)"?/.exec(line) ?? /processing data for table "?([^"]+)"?/.exec(line);
       if (m) ctx.progress.note(`dumping ${m[1]}`);
+      if (format === 'directory') adopter.line(line);
     };
     ctx.progress.note(`pg_dump ${format}${format === 'directory' ? ` -j ${jobs}` : ''} -Z ${level} of ${database}`);
     const countsPromise = countRows(client);
     countsPromise.catch(() => undefined);
 
     if (format === 'directory') {
-      const staged = await writer.stageLocalDirectory(writer.encrypted ? 'plain' : 'data');
-      // pg_dump -Fd writes into an empty directory that exists.
+      const staged = await writer.stageLocalDirectory(raw);
+      // pg_dump -Fd writes into an empty directory that exists. Data files are adopted as
+      // pg_dump finishes them (adopt.ts), the rest after it exits.
+      adopter.dir = staged.path;
       const { done } = run(dumpTool, [...args, '-Fd', '-j', String(jobs), '--no-sync', '-f', staged.path], env, { onStderrLine });
-      await testPausePoint('dump-running', ctx.env);
-      const result = await done;
-      if (result.code !== 0) throw new JarvisError('BACKUP_FAILED', `pg_dump failed (exit ${result.code}): ${lastLines(result.stderr)}`);
-      await testPausePoint('dump-finished', ctx.env);
-      const files = await listFilesRecursive(staged.path);
-      let index = 0;
-      let hashed = 0;
-      const worker = async () => {
-        while (index < files.length) {
-          const f = files[index++]!;
-          await writer.adoptFile(join(staged.path, f), `data/${f}${writer.encrypted ? '.enc' : ''}`);
-          ctx.progress.update(++hashed, files.length);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(2, files.length) }, worker));
+      try {
+        await testPausePoint('dump-running', ctx.env);
+        const result = await done;
+        if (result.code !== 0) throw new JarvisError('BACKUP_FAILED', `pg_dump failed (exit ${result.code}): ${lastLines(result.stderr)}`);
+        await testPausePoint('dump-finished', ctx.env);
+        const files = await listFilesRecursive(staged.path);
+        total = files.length;
+        await adopter.finish(files);
+      } finally {
+        await adopter.settle();
+      }
       await staged.release();
     } else {
       const { done, child } = run(dumpTool, [...args, '-Fc'], env, { onStderrLine, stdout: 'pipe' });

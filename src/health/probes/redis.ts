@@ -2,7 +2,8 @@
  * Redis samples from one connection: a single INFO (O(1) on the server), and CONFIG GET
  * maxclients only on servers whose INFO does not carry it.
  */
-import type { Redis as RedisClient } from 'ioredis';
+import { RespError } from '../../services/redis-resp-codec.js';
+import type { RespConnection } from '../../services/redis-resp.js';
 import type { Sample } from '../samples.js';
 
 /** `INFO` text → field → value. Keyspace lines (`db0:keys=1,expires=0`) stay whole. */
@@ -80,12 +81,15 @@ export function redisSamples(info: Map<string, string>, maxclientsFallback?: num
   return samples;
 }
 
-export async function probeRedis(client: RedisClient): Promise<Sample[]> {
-  const info = parseInfo(await client.info());
+export async function probeRedis(conn: RespConnection): Promise<Sample[]> {
+  const reply = await conn.call('INFO');
+  if (reply instanceof RespError) throw new Error(reply.message);
+  const info = parseInfo(String(reply));
   let fallback: number | undefined;
   if (!info.has('maxclients')) {
-    const reply = (await client.config('GET', 'maxclients').catch(() => [])) as string[];
-    if (reply[1]) fallback = Number(reply[1]);
+    const config = await conn.call('CONFIG', 'GET', 'maxclients').catch(() => []);
+    const value = Array.isArray(config) ? config[1] : undefined;
+    if (value && !(value instanceof RespError) && !Array.isArray(value)) fallback = Number(String(value));
   }
   return redisSamples(info, fallback);
 }
