@@ -1,5 +1,5 @@
 /**
- * The sandbox: throwaway PostgreSQL, Redis and Chroma servers in one directory, for the demo
+ * The sandbox: throwaway PostgreSQL, Redis, Chroma and S3 (s3rver) servers in one directory, for the demo
  * and for every integration test. `startSandbox` records what it started in `DIR/sandbox.json`
  * (0600: the URLs carry passwords) as each server comes up, so that `stopSandbox` (or the
  * watchdog, when the owning process dies without stopping them) always knows what to stop.
@@ -12,15 +12,15 @@ import { join, resolve } from 'node:path';
 import { JarvisError, messageOf } from '../errors.js';
 import { isAlive, stopProcess } from '../platform/processes.js';
 import {
-  startChromaServer, startPostgresServer, startRedisServer, stopChromaServer, stopPostgresServer, stopRedisServer,
-  type ChromaServer, type PostgresServer, type RedisServer,
+  startChromaServer, startPostgresServer, startRedisServer, startS3Server, stopChromaServer, stopPostgresServer, stopRedisServer, stopS3Server,
+  type ChromaServer, type PostgresServer, type RedisServer, type S3Server,
 } from '../scratch/servers.js';
 
-export { startRedisServer, startPostgresServer, startChromaServer, freePort } from '../scratch/servers.js';
-export type { ChromaServer, PostgresServer, RedisServer } from '../scratch/servers.js';
+export { startRedisServer, startPostgresServer, startChromaServer, startS3Server, freePort } from '../scratch/servers.js';
+export type { ChromaServer, PostgresServer, RedisServer, S3Server } from '../scratch/servers.js';
 
-export type SandboxService = 'postgres' | 'redis' | 'chroma';
-export const SANDBOX_SERVICES: readonly SandboxService[] = ['postgres', 'redis', 'chroma'];
+export type SandboxService = 'postgres' | 'redis' | 'chroma' | 's3';
+export const SANDBOX_SERVICES: readonly SandboxService[] = ['postgres', 'redis', 'chroma', 's3'];
 
 export interface SandboxState {
   formatVersion: 1;
@@ -32,6 +32,7 @@ export interface SandboxState {
   postgres?: PostgresServer & { temporaryDir: boolean };
   redis?: RedisServer;
   chroma?: ChromaServer;
+  s3?: S3Server;
   /** Services stopped with stopService (their data kept for startService). */
   stopped: SandboxService[];
 }
@@ -41,7 +42,7 @@ const SECRETS_DIR = 'env';
 /** Where the demo (and anyone following it) keeps the storage of the sandbox's servers: their backups mean nothing once the servers are gone. */
 export const SANDBOX_STORAGE_DIR = 'storage';
 
-export const ENV_NAMES: Record<SandboxService, string> = {
+export const ENV_NAMES: Record<Exclude<SandboxService, 's3'>, string> = {
   postgres: 'JARVIS_PG_URL',
   redis: 'JARVIS_REDIS_URL',
   chroma: 'JARVIS_CHROMA_URL',
@@ -81,11 +82,11 @@ function startWatchdog(ownerPid: number, dir: string): number {
       try { state = JSON.parse(fs.readFileSync(file, 'utf8')); } catch { process.exit(0); }
       if (state.watchdogPid !== undefined && state.watchdogPid !== process.pid) process.exit(0);
       if (alive(Number(owner))) return;
-      for (const s of ['postgres', 'redis', 'chroma']) {
+      for (const s of ['postgres', 'redis', 'chroma', 's3']) {
         if (state[s] && alive(state[s].pid)) { try { process.kill(state[s].pid, s === 'postgres' ? 'SIGQUIT' : 'SIGKILL'); } catch {} }
       }
       setTimeout(() => {
-        for (const s of ['postgres', 'redis', 'chroma']) if (state[s] && alive(state[s].pid)) { try { process.kill(state[s].pid, 'SIGKILL'); } catch {} }
+        for (const s of ['postgres', 'redis', 'chroma', 's3']) if (state[s] && alive(state[s].pid)) { try { process.kill(state[s].pid, 'SIGKILL'); } catch {} }
         process.exit(0);
       }, 3000);
       clearInterval(timer);
@@ -166,6 +167,12 @@ export async function startSandbox(options: StartOptions): Promise<SandboxState>
       return startChromaServer({ dir: join(dir, 'chroma') });
     }).then((c) => record((s) => { s.chroma = c; })));
   }
+  if (services.includes('s3')) {
+    starts.push(withPortRetry(async () => {
+      await rm(join(dir, 's3'), { recursive: true, force: true });
+      return startS3Server({ dir: join(dir, 's3') });
+    }).then((s3) => record((s) => { s.s3 = s3; })));
+  }
   const results = await Promise.allSettled(starts);
   await writes;
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -182,7 +189,8 @@ export async function startSandbox(options: StartOptions): Promise<SandboxState>
 async function stopOne(service: SandboxService, pid: number): Promise<void> {
   if (service === 'postgres') await stopPostgresServer(pid);
   else if (service === 'redis') await stopRedisServer(pid);
-  else await stopChromaServer(pid);
+  else if (service === 'chroma') await stopChromaServer(pid);
+  else await stopS3Server(pid);
 }
 
 /** Stops every server of the sandbox in `dir` and removes their data and `storage/`. Nothing running is not an error. */
@@ -197,6 +205,7 @@ export async function stopSandbox(dir: string): Promise<SandboxState | null> {
     state.postgres?.temporaryDir ? rm(resolve(state.postgres.dataDir, '..'), { recursive: true, force: true }) : undefined,
     rm(join(root, 'redis'), { recursive: true, force: true }),
     rm(join(root, 'chroma'), { recursive: true, force: true }),
+    rm(join(root, 's3'), { recursive: true, force: true }),
     rm(join(root, SECRETS_DIR), { recursive: true, force: true }),
     rm(join(root, SANDBOX_STORAGE_DIR), { recursive: true, force: true }),
   ]);
@@ -233,20 +242,32 @@ export async function startService(dir: string, service: SandboxService): Promis
     state.postgres = { ...(await startPostgresServer({ dir: resolve(previous.dataDir, '..'), existing: previous })), temporaryDir: previous.temporaryDir };
   } else if (service === 'redis') {
     state.redis = await startRedisServer({ dir: state.redis!.dataDir, existing: state.redis! });
-  } else {
+  } else if (service === 'chroma') {
     state.chroma = await startChromaServer({ dir: resolve(state.chroma!.dataDir, '..'), existing: state.chroma! });
+  } else {
+    state.s3 = await startS3Server({ dir: resolve(state.s3!.dataDir, '..'), existing: state.s3! });
   }
   state.stopped = state.stopped.filter((s) => s !== service);
   await writeState(state);
   return state;
 }
 
-/** The environment the config (jarvis-db.yaml) reads: JARVIS_PG_URL and friends, with credentials. */
+/**
+ * The environment the config (jarvis-db.yaml) reads: JARVIS_PG_URL and friends, with credentials;
+ * for S3 the endpoint and bucket, and the standard AWS variables the SDK's credential chain reads.
+ */
 export function sandboxEnv(state: SandboxState): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const service of SANDBOX_SERVICES) {
+  for (const service of ['postgres', 'redis', 'chroma'] as const) {
     const server = state[service];
     if (server) env[ENV_NAMES[service]] = server.url;
+  }
+  if (state.s3) {
+    env.JARVIS_S3_ENDPOINT = state.s3.url;
+    env.JARVIS_S3_BUCKET = state.s3.bucket;
+    env.AWS_ACCESS_KEY_ID = state.s3.accessKeyId;
+    env.AWS_SECRET_ACCESS_KEY = state.s3.secretAccessKey;
+    env.AWS_REGION = state.s3.region;
   }
   return env;
 }

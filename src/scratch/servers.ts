@@ -354,3 +354,70 @@ export async function startChromaServer(options: { dir: string; port?: number; e
 export async function stopChromaServer(pid: number): Promise<void> {
   await stopProcess(pid, ['SIGTERM'], 10_000);
 }
+
+// ---------------------------------------------------------------- S3 (s3rver)
+
+export interface S3Server {
+  /** The endpoint URL (path-style addressing). */
+  url: string;
+  port: number;
+  pid: number;
+  dataDir: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** The s3rver package's directory (it is a dependency: the sandbox is part of the product). */
+function s3rverDir(): string {
+  const require = createRequire(import.meta.url);
+  try {
+    return dirname(dirname(require.resolve('s3rver')));
+  } catch (e) {
+    throw new JarvisError('TOOL_MISSING', 'the s3rver package is not installed', { cause: e, hint: 'run npm ci in the jarvis-db folder' });
+  }
+}
+
+async function s3Answers(port: number): Promise<boolean> {
+  // Any HTTP answer (an anonymous request is refused with 403) means it is listening.
+  const response = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+  await response.arrayBuffer();
+  return response.status > 0;
+}
+
+/**
+ * An S3-compatible server (s3rver) keeping its objects in `dir/data`, with one bucket. s3rver
+ * knows one fixed key pair; the launcher replaces it with a fresh one, so that a secret key is
+ * a real secret (the tests grep every output for it) and an unknown key id is refused. The
+ * secret reaches the child through its environment, never its command line.
+ */
+export async function startS3Server(options: { dir: string; bucket?: string; port?: number; existing?: S3Server; ownerPid?: number }): Promise<S3Server> {
+  const dir = options.existing ? dirname(options.existing.dataDir) : options.dir;
+  const dataDir = join(dir, 'data');
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const port = options.port ?? options.existing?.port ?? (await freePort());
+  const bucket = options.existing?.bucket ?? options.bucket ?? 'jarvis-backups';
+  const accessKeyId = options.existing?.accessKeyId ?? `JARVIS${randomBytes(7).toString('hex').toUpperCase()}`;
+  const secretAccessKey = options.existing?.secretAccessKey ?? randomBytes(20).toString('base64url');
+  const log = join(dir, 'server.log');
+  const script = `
+    const { join } = require('node:path');
+    const [root, dataDir, port, bucket, keyId] = process.argv.slice(1);
+    const S3rver = require(join(root, 'lib', 's3rver.js'));
+    const account = require(join(root, 'lib', 'models', 'account.js')).DUMMY_ACCOUNT;
+    account.revokeAccessKey('S3RVER');
+    account.createKeyPair(keyId, process.env.S3_SECRET);
+    delete process.env.S3_SECRET;
+    new S3rver({ directory: dataDir, address: '127.0.0.1', port: Number(port), silent: true, vhostBuckets: false, configureBuckets: [{ name: bucket }] })
+      .run().catch((e) => { console.error(e && e.message); process.exit(1); });
+  `;
+  const pid = spawnDetached(process.execPath, ['-e', script, s3rverDir(), dataDir, String(port), bucket, accessKeyId], log, { ...process.env, S3_SECRET: secretAccessKey });
+  if (options.ownerPid !== undefined) guardProcess(options.ownerPid, pid);
+  await waitUntil('s3rver', () => s3Answers(port), 30_000, () => isAlive(pid), log);
+  return { url: `http://127.0.0.1:${port}`, port, pid, dataDir, bucket, region: 'us-east-1', accessKeyId, secretAccessKey };
+}
+
+export async function stopS3Server(pid: number): Promise<void> {
+  await stopProcess(pid, ['SIGTERM'], 10_000);
+}
