@@ -23,6 +23,22 @@ export interface Storage {
   encryption?: { passphraseEnv: string };
 }
 
+/**
+ * Where backups and archives are kept (docs/architecture.md §6): a directory or an S3-compatible
+ * bucket. Without `repositories:` in the file, `storage.path` is the only one, named `local`.
+ * Credentials are never here: an S3 repository uses the standard AWS chain.
+ */
+export type RepositoryConfig = {
+  name: string;
+  /** This repository's own keep rules; absent: each schedule's. */
+  keep?: KeepRules;
+  /** Where it came from in the YAML: `repositories[1]` (`storage.path` for the implicit one). */
+  path: string;
+} & (
+  | { kind: 'local'; /** Absolute path. */ dir: string }
+  | { kind: 's3'; s3: { bucket: string; /** '' or ending in '/'. */ prefix: string; region: string; endpoint?: string; forcePathStyle: boolean } }
+);
+
 export interface SchemaSettings {
   /** Absolute path of the migrations folder. */
   migrations: string;
@@ -113,6 +129,8 @@ export interface Desired {
   configHash: string;
   services: Services;
   storage: Storage;
+  /** In order: backups are written to the first and copied to the others. Absent: `storage.path` alone. */
+  repositories?: RepositoryConfig[];
   schema?: SchemaSettings;
   backups: BackupSchedule[];
   retention: RetentionPolicy[];
