@@ -187,9 +187,10 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
   let journal: Journal | undefined;
   let repositoryLocks: RepositoryLocks | undefined;
   try {
-    // Then the shared repositories, within what is left of the same --lock-timeout.
-    const { openRepositories } = await import('../storage/repositories.js');
-    repositoryLocks = await acquireRepositoryLocks(openRepositories(desired, env), desired.storage.path, {
+    // Then the shared repositories, within what is left of the same --lock-timeout. Without
+    // `repositories:` the storage path is the only one, and its lock is taken.
+    const repositories = desired.repositories?.length ? (await import('../storage/repositories.js')).openRepositories(desired, env) : [];
+    repositoryLocks = await acquireRepositoryLocks(repositories, desired.storage.path, {
       runId, deadline: lockDeadline, timeoutMs: lockTimeoutMs, env, ...(options.signal ? { signal: options.signal } : {}),
       onWait: (repository, holder) => reporter.waitingForRepositoryLock?.(repository.name, holder, Math.max(0, lockDeadline - Date.now())),
     });

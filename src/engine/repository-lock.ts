@@ -215,10 +215,11 @@ export async function acquireRepositoryLock(repository: Repository, options: Rep
     await sleep(Math.min(left, backoffMs * (0.5 + Math.random())));
     backoffMs = Math.min(backoffMs * 2, 2000);
   }
+  let beating: Promise<void> = Promise.resolve();
   const heartbeat = setInterval(() => {
     record.heartbeat = now().toISOString();
     // A repository unreachable for a moment: the next beat tries again; the lease is long.
-    store.writeRecord(record.runId, LOCK_MANIFEST, JSON.stringify(record) + '\n').catch(() => undefined);
+    beating = store.writeRecord(record.runId, LOCK_MANIFEST, JSON.stringify(record) + '\n').catch(() => undefined);
   }, options.heartbeatMs ?? HEARTBEAT_MS);
   heartbeat.unref();
   let released = false;
@@ -228,6 +229,8 @@ export async function acquireRepositoryLock(repository: Repository, options: Rep
       if (released) return;
       released = true;
       clearInterval(heartbeat);
+      // A beat still in flight must not put the record back after it is deleted (an object store).
+      await beating;
       await remove(store, record.runId);
     },
   };

@@ -92,6 +92,26 @@ t.test('in one process: a second taker times out naming the holder, takes it onc
   await second.release();
 });
 
+t.test('takers racing for one repository hold it one at a time, each in turn', async (t) => {
+  const shared = t.testdir();
+  const repository = openRepository(sharedRepository(shared));
+  let inside = 0;
+  let most = 0;
+  const order: string[] = [];
+  await Promise.all(['run-a', 'run-b', 'run-c', 'run-d', 'run-e'].map(async (runId) => {
+    const held = await acquireRepositoryLock(repository, { runId, deadline: Date.now() + 30_000, timeoutMs: 30_000 });
+    inside++;
+    most = Math.max(most, inside);
+    order.push(runId);
+    await new Promise((r) => setTimeout(r, 40));
+    inside--;
+    await held.release();
+  }));
+  t.equal(most, 1, 'never two holders at once');
+  t.equal(order.length, 5, `all five held it in turn (${order.join(', ')})`);
+  t.same(await lockFiles(shared), []);
+});
+
 t.test('a stale lock (a dead pid of this host; another host whose heartbeat is older than the lease) is taken over and removed', async (t) => {
   const shared = t.testdir();
   const repository = openRepository(sharedRepository(shared));
