@@ -165,9 +165,9 @@ function unobservedModules(observation: Observation): Set<string> {
 }
 
 /**
- * Runs an apply under the lock of the storage path and of every shared repository. Resolves with the run's result whether
- * actions failed or not (status `failed`); rejects when nothing ran: the lock could not be
- * taken, the saved plan is stale, or the confirmation was refused. A plan error (a service
+ * Runs an apply under the lock of the storage path and of every shared repository. Resolves
+ * with the run's result whether actions failed or not (status `failed`); rejects when nothing
+ * ran: a lock could not be taken, the saved plan is stale, or the confirmation was refused. A plan error (a service
  * down, a module that cannot be observed) holds back only the actions that depend on it
  * (`blockedActions`); the others run, and the run is `failed`.
  */
