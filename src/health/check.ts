@@ -143,7 +143,7 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
     postgres: () => postgresSamples(desired, options.connections),
     redis: () => redisSamples(desired, options.connections),
     chroma: () => chromaSamples(desired, options.connections),
-    backups: async () => (await import('./probes/backups.js')).probeBackups(desired, now, options.env),
+    backups: async () => (await import('./probes/backups.js')).probeBackups(desired, now),
     // Each repository has its own time limit inside, shorter than the probe's.
     repository: async () => (await import('./probes/backups.js')).probeRepositories(desired, now, options.env, Math.max(timeout - 500, 100)),
     system: async () => {

@@ -60,7 +60,7 @@ t.test('on S3', { skip: s3StoreBuilt() ? false : 'the S3 store is not built yet'
     ];
     await publishBackup(repositories[0]!, env, id, startedAt);
     await publishBackup(repositories[1]!, env, id, startedAt);
-    const desired = desiredFor({ storage: { path: join(dir, 'state') }, repositories, backups: [schedule] });
+    const desired = desiredFor({ storage: { path: join(dir, 'repo') }, repositories, backups: [schedule] });
     const result = report(desired, await observeHealth(desired, { services: ['backups', 'repository'], now, env }));
     const bad = result.findings.filter((f) => f.status !== 'HEALTHY');
     t.same(bad.map((f) => [f.check, f.status]), [['repository.up.nobucket', 'CRITICAL'], ['repository.up.down', 'CRITICAL']]);

@@ -22,7 +22,7 @@ const schedule = (over: Partial<BackupSchedule> = {}): BackupSchedule =>
 const backup = (id: string, startedAt: string): BackupFacts => ({ id, service: 'postgres', schedule: 'nightly', startedAt, verification: null });
 const NOW = new Date('2026-11-24T10:00:00Z');
 
-t.test('each repository is up or down with its reason; the age of the others\' newest backup is judged, the first one\'s only measured', async (t) => {
+t.test('each repository is up or down with its reason, and the age of its newest backup of each schedule is judged', async (t) => {
   const samples = repositorySamples([schedule()], [
     { name: 'local', scan: { valid: [backup('20261124T030000Z-aaaa', '2026-11-24T03:00:00Z')], damaged: [] } },
     { name: 'offsite', scan: { valid: [backup('20261120T030000Z-bbbb', '2026-11-20T03:00:00Z')], damaged: [] } },
@@ -31,16 +31,22 @@ t.test('each repository is up or down with its reason; the age of the others\' n
   ], NOW);
   const findings = new Map(evaluate(samples, {}).map((f) => [f.check, f]));
   t.same([...findings.keys()], [
-    'repository.up.local', 'repository.up.offsite', 'repository.backup_age_interval_ratio.offsite.nightly',
+    'repository.up.local', 'repository.backup_age_interval_ratio.local.nightly', 'repository.up.offsite', 'repository.backup_age_interval_ratio.offsite.nightly',
     'repository.up.empty', 'repository.backup_age_interval_ratio.empty.nightly', 'repository.up.down',
-  ], 'the first repository\'s age is backups.age_interval_ratio\'s to judge');
+  ]);
   t.equal(findings.get('repository.up.local')!.status, 'HEALTHY');
+  t.match(findings.get('repository.backup_age_interval_ratio.local.nightly')!, { status: 'HEALTHY', message: /20261124T030000Z-aaaa is 7h 00m old/ });
   t.match(findings.get('repository.up.down')!, { status: 'CRITICAL', service: 'repository', message: 'repository.up (down) no: repository down (s3://b/): connect ECONNREFUSED 127.0.0.1:9' });
   t.match(findings.get('repository.backup_age_interval_ratio.offsite.nightly')!, { status: 'CRITICAL', message: /20261120T030000Z-bbbb is 4d 7h old/ });
   t.match(findings.get('repository.backup_age_interval_ratio.empty.nightly')!, { status: 'CRITICAL', message: /no valid backup of postgres schedule nightly in repository empty/ });
   const ages = samples.filter((s) => s.check === 'repository.backup_age_seconds').map((s) => [s.labels!.repository, s.value]);
   t.same(ages, [['local', 7 * 3600], ['offsite', 4 * 86_400 + 7 * 3600]], 'every repository with a backup has its age');
   t.notOk(samples.some((s) => s.labels?.repository === 'down' && s.check !== 'repository.up'), 'a repository that cannot be listed has only its up');
+});
+
+t.test('with a single repository only its up and its measures are added: backups.age_interval_ratio judges its age', async (t) => {
+  const samples = repositorySamples([schedule()], [{ name: 'only', scan: { valid: [], damaged: [] } }], NOW);
+  t.same(samples.map((s) => s.check), ['repository.up', 'repository.backups_valid']);
 });
 
 t.test('a repository\'s thresholds come from health.thresholds like any check\'s', async (t) => {
@@ -76,7 +82,9 @@ t.test('a real check: two local repositories and one that cannot be listed; that
   const id = `${recent.slice(0, 19).replace(/[-:]/g, '')}Z-abcd`;
   for (const r of repositories.slice(0, 2)) await publishBackup(openRepository(r), id, recent);
   const desired = desiredFor({
-    storage: { path: join(dir, 'state') }, repositories,
+    // The storage path is the first repository: backups.* find its backups whether the catalog
+    // reads the storage path or every repository.
+    storage: { path: join(dir, 'repo') }, repositories,
     backups: [schedule({ cron: '0 * * * *' })],
   });
   const observation = await observeHealth(desired, { services: ['backups', 'repository'], now });
@@ -87,7 +95,8 @@ t.test('a real check: two local repositories and one that cannot be listed; that
   t.notMatch(bad[0]!.message, /\n/, 'one line');
   t.equal(result.status, 'CRITICAL');
   t.equal(STATUS_EXIT_CODE[result.status], 2, 'health check exits 2 on critical');
-  t.match(result.findings.find((f) => f.check === 'backups.age_interval_ratio.nightly'), { status: 'HEALTHY', message: new RegExp(id) }, 'backups.* read the first repository');
+  t.match(result.findings.find((f) => f.check === 'backups.age_interval_ratio.nightly'), { status: 'HEALTHY', message: new RegExp(id) });
+  t.match(result.findings.find((f) => f.check === 'repository.backup_age_interval_ratio.local.nightly'), { status: 'HEALTHY' });
   t.match(result.findings.find((f) => f.check === 'repository.backup_age_interval_ratio.second.nightly'), { status: 'HEALTHY' });
 
   const metrics = renderHealthPrometheus(result.observation, result.findings);

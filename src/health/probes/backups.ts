@@ -1,10 +1,9 @@
 /**
  * Backups: for each schedule, how old its newest valid backup is against the schedule's cron
  * interval, how many valid and damaged backups it has, and the result of its most recent
- * verification. The catalog is the manifests in each repository (src/backup/catalog.ts): the
- * backups.* checks read the first repository (where backups are written); with `repositories:`
- * in the config, the repository.* checks say of each one whether it can be listed and how old
- * its newest valid backup of each schedule is.
+ * verification. The catalog is the manifests in the repositories (src/backup/catalog.ts). With
+ * `repositories:` in the config, the repository.* checks say of each one whether it can be
+ * listed and how old its newest valid backup of each schedule is.
  */
 import type { BackupSchedule, Desired } from '../../config/types.js';
 import { nextRun } from '../../config/cron.js';
@@ -74,6 +73,13 @@ export function backupSamples(schedules: BackupSchedule[], valid: BackupFacts[],
   return samples;
 }
 
+export async function probeBackups(desired: Desired, now: Date): Promise<Sample[]> {
+  const { scanStorage } = await import('../../backup/catalog.js');
+  const scan = await scanStorage(desired.storage.path);
+  const valid = scan.valid.map(({ manifest: m }) => ({ id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, verification: m.verification }));
+  return backupSamples(desired.backups, valid, scan.invalid, now);
+}
+
 /** A repository's backups as the probes see them, or why it could not be listed. */
 export type RepositoryScan = { valid: BackupFacts[]; damaged: DamagedFacts[] } | { error: string };
 
@@ -104,11 +110,13 @@ export async function scanRepository(repository: Repository): Promise<{ valid: B
 
 /**
  * Pure: the repository.* samples. A repository that could not be listed has only its `up` (0,
- * with the reason); the age of the first one's newest backup is judged by backups.age_interval_ratio.
+ * with the reason). The age of each one's newest backup is judged when there are several: with
+ * one repository, backups.age_interval_ratio already judges it.
  */
 export function repositorySamples(schedules: BackupSchedule[], repositories: { name: string; scan: RepositoryScan }[], now: Date): Sample[] {
   const samples: Sample[] = [];
-  for (const [index, { name, scan }] of repositories.entries()) {
+  const judged = repositories.length > 1;
+  for (const { name, scan } of repositories) {
     if ('error' in scan) {
       samples.push({ check: 'repository.up', labels: { repository: name }, value: 0, problem: scan.error });
       continue;
@@ -123,7 +131,7 @@ export function repositorySamples(schedules: BackupSchedule[], repositories: { n
       const newest = mine[0];
       const age = newest ? Math.max((now.getTime() - Date.parse(newest.startedAt)) / 1000, 0) : null;
       if (newest && age !== null) samples.push({ check: 'repository.backup_age_seconds', labels, value: age, detail: newest.id });
-      if (index === 0) continue;
+      if (!judged) continue;
       if (!newest || age === null) {
         samples.push({ check: 'repository.backup_age_interval_ratio', labels, value: null, problem: `no valid backup of ${schedule.service} schedule ${schedule.name} in repository ${name}` });
         continue;
@@ -139,20 +147,10 @@ export function repositorySamples(schedules: BackupSchedule[], repositories: { n
   return samples;
 }
 
-async function openConfigured(desired: Desired, env: NodeJS.ProcessEnv): Promise<Repository[]> {
-  const { openRepositories } = await import('../../storage/repositories.js');
-  return openRepositories(desired, env);
-}
-
-export async function probeBackups(desired: Desired, now: Date, env: NodeJS.ProcessEnv = process.env): Promise<Sample[]> {
-  const [first] = await openConfigured(desired, env);
-  const scan = await scanRepository(first!);
-  return backupSamples(desired.backups, scan.valid, scan.damaged, now);
-}
-
 /** Every repository listed at once, each within `timeoutMs`: one that hangs does not hide the others. */
 export async function probeRepositories(desired: Desired, now: Date, env: NodeJS.ProcessEnv = process.env, timeoutMs = 9000): Promise<Sample[]> {
-  const repositories = await openConfigured(desired, env);
+  const { openRepositories } = await import('../../storage/repositories.js');
+  const repositories = openRepositories(desired, env);
   const scans = await Promise.all(repositories.map(async (repository) => {
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<never>((_, reject) => {
