@@ -14,6 +14,8 @@
  *   - none: held. The heartbeat is rewritten every HEARTBEAT_MS while held (timer unref'd).
  * A lock is stale, ignored and removed, when its heartbeat is older than LEASE_MS (a machine
  * that died) or its host is this one and its pid is dead (kill -9 here). Release deletes it.
+ * Heartbeats are compared with this machine's clock: the machines' clocks must agree to well
+ * within the lease (NTP), as with restic's locks.
  */
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
