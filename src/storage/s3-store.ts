@@ -609,8 +609,14 @@ class S3StagedItem implements StagedItem {
     this.location = store.location(key);
     this.stagedLocation = store.location(key, STAGED_MARKER);
     // The marker's heartbeat keeps the item this run's while it lives (a lease for other hosts).
+    // One beat at a time (a slow PUT is not overtaken by an older one); a failed beat is retried at the next.
+    let beating = false;
     this.heartbeat = setInterval(() => {
-      this.store.putText(this.objectKey(STAGED_MARKER), JSON.stringify({ ...this.marker, heartbeat: new Date().toISOString() })).catch(() => undefined);
+      if (beating || this.done) return;
+      beating = true;
+      this.store.putText(this.objectKey(STAGED_MARKER), JSON.stringify({ ...this.marker, heartbeat: new Date().toISOString() }))
+        .catch(() => undefined)
+        .finally(() => { beating = false; });
     }, store.heartbeatMs);
     this.heartbeat.unref();
   }

@@ -6,7 +6,8 @@
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile, readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,6 +19,7 @@ import { createS3Client } from '../../src/services/s3.js';
 import { sandboxEnv, freePort } from '../../src/sandbox/index.js';
 import { describeFailure } from '../../src/cli/failure.js';
 import { JarvisError } from '../../src/errors.js';
+import { stagedPaths } from '../../src/storage/staging.js';
 import { withSandbox, type SandboxState } from '../helpers/sandbox.js';
 
 let sandbox: SandboxState;
@@ -180,15 +182,15 @@ t.test('debris of a dead run is found and removed with its incomplete multipart 
 
 t.test('a marker from another host is its owner\'s while the heartbeat is fresh, and debris once it is older than the lease', async (t) => {
   const location = locationFor();
-  const beating = open(location, { owner: { pid: 1, host: 'elsewhere' }, heartbeatMs: 100 });
+  const beating = open(location, { owner: { pid: 1, host: 'elsewhere' }, heartbeatMs: 200 });
   const silent = open(location, { owner: { pid: 1, host: 'elsewhere' }, heartbeatMs: 3_600_000 });
-  const cleaner = open(location, { leaseMs: 600 });
+  const cleaner = open(location, { leaseMs: 1500 });
   const a = await beating.begin('archives/p/beating');
   const b = await silent.begin('archives/p/silent');
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await new Promise((resolve) => setTimeout(resolve, 2000));
   t.same((await cleaner.findDebris('archives/p')).map((d) => d.key), ['archives/p/silent'], 'the item whose marker stopped beating is debris, the other is not');
   const marker = JSON.parse((await cleaner.readText('archives/p/beating', '.staged'))!) as { heartbeat: string; startedAt: string; host: string; runId: string };
-  t.ok(Date.parse(marker.heartbeat) > Date.parse(marker.startedAt) + 500, 'the heartbeat was rewritten while staged');
+  t.ok(Date.parse(marker.heartbeat) > Date.parse(marker.startedAt) + 1000, 'the heartbeat was rewritten while staged');
   t.equal(marker.host, 'elsewhere');
   t.match(marker.runId, /^[0-9a-f-]{36}$/);
   await a.publish('{}');
@@ -210,6 +212,42 @@ t.test('a file added to a published item by a killed run is a leftover whose own
   t.same(leftovers.map((l) => [l.name, l.ownerAlive]), [[`.tmp-chunk-000001-${dead.owner.pid}`, false]]);
   await store.removeDebris(leftovers);
   t.same(await store.files('policy/a1'), ['archive.json', 'chunk-000002.jsonl.gz']);
+});
+
+t.test('files a tool wrote into a staged local directory are uploaded, and a published item opens as a verified local download', async (t) => {
+  const location = locationFor();
+  const store = open(location);
+  const item = await store.begin('postgres/nightly/dir');
+  const staged = await item.stageLocalDirectory('data');
+  t.ok(stagedPaths().includes(staged.path), 'a forced exit would remove the local directory');
+  await mkdir(join(staged.path, 'sub'), { recursive: true });
+  await writeFile(join(staged.path, 'toc.dat'), 'table of contents');
+  await writeFile(join(staged.path, 'sub', '3001.dat'), 'rows of a table');
+  const files = [
+    await item.adoptLocalFile(join(staged.path, 'toc.dat'), 'data/toc.dat'),
+    await item.adoptLocalFile(join(staged.path, 'sub', '3001.dat'), 'data/sub/3001.dat'),
+  ];
+  await t.rejects(item.adoptLocalFile('/etc/hostname', 'data/x'), /is not in a staged local directory/);
+  await staged.release();
+  t.notOk(existsSync(staged.path), 'release removes the local directory');
+  await item.publish(JSON.stringify({ files }));
+
+  const local = await store.openLocalDirectory('postgres/nightly/dir');
+  t.equal(await readFile(join(local.path, 'data', 'sub', '3001.dat'), 'utf8'), 'rows of a table');
+  t.equal(await readFile(join(local.path, 'data', 'toc.dat'), 'utf8'), 'table of contents');
+  t.notOk(existsSync(join(local.path, '.staged')));
+  await local.release();
+  t.notOk(existsSync(local.path), 'release removes the download');
+
+  const onDisk = join(sandbox.s3!.dataDir, location.bucket, `${location.prefix}postgres/nightly/dir/data/toc.dat._S3rver_object`);
+  await writeFile(onDisk, 'table of contentz');
+  await t.rejects(store.openLocalDirectory('postgres/nightly/dir'), { code: 'VERIFY_FAILED', message: /data\/toc\.dat does not match its SHA-256/ }, 'a damaged file fails the download');
+  t.notOk(stagedPaths().some((p) => p.includes('jarvis-db-s3-open-dir')), 'the failed download left no local directory');
+
+  const scratch = await store.scratchDirectory('postgres/nightly/dir');
+  t.ok(existsSync(scratch.path));
+  await scratch.release();
+  t.notOk(existsSync(scratch.path));
 });
 
 /** Every text a failure shows or carries: message, hint, causes, and the whole object inspected. */
