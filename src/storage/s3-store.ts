@@ -314,12 +314,19 @@ export class S3SealedStore implements SealedStore {
       params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher, ...(options.metadata ? { Metadata: options.metadata } : {}) },
     });
     upload.on('httpUploadProgress', (p) => { if ((p.loaded ?? 0) >= PART_SIZE) partAcknowledged(); });
+    // Which side failed first: a source (or encryptor) failure destroys the hasher before the
+    // upload notices; an S3 failure stops the source through the hasher.
+    let uploadFailure: { error: unknown } | undefined;
     const uploaded = upload.done().catch((e: unknown) => {
-      hasher.destroy(e as Error);
+      if (!hasher.destroyed) {
+        uploadFailure = { error: e };
+        hasher.destroy(e as Error);
+      }
       throw e;
     });
     const [fed, done] = await Promise.allSettled([runPipeline(source, ...transforms, hasher), uploaded]);
-    if (done.status === 'rejected') throw s3Failure(done.reason, this.target, `uploading ${s3Url(this.where.bucket, objectKey)}`, this.env);
+    const failed = uploadFailure ?? (fed.status === 'rejected' ? undefined : done.status === 'rejected' ? { error: done.reason as unknown } : undefined);
+    if (failed) throw s3Failure(failed.error, this.target, `uploading ${s3Url(this.where.bucket, objectKey)}`, this.env);
     if (fed.status === 'rejected') throw fed.reason;
     return { bytes: hasher.bytes, sha256: hasher.digest() };
   }
@@ -564,7 +571,7 @@ export class S3SealedStore implements SealedStore {
       for await (const page of this.allKeys(prefix)) {
         for (const objectKey of page) {
           const name = objectKey.slice(prefix.length);
-          if (MARKERS.has(name)) continue;
+          if (MARKERS.has(name) || ADDING_FILE.test(name)) continue;
           const out = join(dir.path, ...name.split('/'));
           await mkdir(dirname(out), { recursive: true });
           const file = recorded.get(name);
@@ -607,7 +614,7 @@ class S3StagedItem implements StagedItem {
 
   constructor(private readonly store: S3SealedStore, readonly key: string, private readonly marker: Marker, private readonly env: NodeJS.ProcessEnv) {
     this.location = store.location(key);
-    this.stagedLocation = store.location(key, STAGED_MARKER);
+    this.stagedLocation = store.location(key);
     // The marker's heartbeat keeps the item this run's while it lives (a lease for other hosts).
     // One beat at a time (a slow PUT is not overtaken by an older one); a failed beat is retried at the next.
     let beating = false;

@@ -89,6 +89,20 @@ t.test('a 20 MB file goes up in several parts and reads back whole, its SHA-256 
   t.same(await everything(location), { keys: ['postgres/nightly/big/data/big.bin', 'postgres/nightly/big/manifest.json'], uploads: [] }, 'the marker is gone once published');
 });
 
+t.test('a source that fails mid-upload fails the write with its own error, and leaves no multipart upload behind', async (t) => {
+  const location = locationFor();
+  const store = open(location);
+  const item = await store.begin('postgres/nightly/broken');
+  function* failing(): Generator<Buffer> {
+    for (let i = 0; i < 12; i++) yield Buffer.alloc(1 << 20, i);
+    throw new Error('pg_dump exited with status 1');
+  }
+  await t.rejects(item.writeFile('dump.pgc', Readable.from(failing(), { highWaterMark: 1 })), { message: 'pg_dump exited with status 1' });
+  t.same((await everything(location)).uploads, [], 'the parts already sent were aborted');
+  await item.abort();
+  t.same(await everything(location), { keys: [], uploads: [] }, 'abort removes the marker');
+});
+
 t.test('uploading 200 MB from a generated stream keeps the process memory bounded', async (t) => {
   const store = open(locationFor());
   const item = await store.begin('redis/hourly/huge');
