@@ -81,8 +81,8 @@ const OWNER_PID = 'jarvis-pid';
 /** What a marker object holds. */
 interface Marker { runId: string; pid: number; host: string; startedAt: string; heartbeat: string }
 
-/** The objects directly under an item's prefix (its top level) and whether it has deeper ones. */
-interface TopLevel { files: { name: string; lastModified?: Date }[]; hasFolders: boolean }
+/** The objects directly under an item's prefix (its top level). */
+interface TopLevel { files: { name: string; lastModified?: Date }[] }
 
 type Stage = Readable | AsyncIterable<Buffer> | Transform | Writable;
 const runPipeline = pipeline as (...stages: Stage[]) => Promise<void>;
@@ -186,11 +186,8 @@ export class S3SealedStore implements SealedStore {
   }
 
   private async topLevel(prefix: string): Promise<TopLevel> {
-    const top: TopLevel = { files: [], hasFolders: false };
-    for await (const page of this.levelPages(prefix)) {
-      top.files.push(...page.files);
-      if (page.folders.length) top.hasFolders = true;
-    }
+    const top: TopLevel = { files: [] };
+    for await (const page of this.levelPages(prefix)) top.files.push(...page.files);
     return top;
   }
 
