@@ -70,7 +70,8 @@ export async function verifyBackup(desired: Desired, entry: CatalogEntry, option
   if (ok && driver?.checkContent) {
     const c = await driver.checkContent(entry, context(desired, options.env, progress, entry.manifest.encrypted));
     ok = c.ok;
-    message = ok ? `${message}; ${c.message}` : `content check failed: ${c.message}`;
+    // An empty message: the driver had nothing to check for this backup (a pg_dump archive).
+    message = ok ? (c.message ? `${message}; ${c.message}` : message) : `content check failed: ${c.message}`;
   }
   if (ok && driver && options.restoreTest) {
     how = 'restore';
@@ -89,7 +90,7 @@ const RESTORE_FLAGS: { option: keyof RestoreOptions; flag: string; services: rea
   { option: 'flush', flag: '--flush', services: ['redis'] },
   { option: 'collection', flag: '--collection', services: ['chroma'] },
   { option: 'as', flag: '--as', services: ['chroma'] },
-  { option: 'targetDir', flag: '--target-dir', services: ['chroma'] },
+  { option: 'targetDir', flag: '--target-dir', services: ['chroma', 'postgres'] },
 ];
 
 /** Pure: refuses restore flags that do not apply to the backup's service. */
