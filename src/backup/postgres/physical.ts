@@ -205,9 +205,12 @@ export async function createPhysical(schedule: BackupSchedule, ctx: DriverContex
     let files: string[];
     let manifestText: string;
     try {
+      let writing = false;
       const { done } = runTool(tool, args, libpqEnv(url), (line) => {
         const p = progressOf(line);
         if (p && p.totalKb > 0) ctx.progress.update(Math.min(p.doneKb, p.totalKb), p.totalKb);
+        // A kill test's moment "pg_basebackup has written data": not awaited, pg_basebackup goes on.
+        if (p && p.doneKb > 0 && !writing) { writing = true; void testPausePoint('basebackup-writing', ctx.env); }
       });
       await testPausePoint('basebackup-running', ctx.env);
       const result = await done;
@@ -380,7 +383,10 @@ export async function checkPhysical(entry: CatalogEntry, ctx: DriverContext): Pr
     const r = await runToolToEnd(tool, ['-e', dir]).catch((e: unknown) => {
       throw new JarvisError('TOOL_MISSING', `cannot run pg_verifybackup: ${messageOf(e)}`, { cause: e, hint: 'install the PostgreSQL client tools (Debian: apt-get install postgresql-client)' });
     });
-    if (r.code !== 0) return { ok: false, message: `pg_verifybackup: ${lastLines(r.stderr.replaceAll(dir + '/', '').replaceAll(dir, 'the backup'))}` };
+    if (r.code !== 0) {
+      const said = r.stderr.replaceAll(dir + '/', '').replaceAll(dir, 'the backup').replace(/^pg_verifybackup: (error: )?/gm, '');
+      return { ok: false, message: `pg_verifybackup: ${lastLines(said)}` };
+    }
     return { ok: true, message: 'pg_verifybackup: every file matches backup_manifest and the WAL it needs parses' };
   } finally {
     await scratch.release();
