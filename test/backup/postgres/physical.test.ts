@@ -5,7 +5,7 @@
  * nothing listed and the next run removes the debris; format with physical is a config error.
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { backupKiller, hiddenDirs } from '../../helpers/kill.js';
 import { freshDatabase, makeDesired, sql } from '../fixture.js';
 
 const run = promisify(execFile);
+const BIN = new URL('../../../bin/jarvis-db.js', import.meta.url).pathname;
 const isRoot = process.getuid?.() === 0;
 
 const SEED = `
@@ -270,4 +271,41 @@ t.test('config: method physical on postgres is accepted; format or jobs with it 
   await t.rejects(loadConfig(file, {}), { code: 'CONFIG_INVALID', details: [/backups\[0\]\.method: method "rdb" is not available for postgres \(expected one of: logical, physical\)/] });
   await writeFile(file, yaml([]).replace('    method: physical\n', ''));
   t.match((await loadConfig(file, {})).backups[0], { method: 'logical', format: 'directory' }, 'logical (pg_dump) stays the default');
+});
+
+t.test('through the CLI: backup create, verify (with pg_verifybackup) and restore --target-dir of a physical schedule', async (t) => {
+  const db = await freshDatabase(t, 'physcli');
+  await sql(db.url, SEED);
+  const dir = t.testdir();
+  const config = join(dir, 'jarvis-db.yaml');
+  await writeFile(config, [
+    'version: 1', 'project: jarvis', 'services:', '  postgres: { url: "${JARVIS_PG_URL}" }', 'storage:', '  path: ./backups',
+    'backups:', '  - { name: base, service: postgres, cron: "0 3 * * *", method: physical, compression: 3, keep: { last: 3 } }', '',
+  ].join('\n'));
+  const env = { ...process.env, JARVIS_PG_URL: db.url, JARVIS_DB_CONFIG: config };
+  const cli = (args: string[]) => {
+    const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8' });
+    t.notMatch(r.stdout + r.stderr, decodeURIComponent(new URL(db.url).password), `${args[0]} ${args[1] ?? ''}: the password is never printed`);
+    return r;
+  };
+  const create = cli(['backup', 'create', '--service', 'postgres']);
+  t.equal(create.status, 0, create.stderr);
+  const list = JSON.parse(cli(['backup', 'list', '--json']).stdout) as { backups: { id: string; schedule: string }[] };
+  t.equal(list.backups.length, 1);
+  const id = list.backups[0]!.id;
+  const verify = cli(['backup', 'verify', id]);
+  t.equal(verify.status, 0, verify.stderr);
+  t.match(verify.stdout, /pg_verifybackup: every file matches backup_manifest/);
+  const noDir = cli(['restore', id]);
+  t.equal(noDir.status, 1);
+  t.match(noDir.stderr, /is a physical backup: pass --target-dir DIR/);
+  t.notMatch(noDir.stderr, /\n\s+at /, 'one clear line, no stack');
+  const target = await restoreTarget(t);
+  const restored = cli(['restore', id, '--target-dir', target]);
+  t.equal(restored.status, 0, restored.stderr);
+  t.match(restored.stdout, new RegExp(`restored ${id} into ${target} .*pg_ctl -D ${target}`));
+  const server = await startRestored(t, target, db.url);
+  const [r] = await sql(server.url, 'SELECT count(*)::int AS n FROM lines');
+  t.equal((r!.rows[0] as { n: number }).n, 50000);
+  await server.stop();
 });
