@@ -67,11 +67,10 @@ export async function verifyBackup(desired: Desired, entry: CatalogEntry, option
     ? `${plural(total, 'file')}, ${formatBytes(entry.manifest.totalBytes)}: checksums match`
     : `damaged: ${sums.bad.map((b) => `${b.name} (${b.problem})`).join(', ')}`;
   const driver = ok ? await driverFor(entry.manifest.service) : null;
-  if (ok && driver?.checkContent) {
+  if (ok && driver?.checkContent && driver.checksContent?.(entry) !== false) {
     const c = await driver.checkContent(entry, context(desired, options.env, progress, entry.manifest.encrypted));
     ok = c.ok;
-    // An empty message: the driver had nothing to check for this backup (a pg_dump archive).
-    message = ok ? (c.message ? `${message}; ${c.message}` : message) : `content check failed: ${c.message}`;
+    message = ok ? `${message}; ${c.message}` : `content check failed: ${c.message}`;
   }
   if (ok && driver && options.restoreTest) {
     how = 'restore';

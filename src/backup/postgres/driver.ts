@@ -385,10 +385,9 @@ async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ o
   }
 }
 
-/** Physical backups: pg_verifybackup on an unpacked copy; a dump has no check beyond its checksums (its restore test is the check). */
+/** Physical backups only: pg_verifybackup on an unpacked copy (a dump has no check beyond its checksums; its restore test is the check). */
 async function checkContent(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {
-  if (isPhysical(entry)) return (await import('./physical.js')).checkPhysical(entry, ctx);
-  return { ok: true, message: '' };
+  return (await import('./physical.js')).checkPhysical(entry, ctx);
 }
 
-export const postgresDriver: BackupDriver = { service: 'postgres', create, restore, restoreTest, checkContent };
+export const postgresDriver: BackupDriver = { service: 'postgres', create, restore, restoreTest, checkContent, checksContent: isPhysical };
