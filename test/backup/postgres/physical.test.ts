@@ -241,10 +241,15 @@ t.test('kill -9 at every step of a physical backup, pg_basebackup writing includ
   const staged = await Promise.all((await hiddenDirs(storage, 'postgres', 'nightly')).map((d) => readdir(join(storage, 'postgres', 'nightly', d, 'basebackup')).then(
     async (names) => Promise.all(names.map(async (n) => (await stat(join(storage, 'postgres', 'nightly', d, 'basebackup', n))).size)), () => [] as number[])));
   t.ok(staged.flat().some((size) => size > 0), 'the debris holds data pg_basebackup wrote');
-  const [senders] = await sql(db.url, `SELECT count(*)::int AS n FROM pg_stat_replication`);
-  t.equal((senders!.rows[0] as { n: number }).n, 0, 'no WAL sender left (pg_basebackup died with the run)');
-  const [slots] = await sql(db.url, `SELECT count(*)::int AS n FROM pg_replication_slots`);
-  t.equal((slots!.rows[0] as { n: number }).n, 0, 'no replication slot left (the temporary one went with its connection)');
+  // pg_basebackup's guard kills it once its jarvis-db is gone; the server then ends the WAL sender.
+  const count = async (query: string) => ((await sql(db.url, query))[0]!.rows[0] as { n: number }).n;
+  const settled = async (query: string) => {
+    const deadline = Date.now() + 15_000;
+    while ((await count(query)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    return count(query);
+  };
+  t.equal(await settled('SELECT count(*)::int AS n FROM pg_stat_replication'), 0, 'no WAL sender left (pg_basebackup died with the run)');
+  t.equal(await settled('SELECT count(*)::int AS n FROM pg_replication_slots'), 0, 'no replication slot left (the temporary one went with its connection)');
   const entry = await createBackup(desired, desired.backups[0]!, process.env);
   t.same(await hiddenDirs(storage, 'postgres', 'nightly'), [], 'the next run removed the debris');
   const listed = (await listBackups(storage)).map((e) => e.manifest.id);
