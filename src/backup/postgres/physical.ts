@@ -203,7 +203,7 @@ export async function createPhysical(schedule: BackupSchedule, ctx: DriverContex
     const args = ['-D', staged.path, '-Ft', '-X', 'stream', '--checkpoint=fast', `--compress=${compressOption(compression)}`,
       '--manifest-checksums=SHA256', '-l', label, '-P', '--no-password'];
     let files: string[];
-    let manifestText: string;
+    let range: WalRange;
     try {
       let writing = false;
       const { done } = runTool(tool, args, libpqEnv(url), (line) => {
@@ -214,21 +214,23 @@ export async function createPhysical(schedule: BackupSchedule, ctx: DriverContex
       });
       await testPausePoint('basebackup-running', ctx.env);
       const result = await done;
-      if (result.code !== 0) throw new JarvisError('BACKUP_FAILED', `pg_basebackup failed (exit ${result.code}): ${lastLines(result.stderr)}`);
+      if (result.code !== 0) {
+        const refused = /pg_hba\.conf|replication connection/.test(result.stderr);
+        throw new JarvisError('BACKUP_FAILED', `pg_basebackup failed (exit ${result.code}): ${lastLines(result.stderr)}`, refused
+          ? { hint: 'allow the user replication connections in pg_hba.conf (host replication <user> <address> scram-sha-256) and reload the server' } : {});
+      }
       await testPausePoint('basebackup-finished', ctx.env);
       files = (await readdir(staged.path)).sort();
       const extraTars = files.filter((f) => !/^(base|pg_wal)\.tar/.test(f) && f !== 'backup_manifest');
       if (extraTars.length) {
         throw new JarvisError('BACKUP_FAILED', `the cluster has tablespaces outside its data directory (${extraTars.join(', ')}): physical backups of those are not supported yet`, { hint: 'use method: logical for this server' });
       }
-      manifestText = await readFile(join(staged.path, 'backup_manifest'), 'utf8');
-      const range = walRangeOf(manifestText);
+      range = walRangeOf(await readFile(join(staged.path, 'backup_manifest'), 'utf8'));
       ctx.progress.note(`adopting ${plural(files.length, 'file')} (WAL ${range.startLsn} – ${range.stopLsn})`);
       for (const f of files) await writer.adoptFile(join(staged.path, f), writer.encrypted ? `${f}.enc` : f);
     } finally {
       await staged.release();
     }
-    const range = walRangeOf(manifestText);
     const rowCounts = await countRows(client);
     return {
       method: PHYSICAL_METHOD,
@@ -241,7 +243,7 @@ export async function createPhysical(schedule: BackupSchedule, ctx: DriverContex
         database, label, timeline: range.timeline, startLsn: range.startLsn, stopLsn: range.stopLsn,
         systemIdentifier: info.system_identifier, serverVersionNum: serverNum,
         // pg_wal.tar is gzip-compressed with client-gzip only (PG15); with zstd/lz4 it stays plain.
-        walCompression: files.find((f) => f.startsWith('pg_wal.tar')) ? tarCompressionOf(files.find((f) => f.startsWith('pg_wal.tar'))!) : null,
+        walCompression: tarCompressionOf(files.find((f) => f.startsWith('pg_wal.tar')) ?? ''),
         rowCounts, tables: Object.keys(rowCounts).length, rows: Object.values(rowCounts).reduce((a, b) => a + b, 0),
       },
     };
@@ -415,7 +417,6 @@ export async function restoreTestPhysical(entry: CatalogEntry, ctx: DriverContex
     await handToServerUser(dir);
     const pgCtl = findPostgresTool('pg_ctl', majorOf(entry), ctx.env);
     const log = join(parent.dir, 'server.log');
-    if (isRoot()) { const ids = await serverUserIds(); if (ids) await runToolToEnd('chown', [`${ids.uid}:${ids.gid}`, parent.dir]); }
     ctx.progress.note(`starting a scratch server on the restored copy (port ${port})`);
     try {
       await asServerUser(pgCtl, ['-D', dir, '-l', log, '-w', '-t', '300', 'start']);

@@ -314,3 +314,20 @@ t.test('through the CLI: backup create, verify (with pg_verifybackup) and restor
   t.equal((r!.rows[0] as { n: number }).n, 50000);
   await server.stop();
 });
+
+t.test('a user without the REPLICATION attribute gets one clear error, and nothing is left behind', async (t) => {
+  const db = await freshDatabase(t, 'physrole');
+  const password = 'Role-Secret-77';
+  await sql(db.serverUrl, `CREATE ROLE norepl LOGIN PASSWORD '${password}'`);
+  t.teardown(() => sql(db.serverUrl, 'DROP ROLE IF EXISTS norepl'));
+  const u = new URL(db.url);
+  u.username = 'norepl';
+  u.password = password;
+  const storage = t.testdir();
+  const desired = physicalDesired(u.toString(), storage);
+  const failed = await createBackup(desired, desired.backups[0]!, process.env).then(() => null, (e: Error & { code?: string; hint?: string }) => e);
+  t.match(failed, { code: 'BACKUP_FAILED', message: /has no REPLICATION permission: pg_basebackup needs it/, hint: /ALTER ROLE <user> REPLICATION/ });
+  t.notMatch(`${failed?.message} ${failed?.hint}`, password, 'the password is not in the error');
+  t.same(await listBackups(storage), []);
+  t.same(await hiddenDirs(storage, 'postgres', 'nightly'), [], 'the failed backup removed what it staged');
+});
