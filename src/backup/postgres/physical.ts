@@ -24,7 +24,7 @@
  */
 import { accessSync, constants as fsConstants, createWriteStream } from 'node:fs';
 import { appendFile, chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Transform } from 'node:stream';
 import type { BackupSchedule } from '../../config/types.js';
@@ -111,6 +111,17 @@ function onPath(command: string): boolean {
       return false;
     }
   });
+}
+
+/** Whether `name` is beside `tool` (a path), or on PATH when `tool` is a bare name. */
+function hasTool(tool: string, name: string): boolean {
+  if (!tool.includes('/')) return onPath(name);
+  try {
+    accessSync(join(dirname(tool), name), fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const probed = new Map<string, Promise<Algorithm[]>>();
@@ -381,15 +392,17 @@ export async function checkPhysical(entry: CatalogEntry, ctx: DriverContext): Pr
       return { ok: false, message: messageOf(e) };
     }
     const tool = findPostgresTool('pg_verifybackup', majorOf(entry), ctx.env);
-    ctx.progress.note('pg_verifybackup');
-    const r = await runToolToEnd(tool, ['-e', dir]).catch((e: unknown) => {
+    // pg_verifybackup parses the WAL with pg_waldump, which Debian ships with the server, not the client.
+    const parseWal = hasTool(tool, 'pg_waldump');
+    ctx.progress.note(parseWal ? 'pg_verifybackup' : 'pg_verifybackup -n (no pg_waldump here: the WAL is not parsed)');
+    const r = await runToolToEnd(tool, ['-e', ...(parseWal ? [] : ['-n']), dir]).catch((e: unknown) => {
       throw new JarvisError('TOOL_MISSING', `cannot run pg_verifybackup: ${messageOf(e)}`, { cause: e, hint: 'install the PostgreSQL client tools (Debian: apt-get install postgresql-client)' });
     });
     if (r.code !== 0) {
       const said = r.stderr.replaceAll(dir + '/', '').replaceAll(dir, 'the backup').replace(/^pg_verifybackup: (error: )?/gm, '');
       return { ok: false, message: `pg_verifybackup: ${lastLines(said)}` };
     }
-    return { ok: true, message: 'pg_verifybackup: every file matches backup_manifest and the WAL it needs parses' };
+    return { ok: true, message: `pg_verifybackup: every file matches backup_manifest${parseWal ? ' and the WAL it needs parses' : ' (WAL not parsed: pg_waldump is not installed)'}` };
   } finally {
     await scratch.release();
   }
@@ -416,6 +429,11 @@ export async function restoreTestPhysical(entry: CatalogEntry, ctx: DriverContex
     await appendFile(join(dir, 'postgresql.auto.conf'), `\n# jarvis-db restore test\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\narchive_mode = off\n`);
     await handToServerUser(dir);
     const pgCtl = findPostgresTool('pg_ctl', majorOf(entry), ctx.env);
+    if (!hasTool(pgCtl, 'pg_ctl') || !hasTool(pgCtl, 'postgres')) {
+      throw new JarvisError('TOOL_MISSING', `the restore test of a physical backup starts a PostgreSQL ${majorOf(entry)} server: pg_ctl and postgres are not installed here`, {
+        hint: `install the server binaries (Debian: apt-get install postgresql-${majorOf(entry)}), or verify with checksums and pg_verifybackup only (verify: checksum)`,
+      });
+    }
     const log = join(parent.dir, 'server.log');
     ctx.progress.note(`starting a scratch server on the restored copy (port ${port})`);
     try {

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -207,6 +207,17 @@ t.test('verify runs pg_verifybackup: a flipped byte in a data file is caught by 
   t.match(restoreTest.message, /scratch server that recovered and answers: 2 tables, 80,?000 rows, row counts match/);
   t.same((await readdir(join(storage, 'postgres', 'nightly'))).filter((n) => n.startsWith('.')), [], 'no scratch directory left');
 
+  // A machine with the client tools only (Debian's postgresql-client: no pg_waldump, no pg_ctl).
+  const clientOnly = await mkdtemp(join(tmpdir(), 'jarvis-db-client-bin-'));
+  t.teardown(() => rm(clientOnly, { recursive: true, force: true }));
+  await symlink(join(await postgresBinDir(), 'pg_verifybackup'), join(clientOnly, 'pg_verifybackup'));
+  const clientEnv = { ...process.env, JARVIS_PG_BINDIR: clientOnly };
+  const noWaldump = await verifyBackup(desired, await findBackup(storage, entry.manifest.id), { restoreTest: false, env: clientEnv });
+  t.ok(noWaldump.ok, noWaldump.message);
+  t.match(noWaldump.message, /pg_verifybackup: every file matches backup_manifest \(WAL not parsed: pg_waldump is not installed\)/);
+  await t.rejects(verifyBackup(desired, await findBackup(storage, entry.manifest.id), { restoreTest: true, env: clientEnv }),
+    { code: 'TOOL_MISSING', message: /starts a PostgreSQL 15 server: pg_ctl and postgres are not installed here/ }, 'no server binaries: a clear error, not a failed backup');
+
   const tarPath = join(entry.dir, 'base.tar');
   const tar = await readFile(tarPath);
   const { member } = flipInsideMember(tar);
@@ -227,7 +238,9 @@ t.test('kill -9 at every step of a physical backup, pg_basebackup writing includ
   await sql(db.url, SEED);
   const storage = t.testdir();
   const desired = physicalDesired(db.url, storage);
-  const kill = await backupKiller(t.testdir());
+  const childDir = await mkdtemp(join(tmpdir(), 'jarvis-db-killer-'));
+  t.teardown(() => rm(childDir, { recursive: true, force: true }));
+  const kill = await backupKiller(childDir);
   for (const pause of ['basebackup-running', 'basebackup-finished', 'file-written']) {
     const outcome = await kill(desired, { pause });
     t.ok(outcome.paused && !outcome.completed, `${pause}: killed there`);
