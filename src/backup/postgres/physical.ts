@@ -291,12 +291,16 @@ async function untar(entry: CatalogEntry, file: FileEntry, dir: string, ctx: Dri
     child.on('error', (e) => reject(new JarvisError('TOOL_MISSING', `cannot run tar: ${messageOf(e)}`, { cause: e })));
     child.on('close', (code) => resolve(code ?? 1));
   });
-  const fed = pipeline([stream, ...transforms, child.stdin!]).catch((e: unknown) => {
+  const fed = pipeline([stream, ...transforms, child.stdin!]).then(() => null, (e: unknown) => {
     child.kill('SIGTERM');
-    throw e;
+    return e;
   });
-  const [code] = await Promise.all([exited, fed.catch((e: unknown) => { throw e instanceof JarvisError ? e : new JarvisError('RESTORE_FAILED', `reading ${file.name} of ${entry.manifest.id} failed: ${messageOf(e)}`, { cause: e }); })]);
+  const [code, feedError] = await Promise.all([exited, fed]);
+  // The store's own error first (VERIFY_FAILED: the bytes differ from the manifest; DECRYPT_FAILED),
+  // then tar's (a damaged archive), then a broken pipe that tar's exit explains no better.
+  if (feedError instanceof JarvisError) throw feedError;
   if (code !== 0) throw new JarvisError('RESTORE_FAILED', `unpacking ${file.name} of ${entry.manifest.id} failed: ${lastLines(stderr)}`);
+  if (feedError) throw new JarvisError('RESTORE_FAILED', `reading ${file.name} of ${entry.manifest.id} failed: ${messageOf(feedError)}`, { cause: feedError });
 }
 
 /** base.tar into `dir`, pg_wal.tar into dir/pg_wal, backup_manifest beside them. */

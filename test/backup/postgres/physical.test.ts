@@ -141,6 +141,18 @@ t.test('a physical backup restores into a directory that starts with pg_ctl and 
   await t.rejects(restoreBackup(desired, m.id, { force: false, env: process.env }), { code: 'USAGE', message: /pass --target-dir DIR/ });
   const again = await restoreBackup(desired, m.id, { force: true, targetDir: dir, env: process.env });
   t.equal(again.target, dir, '--force replaces what was in it');
+
+  // A flipped byte inside the compressed base tar, its checksum resealed.
+  const base = m.files.find((f) => f.name.startsWith('base.tar'))!;
+  const compressed = await readFile(join(entry.dir, base.name));
+  compressed[Math.floor(compressed.length / 2)]! ^= 0x10;
+  await writeFile(join(entry.dir, base.name), compressed);
+  await reseal(await findBackup(storage, m.id), base.name);
+  const damaged = await verifyBackup(desired, await findBackup(storage, m.id), { restoreTest: false, env: process.env });
+  t.notOk(damaged.ok, 'a damaged compressed tar fails verification although its checksum was resealed');
+  // The decompressor notices (gzip's CRC) or, where frames carry no checksum (pg_basebackup's zstd),
+  // pg_verifybackup does, on the file the flipped byte landed in.
+  t.match(damaged.message, new RegExp(`^content check failed: (unpacking ${base.name.replace(/\./g, '\\.')} of ${m.id} failed: |pg_verifybackup: checksum mismatch for file "base/)`));
 });
 
 t.test('an encrypted physical backup stores only encrypted files and restores to identical data', async (t) => {
