@@ -6,13 +6,13 @@
  */
 import t from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findBackup, listBackups } from '../../../src/backup/catalog.js';
 import { createBackup, restoreBackup, verifyBackup } from '../../../src/backup/operations.js';
-import { chooseCompression, progressOf, walRangeOf } from '../../../src/backup/postgres/physical.js';
+import { chooseCompression, INCOMPLETE_MARKER, progressOf, walRangeOf } from '../../../src/backup/postgres/physical.js';
 import { MANIFEST, hashFile, sealManifest, type CatalogEntry } from '../../../src/backup/storage.js';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Desired } from '../../../src/config/types.js';
@@ -139,6 +139,10 @@ t.test('a physical backup restores into a directory that starts with pg_ctl and 
   await t.rejects(restoreBackup(desired, m.id, { force: false, targetDir: dir, env: process.env }), { code: 'RESTORE_REFUSED', message: /is not empty/ }, 'a non-empty directory is refused');
   await t.rejects(restoreBackup(desired, m.id, { force: false, target: 'x', env: process.env }), { code: 'USAGE', message: /--target-dir/ }, '--target-db does not apply');
   await t.rejects(restoreBackup(desired, m.id, { force: false, env: process.env }), { code: 'USAGE', message: /pass --target-dir DIR/ });
+  const interrupted = await restoreTarget(t);
+  await mkdir(interrupted);
+  await writeFile(join(interrupted, INCOMPLETE_MARKER), `${m.id} 12345 2026-12-03T07:00:00Z\n`);
+  await t.rejects(restoreBackup(desired, m.id, { force: false, targetDir: interrupted, env: process.env }), { code: 'RESTORE_REFUSED', message: /is not empty \(an interrupted restore\)/ }, 'the leftover of an interrupted restore says so');
   const again = await restoreBackup(desired, m.id, { force: true, targetDir: dir, env: process.env });
   t.equal(again.target, dir, '--force replaces what was in it');
 
