@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'REPOSITORY'
   | 'ARCHIVE_INVALID'
   | 'HEALTH_FAILED'
+  | 'WAL_NOT_FOUND'
   | 'INTERNAL';
 
 export class JarvisError extends Error {

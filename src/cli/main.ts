@@ -20,6 +20,7 @@ import * as retention from './retention.js';
 import * as sandbox from './sandbox.js';
 import * as schedule from './schedule.js';
 import * as validate from './validate.js';
+import * as wal from './wal.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -37,7 +38,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.configureHelp({ sortSubcommands: false });
-  for (const command of [plan, apply, validate, backup, restore, health, schedule, migrate, retention, archive, init, daemon, sandbox]) {
+  for (const command of [plan, apply, validate, backup, restore, health, schedule, migrate, retention, archive, wal, init, daemon, sandbox]) {
     command.define(program);
   }
   addFormatOptions(program);

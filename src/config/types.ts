@@ -7,7 +7,9 @@
 export type ServiceName = 'postgres' | 'redis' | 'chroma';
 export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'redis', 'chroma'];
 
-export interface PostgresService { url: string }
+/** Continuous WAL archiving for point-in-time recovery (src/wal). */
+export interface PitrConfig { enabled: boolean; slot: string; rpoSeconds: number }
+export interface PostgresService { url: string; pitr?: PitrConfig }
 export interface RedisService { url: string; databases?: number[] }
 export interface ChromaService { url: string; tenant?: string; database?: string; path?: string; collections?: string[] }
 

@@ -1,0 +1,278 @@
+/**
+ * The WAL archive in the repositories (docs/architecture.md §6, "WAL in a repository"): every WAL
+ * file PostgreSQL archives is an item `<timeline>/<name>` of the sealed store `wal/`
+ * (manifest `segment.json`), its data compressed (zstd when the `zstd` program is here, else
+ * gzip) and encrypted when storage.encryption is on. The manifest records the raw file's size and
+ * SHA-256, so that a fetch checks what it hands PostgreSQL end to end.
+ *
+ * - push: durable in the first repository before it returns (that is what archive_command's exit
+ *   0 promises), then copied to the others (a failure there is a warning). An identical file
+ *   already archived is success with nothing written; a different one of the same name is refused.
+ * - fetch: from the first repository that has it, verified, written atomically to the
+ *   destination (a temporary name beside it, fsync, rename).
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, createReadStream } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { Duplex, type Readable, type Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import type { Desired } from '../config/types.js';
+import { JarvisError, messageOf } from '../errors.js';
+import { decryptor, EncryptionSession, keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
+import { fsyncPath, hashFile, HashingFileSink, testPausePoint } from '../storage/durable.js';
+import { openRepositories, type Repository } from '../storage/repositories.js';
+import type { FileSource, SealedStore, StoredFile } from '../storage/sealed-store.js';
+import { walFileName, walKey, type WalFileKind, type WalFileName } from './segments.js';
+
+export const WAL_PREFIX = 'wal/';
+export const WAL_MANIFEST = 'segment.json';
+export const WAL_FORMAT = 'jarvis-db-wal/1';
+
+export type WalCompression = 'zstd' | 'gzip';
+
+/** What `segment.json` says of one archived WAL file. */
+export interface WalManifest {
+  format: typeof WAL_FORMAT;
+  name: string;
+  kind: WalFileKind;
+  timeline: number;
+  /** The raw file (what PostgreSQL wrote). */
+  bytes: number;
+  sha256: string;
+  compression: WalCompression;
+  encrypted: boolean;
+  /** The stored file (compressed, encrypted when on). */
+  file: StoredFile;
+  archivedAt: string;
+  host: string;
+}
+
+export function walStore(repository: Repository): SealedStore {
+  return repository.store(WAL_PREFIX, WAL_MANIFEST);
+}
+
+/** The manifest of `file` in `store`, or null when it is not archived there. */
+export async function readWalManifest(store: SealedStore, file: WalFileName): Promise<WalManifest | null> {
+  const text = await store.readText(walKey(file), WAL_MANIFEST);
+  if (text === null) return null;
+  try {
+    const parsed = JSON.parse(text) as WalManifest;
+    if (parsed.format !== WAL_FORMAT || parsed.name !== file.name) throw new Error(`not a ${WAL_FORMAT} manifest of ${file.name}`);
+    return parsed;
+  } catch (e) {
+    throw new JarvisError('VERIFY_FAILED', `${store.location(walKey(file), WAL_MANIFEST)} is damaged: ${messageOf(e)}`);
+  }
+}
+
+// ------------------------------------------------------------------ compression
+
+let zstdHere: boolean | undefined;
+function zstdOnPath(): boolean {
+  zstdHere ??= (process.env.PATH ?? '').split(':').some((dir) => {
+    try {
+      accessSync(join(dir, 'zstd'), fsConstants.X_OK);
+      return dir !== '';
+    } catch {
+      return false;
+    }
+  });
+  return zstdHere;
+}
+
+export function defaultCompression(): WalCompression {
+  return zstdOnPath() ? 'zstd' : 'gzip';
+}
+
+const EXTENSION: Record<WalCompression, string> = { zstd: 'zst', gzip: 'gz' };
+
+/** The compressed bytes of `path`: zstd read by the program itself, gzip through node:zlib. */
+function compressed(path: string, algorithm: WalCompression): { source: FileSource; transforms: Transform[] } {
+  if (algorithm === 'gzip') return { source: createReadStream(path, { highWaterMark: 1 << 20 }), transforms: [createGzip({ level: 6 })] };
+  return { source: zstdOutput(path), transforms: [] };
+}
+
+async function* zstdOutput(path: string): AsyncGenerator<Buffer> {
+  const child = spawn('zstd', ['-q', '-c', '-3', '--', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', (e) => reject(new JarvisError('TOOL_MISSING', `cannot run zstd: ${messageOf(e)}`, { cause: e })));
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+  let read = false;
+  try {
+    for await (const chunk of child.stdout) yield chunk as Buffer;
+    read = true;
+  } finally {
+    // The consumer stopped early (a failed write): zstd has nobody to write to.
+    if (!read) child.kill('SIGTERM');
+  }
+  const code = await exited;
+  if (code !== 0) throw new JarvisError('TOOL_FAILED', `zstd failed compressing ${basename(path)}: ${stderr.trim() || `exit ${code}`}`);
+}
+
+function decompressor(algorithm: WalCompression): Transform | Duplex {
+  if (algorithm === 'gzip') return createGunzip();
+  // A damaged input makes zstd stop early: the raw SHA-256 check catches what it leaves out.
+  const child = spawn('zstd', ['-q', '-d', '-c'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  return Duplex.from({ writable: child.stdin, readable: child.stdout });
+}
+
+// ------------------------------------------------------------------ push
+
+export interface PushOptions {
+  env?: NodeJS.ProcessEnv;
+  now?: () => Date;
+  /** Warnings (a repository after the first that failed), one line each. */
+  warn?: (line: string) => void;
+}
+
+export type PushOutcome = 'archived' | 'already-archived';
+export interface PushResult { name: string; bytes: number; sha256: string; repositories: { name: string; outcome: PushOutcome | 'failed'; message?: string }[] }
+
+function keyRingOf(desired: Desired, env: NodeJS.ProcessEnv): KeyRing | null {
+  const passphraseEnv = desired.storage.encryption?.passphraseEnv;
+  return passphraseEnv ? keyRingFromEnv(passphraseEnv, env) : null;
+}
+
+/** Archives the WAL file at `path` into every repository of `desired` (see the header for the rules). */
+export async function pushWalFile(desired: Desired, path: string, options: PushOptions = {}): Promise<PushResult> {
+  const env = options.env ?? process.env;
+  const file = walFileName(basename(path));
+  const raw = await hashFile(path).catch((e: unknown) => {
+    throw new JarvisError('USAGE', `cannot read WAL file ${path}: ${messageOf(e)}`);
+  });
+  const ring = keyRingOf(desired, env);
+  const repositories = openRepositories(desired, env);
+  const result: PushResult = { name: file.name, bytes: raw.bytes, sha256: raw.sha256, repositories: [] };
+  for (const [i, repository] of repositories.entries()) {
+    try {
+      const outcome = await pushInto(walStore(repository), repository, file, path, raw, ring, env, options.now ?? (() => new Date()));
+      result.repositories.push({ name: repository.name, outcome });
+    } catch (e) {
+      // The first repository is the durable one: archive_command must fail and PostgreSQL retry.
+      if (i === 0) throw e;
+      const message = messageOf(e);
+      result.repositories.push({ name: repository.name, outcome: 'failed', message });
+      options.warn?.(`warning: ${file.name} is archived in ${repositories[0]!.name} but not in repository ${repository.name}: ${message}`);
+    }
+  }
+  return result;
+}
+
+async function pushInto(
+  store: SealedStore, repository: Repository, file: WalFileName, path: string, raw: { sha256: string; bytes: number },
+  ring: KeyRing | null, env: NodeJS.ProcessEnv, now: () => Date,
+): Promise<PushOutcome> {
+  const existing = await readWalManifest(store, file);
+  if (existing) {
+    if (existing.sha256 === raw.sha256 && existing.bytes === raw.bytes) return 'already-archived';
+    throw new JarvisError('REPOSITORY', `repository ${repository.name} already holds a different ${file.name} (${existing.bytes} bytes, SHA-256 ${existing.sha256.slice(0, 12)}…, archived ${existing.archivedAt}); not overwriting it`, {
+      hint: 'two clusters may be archiving into the same repository: give each its own repository, or move the old WAL away',
+    });
+  }
+  const compression = defaultCompression();
+  const { source, transforms } = compressed(path, compression);
+  if (ring) transforms.push(new EncryptionSession(ring).encryptor());
+  const key = walKey(file);
+  const item = await store.begin(key, { env });
+  try {
+    const dataName = `${file.kind}.${EXTENSION[compression]}${ring ? '.enc' : ''}`;
+    const stored = await item.writeFile(dataName, source, transforms);
+    await testPausePoint('wal-push-staged', env);
+    const manifest: WalManifest = {
+      format: WAL_FORMAT, name: file.name, kind: file.kind, timeline: file.timeline, bytes: raw.bytes, sha256: raw.sha256,
+      compression, encrypted: ring !== null, file: stored, archivedAt: now().toISOString(), host: hostname(),
+    };
+    await item.publish(`${JSON.stringify(manifest, null, 2)}\n`);
+    return 'archived';
+  } catch (e) {
+    await item.abort().catch(() => undefined);
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------ fetch
+
+export interface FetchResult { name: string; repository: string; bytes: number }
+
+/**
+ * Writes archived `name` to `dest`, verified, from the first repository that has it; a damaged
+ * copy is skipped (with a warning) for the next repository's. WAL_NOT_FOUND when none has it.
+ */
+export async function fetchWalFile(desired: Desired, name: string, dest: string, options: PushOptions = {}): Promise<FetchResult> {
+  const env = options.env ?? process.env;
+  const file = walFileName(name);
+  const repositories = openRepositories(desired, env);
+  let failure: unknown = null;
+  for (const repository of repositories) {
+    const store = walStore(repository);
+    let manifest: WalManifest | null;
+    try {
+      manifest = await readWalManifest(store, file);
+    } catch (e) {
+      failure ??= e;
+      continue;
+    }
+    if (!manifest) continue;
+    try {
+      await fetchFrom(store, repository, manifest, dest, desired, env);
+      return { name, repository: repository.name, bytes: manifest.bytes };
+    } catch (e) {
+      if (!(e instanceof JarvisError) || !['VERIFY_FAILED', 'DECRYPT_FAILED'].includes(e.code)) throw e;
+      failure ??= e;
+      if (repositories.length > 1) options.warn?.(`warning: ${messageOf(e)}; trying the next repository`);
+    }
+  }
+  if (failure) throw failure;
+  throw new JarvisError('WAL_NOT_FOUND', `${name} is not archived in ${repositories.map((r) => r.name).join(', ')}`);
+}
+
+async function fetchFrom(store: SealedStore, repository: Repository, m: WalManifest, dest: string, desired: Desired, env: NodeJS.ProcessEnv): Promise<void> {
+  const what = `${m.name} in repository ${repository.name}`;
+  const stages: (Readable | Transform | Duplex | Writable)[] = [store.read(walKey(walFileName(m.name)), m.file)];
+  if (m.encrypted) {
+    const ring = keyRingOf(desired, env);
+    if (!ring) throw new JarvisError('DECRYPT_FAILED', `${what} is encrypted and no passphrase is configured`, { hint: 'set storage.encryption.passphraseEnv and that environment variable' });
+    stages.push(decryptor(ring, m.name));
+  }
+  stages.push(decompressor(m.compression));
+  const tmp = join(dirname(dest), `.${basename(dest)}.jarvis-db-${process.pid}`);
+  const sink = new HashingFileSink(tmp);
+  stages.push(sink);
+  try {
+    try {
+      await (pipeline as (...s: typeof stages) => Promise<void>)(...stages);
+    } catch (e) {
+      if (e instanceof JarvisError && e.code === 'VERIFY_FAILED') throw new JarvisError('VERIFY_FAILED', `${what} is damaged: ${e.message}`, { hint: e.hint });
+      if (e instanceof JarvisError) throw e;
+      throw new JarvisError('VERIFY_FAILED', `${what} is damaged: it does not decompress (${messageOf(e)})`);
+    }
+    const sha256 = sink.hash.digest('hex');
+    if (sha256 !== m.sha256 || sink.bytes !== m.bytes) {
+      throw new JarvisError('VERIFY_FAILED', `${what} is damaged: it decompresses to ${sink.bytes} bytes that do not match the SHA-256 archived`);
+    }
+    await rename(tmp, dest);
+    await fsyncPath(dirname(dest));
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------ listing
+
+export interface ArchivedTimeline { timeline: number; names: string[] }
+
+/** The WAL files archived in `store`, by timeline (segments, history and backup files), names sorted. */
+export async function listArchive(store: SealedStore): Promise<ArchivedTimeline[]> {
+  const out: ArchivedTimeline[] = [];
+  for (const dir of await store.list('')) {
+    if (!/^[0-9A-F]{8}$/.test(dir)) continue;
+    out.push({ timeline: parseInt(dir, 16), names: await store.list(dir) });
+  }
+  return out;
+}
