@@ -1,5 +1,6 @@
 /**
- * `jarvis-db restore ID`: flags → src/backup/commands (a restore_backup action run by the engine's apply).
+ * `jarvis-db restore ID`: flags → src/backup/commands (a restore_backup action run by the engine's apply);
+ * with --to-time/--to-lsn/--to-name, point-in-time recovery (cli/wal.ts restoreToPoint).
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -17,7 +18,16 @@ export function define(program: Command): void {
     .option('--as <name>', 'chroma: restore the collection under this name')
     .option('--target-dir <path>', 'physical backups: the data directory to write (postgres: an empty directory, started with pg_ctl; chroma: default services.chroma.path, the server must be stopped)')
     .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
-    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; lockTimeout: string }, cmd: Command) => {
+    // point-in-time recovery of a physical backup (src/wal, cli/wal.ts)
+    .option('--to-time <timestamp>', 'postgres physical: recover to this time (ID may be latest: the newest base backup before it)')
+    .option('--to-lsn <lsn>', 'postgres physical: recover to this WAL position')
+    .option('--to-name <name>', 'postgres physical: recover to this restore point (jarvis-db restore-point NAME)')
+    .option('--start', 'with --to-*: start the recovered server, wait until it reached the target and is promoted')
+    .option('--port <port>', 'with --start: the port of the recovered server (default: a free one)')
+    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }, cmd: Command) => {
+      if (opts.toTime !== undefined || opts.toLsn !== undefined || opts.toName !== undefined || opts.start || opts.port !== undefined) {
+        return (await import('./wal.js')).restoreToPoint(id, opts, cmd);
+      }
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { restoreCommand } = await import('../backup/commands.js');

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatAge, formatBytes, plural } from '../render/format.js';
-import { globalOptions, loadDesired, note, print, printJson } from './common.js';
+import { globalOptions, loadDesired, lockWait, note, print, printJson } from './common.js';
 
 export function define(program: Command): void {
   const wal = program.command('wal').description('Continuous WAL archiving for point-in-time recovery (PostgreSQL)');
@@ -77,4 +77,44 @@ export function define(program: Command): void {
       if (g.json) printJson({ name, lsn });
       else print(`restore point "${name}" created at LSN ${lsn}`);
     });
+}
+
+export interface PointInTimeFlags { targetDir?: string; force?: boolean; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }
+
+/** `restore ID|latest --to-time|--to-lsn|--to-name --target-dir DIR [--start --port N]`. */
+export async function restoreToPoint(id: string, opts: PointInTimeFlags, cmd: Command): Promise<void> {
+  const g = globalOptions(cmd);
+  const { JarvisError } = await import('../errors.js');
+  const recovery = await import('../wal/recovery.js');
+  const target = recovery.recoveryTargetOf(opts);
+  if (!target) throw new JarvisError('USAGE', '--start and --port go with a point-in-time target: --to-time, --to-lsn or --to-name');
+  if (!opts.targetDir) throw new JarvisError('USAGE', 'a point-in-time restore writes a data directory: pass --target-dir DIR (new or empty)');
+  let port: number | undefined;
+  if (opts.port !== undefined) {
+    port = Number(opts.port);
+    if (!opts.start) throw new JarvisError('USAGE', '--port goes with --start');
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new JarvisError('USAGE', `--port: "${opts.port}" is not a port number`);
+  }
+  const desired = await loadDesired(g);
+  const dir = resolve(opts.targetDir);
+  const { bases, windows } = await recovery.recoverableWindows(desired, process.env);
+  const plan = recovery.choosePitrBase(id, target, bases, windows);
+  const { restoreCommand } = await import('../backup/commands.js');
+  const { progressFor } = await import('../render/progress.js');
+  const progress = await progressFor(`restore ${plan.base.id}`, g.json);
+  await restoreCommand(desired, plan.base.id, {
+    target: undefined, force: Boolean(opts.force), flush: false, env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)), targetDir: dir,
+  }).finally(() => progress.stop());
+  const { prefetched } = await recovery.prepareRecovery(desired, dir, target, plan, process.env);
+  const details = { id: plan.base.id, dir, target: { kind: target.kind, value: target.value }, window: plan.window, prefetchedWalFiles: prefetched };
+  if (!opts.start) {
+    if (g.json) return printJson(details);
+    const { isRoot } = await import('../scratch/servers.js');
+    return print(`restored base backup ${plan.base.id} into ${dir}, set to recover to ${target.kind} ${target.value} and promote: `
+      + `start it with ${isRoot() ? 'runuser -u postgres -- ' : ''}pg_ctl -D ${dir} -o '-p PORT' start (restore_command fetches the WAL with this config)`);
+  }
+  const { freePort } = await import('../scratch/servers.js');
+  const started = await recovery.startRecovered(desired, dir, port ?? await freePort(), plan.base, process.env);
+  if (g.json) return printJson({ ...details, port: started.port, reached: started.reached, stop: started.stop, log: started.log });
+  print(`recovered ${dir} from base backup ${plan.base.id} to ${target.kind} ${target.value}: ${started.reached}; promoted, listening on 127.0.0.1:${started.port}\nstop it with: ${started.stop}`);
 }

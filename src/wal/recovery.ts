@@ -3,8 +3,18 @@
  * and the recovery settings written into a restored physical base backup so that a stock
  * `pg_ctl start` replays the archived WAL (through `jarvis-db wal fetch`) up to the target.
  */
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Desired } from '../config/types.js';
-import { JarvisError } from '../errors.js';
+import { JarvisError, messageOf } from '../errors.js';
+import { runToolToEnd } from '../platform/processes.js';
+import { asServerUser, isRoot, serverUserIds } from '../scratch/servers.js';
+import { findPostgresTool } from '../services/postgres.js';
+import { openRepositories } from '../storage/repositories.js';
+import { fetchWalFile, listArchive, walStore } from './archive.js';
+import { DEFAULT_SEGMENT_BYTES, formatLsn, parseLsn, parseWalFileName, segmentOfLsn } from './segments.js';
+import { basePoints, repositoryStatus, type BasePoint, type RecoverableWindow } from './status.js';
 
 /** pg_create_restore_point(name) on the configured server; its LSN. */
 export async function createRestorePoint(desired: Desired, name: string): Promise<string> {
@@ -18,4 +28,197 @@ export async function createRestorePoint(desired: Desired, name: string): Promis
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+// ------------------------------------------------------------------ targets and the window
+
+export type RecoveryTarget =
+  | { kind: 'time'; value: string; at: number }
+  | { kind: 'lsn'; value: string; lsn: bigint }
+  | { kind: 'name'; value: string };
+
+/** The one target among --to-time, --to-lsn and --to-name, or null when none is given. */
+export function recoveryTargetOf(flags: { toTime?: string; toLsn?: string; toName?: string }): RecoveryTarget | null {
+  const given = [flags.toTime, flags.toLsn, flags.toName].filter((v) => v !== undefined);
+  if (given.length === 0) return null;
+  if (given.length > 1) throw new JarvisError('USAGE', '--to-time, --to-lsn and --to-name are alternatives: give one');
+  if (flags.toTime !== undefined) {
+    const at = Date.parse(flags.toTime);
+    if (Number.isNaN(at)) throw new JarvisError('USAGE', `--to-time: "${flags.toTime}" is not a timestamp (like 2026-12-02T14:05:00Z or "2026-12-02 14:05:00+01")`);
+    return { kind: 'time', value: flags.toTime, at };
+  }
+  if (flags.toLsn !== undefined) return { kind: 'lsn', value: flags.toLsn, lsn: parseLsn(flags.toLsn) };
+  if (flags.toName!.length === 0 || flags.toName!.length > 63) throw new JarvisError('USAGE', '--to-name: a restore point name has 1 to 63 characters');
+  return { kind: 'name', value: flags.toName! };
+}
+
+export interface TimelineWindow { timeline: number; window: RecoverableWindow; repository: string }
+
+function describeWindows(windows: readonly TimelineWindow[]): string {
+  if (windows.length === 0) return 'there is no recoverable window (no physical base backup with a complete WAL chain archived after it: see jarvis-db wal status)';
+  return windows.map((w) => `the recoverable window is ${w.window.from} to ${w.window.to} on timeline ${w.timeline} (repository ${w.repository})`).join('; ');
+}
+
+/**
+ * Pure: the base backup to restore for `target` (`id`: a backup id or prefix, or `latest`: the
+ * newest one before the target) and the window it lies in; a clear error naming the window when
+ * the target is outside it.
+ */
+export function choosePitrBase(id: string, target: RecoveryTarget, bases: readonly BasePoint[], windows: readonly TimelineWindow[], segmentBytes = DEFAULT_SEGMENT_BYTES): { base: BasePoint; window: TimelineWindow } {
+  const ordered = [...windows].sort((a, b) => b.timeline - a.timeline);
+  const fits = (w: TimelineWindow): boolean => {
+    if (target.kind === 'time') return target.at >= Date.parse(w.window.from) && target.at <= Date.parse(w.window.to);
+    if (target.kind === 'lsn') {
+      const from = bases.find((b) => b.id === w.window.baseBackup);
+      return Boolean(from) && target.lsn >= parseLsn(from!.stopLsn) && segmentOfLsn(w.timeline, target.lsn, segmentBytes) <= w.window.untilSegment;
+    }
+    return true;
+  };
+  const window = ordered.find(fits);
+  if (!window) throw new JarvisError('RESTORE_REFUSED', `${target.kind === 'name' ? 'restore point' : 'target'} ${target.value} is outside the recoverable window: ${describeWindows(windows)}`, {
+    hint: 'pick a target inside the window; WAL written since the last archived segment is not recoverable until it is archived',
+  });
+  const oldest = bases.find((b) => b.id === window.window.baseBackup)!;
+  const usable = bases.filter((b) => b.timeline === window.timeline && b.finishedAt >= oldest.finishedAt && (
+    target.kind === 'time' ? Date.parse(b.finishedAt) <= target.at : target.kind === 'lsn' ? parseLsn(b.stopLsn) <= target.lsn : true));
+  if (id === 'latest') {
+    const base = usable.sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))[0];
+    if (!base) throw new JarvisError('RESTORE_REFUSED', `no physical base backup ends before ${target.value}: ${describeWindows(windows)}`);
+    return { base, window };
+  }
+  const named = bases.filter((b) => b.id.startsWith(id));
+  if (named.length !== 1) {
+    throw new JarvisError('BACKUP_NOT_FOUND', named.length === 0 ? `no physical base backup ${id}` : `${id} names ${named.length} base backups: give more of the id`, { hint: 'jarvis-db backup list shows them; or restore latest' });
+  }
+  if (!usable.includes(named[0]!)) {
+    throw new JarvisError('RESTORE_REFUSED', `base backup ${named[0]!.id} (ended ${named[0]!.finishedAt}) cannot reach ${target.value}: ${describeWindows(windows)}`, { hint: 'restore latest picks the newest base backup that can' });
+  }
+  return { base: named[0]!, window };
+}
+
+/** The windows of every repository (the first that has one for a timeline wins), and the base backups. */
+export async function recoverableWindows(desired: Desired, env: NodeJS.ProcessEnv): Promise<{ bases: BasePoint[]; windows: TimelineWindow[] }> {
+  const bases = await basePoints(desired);
+  const windows: TimelineWindow[] = [];
+  for (const repository of openRepositories(desired, env)) {
+    const status = await repositoryStatus(repository, bases);
+    for (const tl of status.timelines) {
+      if (tl.window && !windows.some((w) => w.timeline === tl.timeline)) windows.push({ timeline: tl.timeline, window: tl.window, repository: repository.name });
+    }
+  }
+  return { bases, windows };
+}
+
+// ------------------------------------------------------------------ recovery settings
+
+/** postgresql.conf's single-quoted string. */
+function confString(value: string): string {
+  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+}
+
+function shellWord(value: string): string {
+  return /^[A-Za-z0-9_./:=@+-]+$/.test(value) ? value : `"${value.replace(/(["\\$`])/g, '\\$1')}"`;
+}
+
+/** The CLI's own entry, absolute (dist/wal/recovery.js → bin/jarvis-db.js). */
+export function cliEntry(): string {
+  return fileURLToPath(new URL('../../bin/jarvis-db.js', import.meta.url));
+}
+
+/** Pure: the lines appended to postgresql.auto.conf of a restored base backup. */
+export function recoverySettings(options: { target: RecoveryTarget; node: string; cli: string; configFile: string; backupId: string }): string {
+  const { target } = options;
+  const restore = `${shellWord(options.node)} ${shellWord(options.cli)} -c ${shellWord(options.configFile)} wal fetch %f %p`;
+  const targetLine = target.kind === 'time' ? `recovery_target_time = ${confString(new Date(target.at).toISOString().replace('T', ' ').replace('Z', '+00'))}`
+    : target.kind === 'lsn' ? `recovery_target_lsn = ${confString(formatLsn(target.lsn))}`
+    : `recovery_target_name = ${confString(target.value)}`;
+  return [
+    '',
+    `# jarvis-db point-in-time recovery: base backup ${options.backupId}, target ${target.kind} ${target.value}`,
+    `restore_command = ${confString(restore)}`,
+    targetLine,
+    "recovery_target_action = 'promote'",
+    // The copy must not archive its new timeline into the repositories of the server it came from.
+    '# archive_mode is off in the copy: turn it back on once this server replaces the old one',
+    'archive_mode = off',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Makes a restored base backup in `dir` recover to `target` on a stock `pg_ctl start`: the
+ * settings, recovery.signal, and, when we are root (the server runs as `postgres`, which cannot
+ * read our repositories), the archived WAL after the backup copied into pg_wal beforehand.
+ */
+export async function prepareRecovery(desired: Desired, dir: string, target: RecoveryTarget, plan: { base: BasePoint; window: TimelineWindow }, env: NodeJS.ProcessEnv): Promise<{ prefetched: number }> {
+  await appendFile(join(dir, 'postgresql.auto.conf'), recoverySettings({ target, node: process.execPath, cli: cliEntry(), configFile: desired.configFile, backupId: plan.base.id }));
+  await writeFile(join(dir, 'recovery.signal'), '');
+  let prefetched = 0;
+  const ids = await serverUserIds();
+  if (ids) {
+    const repository = openRepositories(desired, env).find((r) => r.name === plan.window.repository)!;
+    const from = segmentOfLsn(plan.window.timeline, parseLsn(plan.base.stopLsn), DEFAULT_SEGMENT_BYTES);
+    for (const { names } of await listArchive(walStore(repository))) {
+      for (const name of names) {
+        const file = parseWalFileName(name);
+        if (!file || file.kind === 'backup' || (file.kind === 'segment' && (file.timeline !== plan.window.timeline || name < from))) continue;
+        await fetchWalFile({ ...desired, repositories: [repository.config] }, name, join(dir, 'pg_wal', name), { env });
+        prefetched++;
+      }
+    }
+  }
+  if (ids) {
+    const r = await runToolToEnd('chown', ['-R', `${ids.uid}:${ids.gid}`, dir]);
+    if (r.code !== 0) throw new JarvisError('RESTORE_FAILED', `chown -R postgres ${dir} failed: ${r.stderr.trim()}`);
+  }
+  return { prefetched };
+}
+
+// ------------------------------------------------------------------ --start
+
+export interface StartedRecovery { port: number; reached: string; stop: string; log: string }
+
+/** Starts the prepared copy on `port`, waits until it reached the target and was promoted. */
+export async function startRecovered(desired: Desired, dir: string, port: number, base: BasePoint, env: NodeJS.ProcessEnv, timeoutMs = 600_000): Promise<StartedRecovery> {
+  await appendFile(join(dir, 'postgresql.auto.conf'), `# jarvis-db restore --start\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n`);
+  const log = join(dir, 'jarvis-db-recovery.log');
+  const major = Math.floor(base.serverVersionNum / 10000);
+  const pgCtl = findPostgresTool('pg_ctl', major, env);
+  const stop = `${isRoot() ? 'runuser -u postgres -- ' : ''}${pgCtl} -D ${dir} stop`;
+  try {
+    await asServerUser(pgCtl, ['-D', dir, '-l', log, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), 'start']);
+  } catch (e) {
+    throw new JarvisError('RESTORE_FAILED', `the restored copy in ${dir} did not start: ${await logTail(log) || messageOf(e)}`, { hint: `see ${log}` });
+  }
+  const u = new URL(desired.services.postgres!.url);
+  u.hostname = '127.0.0.1';
+  u.port = String(port);
+  u.search = '';
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await recoveryState(u.toString()).catch(() => null);
+    if (state && !state.recovering) break;
+    if (Date.now() > deadline) throw new JarvisError('RESTORE_FAILED', `the restored copy in ${dir} is still recovering after ${timeoutMs / 1000}s: ${await logTail(log)}`, { hint: `see ${log}; stop it with ${stop}` });
+    const text = await readFile(log, 'utf8').catch(() => '');
+    if (/FATAL|PANIC/.test(text) && !state) throw new JarvisError('RESTORE_FAILED', `recovery of ${dir} failed: ${await logTail(log)}`, { hint: `see ${log}` });
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const text = await readFile(log, 'utf8').catch(() => '');
+  const reached = /recovery stopping [^\n]*/.exec(text)?.[0] ?? /last completed transaction was at log time [^\n]*/.exec(text)?.[0] ?? 'recovery finished';
+  return { port, reached, stop, log };
+}
+
+async function recoveryState(url: string): Promise<{ recovering: boolean }> {
+  const { connectPostgres } = await import('../services/postgres.js');
+  const client = await connectPostgres(url, { applicationName: 'jarvis-db restore', connectTimeoutMs: 2000 });
+  try {
+    return { recovering: (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function logTail(log: string): Promise<string> {
+  const text = await readFile(log, 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
 }

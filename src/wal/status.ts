@@ -13,7 +13,7 @@ import { listArchive, readWalManifest, walStore } from './archive.js';
 import { chainComplete, DEFAULT_SEGMENT_BYTES, gapsIn, parseLsn, parseWalFileName, segmentOfLsn, type Gap } from './segments.js';
 
 /** A physical base backup as the window needs it. */
-export interface BasePoint { id: string; timeline: number; startLsn: string; stopLsn: string; startedAt: string; finishedAt: string }
+export interface BasePoint { id: string; timeline: number; startLsn: string; stopLsn: string; startedAt: string; finishedAt: string; serverVersionNum: number }
 
 export interface RecoverableWindow { from: string; to: string; baseBackup: string; untilSegment: string }
 
@@ -60,6 +60,7 @@ export async function basePoints(desired: Desired): Promise<BasePoint[]> {
     .map((e) => ({
       id: e.manifest.id, timeline: Number(e.manifest.extra.timeline), startLsn: String(e.manifest.extra.startLsn),
       stopLsn: String(e.manifest.extra.stopLsn), startedAt: e.manifest.startedAt, finishedAt: e.manifest.finishedAt,
+      serverVersionNum: Number(e.manifest.extra.serverVersionNum ?? 150000),
     }))
     .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
 }

@@ -39,7 +39,7 @@ t.test('gaps are the runs of segments missing between the first and the last arc
 });
 
 t.test('the window opens at the end of the oldest base backup whose chain to the last segment is complete', async (t) => {
-  const base = (id: string, stopLsn: string, finishedAt: string): BasePoint => ({ id, timeline: 1, startLsn: '0/1000028', stopLsn, startedAt: finishedAt, finishedAt });
+  const base = (id: string, stopLsn: string, finishedAt: string): BasePoint => ({ id, timeline: 1, startLsn: '0/1000028', stopLsn, startedAt: finishedAt, finishedAt, serverVersionNum: 150000 });
   const seg = (n: number) => segmentName(1, BigInt(n), MB16);
   const archived = [2, 3, 4, 6, 7, 8].map(seg);
   const bases = [base('old', '0/2000100', '2026-12-01T03:00:00.000Z'), base('new', '0/6000100', '2026-12-02T03:00:00.000Z')];
