@@ -13,6 +13,8 @@ import type {
 
 export const DEFAULTS = {
   project: 'jarvis',
+  pitrSlot: 'jarvis_db',
+  pitrRpo: '1m',
   storagePath: './backups',
   migrations: './migrations',
   target: 'latest',
@@ -117,7 +119,10 @@ export function toDesired(value: unknown, configFile: string, configHash: string
   const raw = value as RawConfig;
   const base = resolve(configFile, '..');
   const services: Services = {};
-  if (raw.services.postgres) services.postgres = { ...raw.services.postgres };
+  if (raw.services.postgres) {
+    const { pitr, ...postgres } = raw.services.postgres as { url: string; pitr?: { enabled?: boolean; slot?: string; rpo?: string } };
+    services.postgres = { ...postgres, ...(pitr ? { pitr: { enabled: pitr.enabled ?? false, slot: pitr.slot ?? DEFAULTS.pitrSlot, rpoSeconds: parseDuration(pitr.rpo ?? DEFAULTS.pitrRpo) } } : {}) };
+  }
   if (raw.services.redis) services.redis = { ...raw.services.redis, ...(raw.services.redis.databases ? { databases: [...raw.services.redis.databases] } : {}) };
   if (raw.services.chroma) {
     const c = raw.services.chroma;

@@ -145,6 +145,12 @@ export class SemanticChecker {
         }
       }
     });
+    // Point-in-time recovery replays archived WAL onto a physical base backup (src/wal).
+    const pg = services.postgres;
+    if (isObj(pg) && isObj(pg.pitr) && pg.pitr.enabled === true
+      && !list(config.backups).some((b) => isObj(b) && b.service === 'postgres' && b.method === 'physical')) {
+      this.report(source, ['services', 'postgres', 'pitr', 'enabled'], 'point-in-time recovery replays WAL onto a physical base backup: add a backups schedule with service: postgres and method: physical');
+    }
   }
 
   checkPolicies(config: Obj, configSource: SourceFile, policies: Located[]): void {
