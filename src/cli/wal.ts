@@ -34,6 +34,24 @@ export function define(program: Command): void {
     });
 
   wal
+    .command('stream')
+    .description('Receive the WAL with pg_receivewal on a replication slot (created if missing) and archive every completed segment into each repository')
+    .option('--slot <name>', 'the physical replication slot (default: services.postgres.pitr.slot, else jarvis_db)')
+    .option('--synchronous', "pg_receivewal --synchronous: flush and report each write at once (needed to be a synchronous standby)")
+    .action(async (opts: { slot?: string; synchronous?: boolean }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { streamWal } = await import('../wal/stream.js');
+      let stop!: () => void;
+      const stopped = new Promise<void>((r) => { stop = r; });
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      const state = await streamWal(desired, { slot: opts.slot, synchronous: Boolean(opts.synchronous), stop: stopped, log: note });
+      if (g.json) printJson(state);
+      else print(`stopped: ${plural(state.archived, 'segment')} archived${state.lastArchived ? `, last ${state.lastArchived}` : ''}`);
+    });
+
+  wal
     .command('status')
     .description('The recoverable window per timeline, gaps in the WAL chain, the slot\'s retained WAL')
     .action(async (_opts: unknown, cmd: Command) => {

@@ -1,0 +1,139 @@
+/**
+ * `jarvis-db wal stream` (docs/disaster-recovery.md, "Point-in-time recovery"): pg_receivewal on a
+ * physical replication slot (created when missing) writes the WAL into a staging directory under
+ * storage.path; every completed segment (pg_receivewal renames `X.partial` to `X` once it is
+ * whole and fsynced) is pushed into each repository like `wal push`, then removed locally.
+ *
+ * Why nothing is lost when it is killed: the slot keeps on the server every WAL byte
+ * pg_receivewal has not flushed; the staging directory keeps what it flushed but we did not push
+ * yet (pushed first at the next start, an identical push being a no-op); a `.partial` segment is
+ * never pushed, pg_receivewal resumes it. `stream.json` in the staging directory says what was
+ * archived last and when (the daemon's /metrics read it).
+ */
+import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { Desired } from '../config/types.js';
+import { JarvisError, messageOf } from '../errors.js';
+import { runToolToEnd, spawnTool } from '../platform/processes.js';
+import { findPostgresTool, libpqEnv } from '../services/postgres.js';
+import { pushWalFile } from './archive.js';
+import { parseWalFileName } from './segments.js';
+
+export const STREAM_DIR = 'wal-stream';
+export const STREAM_STATE = 'stream.json';
+export const DEFAULT_SLOT = 'jarvis_db';
+
+export interface StreamState {
+  pid: number;
+  receiverPid: number | null;
+  slot: string;
+  startedAt: string;
+  lastArchived: string | null;
+  lastArchivedAt: string | null;
+  /** Segments pushed since this stream started. */
+  archived: number;
+}
+
+export interface StreamOptions {
+  slot?: string;
+  synchronous?: boolean;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+  /** Resolves when the stream should stop (SIGTERM). */
+  stop?: Promise<void>;
+  pollMs?: number;
+}
+
+export function streamDir(desired: Desired): string {
+  return join(desired.storage.path, STREAM_DIR);
+}
+
+/** Pure: the files of the staging directory that are ready to push, in order (never `.partial`). */
+export function readyToPush(names: readonly string[]): string[] {
+  return names.filter((n) => {
+    const f = parseWalFileName(n);
+    return f !== null && f.kind !== 'backup';
+  }).sort((a, b) => {
+    // A timeline's history file goes before the segments of that timeline.
+    const ka = a.endsWith('.history') ? `${a.slice(0, 8)}0` : `${a.slice(0, 8)}1${a}`;
+    const kb = b.endsWith('.history') ? `${b.slice(0, 8)}0` : `${b.slice(0, 8)}1${b}`;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+}
+
+async function writeState(dir: string, state: StreamState): Promise<void> {
+  const tmp = join(dir, `.${STREAM_STATE}.${process.pid}`);
+  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  await rename(tmp, join(dir, STREAM_STATE));
+}
+
+/** Pushes every completed file of the staging directory, oldest first, removing each once archived. */
+export async function pushCompleted(desired: Desired, dir: string, state: StreamState, env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<number> {
+  let pushed = 0;
+  for (const name of readyToPush(await readdir(dir))) {
+    const result = await pushWalFile(desired, join(dir, name), { env, warn: log });
+    await unlink(join(dir, name));
+    pushed++;
+    state.archived++;
+    state.lastArchived = name;
+    state.lastArchivedAt = new Date().toISOString();
+    await writeState(dir, state);
+    log(`archived ${name} (${result.repositories.map((r) => `${r.name}: ${r.outcome}`).join(', ')})`);
+  }
+  return pushed;
+}
+
+/** Runs until `options.stop` resolves (then stops pg_receivewal and pushes what it completed) or pg_receivewal fails. */
+export async function streamWal(desired: Desired, options: StreamOptions = {}): Promise<StreamState> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? (() => undefined);
+  const pg = desired.services.postgres;
+  if (!pg) throw new JarvisError('USAGE', `${desired.configFile} configures no services.postgres: nothing to stream WAL from`);
+  const slot = options.slot ?? pg.pitr?.slot ?? DEFAULT_SLOT;
+  const dir = streamDir(desired);
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tool = findPostgresTool('pg_receivewal', 15, env);
+  const toolEnv = { ...env, ...libpqEnv(pg.url) };
+  // Creating the slot first makes the server keep WAL from here on, whatever happens next.
+  const created = await runToolToEnd(tool, ['--create-slot', '--if-not-exists', '--slot', slot, '--no-password'], { env: toolEnv }).catch((e: unknown) => {
+    throw new JarvisError('TOOL_MISSING', `cannot run pg_receivewal: ${messageOf(e)}`, { hint: 'install the PostgreSQL client tools (Debian: apt-get install postgresql-client)' });
+  });
+  if (created.code !== 0) {
+    throw new JarvisError('SERVICE_ERROR', `pg_receivewal --create-slot ${slot} failed: ${created.stderr.trim().split('\n').slice(-2).join(' | ')}`, {
+      hint: 'the user of services.postgres.url needs the REPLICATION attribute and a pg_hba.conf line for replication connections; max_replication_slots must leave one free',
+    });
+  }
+  const state: StreamState = { pid: process.pid, receiverPid: null, slot, startedAt: new Date().toISOString(), lastArchived: null, lastArchivedAt: null, archived: 0 };
+  // What a killed run received but did not push.
+  await pushCompleted(desired, dir, state, env, log);
+
+  const args = ['-D', dir, '--slot', slot, '--no-loop', '--no-password', '--status-interval=1', ...(options.synchronous ? ['--synchronous'] : [])];
+  const child: ChildProcess = spawnTool(tool, args, { env: toolEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  state.receiverPid = child.pid ?? null;
+  await writeState(dir, state);
+  log(`pg_receivewal on slot ${slot} into ${dir} (pid ${child.pid})`);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-4000); });
+  const exited = new Promise<number>((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  let stopping = false;
+  let code: number | null = null;
+  void exited.then((c) => { code = c; });
+  void options.stop?.then(() => { stopping = true; child.kill('SIGTERM'); });
+  const pollMs = options.pollMs ?? 500;
+  while (code === null) {
+    await pushCompleted(desired, dir, state, env, log);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, pollMs))]);
+  }
+  await pushCompleted(desired, dir, state, env, log);
+  state.receiverPid = null;
+  await writeState(dir, state);
+  if (!stopping) {
+    throw new JarvisError('TOOL_FAILED', `pg_receivewal exited (code ${code}): ${stderr.trim().split('\n').slice(-2).join(' | ') || 'no output'}`);
+  }
+  return state;
+}
