@@ -21,6 +21,7 @@ import { messageOf } from '../errors.js';
 import type { HealthReport, RecordOutcome } from '../health/check.js';
 import { healthFamilies, PROMETHEUS_CONTENT_TYPE, renderExposition } from '../render/prometheus.js';
 import { daemonFamilies, newCounters, type DaemonCounters } from './metrics.js';
+import { walFamilies, WalStreamSupervisor } from '../wal/supervisor.js';
 import { describeChange, describeLoadFailure } from './reload.js';
 import { MAX_TIMER_MS, nextWake } from './wake.js';
 
@@ -84,12 +85,15 @@ export class Daemon {
   private latest?: HealthReport;
   private lastCheckAt?: Date;
   private stopping = false;
+  /** The WAL stream when services.postgres.pitr.enabled (src/wal/supervisor.ts). */
+  readonly walStream: WalStreamSupervisor;
 
   constructor(private readonly options: DaemonOptions) {
     this.clock = options.clock ?? (() => new Date());
     this.counters = newCounters(this.clock());
     this.log = options.logger;
     this.desired = options.desired;
+    this.walStream = new WalStreamSupervisor({ desired: () => this.desired, log: this.log });
   }
 
   /** The config in force: the next apply and check use it. */
@@ -116,6 +120,7 @@ export class Daemon {
       healthIntervalSeconds: desired.health.intervalSeconds, schedules: desired.backups.map((b) => `${b.name} ${b.cron} ${b.timezone}`),
     }, 'jarvis-db daemon started');
     this.healthLoop();
+    this.walStream.sync();
     void this.applyNow('start', desired.backups.map((b) => b.name));
     this.scheduleWake();
   }
@@ -128,7 +133,7 @@ export class Daemon {
     this.abort.abort();
     clearTimeout(this.healthTimer);
     clearTimeout(this.wakeTimer);
-    await Promise.all([this.applying, this.checking]);
+    await Promise.all([this.applying, this.checking, this.walStream.stop()]);
     await new Promise<void>((resolve) => {
       if (!this.server) return resolve();
       this.server.close(() => resolve());
@@ -183,6 +188,7 @@ export class Daemon {
     if (this.stopping) return false;
     const change = describeChange(this.desired, loaded);
     this.desired = loaded;
+    this.walStream.sync();
     clearTimeout(this.wakeTimer);
     this.scheduleWake();
     // While a loop check runs, its end arms the timer from the new interval; otherwise re-arm now.
@@ -299,7 +305,8 @@ export class Daemon {
       return;
     }
     if (path === '/metrics') {
-      const families = [...(this.latest ? healthFamilies(this.latest.observation, this.latest.findings) : []), ...daemonFamilies(this.counters)];
+      const families = [...(this.latest ? healthFamilies(this.latest.observation, this.latest.findings) : []), ...daemonFamilies(this.counters),
+        ...(this.desired.services.postgres?.pitr?.enabled ? walFamilies(this.walStream.metrics, this.clock()) : [])];
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(req.method === 'HEAD' ? undefined : renderExposition(families));
       return;
     }

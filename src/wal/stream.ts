@@ -33,6 +33,8 @@ export interface StreamState {
   lastArchivedAt: string | null;
   /** Segments pushed since this stream started. */
   archived: number;
+  /** When the archive last held every segment pg_receivewal had completed (the archive lag's zero). */
+  caughtUpAt: string | null;
 }
 
 export interface StreamOptions {
@@ -43,6 +45,8 @@ export interface StreamOptions {
   /** Resolves when the stream should stop (SIGTERM). */
   stop?: Promise<void>;
   pollMs?: number;
+  /** Told each time the state changes (the receiver started, a segment archived). */
+  onState?: (state: StreamState) => void;
 }
 
 export function streamDir(desired: Desired): string {
@@ -62,14 +66,15 @@ export function readyToPush(names: readonly string[]): string[] {
   });
 }
 
-async function writeState(dir: string, state: StreamState): Promise<void> {
+async function writeState(dir: string, state: StreamState, onState?: (state: StreamState) => void): Promise<void> {
+  onState?.({ ...state });
   const tmp = join(dir, `.${STREAM_STATE}.${process.pid}`);
   await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
   await rename(tmp, join(dir, STREAM_STATE));
 }
 
 /** Pushes every completed file of the staging directory, oldest first, removing each once archived. */
-export async function pushCompleted(desired: Desired, dir: string, state: StreamState, env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<number> {
+export async function pushCompleted(desired: Desired, dir: string, state: StreamState, env: NodeJS.ProcessEnv, log: (line: string) => void, onState?: (state: StreamState) => void): Promise<number> {
   let pushed = 0;
   for (const name of readyToPush(await readdir(dir))) {
     const result = await pushWalFile(desired, join(dir, name), { env, warn: log });
@@ -78,7 +83,7 @@ export async function pushCompleted(desired: Desired, dir: string, state: Stream
     state.archived++;
     state.lastArchived = name;
     state.lastArchivedAt = new Date().toISOString();
-    await writeState(dir, state);
+    await writeState(dir, state, onState);
     log(`archived ${name} (${result.repositories.map((r) => `${r.name}: ${r.outcome}`).join(', ')})`);
   }
   return pushed;
@@ -105,14 +110,14 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
       hint: 'the user of services.postgres.url needs the REPLICATION attribute and a pg_hba.conf line for replication connections; max_replication_slots must leave one free',
     });
   }
-  const state: StreamState = { pid: process.pid, receiverPid: null, slot, startedAt: new Date().toISOString(), lastArchived: null, lastArchivedAt: null, archived: 0 };
+  const state: StreamState = { pid: process.pid, receiverPid: null, slot, startedAt: new Date().toISOString(), lastArchived: null, lastArchivedAt: null, archived: 0, caughtUpAt: null };
   // What a killed run received but did not push.
-  await pushCompleted(desired, dir, state, env, log);
+  await pushCompleted(desired, dir, state, env, log, options.onState);
 
   const args = ['-D', dir, '--slot', slot, '--no-loop', '--no-password', '--status-interval=1', ...(options.synchronous ? ['--synchronous'] : [])];
   const child: ChildProcess = spawnTool(tool, args, { env: toolEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   state.receiverPid = child.pid ?? null;
-  await writeState(dir, state);
+  await writeState(dir, state, options.onState);
   log(`pg_receivewal on slot ${slot} into ${dir} (pid ${child.pid})`);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-4000); });
@@ -126,12 +131,14 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
   void options.stop?.then(() => { stopping = true; child.kill('SIGTERM'); });
   const pollMs = options.pollMs ?? 500;
   while (code === null) {
-    await pushCompleted(desired, dir, state, env, log);
+    await pushCompleted(desired, dir, state, env, log, options.onState);
+    state.caughtUpAt = new Date().toISOString();
+    options.onState?.({ ...state });
     await Promise.race([exited, new Promise((r) => setTimeout(r, pollMs))]);
   }
-  await pushCompleted(desired, dir, state, env, log);
+  await pushCompleted(desired, dir, state, env, log, options.onState);
   state.receiverPid = null;
-  await writeState(dir, state);
+  await writeState(dir, state, options.onState);
   if (!stopping) {
     throw new JarvisError('TOOL_FAILED', `pg_receivewal exited (code ${code}): ${stderr.trim().split('\n').slice(-2).join(' | ') || 'no output'}`);
   }

@@ -1,0 +1,76 @@
+/**
+ * The daemon's WAL stream: the /metrics families (pure), the back-off, and on the sandbox server
+ * a real daemon with pitr.enabled that runs pg_receivewal, restarts it after a kill -9, keeps the
+ * chain whole, and reports the stream in /metrics.
+ */
+import t from 'tap';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../src/scratch/servers.js';
+import { gapsIn } from '../../src/wal/segments.js';
+import { backoffMs, walFamilies } from '../../src/wal/supervisor.js';
+import { freshDatabase, sql } from '../backup/fixture.js';
+import { startDaemon } from '../helpers/daemon-process.js';
+
+t.test('the back-off doubles from 1 s to at most 60 s', async (t) => {
+  t.same([0, 1, 2, 3, 5, 6, 10].map(backoffMs), [1000, 2000, 4000, 8000, 32000, 60000, 60000]);
+});
+
+t.test('metrics: stream up, restarts, the last archived segment\'s age and the archive lag', async (t) => {
+  const now = new Date('2026-12-03T08:00:10Z');
+  const families = walFamilies({ running: true, restarts: 2, lastArchived: '000000010000000000000007', lastArchivedAt: new Date('2026-12-03T08:00:00Z'), caughtUpAt: new Date('2026-12-03T08:00:07Z') }, now);
+  const value = (name: string) => families.find((f) => f.name === name)?.samples[0]?.value;
+  t.equal(value('jarvis_db_wal_stream_up'), 1);
+  t.equal(value('jarvis_db_wal_stream_restarts_total'), 2);
+  t.equal(value('jarvis_db_wal_last_archived_segment_age_seconds'), 10);
+  t.equal(value('jarvis_db_wal_archive_lag_seconds'), 3);
+  t.notOk(walFamilies({ running: false, restarts: 0, lastArchived: null, lastArchivedAt: null, caughtUpAt: null }, now).some((f) => f.name.includes('age')), 'no age before anything was archived');
+});
+
+t.test('the daemon runs the WAL stream when pitr.enabled, restarts it after kill -9, and shows it in /metrics', async (t) => {
+  const db = await freshDatabase(t, 'walsup');
+  const dir = await mkdtemp(join(tmpdir(), 'jarvis-db-walsup-'));
+  await chmod(dir, 0o755);
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const slot = `jarvis_dtest_${process.pid}`;
+  const storage = join(dir, 'backups');
+  const config = join(dir, 'jarvis-db.yaml');
+  await writeFile(config, [
+    'version: 1', 'services:', '  postgres:', '    url: "${JARVIS_PG_URL}"', `    pitr: { enabled: true, slot: ${slot} }`,
+    'storage:', `  path: ${storage}`,
+    'backups:', '  - { name: base, service: postgres, method: physical, cron: "0 3 * * *", keep: { last: 2 } }', '',
+  ].join('\n'));
+  t.teardown(async () => {
+    await new Promise((r) => setTimeout(r, 500));
+    await sql(db.serverUrl, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${slot}' AND NOT active`).catch(() => undefined);
+  });
+  const port = await freePort();
+  // The server of freshDatabase's sandbox: the daemon needs no other service.
+  const state = { formatVersion: 1 as const, dir, createdAt: new Date().toISOString() };
+  const daemon = startDaemon(t, { config, port, state, env: { JARVIS_PG_URL: db.url } });
+  const receiverStarted = (n: number) => daemon.lines.filter((l) => l.event === 'wal_stream' && /pg_receivewal on slot/.test(String(l.msg))).length >= n;
+  await daemon.until('the WAL stream', () => receiverStarted(1), 60_000);
+  const stream = JSON.parse(await readFile(join(storage, 'wal-stream', 'stream.json'), 'utf8')) as { receiverPid: number };
+  process.kill(-stream.receiverPid, 'SIGKILL');
+  await daemon.until('a restart', () => daemon.lines.some((l) => l.event === 'wal_stream_restart'), 30_000);
+  await daemon.until('the WAL stream again', () => receiverStarted(2), 30_000);
+
+  await sql(db.url, 'CREATE TABLE w AS SELECT i, md5(i::text) AS v FROM generate_series(1, 50000) i');
+  const [sw] = await sql(db.serverUrl, 'SELECT pg_walfile_name(pg_switch_wal()) AS last');
+  const last = (sw!.rows[0] as { last: string }).last;
+  const archived = async () => (await readdir(join(storage, 'wal', '00000001')).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+  const deadline = Date.now() + 60_000;
+  while (!(await archived()).includes(last) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const names = await archived();
+  t.ok(names.includes(last), `${last} archived by the daemon's stream`);
+  t.same(gapsIn(names, 16 * 1024 * 1024), [], 'no gap across the restart');
+
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  t.match(metrics, /^jarvis_db_wal_stream_up 1$/m);
+  t.match(metrics, /^jarvis_db_wal_stream_restarts_total 1$/m);
+  t.match(metrics, /^jarvis_db_wal_last_archived_segment_age_seconds\{segment="[0-9A-F]{24}"\} [0-9.]+$/m);
+  t.match(metrics, /^jarvis_db_wal_archive_lag_seconds [0-9.]+$/m);
+  daemon.signal('SIGTERM');
+  t.equal((await daemon.exited).code, 0, 'the daemon stops cleanly, the stream with it');
+});
