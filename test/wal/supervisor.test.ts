@@ -47,7 +47,7 @@ t.test('the daemon runs the WAL stream when pitr.enabled, restarts it after kill
   });
   const port = await freePort();
   // The server of freshDatabase's sandbox: the daemon needs no other service.
-  const state = { formatVersion: 1 as const, dir, createdAt: new Date().toISOString() };
+  const state = { formatVersion: 1 as const, dir, createdAt: new Date().toISOString(), stopped: [] };
   const daemon = startDaemon(t, { config, port, state, env: { JARVIS_PG_URL: db.url } });
   const receiverStarted = (n: number) => daemon.lines.filter((l) => l.event === 'wal_stream' && /pg_receivewal on slot/.test(String(l.msg))).length >= n;
   await daemon.until('the WAL stream', () => receiverStarted(1), 60_000);
