@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -100,4 +100,59 @@ t.test('restore latest --to-time T --start recovers exactly the rows committed b
   t.equal(await digest(u.toString()), atT, 'exactly the rows committed before T');
   const [recovering] = await sql(u.toString(), 'SELECT pg_is_in_recovery() AS r');
   t.equal((recovering!.rows[0] as { r: boolean }).r, false, 'promoted');
+});
+
+t.test('restore-point NAME, then restore latest --to-name NAME: a stock pg_ctl start recovers to it and promotes', async (t) => {
+  const db = await freshDatabase(t, 'pitrname');
+  await sql(db.serverUrl, `ALTER SYSTEM SET wal_keep_size = '4GB'`);
+  await sql(db.serverUrl, 'SELECT pg_reload_conf()');
+  const dir = await mkdtemp(join(tmpdir(), 'jarvis-db-pitr-name-'));
+  await chmod(dir, 0o755);
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = join(dir, 'jarvis-db.yaml');
+  await writeFile(config, [
+    'version: 1', 'services:', '  postgres: { url: "${JARVIS_PG_URL}" }', 'storage:', `  path: ${join(dir, 'backups')}`,
+    'backups:', '  - { name: base, service: postgres, method: physical, cron: "0 3 * * *", keep: { last: 3 } }', '',
+  ].join('\n'));
+  const env = { JARVIS_PG_URL: db.url, JARVIS_DB_CONFIG: config };
+  t.equal(cli(['backup', 'create', '--service', 'postgres'], env).code, 0);
+  await sql(db.url, `CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), v text)`);
+  await sql(db.url, `INSERT INTO events (id, v) SELECT i, md5(i::text) FROM generate_series(1, 100) i`);
+  const atPoint = await digest(db.url);
+  const point = cli(['restore-point', 'before-drop'], env);
+  t.equal(point.code, 0, point.stderr);
+  t.match(point.stdout, /restore point "before-drop" created at LSN [0-9A-F]+\/[0-9A-F]+/);
+  await sql(db.url, `INSERT INTO events (id, v) SELECT i, 'after' FROM generate_series(101, 150) i`);
+  await sql(db.url, 'DROP TABLE events');
+  const [info] = await sql(db.serverUrl, `SELECT pg_walfile_name(pg_switch_wal()) AS last, current_setting('data_directory') AS data`);
+  const { last, data } = info!.rows[0] as { last: string; data: string };
+  for (const name of (await readdir(join(data, 'pg_wal'))).filter((n) => /^[0-9A-F]{24}$/.test(n) && n <= last)) {
+    t.equal(cli(['wal', 'push', join(data, 'pg_wal', name)], env).code, 0);
+  }
+  const target = join(dir, 'recovered');
+  const restored = cli(['restore', 'latest', '--to-name', 'before-drop', '--target-dir', target], env);
+  t.equal(restored.code, 0, restored.stderr);
+  t.match(restored.stdout, /set to recover to name before-drop and promote: start it with .*pg_ctl -D /);
+  const conf = await readFile(join(target, 'postgresql.auto.conf'), 'utf8');
+  t.match(conf, /^restore_command = '.* wal fetch %f %p'$/m);
+  t.match(conf, /^recovery_target_name = 'before-drop'$/m);
+  await t.resolves(stat(join(target, 'recovery.signal')));
+
+  // A stock pg_ctl start, as an operator would.
+  const pgCtl = join(await postgresBinDir(), 'pg_ctl');
+  const port = await freePort();
+  const asServer = (args: string[]) => (isRoot ? run('runuser', ['-u', 'postgres', '--', pgCtl, ...args]) : run(pgCtl, args));
+  t.teardown(() => asServer(['-D', target, '-m', 'fast', '-w', 'stop']).catch(() => undefined));
+  await asServer(['-D', target, '-l', join(target, 'stock-start.log'), '-o', `-p ${port} -c unix_socket_directories='' -c listen_addresses=127.0.0.1`, '-w', '-t', '300', 'start']);
+  const u = new URL(db.url);
+  u.hostname = '127.0.0.1';
+  u.port = String(port);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const r = await sql(u.toString(), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
+    if (r && (r[0]!.rows[0] as { r: boolean }).r === false) break;
+    if (Date.now() > deadline) throw new Error('the restored copy did not finish recovery');
+    await sleep(300);
+  }
+  t.equal(await digest(u.toString()), atPoint, 'the rows as they were at the restore point');
 });
