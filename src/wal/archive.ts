@@ -276,3 +276,26 @@ export async function listArchive(store: SealedStore): Promise<ArchivedTimeline[
   }
   return out;
 }
+
+/**
+ * Removes what killed pushes left staged in every repository's `wal/` (whose owner is dead): run
+ * when `wal stream` starts, not by each push, so that archive_command stays one write.
+ */
+export async function removeWalDebris(desired: Desired, env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<number> {
+  let removed = 0;
+  for (const repository of openRepositories(desired, env)) {
+    const store = walStore(repository);
+    try {
+      for (const dir of await store.list('')) {
+        const debris = await store.findDebris(dir);
+        if (debris.length === 0) continue;
+        await store.removeDebris(debris);
+        removed += debris.length;
+      }
+    } catch (e) {
+      log(`warning: could not remove the debris of killed pushes in repository ${repository.name}: ${messageOf(e)}`);
+    }
+  }
+  if (removed) log(`removed ${removed} staged WAL item${removed === 1 ? '' : 's'} that killed pushes left`);
+  return removed;
+}

@@ -17,7 +17,7 @@ import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { runToolToEnd, spawnTool } from '../platform/processes.js';
 import { findPostgresTool, libpqEnv } from '../services/postgres.js';
-import { pushWalFile } from './archive.js';
+import { pushWalFile, removeWalDebris } from './archive.js';
 import { parseWalFileName } from './segments.js';
 
 export const STREAM_DIR = 'wal-stream';
@@ -111,6 +111,7 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
     });
   }
   const state: StreamState = { pid: process.pid, receiverPid: null, slot, startedAt: new Date().toISOString(), lastArchived: null, lastArchivedAt: null, archived: 0, caughtUpAt: null };
+  await removeWalDebris(desired, env, log);
   // What a killed run received but did not push.
   await pushCompleted(desired, dir, state, env, log, options.onState);
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import type { Desired, RepositoryConfig } from '../../src/config/types.js';
-import { fetchWalFile, pushWalFile } from '../../src/wal/archive.js';
+import { fetchWalFile, pushWalFile, removeWalDebris } from '../../src/wal/archive.js';
 import { withSandbox } from '../helpers/sandbox.js';
 
 const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
@@ -190,6 +190,9 @@ t.test('kill -9 during a push: the repository has the whole segment or nothing u
     t.equal(again.code, 0, `the next push succeeds after a kill at ${point}: ${again.stderr}`);
     t.equal(cli(['wal', 'fetch', SEG, dest], env).code, 0);
     t.ok((await readFile(dest)).equals(data), `byte-identical after a kill at ${point}`);
+    const desired = await loadConfig(env.JARVIS_DB_CONFIG!);
+    await removeWalDebris(desired, process.env, () => undefined);
+    t.same((await readdir(join(storage, 'wal', '00000001'))).filter((n) => n.startsWith('.')), [], `the debris of the kill at ${point} is removed`);
   }
 });
 
