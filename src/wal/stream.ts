@@ -116,32 +116,41 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
   await pushCompleted(desired, dir, state, env, log, options.onState);
 
   const args = ['-D', dir, '--slot', slot, '--no-loop', '--no-password', '--status-interval=1', ...(options.synchronous ? ['--synchronous'] : [])];
-  const child: ChildProcess = spawnTool(tool, args, { env: toolEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-  state.receiverPid = child.pid ?? null;
-  await writeState(dir, state, options.onState);
-  log(`pg_receivewal on slot ${slot} into ${dir} (pid ${child.pid})`);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-4000); });
-  const exited = new Promise<number>((resolve) => {
-    child.on('error', () => resolve(127));
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
   let stopping = false;
-  let code: number | null = null;
-  void exited.then((c) => { code = c; });
-  void options.stop?.then(() => { stopping = true; child.kill('SIGTERM'); });
+  let current: ChildProcess | null = null;
+  void options.stop?.then(() => { stopping = true; current?.kill('SIGTERM'); });
   const pollMs = options.pollMs ?? 500;
-  while (code === null) {
+  for (let attempt = 1; ; attempt++) {
+    const child: ChildProcess = spawnTool(tool, args, { env: toolEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+    current = child;
+    if (stopping) child.kill('SIGTERM');
+    state.receiverPid = child.pid ?? null;
+    await writeState(dir, state, options.onState);
+    log(`pg_receivewal on slot ${slot} into ${dir} (pid ${child.pid})`);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-4000); });
+    const exited = new Promise<number>((resolve) => {
+      child.on('error', () => resolve(127));
+      child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    });
+    let code: number | null = null;
+    void exited.then((c) => { code = c; });
+    while (code === null) {
+      await pushCompleted(desired, dir, state, env, log, options.onState);
+      state.caughtUpAt = new Date().toISOString();
+      options.onState?.({ ...state });
+      await Promise.race([exited, new Promise((r) => setTimeout(r, pollMs))]);
+    }
     await pushCompleted(desired, dir, state, env, log, options.onState);
-    state.caughtUpAt = new Date().toISOString();
-    options.onState?.({ ...state });
-    await Promise.race([exited, new Promise((r) => setTimeout(r, pollMs))]);
-  }
-  await pushCompleted(desired, dir, state, env, log, options.onState);
-  state.receiverPid = null;
-  await writeState(dir, state, options.onState);
-  if (!stopping) {
+    state.receiverPid = null;
+    await writeState(dir, state, options.onState);
+    if (stopping) return state;
+    // A receiver killed a moment ago may still hold the slot until the server notices it is gone.
+    if (/replication slot .* is active/.test(stderr) && attempt < 20) {
+      log(`slot ${slot} is still held by a receiver that is gone: retrying`);
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
     throw new JarvisError('TOOL_FAILED', `pg_receivewal exited (code ${code}): ${stderr.trim().split('\n').slice(-2).join(' | ') || 'no output'}`);
   }
-  return state;
 }

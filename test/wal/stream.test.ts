@@ -47,7 +47,11 @@ t.test('kill -9 of the receiver mid-segment under writes, several times: no segm
     lastStderr = '';
     p.stderr!.on('data', (d: Buffer) => { lastStderr += d.toString('utf8'); });
     proc = p;
-    return waitFor('the receiver', async () => { const s = await state(); return s.pid === p.pid && s.receiverPid ? s : null; });
+    return waitFor('the receiver', async () => {
+      if (p.exitCode !== null) throw new Error(`wal stream exited ${p.exitCode}: ${lastStderr}`);
+      const s = await state();
+      return s.pid === p.pid && s.receiverPid ? s : null;
+    }).catch((e: Error) => { throw new Error(`${e.message}; stderr: ${lastStderr.split('\n').slice(-6).join(' / ')}`); });
   };
   const killAll = async (receiverPid: number | null) => {
     const p = proc!;
