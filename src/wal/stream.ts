@@ -89,6 +89,26 @@ export async function pushCompleted(desired: Desired, dir: string, state: Stream
   return pushed;
 }
 
+/** The server's major version, and a clear error when it cannot stream WAL (wal_level, REPLICATION). */
+async function serverMajor(url: string): Promise<number> {
+  const { connectPostgres } = await import('../services/postgres.js');
+  const client = await connectPostgres(url, { applicationName: 'jarvis-db wal stream' });
+  try {
+    const info = (await client.query<{ num: string; wal_level: string; replication: boolean }>(
+      `SELECT current_setting('server_version_num') AS num, current_setting('wal_level') AS wal_level,
+              (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`)).rows[0]!;
+    if (info.wal_level === 'minimal') {
+      throw new JarvisError('SERVICE_ERROR', 'the server runs with wal_level = minimal: WAL archiving needs replica or logical', { hint: 'set wal_level = replica in postgresql.conf and restart the server' });
+    }
+    if (!info.replication) {
+      throw new JarvisError('SERVICE_ERROR', 'the user of services.postgres.url has no REPLICATION permission: pg_receivewal needs it', { hint: 'ALTER ROLE <user> REPLICATION, and allow it in pg_hba.conf (host replication <user> ...)' });
+    }
+    return Math.floor(Number(info.num) / 10000);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Runs until `options.stop` resolves (then stops pg_receivewal and pushes what it completed) or pg_receivewal fails. */
 export async function streamWal(desired: Desired, options: StreamOptions = {}): Promise<StreamState> {
   const env = options.env ?? process.env;
@@ -99,7 +119,7 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
   const dir = streamDir(desired);
   const { mkdir } = await import('node:fs/promises');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tool = findPostgresTool('pg_receivewal', 15, env);
+  const tool = findPostgresTool('pg_receivewal', await serverMajor(pg.url), env);
   const toolEnv = { ...env, ...libpqEnv(pg.url) };
   // Creating the slot first makes the server keep WAL from here on, whatever happens next.
   const created = await runToolToEnd(tool, ['--create-slot', '--if-not-exists', '--slot', slot, '--no-password'], { env: toolEnv }).catch((e: unknown) => {

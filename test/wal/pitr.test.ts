@@ -77,6 +77,9 @@ t.test('restore latest --to-time T --start recovers exactly the rows committed b
   t.ok(timeline.window, 'a recoverable window');
   t.ok(Date.parse(timeline.window!.from) < Date.parse(T) && Date.parse(T) < Date.parse(timeline.window!.to), 'T is inside it');
 
+  const text = cli(['wal', 'status'], env);
+  t.match(text.stdout, /^repository local \(.*\)\n  timeline 1: \d+ segments [0-9A-F]{24} – [0-9A-F]{24}, last archived .* ago\n    recoverable from \S+ to \S+ \(base backup \S+\)$/m);
+
   const outside = cli(['restore', 'latest', '--to-time', '2001-01-01T00:00:00Z', '--target-dir', join(dir, 'never')], env);
   t.equal(outside.code, 1);
   t.match(outside.stderr, /outside the recoverable window: the recoverable window is \S+ to \S+ on timeline 1/);
