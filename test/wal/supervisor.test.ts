@@ -1,7 +1,7 @@
 /**
  * The daemon's WAL stream: the /metrics families (pure), the back-off, and on the sandbox server
  * a real daemon with pitr.enabled that runs pg_receivewal, restarts it after a kill -9, keeps the
- * chain whole, and reports the stream in /metrics.
+ * chain whole across a kill -9 of the receiver and of the daemon, and reports the stream in /metrics.
  */
 import t from 'tap';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -28,7 +28,7 @@ t.test('metrics: stream up, restarts, the last archived segment\'s age and the a
   t.notOk(walFamilies({ running: false, restarts: 0, lastArchived: null, lastArchivedAt: null, caughtUpAt: null }, now).some((f) => f.name.includes('age')), 'no age before anything was archived');
 });
 
-t.test('the daemon runs the WAL stream when pitr.enabled, restarts it after kill -9, and shows it in /metrics', async (t) => {
+t.test('the daemon runs the WAL stream when pitr.enabled, restarts it after kill -9, shows it in /metrics, and a killed daemon loses no segment', async (t) => {
   const db = await freshDatabase(t, 'walsup');
   const dir = await mkdtemp(join(tmpdir(), 'jarvis-db-walsup-'));
   await chmod(dir, 0o755);
@@ -71,6 +71,21 @@ t.test('the daemon runs the WAL stream when pitr.enabled, restarts it after kill
   t.match(metrics, /^jarvis_db_wal_stream_restarts_total 1$/m);
   t.match(metrics, /^jarvis_db_wal_last_archived_segment_age_seconds\{segment="[0-9A-F]{24}"\} [0-9.]+$/m);
   t.match(metrics, /^jarvis_db_wal_archive_lag_seconds [0-9.]+$/m);
-  daemon.signal('SIGTERM');
-  t.equal((await daemon.exited).code, 0, 'the daemon stops cleanly, the stream with it');
+
+  // kill -9 of the daemon itself: the next one resumes from the slot and the staging directory.
+  daemon.signal('SIGKILL');
+  await daemon.exited;
+  const port2 = await freePort();
+  const again = startDaemon(t, { config, port: port2, state, env: { JARVIS_PG_URL: db.url } });
+  await again.until('the WAL stream of the next daemon', () => again.lines.some((l) => l.event === 'wal_stream' && /pg_receivewal on slot/.test(String(l.msg))), 60_000);
+  await sql(db.url, 'INSERT INTO w SELECT i, md5(i::text) FROM generate_series(1, 50000) i');
+  const [sw2] = await sql(db.serverUrl, 'SELECT pg_walfile_name(pg_switch_wal()) AS last');
+  const last2 = (sw2!.rows[0] as { last: string }).last;
+  const deadline2 = Date.now() + 60_000;
+  while (!(await archived()).includes(last2) && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 200));
+  const after = await archived();
+  t.ok(after.includes(last2), `${last2} archived after the daemon was killed`);
+  t.same(gapsIn(after, 16 * 1024 * 1024), [], 'no gap across the kill -9 of the daemon');
+  again.signal('SIGTERM');
+  t.equal((await again.exited).code, 0, 'the daemon stops cleanly, the stream with it');
 });
