@@ -201,7 +201,8 @@ export interface FetchResult { name: string; repository: string; bytes: number }
 
 /**
  * Writes archived `name` to `dest`, verified, from the first repository that has it; a damaged
- * copy is skipped (with a warning) for the next repository's. WAL_NOT_FOUND when none has it.
+ * copy or a repository that fails is skipped (with a warning) for the next one. WAL_NOT_FOUND
+ * when none has it; the first failure when some failed.
  */
 export async function fetchWalFile(desired: Desired, name: string, dest: string, options: PushOptions = {}): Promise<FetchResult> {
   const env = options.env ?? process.env;
@@ -215,6 +216,7 @@ export async function fetchWalFile(desired: Desired, name: string, dest: string,
       manifest = await readWalManifest(store, file);
     } catch (e) {
       failure ??= e;
+      if (repositories.length > 1) options.warn?.(`warning: repository ${repository.name}: ${messageOf(e)}; trying the next repository`);
       continue;
     }
     if (!manifest) continue;
@@ -222,7 +224,7 @@ export async function fetchWalFile(desired: Desired, name: string, dest: string,
       await fetchFrom(store, repository, manifest, dest, desired, env);
       return { name, repository: repository.name, bytes: manifest.bytes };
     } catch (e) {
-      if (!(e instanceof JarvisError) || !['VERIFY_FAILED', 'DECRYPT_FAILED'].includes(e.code)) throw e;
+      // A damaged copy or an unreachable repository: the next repository's copy may do.
       failure ??= e;
       if (repositories.length > 1) options.warn?.(`warning: ${messageOf(e)}; trying the next repository`);
     }

@@ -231,6 +231,18 @@ t.test('several repositories: durable in the first, copied to the others; a fail
   const again = await pushWalFile({ ...base, repositories: repositories.slice(0, 2) }, path, { env });
   t.same(again.repositories.map((r) => r.outcome), ['already-archived', 'already-archived']);
 
+  // A damaged copy in the first repository: the fetch takes the next one's, and says so.
+  const firstItem = join(dir, 'first', 'wal', '00000001', SEG);
+  const stored = (await readdir(firstItem)).find((f) => f !== 'segment.json')!;
+  const bytes = await readFile(join(firstItem, stored));
+  bytes[100]! ^= 0x40;
+  await writeFile(join(firstItem, stored), bytes);
+  const fetchWarnings: string[] = [];
+  const second = await fetchWalFile({ ...base, repositories: repositories.slice(0, 2) }, SEG, join(dir, 'from-second'), { env, warn: (l) => fetchWarnings.push(l) });
+  t.equal(second.repository, 'offsite', 'the damaged first copy is skipped');
+  t.ok((await readFile(join(dir, 'from-second'))).equals(data));
+  t.match(fetchWarnings.join('\n'), new RegExp(`${SEG} in repository first is damaged`));
+
   const wrongKey = { ...env, AWS_ACCESS_KEY_ID: 'UNKNOWNKEY' };
   await t.rejects(pushWalFile({ ...base, repositories: [repositories[1]!] }, join(dir, SEG), { env: wrongKey }), 'an unknown access key fails the push (exit 1 from the CLI)');
 });
