@@ -10,7 +10,7 @@
  * never pushed, pg_receivewal resumes it. `stream.json` in the staging directory says what was
  * archived last and when (the daemon's /metrics read it).
  */
-import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Desired } from '../config/types.js';
@@ -89,13 +89,14 @@ export async function pushCompleted(desired: Desired, dir: string, state: Stream
   return pushed;
 }
 
-/** The server's major version, and a clear error when it cannot stream WAL (wal_level, REPLICATION). */
-async function serverMajor(url: string): Promise<number> {
+/** The server's major version and WAL segment size, and a clear error when it cannot stream WAL (wal_level, REPLICATION). */
+async function serverInfo(url: string): Promise<{ major: number; segmentBytes: number }> {
   const { connectPostgres } = await import('../services/postgres.js');
   const client = await connectPostgres(url, { applicationName: 'jarvis-db wal stream' });
   try {
-    const info = (await client.query<{ num: string; wal_level: string; replication: boolean }>(
+    const info = (await client.query<{ num: string; wal_level: string; replication: boolean; segment: string }>(
       `SELECT current_setting('server_version_num') AS num, current_setting('wal_level') AS wal_level,
+              (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS segment,
               (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`)).rows[0]!;
     if (info.wal_level === 'minimal') {
       throw new JarvisError('SERVICE_ERROR', 'the server runs with wal_level = minimal: WAL archiving needs replica or logical', { hint: 'set wal_level = replica in postgresql.conf and restart the server' });
@@ -103,10 +104,28 @@ async function serverMajor(url: string): Promise<number> {
     if (!info.replication) {
       throw new JarvisError('SERVICE_ERROR', 'the user of services.postgres.url has no REPLICATION permission: pg_receivewal needs it', { hint: 'ALTER ROLE <user> REPLICATION, and allow it in pg_hba.conf (host replication <user> ...)' });
     }
-    return Math.floor(Number(info.num) / 10000);
+    return { major: Math.floor(Number(info.num) / 10000), segmentBytes: Number(info.segment) };
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * pg_receivewal pads a new segment to its full size before it writes WAL into it, and refuses to
+ * start on a `.partial` of any other size: one killed while padding left such a file. It holds no
+ * WAL (the data comes after the padding), and the slot still holds all of that segment, so it goes.
+ */
+export async function removeHalfPadded(dir: string, segmentBytes: number, log: (line: string) => void): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dir)) {
+    if (!/^[0-9A-F]{24}\.partial$/.test(name)) continue;
+    const { size } = await stat(join(dir, name));
+    if (size === 0 || size === segmentBytes) continue;
+    await unlink(join(dir, name));
+    removed.push(name);
+    log(`removed ${name}: ${size} bytes, a segment pg_receivewal was killed while creating (the slot holds its WAL)`);
+  }
+  return removed;
 }
 
 /** Runs until `options.stop` resolves (then stops pg_receivewal and pushes what it completed) or pg_receivewal fails. */
@@ -119,7 +138,8 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
   const dir = streamDir(desired);
   const { mkdir } = await import('node:fs/promises');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tool = findPostgresTool('pg_receivewal', await serverMajor(pg.url), env);
+  const server = await serverInfo(pg.url);
+  const tool = findPostgresTool('pg_receivewal', server.major, env);
   const toolEnv = { ...env, ...libpqEnv(pg.url) };
   // Creating the slot first makes the server keep WAL from here on, whatever happens next.
   const created = await runToolToEnd(tool, ['--create-slot', '--if-not-exists', '--slot', slot, '--no-password'], { env: toolEnv }).catch((e: unknown) => {
@@ -141,6 +161,7 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
   void options.stop?.then(() => { stopping = true; current?.kill('SIGTERM'); });
   const pollMs = options.pollMs ?? 500;
   for (let attempt = 1; ; attempt++) {
+    await removeHalfPadded(dir, server.segmentBytes, log);
     const child: ChildProcess = spawnTool(tool, args, { env: toolEnv, stdio: ['ignore', 'ignore', 'pipe'] });
     current = child;
     if (stopping) child.kill('SIGTERM');

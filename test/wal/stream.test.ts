@@ -10,6 +10,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gapsIn, segmentOfLsn, parseLsn } from '../../src/wal/segments.js';
+import { readyToPush, removeHalfPadded } from '../../src/wal/stream.js';
 import { freshDatabase, sql } from '../backup/fixture.js';
 
 const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
@@ -25,6 +26,19 @@ async function waitFor<T>(what: string, probe: () => Promise<T | null | undefine
     await sleep(200);
   }
 }
+
+t.test('only completed segments and history files are pushed, history first', async (t) => {
+  t.same(readyToPush(['000000020000000000000005', '000000010000000000000004.partial', 'stream.json', '00000002.history', '000000010000000000000004']),
+    ['000000010000000000000004', '00000002.history', '000000020000000000000005']);
+});
+
+t.test('a .partial that pg_receivewal was killed while padding is removed; an empty or whole one is kept', async (t) => {
+  const dir = t.testdir({ '000000010000000000000007.partial': Buffer.alloc(4096), '000000010000000000000006.partial': Buffer.alloc(8192), '000000010000000000000005.partial': '' });
+  const lines: string[] = [];
+  t.same(await removeHalfPadded(dir, 8192, (l) => lines.push(l)), ['000000010000000000000007.partial']);
+  t.same((await readdir(dir)).sort(), ['000000010000000000000005.partial', '000000010000000000000006.partial']);
+  t.match(lines[0], /4096 bytes, a segment pg_receivewal was killed while creating/);
+});
 
 t.test('kill -9 of the receiver mid-segment under writes, several times: no segment missing, none partial', async (t) => {
   const db = await freshDatabase(t, 'walstream');
@@ -83,10 +97,10 @@ t.test('kill -9 of the receiver mid-segment under writes, several times: no segm
   })();
 
   let receiverPid = first.receiverPid;
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 5; round++) {
     const before = (await archived()).length;
     await waitFor(`segments archived in round ${round}`, async () => (await archived()).length > before, 90_000);
-    await sleep(150 + round * 170);
+    await sleep(60 + round * 130);
     await killAll(receiverPid);
     t.notOk((await archived()).some((n) => n.endsWith('.partial')), `no partial segment published (kill ${round + 1})`);
     receiverPid = (await start()).receiverPid;
