@@ -81,7 +81,7 @@ t.test('refused: every repository disabled, two repositories in one place, keep 
     '  - { name: b, s3: { bucket: jarvis-backups, prefix: x/ } }',
     '  - { name: c, s3: { bucket: jarvis-backups, prefix: /x } }',
   ]);
-  await t.rejects(loadConfig(file2, ENV), { details: [/repositories\[2\]: is the same place as repositories\[1\] \(line 9\)/] });
+  await t.rejects(loadConfig(file2, ENV), { code: 'CONFIG_INVALID', details: [/repositories\[2\]: is the same place as repositories\[1\] \(line 9\)/] });
   const file3 = await configWith(t.testdir(), ['repositories:', '  - { name: a, path: ./repo, enabled: false }']);
-  await t.rejects(loadConfig(file3, ENV), { details: [/repositories: every repository is disabled/] });
+  await t.rejects(loadConfig(file3, ENV), { code: 'CONFIG_INVALID', details: [/repositories: every repository is disabled/] });
 });
