@@ -16,8 +16,9 @@ export function define(program: Command): void {
     .option('--collection <name>', 'chroma: restore only this collection of the backup')
     .option('--as <name>', 'chroma: restore the collection under this name')
     .option('--target-dir <path>', 'chroma physical backups: the data directory to write (default services.chroma.path; the server must be stopped)')
+    .option('--repository <name>', 'read the backup from this repository (default: the first whose copy passes its checksums)')
     .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
-    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; lockTimeout: string }, cmd: Command) => {
+    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; repository?: string; lockTimeout: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { restoreCommand } = await import('../backup/commands.js');
@@ -25,7 +26,7 @@ export function define(program: Command): void {
       const progress = await progressFor(`restore ${id}`, g.json);
       const result = await restoreCommand(desired, id, {
         target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)),
-        collection: opts.collection, as: opts.as, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
+        collection: opts.collection, as: opts.as, repository: opts.repository, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
       }).finally(() => progress.stop());
       if (g.json) printJson({ id, ...result.details });
       else print(result.summary);
