@@ -343,7 +343,7 @@ export const backupModule: DomainModule<BackupObserved> = {
     return { backups: observed.backups.map((b) => (b.repository && b.repository !== first ? `${b.repository}:${b.id}` : b.id)).sort() };
   },
   async beforeApply(ctx) {
-    return (await cleanDebris(openRepositories(ctx.desired, ctx.env))).map((path) => `removed ${path}, left by a killed backup or copy`);
+    return (await cleanDebris(openRepositories(ctx.desired, ctx.env))).map((path) => `removed ${path}, left by a killed backup`);
   },
 };
 
