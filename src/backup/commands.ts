@@ -57,8 +57,8 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
     const reachable = (observed.repositories ?? []).filter((r) => r.reachable).map((r) => r.name);
     const first = observed.repositories?.[0]?.name;
     const create: CreateBackup = reachable[0] !== undefined && reachable[0] !== first ? { ...action, params: { ...action.params, repository: reachable[0] } } : action;
-    const copies = copiesOfNewBackup(d, observed, create).filter((c) => reachable.length === 0 || reachable.includes(c.params.to));
-    return [create, ...copies];
+    // A copy to a repository that did not answer is tried too: it fails naming it, the backup stands.
+    return [create, ...copiesOfNewBackup(d, observed, create)];
   }));
   const parts: EngineParts = {
     modules: [module],

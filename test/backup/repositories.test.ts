@@ -155,3 +155,24 @@ t.test('kill -9 during a copy (after a file): nothing partial is listed in the t
   t.same(JSON.parse(cli(['backup', 'list', '--json'], env).stdout).debris, [], 'the debris is gone');
   t.equal(cli(['backup', 'verify', backup!.id, '--repository', 'offsite'], env).code, 0);
 });
+
+t.test('a repository that cannot be read: list says so and exits 1; apply still backs up to the other, holding back only the copy to it', async (t) => {
+  const db = await freshDatabase(t);
+  await sql(db.url, `CREATE TABLE t (id int primary key); INSERT INTO t SELECT generate_series(1, 100);`);
+  const dir = t.testdir();
+  const env = await twoRepositoryProject(dir, db.url);
+  await writeFile(join(dir, 'offsite-repo'), 'not a directory'); // reading it fails (ENOTDIR)
+  const apply = cli(['apply', '--auto-approve', '--target', 'backup'], env);
+  t.equal(apply.code, 1, 'a run with a plan error fails');
+  t.match(apply.stdout + apply.stderr, /repository offsite \(.*offsite-repo\) cannot be read: .*copies to it and prunes in it are held back/);
+  t.match(apply.stdout + apply.stderr, /backup\.copy\.nightly\.offsite/);
+  const list = cli(['backup', 'list'], env);
+  t.equal(list.code, 1);
+  t.match(list.stdout, / local\n/, 'the backup in local is listed');
+  t.match(list.stderr, /^error: repository offsite \(.*offsite-repo\) cannot be read: /m);
+  t.notMatch(list.stderr, /\n\s+at /, 'no stack trace');
+  const create = cli(['backup', 'create', '--service', 'postgres'], env);
+  t.equal(create.code, 1);
+  t.match(create.stdout, /^\+ postgres\/nightly \S+: /m, 'backup create writes to local');
+  t.match(create.stderr, /copy to offsite: /, 'and says the copy failed');
+});
