@@ -143,3 +143,21 @@ t.test('a flipped byte in an S3 object: backup verify fails naming the object; r
   t.equal(cli(['backup', 'verify', backup!.id, '--repository', 'local'], env).code, 0, 'the local copy is intact');
   for (const r of [verify, refused]) t.notMatch(r.stdout + r.stderr, state.s3!.secretAccessKey);
 });
+
+t.test('wrong S3 credentials: list names the repository and bucket in one line, exit 1; apply backs up to local and holds back only the copy', { skip: SKIP }, async (t) => {
+  const state = await withSandbox(t, ['postgres', 's3']);
+  const env0 = { ...sandboxEnv(state), AWS_ACCESS_KEY_ID: 'AKIAUNKNOWN000000000' };
+  await sql(state.postgres!.url, `CREATE TABLE creds (id int primary key); INSERT INTO creds SELECT generate_series(1, 10);`);
+  const dir = join(t.testdir(), 'p');
+  const env = { ...env0, JARVIS_DB_CONFIG: await project(dir, ['  postgres: { url: "${JARVIS_PG_URL}" }'], ['  - { name: nightly, service: postgres, cron: "0 3 * * *", keep: { last: 3 } }']) };
+  const list = cli(['backup', 'list'], env);
+  t.equal(list.code, 1);
+  t.match(list.stderr, new RegExp(`^error: repository offsite \\(s3://${state.s3!.bucket}/prod/\\) cannot be read: .*${state.s3!.bucket}`, 'm'));
+  t.notMatch(list.stderr, /\n\s+at /, 'no stack trace');
+  const apply = cli(['apply', '--auto-approve', '--target', 'backup'], env);
+  t.equal(apply.code, 1);
+  t.match(apply.stdout + apply.stderr, /repository offsite .* cannot be read/);
+  const local = JSON.parse(cli(['backup', 'list', '--json', '--repository', 'local'], env).stdout) as { backups: ListedBackup[] };
+  t.same(local.backups.map((b) => b.repositories), [['local']], 'the backup to local went on');
+  for (const r of [list, apply]) t.notMatch(r.stdout + r.stderr, state.s3!.secretAccessKey, 'the secret key is in no output');
+});
