@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'MIGRATION_DRIFT'
   | 'RETENTION_FAILED'
   | 'STORAGE_FAILED'
+  | 'REPOSITORY'
   | 'ARCHIVE_INVALID'
   | 'HEALTH_FAILED'
   | 'INTERNAL';

@@ -43,6 +43,7 @@ export function define(program: Command): void {
             reporter: {
               runStarted: hooks.runStarted,
               waitingForLock: (owner) => hooks.waitingForLock(owner ? `pid ${owner.pid} on ${owner.host}, run ${owner.runId}` : 'an apply whose owner is not recorded'),
+              waitingForRepositoryLock: (repository, holder) => hooks.waitingForLock(`repository ${repository}: ${holder ? `pid ${holder.pid} on ${holder.host}, run ${holder.runId}` : 'another apply'}`),
               actionStarted: (action) => { hooks.actionStarted(action); },
               actionFinished: (_action, r) => hooks.actionFinished(r),
             },

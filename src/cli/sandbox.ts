@@ -15,20 +15,21 @@ function servicesOption(value: string): string[] {
 export function define(program: Command): void {
   const sandbox = program
     .command('sandbox')
-    .description('Start, stop and describe throwaway PostgreSQL, Redis and Chroma servers (for the demo and the tests)');
+    .description('Start, stop and describe throwaway PostgreSQL, Redis, Chroma and S3 servers (for the demo and the tests)');
 
   sandbox
     .command('up')
     .description('Start throwaway servers on free local ports, with their data in DIR')
     .option('--dir <dir>', 'where the servers keep their data and state', DEFAULT_DIR)
-    .option('--services <list>', 'comma-separated: postgres,redis,chroma', servicesOption, ['postgres', 'redis', 'chroma'])
-    .action(async (opts: { dir: string; services: string[] }, cmd: Command) => {
+    .option('--services <list>', 'comma-separated: postgres,redis,chroma,s3 (default: all four)', servicesOption)
+    .action(async (opts: { dir: string; services?: string[] }, cmd: Command) => {
       const g = globalOptions(cmd);
       const { JarvisError } = await import('../errors.js');
       const sb = await import('../sandbox/index.js');
-      const unknown = opts.services.filter((s) => !(sb.SANDBOX_SERVICES as readonly string[]).includes(s));
-      if (unknown.length) throw new JarvisError('USAGE', `--services: unknown service ${unknown.map((s) => `"${s}"`).join(', ')} (expected postgres, redis, chroma)`);
-      const state = await sb.startSandbox({ dir: opts.dir, services: opts.services as import('../sandbox/index.js').SandboxService[] });
+      const services = opts.services ?? [...sb.SANDBOX_SERVICES];
+      const unknown = services.filter((s) => !(sb.SANDBOX_SERVICES as readonly string[]).includes(s));
+      if (unknown.length) throw new JarvisError('USAGE', `--services: unknown service ${unknown.map((s) => `"${s}"`).join(', ')} (expected ${sb.SANDBOX_SERVICES.join(', ')})`);
+      const state = await sb.startSandbox({ dir: opts.dir, services: services as import('../sandbox/index.js').SandboxService[] });
       const { redactUrl } = await import('../services/redact.js');
       if (g.json) {
         printJson({ dir: state.dir, services: Object.fromEntries(sb.SANDBOX_SERVICES.filter((s) => state[s]).map((s) => [s, { url: redactUrl(state[s]!.url), port: state[s]!.port, pid: state[s]!.pid }])) });

@@ -10,6 +10,7 @@ import { JarvisError, isJarvisError, messageOf } from '../errors.js';
 import { redact } from '../services/redact.js';
 import { Journal, newRunId } from './journal.js';
 import { acquireApplyLock, type LockOwner } from './lock.js';
+import { acquireRepositoryLocks, type RepositoryLockRecord, type RepositoryLocks } from './repository-lock.js';
 import { applicableModules, blockedActions, buildPlan, errorsFor, fingerprintOf, narrowPlan, targetModuleOf, type Observation } from './planner.js';
 import { defaultParts, type EngineParts } from './registry.js';
 import { describeBasisChange } from './stale.js';
@@ -81,6 +82,8 @@ export interface ApplyReporter {
   /** The run's id, before anything else happens (the daemon logs every line of the run with it). */
   runStarted?(runId: string): void;
   waitingForLock?(owner: LockOwner | null, timeoutMs: number): void;
+  /** Another machine's apply holds the lock of a shared repository (repository-lock.ts). */
+  waitingForRepositoryLock?(repository: string, holder: RepositoryLockRecord | null, timeoutMs: number): void;
   prepared?(lines: string[]): void;
   /** Returns the progress sink of this action (a bar on a terminal). */
   actionStarted?(action: Action, index: number, total: number): Progress | void;
@@ -162,9 +165,9 @@ function unobservedModules(observation: Observation): Set<string> {
 }
 
 /**
- * Runs an apply under the lock of the storage path. Resolves with the run's result whether
- * actions failed or not (status `failed`); rejects when nothing ran: the lock could not be
- * taken, the saved plan is stale, or the confirmation was refused. A plan error (a service
+ * Runs an apply under the lock of the storage path and of every shared repository. Resolves
+ * with the run's result whether actions failed or not (status `failed`); rejects when nothing
+ * ran: a lock could not be taken, the saved plan is stale, or the confirmation was refused. A plan error (a service
  * down, a module that cannot be observed) holds back only the actions that depend on it
  * (`blockedActions`); the others run, and the run is `failed`.
  */
@@ -177,13 +180,25 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
   const runId = newRunId(startedAt);
   reporter.runStarted?.(runId);
   const lockTimeoutMs = options.lockTimeoutMs ?? 60_000;
+  const lockDeadline = Date.now() + lockTimeoutMs;
   const lock = await acquireApplyLock(desired.storage.path, {
     timeoutMs: lockTimeoutMs, runId, signal: options.signal, onWait: (owner) => reporter.waitingForLock?.(owner, lockTimeoutMs),
   });
   let journal: Journal | undefined;
+  let repositoryLocks: RepositoryLocks | undefined;
   try {
+    // Then the shared repositories, within what is left of the same --lock-timeout. Without
+    // `repositories:` the storage path is the only one, and its lock is taken.
+    const repositories = desired.repositories?.length ? (await import('../storage/repositories.js')).openRepositories(desired, env) : [];
+    repositoryLocks = await acquireRepositoryLocks(repositories, desired.storage.path, {
+      runId, deadline: lockDeadline, timeoutMs: lockTimeoutMs, env, ...(options.signal ? { signal: options.signal } : {}),
+      onWait: (repository, holder) => reporter.waitingForRepositoryLock?.(repository.name, holder, Math.max(0, lockDeadline - Date.now())),
+    });
     journal = await Journal.open(desired.storage.path, runId, env);
     await journal.write('run_started', { pid: process.pid, configFile: desired.configFile, configHash: desired.configHash, savedPlan: options.savedPlan ? options.savedPlan.fingerprint : null });
+    if (repositoryLocks.held.length || repositoryLocks.skipped.length) {
+      await journal.write('repository_locks', { held: repositoryLocks.held.map((l) => l.repository), skipped: repositoryLocks.skipped.map((s) => ({ ...s, reason: redact(s.reason, env) })) });
+    }
     const prepared: string[] = [];
     for (const module of applicableModules(parts.modules, desired)) {
       if (module.beforeApply) prepared.push(...(await module.beforeApply({ desired, env, runId })));
@@ -228,6 +243,7 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
     return { runId, status, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, prepared, plan, errors, results, journalFile: journal.file };
   } finally {
     await journal?.close().catch(() => undefined);
+    await repositoryLocks?.release();
     await lock.release();
   }
 }

@@ -35,6 +35,7 @@ export function configuredProbes(desired: Desired): HealthService[] {
   return HEALTH_SERVICES.filter((s) => {
     if (s === 'system') return true;
     if (s === 'backups') return desired.backups.length > 0;
+    if (s === 'repository') return Boolean(desired.repositories?.length);
     return Boolean(desired.services[s]);
   });
 }
@@ -117,7 +118,7 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
   const services = options.services ?? configured;
   for (const s of services) {
     if (!configured.includes(s)) {
-      throw new JarvisError('USAGE', s === 'backups' ? 'there are no backup schedules in the config' : `services.${s} is not configured`, {
+      throw new JarvisError('USAGE', s === 'backups' ? 'there are no backup schedules in the config' : s === 'repository' ? 'there are no repositories in the config' : `services.${s} is not configured`, {
         hint: `configured: ${configured.join(', ')}`,
       });
     }
@@ -132,7 +133,7 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
       return await withTimeout(run(), timeout, service);
     } catch (e) {
       if (service === 'postgres' || service === 'redis' || service === 'chroma') return unreachable(service, e);
-      return [{ check: service === 'system' ? 'system.disk_free_ratio' : 'backups.valid', value: null, problem: messageOf(e) }];
+      return [{ check: service === 'system' ? 'system.disk_free_ratio' : service === 'repository' ? 'repository.up' : 'backups.valid', value: null, problem: messageOf(e) }];
     } finally {
       probeMs[service] = Math.round(performance.now() - t0);
     }
@@ -143,6 +144,8 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
     redis: () => redisSamples(desired, options.connections),
     chroma: () => chromaSamples(desired, options.connections),
     backups: async () => (await import('./probes/backups.js')).probeBackups(desired, now),
+    // Each repository has its own time limit inside, shorter than the probe's.
+    repository: async () => (await import('./probes/backups.js')).probeRepositories(desired, now, options.env, Math.max(timeout - 500, 100)),
     system: async () => {
       const { probeSystem } = await import('./probes/system.js');
       const windowMs = options.cpuWindowMs ?? 100;

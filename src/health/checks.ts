@@ -10,7 +10,7 @@
  */
 import type { Threshold } from '../config/types.js';
 
-export const HEALTH_SERVICES = ['postgres', 'redis', 'chroma', 'system', 'backups'] as const;
+export const HEALTH_SERVICES = ['postgres', 'redis', 'chroma', 'system', 'backups', 'repository'] as const;
 export type HealthService = (typeof HEALTH_SERVICES)[number];
 
 export type MetricType = 'gauge' | 'counter';
@@ -171,6 +171,20 @@ export const CHECKS = {
   'backups.damaged': {
     service: 'backups', type: 'gauge', help: 'Published-looking backups of each schedule whose manifest does not hold.', labels: ['schedule'],
     threshold: { warning: 1, lowerIsWorse: false }, source: 'ours', display: 'count',
+  },
+
+  // With `repositories:` in the config; backups.* above keep their names (existing alerts keep
+  // working), these carry a `repository` label. The age is judged per repository when there are
+  // several: with one, backups.age_interval_ratio already judges it.
+  'repository.up': {
+    service: 'repository', type: 'gauge', help: '1 when the repository could be listed, 0 when it could not (unreachable, wrong credentials, missing bucket).', labels: ['repository'],
+    threshold: { critical: 1, lowerIsWorse: true }, source: 'ours, like the exporters\' "Down" rules', display: 'bool',
+  },
+  'repository.backups_valid': { service: 'repository', type: 'gauge', help: 'Published backups of each schedule whose manifest holds, in each repository.', labels: ['repository', 'schedule'], display: 'count' },
+  'repository.backup_age_seconds': { service: 'repository', type: 'gauge', help: 'Age of the newest valid backup of each schedule in each repository.', labels: ['repository', 'schedule'], display: 'seconds' },
+  'repository.backup_age_interval_ratio': {
+    service: 'repository', type: 'gauge', help: 'Age of the newest valid backup of each schedule in each repository (when there are several), over the interval of the schedule\'s cron.', labels: ['repository', 'schedule'],
+    threshold: { warning: 1.5, critical: 3, lowerIsWorse: false }, source: 'ours: as backups.age_interval_ratio', whenMissing: 'CRITICAL', display: 'number',
   },
 } as const satisfies Record<string, CheckSpec>;
 

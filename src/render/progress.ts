@@ -72,6 +72,9 @@ export async function applyReporter(c: Palette, quiet: boolean): Promise<ApplyRe
     waitingForLock(owner, timeoutMs) {
       line(`waiting up to ${formatDuration(timeoutMs)} for the apply lock (held by ${owner ? `pid ${owner.pid}, run ${owner.runId}, since ${owner.since}` : 'another process'})…`);
     },
+    waitingForRepositoryLock(repository, holder, timeoutMs) {
+      line(`waiting up to ${formatDuration(timeoutMs)} for the lock of repository ${repository} (held by ${holder ? `host ${holder.host}, pid ${holder.pid}, since ${holder.since}` : 'another apply'})…`);
+    },
     prepared(lines) { for (const l of lines) line(c.dim(`cleaned: ${l}`)); },
     actionStarted(action, index, total) {
       line(`[${index + 1}/${total}] ${symbolOf(action)} ${action.type} ${action.target}${action.risk === 'destructive' ? c.red(' (destructive)') : ''}`);

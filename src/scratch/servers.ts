@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { JarvisError, messageOf } from '../errors.js';
 import { isAlive, sleep, stopProcess } from '../platform/processes.js';
 import { formatDuration } from '../render/format.js';
+import { S3RVER_UPLOADS_EXTENSION } from './s3rver-uploads.js';
 
 const run = promisify(execFile);
 
@@ -390,7 +391,8 @@ async function s3Answers(port: number): Promise<boolean> {
  * An S3-compatible server (s3rver) keeping its objects in `dir/data`, with one bucket. s3rver
  * knows one fixed key pair; the launcher replaces it with a fresh one, so that a secret key is
  * a real secret (the tests grep every output for it) and an unknown key id is refused. The
- * secret reaches the child through its environment, never its command line.
+ * secret reaches the child through its environment, never its command line. What s3rver lacks of
+ * S3 (listing and aborting multipart uploads, deep delimiter listings) is added (s3rver-uploads.ts).
  */
 export async function startS3Server(options: { dir: string; bucket?: string; port?: number; existing?: S3Server; ownerPid?: number }): Promise<S3Server> {
   const dir = options.existing ? dirname(options.existing.dataDir) : options.dir;
@@ -409,8 +411,9 @@ export async function startS3Server(options: { dir: string; bucket?: string; por
     account.revokeAccessKey('S3RVER');
     account.createKeyPair(keyId, process.env.S3_SECRET);
     delete process.env.S3_SECRET;
-    new S3rver({ directory: dataDir, address: '127.0.0.1', port: Number(port), silent: true, vhostBuckets: false, configureBuckets: [{ name: bucket }] })
-      .run().catch((e) => { console.error(e && e.message); process.exit(1); });
+    const server = new S3rver({ directory: dataDir, address: '127.0.0.1', port: Number(port), silent: true, vhostBuckets: false, configureBuckets: [{ name: bucket }] });
+    ${S3RVER_UPLOADS_EXTENSION}(server, join(root, 'lib'), dataDir, keyId);
+    server.run().catch((e) => { console.error(e && e.message); process.exit(1); });
   `;
   const pid = spawnDetached(process.execPath, ['-e', script, s3rverDir(), dataDir, String(port), bucket, accessKeyId], log, { ...process.env, S3_SECRET: secretAccessKey });
   if (options.ownerPid !== undefined) guardProcess(options.ownerPid, pid);

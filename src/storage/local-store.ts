@@ -11,12 +11,11 @@
  * `<name>.tmp-<pid>`. File-system failures name the file (storage/failures.ts); staged paths are
  * registered (storage/staging.ts) so that a forced exit removes them.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
-import { Transform, type TransformCallback, type Readable, type Writable } from 'node:stream';
+import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { JarvisError } from '../errors.js';
 import { isAlive } from '../platform/processes.js';
@@ -24,6 +23,7 @@ import { fsyncPath, hashFile, HashingFileSink, listDirs, listFiles, testPausePoi
 import { writingStorage } from './failures.js';
 import { checkKey, type AddFileOptions, type Debris, type FileSource, type Leftover, type LocalDirectory, type RunOwner, type SealedStore, type StagedItem, type StageOptions, type StoredFile } from './sealed-store.js';
 import { registerStaged, unregisterStaged } from './staging.js';
+import { VerifyingStream } from './verifying.js';
 
 /** Hidden item dirs: `.tmp-<name>-<pid>` (staged), `.prune-<name>-<pid>` (being deleted), `.restore-<name>-<pid>` (scratch). */
 export const HIDDEN_ITEM = /^\.(tmp|prune|restore)-(.+)-(\d+)$/;
@@ -58,30 +58,6 @@ async function streamToFile(path: string, name: string, source: FileSource, tran
   const sink = new HashingFileSink(path);
   await runPipeline(source, ...transforms, sink);
   return { name, bytes: sink.bytes, sha256: sink.hash.digest('hex') };
-}
-
-/** Passes bytes through and fails at the end when they differ from what `file` records. */
-class VerifyingStream extends Transform {
-  private readonly hash = createHash('sha256');
-  private bytes = 0;
-  constructor(private readonly file: StoredFile, private readonly location: string) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    done(null, chunk);
-  }
-  override _flush(done: TransformCallback): void {
-    const hint = `${this.location} is damaged: use another backup or archive`;
-    if (this.bytes !== this.file.bytes) {
-      done(new JarvisError('VERIFY_FAILED', `${this.file.name} has ${this.bytes} bytes, the manifest says ${this.file.bytes}`, { hint }));
-    } else if (this.hash.digest('hex') !== this.file.sha256) {
-      done(new JarvisError('VERIFY_FAILED', `${this.file.name} does not match its SHA-256`, { hint }));
-    } else {
-      done();
-    }
-  }
 }
 
 class LocalStagedItem implements StagedItem {

@@ -174,3 +174,32 @@ t.test('a lone throwaway redis-server with an owner dies with its owner (kill -9
   owner.kill('SIGKILL');
   t.ok(await waitForExit(pid, 10_000), 'the server is killed once its owner is gone');
 });
+
+t.test('the S3 service: a bucket that takes objects with the key pair the env exports, an unknown key id refused, no secret printed', async (t) => {
+  const dir = await tempDir(t);
+  const up = await run(process.execPath, [CLI, 'sandbox', 'up', '--dir', dir, '--services', 's3']);
+  const state = (await readSandbox(dir))!;
+  const s3 = state.s3!;
+  t.match(up.stdout, /\+ s3\s+http:\/\/127\.0\.0\.1:\d+/);
+  const env = await run('bash', ['-c', `eval "$(${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} sandbox env --dir ${JSON.stringify(dir)})"; printf '%s\\n' "$JARVIS_S3_ENDPOINT" "$JARVIS_S3_BUCKET" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" "$AWS_REGION"`]);
+  t.same(env.stdout.trim().split('\n'), [s3.url, s3.bucket, s3.accessKeyId, s3.secretAccessKey, 'us-east-1'], 'eval exports the endpoint, the bucket and the key pair');
+  const status = await run(process.execPath, [CLI, 'sandbox', 'status', '--dir', dir]);
+  const printed = await run(process.execPath, [CLI, 'sandbox', 'env', '--dir', dir]);
+  for (const out of [up.stdout, up.stderr, status.stdout, printed.stdout]) t.notOk(out.includes(s3.secretAccessKey), 'the secret key is never printed');
+  t.notOk(s3.accessKeyId === 'S3RVER', 'a fresh key pair, not the server\'s well-known one');
+
+  const { S3Client, PutObjectCommand, GetObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = (accessKeyId: string) => new S3Client({ endpoint: s3.url, region: s3.region, forcePathStyle: true, credentials: { accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  const good = client(s3.accessKeyId);
+  t.teardown(() => good.destroy());
+  await good.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'probe/hello.txt', Body: 'hello' }));
+  const got = await good.send(new GetObjectCommand({ Bucket: s3.bucket, Key: 'probe/hello.txt' }));
+  t.equal(await got.Body!.transformToString(), 'hello', 'the bucket exists and round-trips an object');
+  const stranger = client('AKIAUNKNOWNKEY000000');
+  t.teardown(() => stranger.destroy());
+  await t.rejects(stranger.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'probe/x', Body: 'x' })), { name: 'InvalidAccessKeyId' }, 'an unknown access key id is refused');
+
+  await run(process.execPath, [CLI, 'sandbox', 'down', '--dir', dir]);
+  t.notOk(isAlive(s3.pid), 'down stops the S3 server');
+  t.ok(await portIsFree(s3.port), 'and frees its port');
+});

@@ -11,7 +11,12 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import type { RunOwner, SealedStore } from '../../src/storage/sealed-store.js';
 import { openLocalStore } from '../../src/storage/local-store.js';
+import { openS3Store, type S3Location } from '../../src/storage/s3-store.js';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../src/services/s3.js';
+import { sandboxEnv } from '../../src/sandbox/index.js';
 import { readFile, writeFile } from 'node:fs/promises';
+import { withSandbox, type SandboxState } from '../helpers/sandbox.js';
 
 interface StoreOptions { owner?: RunOwner; afterUnpublish?: (key: string) => Promise<void> }
 /** A store over one repository; stores made by the same factory call see the same repository. */
@@ -107,6 +112,27 @@ contract('local directory', (t) => {
       const bytes = await readFile(path);
       bytes[3] ^= 0x01;
       await writeFile(path, bytes);
+    },
+  };
+});
+
+let sandbox: SandboxState | undefined;
+t.before(async () => { sandbox = await withSandbox(t, ['s3']); });
+let s3Cases = 0;
+
+contract('S3 bucket', () => {
+  const s3 = sandbox!.s3!;
+  const env = sandboxEnv(sandbox!);
+  const location: S3Location = { bucket: s3.bucket, prefix: `contract-${++s3Cases}/`, region: s3.region, endpoint: s3.url, forcePathStyle: true };
+  return {
+    open: (options = {}) => openS3Store(location, { repository: 'offsite', manifestName: 'manifest.json', env, ...options }),
+    flipByte: async (store, key, name) => {
+      const client = createS3Client(location, env);
+      const Key = store.location(key, name).slice(`s3://${s3.bucket}/`.length);
+      const out = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key }));
+      const bytes = Buffer.from(await out.Body!.transformToByteArray());
+      bytes[3] ^= 0x01;
+      await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body: bytes }));
     },
   };
 });

@@ -1,0 +1,46 @@
+/**
+ * The S3 edge (src/services/s3.ts): on Node 20 the AWS SDK warns that later versions will need
+ * Node 22 the first time a client is built; jarvis-db drops that one warning, and only it.
+ * Real processes (the compiled code, build first: `npm run build`) against the sandbox's s3rver.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sandboxEnv } from '../../src/sandbox/index.js';
+import { withSandbox } from '../helpers/sandbox.js';
+
+const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).pathname;
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+
+t.test('a process that lists an S3 repository prints no NodeVersionSupportWarning, while other warnings still show', async (t) => {
+  const sandbox = await withSandbox(t, ['s3']);
+  const s3 = sandbox.s3!;
+  const dir = t.testdir();
+  const location = { bucket: s3.bucket, prefix: 'warnings/', region: s3.region, endpoint: s3.url, forcePathStyle: true };
+  const script = join(dir, 'list.mjs');
+  await writeFile(script, `
+    import { openS3Store } from ${JSON.stringify(dist('storage/s3-store.js'))};
+    const store = openS3Store(${JSON.stringify(location)}, { repository: 'offsite', manifestName: 'manifest.json', env: process.env });
+    console.log(JSON.stringify(await store.list('')));
+    process.emitWarning('a warning of our own');
+  `);
+  const run = spawnSync(process.execPath, [script], { env: { ...process.env, ...sandboxEnv(sandbox) }, encoding: 'utf8' });
+  t.equal(run.status, 0, 'the script ran');
+  if (run.status !== 0) t.comment(run.stderr);
+  t.equal(run.stdout.trim(), '[]', 'it reached the bucket');
+  t.notMatch(run.stderr, /NodeVersionSupportWarning/);
+  t.match(run.stderr, /a warning of our own/, 'other warnings are not swallowed');
+
+  // The control: the SDK itself, without jarvis-db's client factory, does warn on this Node.
+  const bare = join(dir, 'bare.mjs');
+  await writeFile(bare, `
+    import { createRequire } from 'node:module';
+    const require = createRequire(${JSON.stringify(dist('storage/s3-store.js'))});
+    const { S3Client } = require('@aws-sdk/client-s3');
+    new S3Client({ region: 'us-east-1' });
+  `);
+  const control = spawnSync(process.execPath, [bare], { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: '' }, encoding: 'utf8' });
+  if (nodeMajor < 22) t.match(control.stderr, /NodeVersionSupportWarning/, 'the SDK warns when nothing filters it');
+  else t.pass('this Node is supported by the SDK: no warning to filter');
+});
