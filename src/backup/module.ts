@@ -334,7 +334,12 @@ export const backupModule: DomainModule<BackupObserved> = {
     // schema.backupBefore: the migration steps the migrate module plans require a backup first.
     const migrate = all.migrate as MigrateObserved | undefined;
     const migrating = desired.schema?.backupBefore === true && migrate !== undefined && planMigrations(desired.schema, migrate).actions.length > 0;
-    return migrating ? { ...part, actions: withPreChangeBackup(desired, part.actions, observed, now) } : part;
+    if (!migrating) return part;
+    // A pre-change backup that was not due is copied to the other repositories like any new one.
+    const actions = withPreChangeBackup(desired, part.actions, observed, now);
+    const copied = new Set(actions.flatMap((a) => (a.type === 'copy_backup' && a.params.fromAction ? [a.params.fromAction] : [])));
+    const added = actions.flatMap((a) => (a.type === 'create_backup' && !copied.has(a.id) ? copiesOfNewBackup(desired, observed, a) : []));
+    return { ...part, actions: [...actions, ...added] };
   },
   describeChange: describeScheduleChanges,
   // A copy in a repository other than the first is `<repository>:<id>`: a copy made or lost makes a saved plan stale.

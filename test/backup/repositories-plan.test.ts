@@ -7,7 +7,8 @@
  */
 import t from 'tap';
 import type { BackupSchedule, Desired, KeepRules, RepositoryConfig } from '../../src/config/types.js';
-import { planBackups, type BackupObserved, type ObservedScheduleBackup } from '../../src/backup/module.js';
+import { backupModule, planBackups, type BackupObserved, type ObservedScheduleBackup } from '../../src/backup/module.js';
+import type { MigrateObserved } from '../../src/migrate/observe.js';
 import { blockedActions, orderActions } from '../../src/engine/planner.js';
 import { paramsProblem } from '../../src/engine/action-params.js';
 import type { Action, CopyBackup, PruneBackup } from '../../src/engine/types.js';
@@ -131,4 +132,20 @@ t.test('a backup in two repositories counts once: not due twice, verified once',
   const d = desired({ last: 3 }, [{ name: 'local' }, { name: 'offsite' }]);
   const plan = planBackups({ ...d, backups: [{ ...d.backups[0]!, verify: 'restore' }] }, observed([b(24, 'local', true), b(24, 'offsite', true)], ['local', 'offsite']), NOW);
   t.same(plan.actions.map((a) => a.type), ['verify_backup']);
+});
+
+t.test('a pre-change backup (schema.backupBefore) that was not due is copied to the other repositories too', async (t) => {
+  const d: Desired = {
+    ...desired({ last: 3 }, [{ name: 'local' }, { name: 'offsite' }]),
+    services: { postgres: { url: 'postgres://jarvis@127.0.0.1/jarvis' } },
+    schema: { migrations: '/m', target: 'latest', allowDown: false, backupBefore: true },
+  };
+  const migrate: MigrateObserved = {
+    database: 'jarvis', databaseExists: true, directory: '/m', problems: [], embeddingType: null,
+    files: [{ name: '001', file: '001.sql', sha256: '0'.repeat(64), hasDown: true }], applied: [],
+  };
+  const seen = observed([b(24, 'local'), b(24, 'offsite')], ['local', 'offsite']);
+  const part = backupModule.plan(d, seen, NOW, { backup: seen, migrate });
+  t.same(part.actions.map((a) => a.id), ['backup.create.nightly', 'backup.copy.nightly.offsite']);
+  t.same(part.actions[1]!.requires, ['backup.create.nightly']);
 });
