@@ -73,10 +73,15 @@ const DEFAULT_HEARTBEAT_MS = 60_000;
 const DELETE_BATCH = 1000;
 /** Items whose top level is read at once while listing. */
 const LISTING_CONCURRENCY = 8;
-/** A file being added to a published item: `.tmp-<stem>-<pid>`, as locally. */
-const ADDING_FILE = /^\.tmp-.+-(\d+)$/;
-const OWNER_HOST = 'jarvis-host';
-const OWNER_PID = 'jarvis-pid';
+/**
+ * A file being added to a published item: `.tmp-<stem>-<host tag>-<pid>` (as locally, with the
+ * first 8 hex digits of the host name's SHA-256: a pid says nothing on another host).
+ */
+const ADDING_FILE = /^\.tmp-.+-([0-9a-f]{8})-(\d+)$/;
+
+function hostTag(host: string): string {
+  return createHash('sha256').update(host).digest('hex').slice(0, 8);
+}
 
 /** What a marker object holds. */
 interface Marker { runId: string; pid: number; host: string; startedAt: string; heartbeat: string }
@@ -225,9 +230,9 @@ export class S3SealedStore implements SealedStore {
     }
   }
 
-  async putText(objectKey: string, text: string, metadata?: Record<string, string>): Promise<void> {
+  async putText(objectKey: string, text: string): Promise<void> {
     await this.call(`writing ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new PutObjectCommand({
-      Bucket: this.where.bucket, Key: objectKey, Body: text, ContentType: 'application/json', ...(metadata ? { Metadata: metadata } : {}),
+      Bucket: this.where.bucket, Key: objectKey, Body: text, ContentType: 'application/json',
     })));
   }
 
@@ -243,11 +248,11 @@ export class S3SealedStore implements SealedStore {
     });
   }
 
-  private async head(objectKey: string): Promise<{ bytes: number; metadata: Record<string, string>; lastModified?: Date } | null> {
+  private async head(objectKey: string): Promise<{ bytes: number } | null> {
     return this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
         const out = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: objectKey }));
-        return { bytes: out.ContentLength ?? 0, metadata: out.Metadata ?? {}, ...(out.LastModified ? { lastModified: out.LastModified } : {}) };
+        return { bytes: out.ContentLength ?? 0 };
       } catch (e) {
         if (isNotFound(e)) return null;
         throw e;
@@ -295,7 +300,7 @@ export class S3SealedStore implements SealedStore {
    * a part), hashing and counting the stored bytes. `pause` names a test pause point reached
    * once the first part is acknowledged (a kill there leaves an incomplete multipart upload).
    */
-  async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { metadata?: Record<string, string>; pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
+  async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
     const env = options.env ?? this.env;
     let partAcknowledged: () => void = () => undefined;
     const firstPart = new Promise<void>((resolve) => { partAcknowledged = resolve; });
@@ -308,7 +313,7 @@ export class S3SealedStore implements SealedStore {
     } : undefined);
     const upload = new Upload({
       client: this.client, queueSize: QUEUE_SIZE, partSize: PART_SIZE, leavePartsOnError: false,
-      params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher, ...(options.metadata ? { Metadata: options.metadata } : {}) },
+      params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher },
     });
     upload.on('httpUploadProgress', (p) => { if ((p.loaded ?? 0) >= PART_SIZE) partAcknowledged(); });
     // Which side failed first: a source (or encryptor) failure destroys the hasher before the
@@ -444,11 +449,9 @@ export class S3SealedStore implements SealedStore {
   async addFile(key: string, name: string, source: FileSource, options: AddFileOptions = {}): Promise<StoredFile> {
     checkFileName(name);
     const env = options.env ?? this.env;
-    const staged = this.objectKey(key, `.tmp-${name.split('.')[0]!}-${this.owner.pid}`);
+    const staged = this.objectKey(key, this.stagedFileName(name));
     const final = this.objectKey(key, name);
-    const file = await this.upload(staged, source, options.transforms ?? [], {
-      metadata: { [OWNER_HOST]: this.owner.host, [OWNER_PID]: String(this.owner.pid) }, pause: 's3.add-file-part', env,
-    });
+    const file = await this.upload(staged, source, options.transforms ?? [], { pause: 's3.add-file-part', env });
     if (options.stagedPause) await testPausePoint(options.stagedPause, env);
     await testPausePoint('s3.add-file-staged', env);
     // CopyObject puts the complete file in place in one step (up to 5 GB: chunks are far smaller).
@@ -514,24 +517,28 @@ export class S3SealedStore implements SealedStore {
     return [...found.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
+  /** The staged name of a file being added to a published item. */
+  stagedFileName(name: string): string {
+    return `.tmp-${name.split('.')[0]!}-${hostTag(this.owner.host)}-${this.owner.pid}`;
+  }
+
   async leftovers(key: string): Promise<Leftover[]> {
     const prefix = this.objectKey(key);
     const found = new Map<string, Leftover>();
-    const top = await this.topLevel(prefix);
-    for (const f of top.files) {
+    // Alive: this host's and its pid lives, or another host's and younger than a lease.
+    const alive = (m: RegExpExecArray, since: Date | undefined): boolean => {
+      if (m[1] === hostTag(hostname())) return isAlive(Number(m[2]));
+      return since !== undefined && Date.now() - since.getTime() <= this.leaseMs;
+    };
+    for (const f of (await this.topLevel(prefix)).files) {
       const m = ADDING_FILE.exec(f.name);
-      if (!m) continue;
-      const head = await this.head(`${prefix}${f.name}`);
-      const host = head?.metadata[OWNER_HOST];
-      const pid = Number(head?.metadata[OWNER_PID] ?? m[1]);
-      const marker = host ? { runId: '', pid, host, startedAt: '', heartbeat: (head?.lastModified ?? f.lastModified ?? new Date(0)).toISOString() } : null;
-      found.set(f.name, { key, name: f.name, location: this.location(key, f.name), ownerAlive: this.markerAlive(marker, f.lastModified) });
+      if (m) found.set(f.name, { key, name: f.name, location: this.location(key, f.name), ownerAlive: alive(m, f.lastModified) });
     }
-    // A staged file still being uploaded (multipart): its owner holds it for a lease.
+    // A staged file still being uploaded in parts, or whose upload a kill left incomplete.
     for (const u of await this.uploads(prefix)) {
       const name = u.key.slice(prefix.length);
-      if (!ADDING_FILE.test(name) || found.has(name)) continue;
-      found.set(name, { key, name, location: this.location(key, name), ownerAlive: u.initiated !== undefined && Date.now() - u.initiated.getTime() <= this.leaseMs });
+      const m = ADDING_FILE.exec(name);
+      if (m && !found.has(name)) found.set(name, { key, name, location: this.location(key, name), ownerAlive: alive(m, u.initiated) });
     }
     return [...found.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
