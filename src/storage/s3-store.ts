@@ -365,6 +365,13 @@ export class S3SealedStore implements SealedStore {
   async begin(key: string, options: StageOptions = {}): Promise<StagedItem> {
     const env = options.env ?? this.env;
     const prefix = this.objectKey(key);
+    // An item is written once: staging over existing objects would let abort delete them.
+    const existing = await this.call(`listing ${this.location(key)}`, () => this.client.send(new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: prefix, MaxKeys: 1 })));
+    if (existing.KeyCount || existing.Contents?.length) {
+      throw new JarvisError('REPOSITORY', `repository ${this.target.repository} (${s3Url(this.where.bucket, this.where.prefix)}): ${this.location(key)} already exists`, {
+        hint: 'an item is written once under a new id; remove the debris of a killed run first if that is what is there',
+      });
+    }
     const marker = this.newMarker(randomUUID(), new Date().toISOString());
     await this.putText(`${prefix}${STAGED_MARKER}`, JSON.stringify(marker));
     const item = new S3StagedItem(this, key, marker, env);

@@ -86,6 +86,7 @@ t.test('a 20 MB file goes up in several parts and reads back whole, its SHA-256 
   t.equal(read.digest('hex'), file.sha256, 'read() streams the same bytes and verifies them');
   t.same(await store.hash('postgres/nightly/big', 'data/big.bin'), { sha256: file.sha256, bytes: file.bytes });
   t.same(await store.list('postgres/nightly'), ['big']);
+  await t.rejects(store.begin('postgres/nightly/big'), { code: 'REPOSITORY', message: /postgres\/nightly\/big already exists/ }, 'an item is not staged over a published one');
   t.same(await everything(location), { keys: ['postgres/nightly/big/data/big.bin', 'postgres/nightly/big/manifest.json'], uploads: [] }, 'the marker is gone once published');
 });
 
