@@ -345,7 +345,7 @@ export class S3SealedStore implements SealedStore {
     return true;
   }
 
-  private async readMarker(objectKey: string): Promise<Marker | null> {
+  async readMarker(objectKey: string): Promise<Marker | null> {
     const text = await this.getText(objectKey);
     if (text === null) return null;
     try {
@@ -440,6 +440,8 @@ export class S3SealedStore implements SealedStore {
     const check = new VerifyingStream(file, url, url);
     this.call(`reading ${url}`, () => this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).then((out) => {
       const body = out.Body as Readable;
+      // A reader that gave up before the object came frees the connection at once.
+      if (check.destroyed) return void body.destroy();
       body.on('error', (e) => check.destroy(s3Failure(e, this.target, `reading ${url}`, this.env)));
       check.on('close', () => body.destroy());
       body.pipe(check);
@@ -463,7 +465,7 @@ export class S3SealedStore implements SealedStore {
     await testPausePoint('s3.add-file-staged', env);
     // CopyObject puts the complete file in place in one step (up to 5 GB: chunks are far smaller).
     await this.call(`copying to ${s3Url(this.where.bucket, final)}`, () => this.client.send(new CopyObjectCommand({
-      Bucket: this.where.bucket, Key: final, CopySource: `${this.where.bucket}/${staged.split('/').map(encodeURIComponent).join('/')}`, MetadataDirective: 'REPLACE',
+      Bucket: this.where.bucket, Key: final, CopySource: `${this.where.bucket}/${staged.split('/').map(encodeURIComponent).join('/')}`,
     })));
     await testPausePoint('s3.add-file-copied', env);
     await this.deleteObject(staged);
@@ -694,6 +696,14 @@ class S3StagedItem implements StagedItem {
     if (this.done) throw new JarvisError('INTERNAL', `${this.key} published twice`);
     // Every upload was acknowledged when its writeFile/adoptLocalFile returned: the manifest goes last.
     await testPausePoint('s3.before-manifest', this.env);
+    // A cleaner that took the item for debris (a lease expired under a stalled run) removed the
+    // marker with the files: publishing now would list an incomplete item.
+    if ((await this.store.readMarker(this.objectKey(STAGED_MARKER)))?.runId !== this.marker.runId) {
+      await this.finish();
+      throw new JarvisError('REPOSITORY', `${this.location}: the staged item was removed before it was published (taken for debris: its marker's heartbeat was older than the lease)`, {
+        hint: 'run it again; if it happens again, look for a cleaner on another host and for what stalled this run',
+      });
+    }
     await this.store.putText(this.objectKey(this.store.manifestName), manifest);
     await testPausePoint('s3.after-manifest', this.env);
     await this.finish();

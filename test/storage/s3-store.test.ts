@@ -214,6 +214,17 @@ t.test('a marker from another host is its owner\'s while the heartbeat is fresh,
   t.same(await cleaner.list('archives/p'), ['beating']);
 });
 
+t.test('a run whose staged item was removed as debris meanwhile does not publish it', async (t) => {
+  const location = locationFor();
+  const store = open(location);
+  const item = await store.begin('postgres/nightly/stalled');
+  const file = await item.writeFile('dump.pgc', Readable.from([Buffer.from('a dump')]));
+  await open(location).removeDebris([{ key: 'postgres/nightly/stalled', location: store.location('postgres/nightly/stalled') }]);
+  await t.rejects(item.publish(JSON.stringify({ files: [file] })), { code: 'REPOSITORY', message: /removed before it was published/ });
+  t.same(await store.list('postgres/nightly'), []);
+  t.same(await everything(location), { keys: [], uploads: [] }, 'no manifest was written');
+});
+
 t.test('files a killed run was adding to a published item are leftovers whose owner is dead, an incomplete upload included', async (t) => {
   const location = locationFor();
   const store = open(location, { manifestName: 'archive.json' });
