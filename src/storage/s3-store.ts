@@ -73,10 +73,15 @@ const DEFAULT_HEARTBEAT_MS = 60_000;
 const DELETE_BATCH = 1000;
 /** Items whose top level is read at once while listing. */
 const LISTING_CONCURRENCY = 8;
-/** A file being added to a published item: `.tmp-<stem>-<pid>`, as locally. */
-const ADDING_FILE = /^\.tmp-.+-(\d+)$/;
-const OWNER_HOST = 'jarvis-host';
-const OWNER_PID = 'jarvis-pid';
+/**
+ * A file being added to a published item: `.tmp-<stem>-<host tag>-<pid>` (as locally, with the
+ * first 8 hex digits of the host name's SHA-256: a pid says nothing on another host).
+ */
+const ADDING_FILE = /^\.tmp-.+-([0-9a-f]{8})-(\d+)$/;
+
+function hostTag(host: string): string {
+  return createHash('sha256').update(host).digest('hex').slice(0, 8);
+}
 
 /** What a marker object holds. */
 interface Marker { runId: string; pid: number; host: string; startedAt: string; heartbeat: string }
@@ -225,9 +230,9 @@ export class S3SealedStore implements SealedStore {
     }
   }
 
-  async putText(objectKey: string, text: string, metadata?: Record<string, string>): Promise<void> {
+  async putText(objectKey: string, text: string): Promise<void> {
     await this.call(`writing ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new PutObjectCommand({
-      Bucket: this.where.bucket, Key: objectKey, Body: text, ContentType: 'application/json', ...(metadata ? { Metadata: metadata } : {}),
+      Bucket: this.where.bucket, Key: objectKey, Body: text, ContentType: 'application/json',
     })));
   }
 
@@ -243,11 +248,11 @@ export class S3SealedStore implements SealedStore {
     });
   }
 
-  private async head(objectKey: string): Promise<{ bytes: number; metadata: Record<string, string>; lastModified?: Date } | null> {
+  private async head(objectKey: string): Promise<{ bytes: number } | null> {
     return this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
         const out = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: objectKey }));
-        return { bytes: out.ContentLength ?? 0, metadata: out.Metadata ?? {}, ...(out.LastModified ? { lastModified: out.LastModified } : {}) };
+        return { bytes: out.ContentLength ?? 0 };
       } catch (e) {
         if (isNotFound(e)) return null;
         throw e;
@@ -295,7 +300,7 @@ export class S3SealedStore implements SealedStore {
    * a part), hashing and counting the stored bytes. `pause` names a test pause point reached
    * once the first part is acknowledged (a kill there leaves an incomplete multipart upload).
    */
-  async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { metadata?: Record<string, string>; pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
+  async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
     const env = options.env ?? this.env;
     let partAcknowledged: () => void = () => undefined;
     const firstPart = new Promise<void>((resolve) => { partAcknowledged = resolve; });
@@ -308,7 +313,7 @@ export class S3SealedStore implements SealedStore {
     } : undefined);
     const upload = new Upload({
       client: this.client, queueSize: QUEUE_SIZE, partSize: PART_SIZE, leavePartsOnError: false,
-      params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher, ...(options.metadata ? { Metadata: options.metadata } : {}) },
+      params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher },
     });
     upload.on('httpUploadProgress', (p) => { if ((p.loaded ?? 0) >= PART_SIZE) partAcknowledged(); });
     // Which side failed first: a source (or encryptor) failure destroys the hasher before the
@@ -340,7 +345,7 @@ export class S3SealedStore implements SealedStore {
     return true;
   }
 
-  private async readMarker(objectKey: string): Promise<Marker | null> {
+  async readMarker(objectKey: string): Promise<Marker | null> {
     const text = await this.getText(objectKey);
     if (text === null) return null;
     try {
@@ -360,6 +365,13 @@ export class S3SealedStore implements SealedStore {
   async begin(key: string, options: StageOptions = {}): Promise<StagedItem> {
     const env = options.env ?? this.env;
     const prefix = this.objectKey(key);
+    // An item is written once: staging over existing objects would let abort delete them.
+    const existing = await this.call(`listing ${this.location(key)}`, () => this.client.send(new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: prefix, MaxKeys: 1 })));
+    if (existing.KeyCount || existing.Contents?.length) {
+      throw new JarvisError('REPOSITORY', `repository ${this.target.repository} (${s3Url(this.where.bucket, this.where.prefix)}): ${this.location(key)} already exists`, {
+        hint: 'an item is written once under a new id; remove the debris of a killed run first if that is what is there',
+      });
+    }
     const marker = this.newMarker(randomUUID(), new Date().toISOString());
     await this.putText(`${prefix}${STAGED_MARKER}`, JSON.stringify(marker));
     const item = new S3StagedItem(this, key, marker, env);
@@ -428,6 +440,8 @@ export class S3SealedStore implements SealedStore {
     const check = new VerifyingStream(file, url, url);
     this.call(`reading ${url}`, () => this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).then((out) => {
       const body = out.Body as Readable;
+      // A reader that gave up before the object came frees the connection at once.
+      if (check.destroyed) return void body.destroy();
       body.on('error', (e) => check.destroy(s3Failure(e, this.target, `reading ${url}`, this.env)));
       check.on('close', () => body.destroy());
       body.pipe(check);
@@ -444,16 +458,14 @@ export class S3SealedStore implements SealedStore {
   async addFile(key: string, name: string, source: FileSource, options: AddFileOptions = {}): Promise<StoredFile> {
     checkFileName(name);
     const env = options.env ?? this.env;
-    const staged = this.objectKey(key, `.tmp-${name.split('.')[0]!}-${this.owner.pid}`);
+    const staged = this.objectKey(key, this.stagedFileName(name));
     const final = this.objectKey(key, name);
-    const file = await this.upload(staged, source, options.transforms ?? [], {
-      metadata: { [OWNER_HOST]: this.owner.host, [OWNER_PID]: String(this.owner.pid) }, pause: 's3.add-file-part', env,
-    });
+    const file = await this.upload(staged, source, options.transforms ?? [], { pause: 's3.add-file-part', env });
     if (options.stagedPause) await testPausePoint(options.stagedPause, env);
     await testPausePoint('s3.add-file-staged', env);
     // CopyObject puts the complete file in place in one step (up to 5 GB: chunks are far smaller).
     await this.call(`copying to ${s3Url(this.where.bucket, final)}`, () => this.client.send(new CopyObjectCommand({
-      Bucket: this.where.bucket, Key: final, CopySource: `${this.where.bucket}/${staged.split('/').map(encodeURIComponent).join('/')}`, MetadataDirective: 'REPLACE',
+      Bucket: this.where.bucket, Key: final, CopySource: `${this.where.bucket}/${staged.split('/').map(encodeURIComponent).join('/')}`,
     })));
     await testPausePoint('s3.add-file-copied', env);
     await this.deleteObject(staged);
@@ -514,24 +526,28 @@ export class S3SealedStore implements SealedStore {
     return [...found.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
+  /** The staged name of a file being added to a published item. */
+  stagedFileName(name: string): string {
+    return `.tmp-${name.split('.')[0]!}-${hostTag(this.owner.host)}-${this.owner.pid}`;
+  }
+
   async leftovers(key: string): Promise<Leftover[]> {
     const prefix = this.objectKey(key);
     const found = new Map<string, Leftover>();
-    const top = await this.topLevel(prefix);
-    for (const f of top.files) {
+    // Alive: this host's and its pid lives, or another host's and younger than a lease.
+    const alive = (m: RegExpExecArray, since: Date | undefined): boolean => {
+      if (m[1] === hostTag(hostname())) return isAlive(Number(m[2]));
+      return since !== undefined && Date.now() - since.getTime() <= this.leaseMs;
+    };
+    for (const f of (await this.topLevel(prefix)).files) {
       const m = ADDING_FILE.exec(f.name);
-      if (!m) continue;
-      const head = await this.head(`${prefix}${f.name}`);
-      const host = head?.metadata[OWNER_HOST];
-      const pid = Number(head?.metadata[OWNER_PID] ?? m[1]);
-      const marker = host ? { runId: '', pid, host, startedAt: '', heartbeat: (head?.lastModified ?? f.lastModified ?? new Date(0)).toISOString() } : null;
-      found.set(f.name, { key, name: f.name, location: this.location(key, f.name), ownerAlive: this.markerAlive(marker, f.lastModified) });
+      if (m) found.set(f.name, { key, name: f.name, location: this.location(key, f.name), ownerAlive: alive(m, f.lastModified) });
     }
-    // A staged file still being uploaded (multipart): its owner holds it for a lease.
+    // A staged file still being uploaded in parts, or whose upload a kill left incomplete.
     for (const u of await this.uploads(prefix)) {
       const name = u.key.slice(prefix.length);
-      if (!ADDING_FILE.test(name) || found.has(name)) continue;
-      found.set(name, { key, name, location: this.location(key, name), ownerAlive: u.initiated !== undefined && Date.now() - u.initiated.getTime() <= this.leaseMs });
+      const m = ADDING_FILE.exec(name);
+      if (m && !found.has(name)) found.set(name, { key, name, location: this.location(key, name), ownerAlive: alive(m, u.initiated) });
     }
     return [...found.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
@@ -680,6 +696,14 @@ class S3StagedItem implements StagedItem {
     if (this.done) throw new JarvisError('INTERNAL', `${this.key} published twice`);
     // Every upload was acknowledged when its writeFile/adoptLocalFile returned: the manifest goes last.
     await testPausePoint('s3.before-manifest', this.env);
+    // A cleaner that took the item for debris (a lease expired under a stalled run) removed the
+    // marker with the files: publishing now would list an incomplete item.
+    if ((await this.store.readMarker(this.objectKey(STAGED_MARKER)))?.runId !== this.marker.runId) {
+      await this.finish();
+      throw new JarvisError('REPOSITORY', `${this.location}: the staged item was removed before it was published (taken for debris: its marker's heartbeat was older than the lease)`, {
+        hint: 'run it again; if it happens again, look for a cleaner on another host and for what stalled this run',
+      });
+    }
     await this.store.putText(this.objectKey(this.store.manifestName), manifest);
     await testPausePoint('s3.after-manifest', this.env);
     await this.finish();

@@ -86,6 +86,7 @@ t.test('a 20 MB file goes up in several parts and reads back whole, its SHA-256 
   t.equal(read.digest('hex'), file.sha256, 'read() streams the same bytes and verifies them');
   t.same(await store.hash('postgres/nightly/big', 'data/big.bin'), { sha256: file.sha256, bytes: file.bytes });
   t.same(await store.list('postgres/nightly'), ['big']);
+  await t.rejects(store.begin('postgres/nightly/big'), { code: 'REPOSITORY', message: /postgres\/nightly\/big already exists/ }, 'an item is not staged over a published one');
   t.same(await everything(location), { keys: ['postgres/nightly/big/data/big.bin', 'postgres/nightly/big/manifest.json'], uploads: [] }, 'the marker is gone once published');
 });
 
@@ -213,19 +214,38 @@ t.test('a marker from another host is its owner\'s while the heartbeat is fresh,
   t.same(await cleaner.list('archives/p'), ['beating']);
 });
 
-t.test('a file added to a published item by a killed run is a leftover whose owner is dead, removed with its object', async (t) => {
+t.test('a run whose staged item was removed as debris meanwhile does not publish it', async (t) => {
+  const location = locationFor();
+  const store = open(location);
+  const item = await store.begin('postgres/nightly/stalled');
+  const file = await item.writeFile('dump.pgc', Readable.from([Buffer.from('a dump')]));
+  await open(location).removeDebris([{ key: 'postgres/nightly/stalled', location: store.location('postgres/nightly/stalled') }]);
+  await t.rejects(item.publish(JSON.stringify({ files: [file] })), { code: 'REPOSITORY', message: /removed before it was published/ });
+  t.same(await store.list('postgres/nightly'), []);
+  t.same(await everything(location), { keys: [], uploads: [] }, 'no manifest was written');
+});
+
+t.test('files a killed run was adding to a published item are leftovers whose owner is dead, an incomplete upload included', async (t) => {
   const location = locationFor();
   const store = open(location, { manifestName: 'archive.json' });
   const item = await store.begin('policy/a1');
   await item.publish('{}');
   const dead = open(location, { manifestName: 'archive.json', owner: { pid: deadPid(), host: hostname() } });
-  await dead.putText(dead.objectKey('policy/a1', `.tmp-chunk-000001-${dead.owner.pid}`), 'rows', { 'jarvis-host': hostname(), 'jarvis-pid': String(dead.owner.pid) });
+  const stagedObject = dead.stagedFileName('chunk-000001.jsonl.gz');
+  await dead.putText(dead.objectKey('policy/a1', stagedObject), 'rows');
+  const stagedUpload = dead.stagedFileName('chunk-000003.jsonl.gz');
+  const key = dead.objectKey('policy/a1', stagedUpload);
+  const { UploadId } = await store.client.send(new CreateMultipartUploadCommand({ Bucket: location.bucket, Key: key }));
+  await store.client.send(new UploadPartCommand({ Bucket: location.bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(PART_SIZE, 3) }));
+  const ours = store.stagedFileName('chunk-000004.jsonl.gz');
+  await store.putText(store.objectKey('policy/a1', ours), 'being written');
   const added = await store.addFile('policy/a1', 'chunk-000002.jsonl.gz', Readable.from([Buffer.from('rows')]));
   t.same(added, { name: 'chunk-000002.jsonl.gz', bytes: 4, sha256: createHash('sha256').update('rows').digest('hex') });
   const leftovers = await store.leftovers('policy/a1');
-  t.same(leftovers.map((l) => [l.name, l.ownerAlive]), [[`.tmp-chunk-000001-${dead.owner.pid}`, false]]);
-  await store.removeDebris(leftovers);
-  t.same(await store.files('policy/a1'), ['archive.json', 'chunk-000002.jsonl.gz']);
+  t.same(leftovers.map((l) => [l.name, l.ownerAlive]).sort(), [[stagedObject, false], [stagedUpload, false], [ours, true]].sort());
+  await store.removeDebris(leftovers.filter((l) => !l.ownerAlive));
+  t.same(await store.files('policy/a1'), [ours, 'archive.json', 'chunk-000002.jsonl.gz'].sort());
+  t.same((await everything(location)).uploads, [], 'the incomplete upload was aborted');
 });
 
 t.test('files a tool wrote into a staged local directory are uploaded, and a published item opens as a verified local download', async (t) => {
