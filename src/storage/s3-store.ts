@@ -13,19 +13,15 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand,
-  ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { JarvisError } from '../errors.js';
 import { isAlive } from '../platform/processes.js';
-import { createS3Client, isNotFound, s3ErrorCode, s3Failure, s3Url, type S3Target } from '../services/s3.js';
+import { createS3Client, isNotFound, loadS3Sdk, s3ErrorCode, s3Failure, s3Sdk, s3Url, type S3Target } from '../services/s3.js';
 import { testPausePoint } from './durable.js';
 import { checkKey, type AddFileOptions, type Debris, type FileSource, type Leftover, type LocalDirectory, type RunOwner, type SealedStore, type StagedItem, type StageOptions, type StoredFile } from './sealed-store.js';
 import { registerStaged, unregisterStaged } from './staging.js';
@@ -116,10 +112,23 @@ function checkFileName(name: string): void {
   if (MARKERS.has(name)) throw new JarvisError('INTERNAL', `"${name}" is a marker's name, not a file's`);
 }
 
+const LOCAL_TEMP_PREFIX = 'jarvis-db-s3-';
+/** `jarvis-db-s3-<kind>-<item>-<pid>-<mkdtemp suffix>`. */
+const LOCAL_TEMP = /^jarvis-db-s3-.+-(\d+)-[A-Za-z0-9]{6}$/;
+
+async function removeDeadLocalTemps(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = LOCAL_TEMP.exec(name);
+    if (m && !isAlive(Number(m[1]))) await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 export class S3SealedStore implements SealedStore {
   readonly manifestName: string;
   readonly owner: RunOwner;
-  readonly client: S3Client;
+  private clientInstance: S3Client | undefined;
+  private readonly clientEnv: NodeJS.ProcessEnv | undefined;
   /** `<prefix><subPrefix>`: '' or ending in '/'. */
   readonly root: string;
   private readonly target: S3Target;
@@ -134,7 +143,7 @@ export class S3SealedStore implements SealedStore {
     this.env = options.env ?? process.env;
     this.root = `${where.prefix}${options.subPrefix ?? ''}`;
     this.target = { repository: options.repository, bucket: where.bucket, prefix: where.prefix, ...(where.endpoint ? { endpoint: where.endpoint } : {}) };
-    this.client = createS3Client(where, options.env);
+    this.clientEnv = options.env;
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.afterUnpublish = options.afterUnpublish;
@@ -154,9 +163,16 @@ export class S3SealedStore implements SealedStore {
     return s3Url(this.where.bucket, name === undefined ? path : `${prefix}${name}`);
   }
 
+  /** Made on first use, once the SDK is loaded (`call`, `upload` and `uploads` load it). */
+  get client(): S3Client {
+    this.clientInstance ??= createS3Client(this.where, this.clientEnv);
+    return this.clientInstance;
+  }
+
   /** Runs one S3 call, its failure as the repository's one line. */
   async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
     try {
+      await loadS3Sdk();
       return await fn();
     } catch (e) {
       throw s3Failure(e, this.target, doing, this.env);
@@ -167,7 +183,7 @@ export class S3SealedStore implements SealedStore {
   private async *levelPages(prefix: string): AsyncGenerator<{ folders: string[]; files: { name: string; lastModified?: Date }[] }> {
     let token: string | undefined;
     do {
-      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new ListObjectsV2Command({
+      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new (s3Sdk().s3.ListObjectsV2Command)({
         Bucket: this.where.bucket, Prefix: prefix, Delimiter: '/', ...(token ? { ContinuationToken: token } : {}),
       })));
       yield {
@@ -182,7 +198,7 @@ export class S3SealedStore implements SealedStore {
   private async *allKeys(prefix: string): AsyncGenerator<string[]> {
     let token: string | undefined;
     do {
-      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new ListObjectsV2Command({
+      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new (s3Sdk().s3.ListObjectsV2Command)({
         Bucket: this.where.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}),
       })));
       yield (page.Contents ?? []).map((o) => o.Key!);
@@ -199,12 +215,13 @@ export class S3SealedStore implements SealedStore {
   /** Incomplete multipart uploads below `prefix`. A server without the call (NotImplemented) has none to list. */
   private async uploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
     const found: { key: string; uploadId: string; initiated?: Date }[] = [];
+    await loadS3Sdk();
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
       let page;
       try {
-        page = await this.client.send(new ListMultipartUploadsCommand({
+        page = await this.client.send(new (s3Sdk().s3.ListMultipartUploadsCommand)({
           Bucket: this.where.bucket, Prefix: prefix, ...(keyMarker ? { KeyMarker: keyMarker } : {}), ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
         }));
       } catch (e) {
@@ -222,7 +239,7 @@ export class S3SealedStore implements SealedStore {
     for (const u of uploads) {
       await this.call(`aborting the upload of ${s3Url(this.where.bucket, u.key)}`, async () => {
         try {
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key: u.key, UploadId: u.uploadId }));
+          await this.client.send(new (s3Sdk().s3.AbortMultipartUploadCommand)({ Bucket: this.where.bucket, Key: u.key, UploadId: u.uploadId }));
         } catch (e) {
           if (s3ErrorCode(e) !== 'NoSuchUpload') throw e;
         }
@@ -231,7 +248,7 @@ export class S3SealedStore implements SealedStore {
   }
 
   async putText(objectKey: string, text: string): Promise<void> {
-    await this.call(`writing ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new PutObjectCommand({
+    await this.call(`writing ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new (s3Sdk().s3.PutObjectCommand)({
       Bucket: this.where.bucket, Key: objectKey, Body: text, ContentType: 'application/json',
     })));
   }
@@ -239,7 +256,7 @@ export class S3SealedStore implements SealedStore {
   private async getText(objectKey: string): Promise<string | null> {
     return this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
-        const out = await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }));
+        const out = await this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }));
         return await out.Body!.transformToString('utf8');
       } catch (e) {
         if (isNotFound(e)) return null;
@@ -251,7 +268,7 @@ export class S3SealedStore implements SealedStore {
   private async head(objectKey: string): Promise<{ bytes: number } | null> {
     return this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
-        const out = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: objectKey }));
+        const out = await this.client.send(new (s3Sdk().s3.HeadObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }));
         return { bytes: out.ContentLength ?? 0 };
       } catch (e) {
         if (isNotFound(e)) return null;
@@ -261,14 +278,14 @@ export class S3SealedStore implements SealedStore {
   }
 
   async deleteObject(objectKey: string): Promise<void> {
-    await this.call(`deleting ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key: objectKey })));
+    await this.call(`deleting ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new (s3Sdk().s3.DeleteObjectCommand)({ Bucket: this.where.bucket, Key: objectKey })));
   }
 
   /** Deletes objects in batches of 1000, in the order given batch by batch. */
   async deleteObjects(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
-      const out = await this.call(`deleting objects under ${this.location('')}`, () => this.client.send(new DeleteObjectsCommand({
+      const out = await this.call(`deleting objects under ${this.location('')}`, () => this.client.send(new (s3Sdk().s3.DeleteObjectsCommand)({
         Bucket: this.where.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
       })));
       const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
@@ -302,6 +319,7 @@ export class S3SealedStore implements SealedStore {
    */
   async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
     const env = options.env ?? this.env;
+    await loadS3Sdk();
     let partAcknowledged: () => void = () => undefined;
     const firstPart = new Promise<void>((resolve) => { partAcknowledged = resolve; });
     const pause = options.pause && pauseWanted(options.pause, env) ? options.pause : undefined;
@@ -311,7 +329,7 @@ export class S3SealedStore implements SealedStore {
       await firstPart;
       await testPausePoint(pause, env);
     } : undefined);
-    const upload = new Upload({
+    const upload = new (s3Sdk().storage.Upload)({
       client: this.client, queueSize: QUEUE_SIZE, partSize: PART_SIZE, leavePartsOnError: false,
       params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher },
     });
@@ -366,7 +384,7 @@ export class S3SealedStore implements SealedStore {
     const env = options.env ?? this.env;
     const prefix = this.objectKey(key);
     // An item is written once: staging over existing objects would let abort delete them.
-    const existing = await this.call(`listing ${this.location(key)}`, () => this.client.send(new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: prefix, MaxKeys: 1 })));
+    const existing = await this.call(`listing ${this.location(key)}`, () => this.client.send(new (s3Sdk().s3.ListObjectsV2Command)({ Bucket: this.where.bucket, Prefix: prefix, MaxKeys: 1 })));
     if (existing.KeyCount || existing.Contents?.length) {
       throw new JarvisError('REPOSITORY', `repository ${this.target.repository} (${s3Url(this.where.bucket, this.where.prefix)}): ${this.location(key)} already exists`, {
         hint: 'an item is written once under a new id; remove the debris of a killed run first if that is what is there',
@@ -415,7 +433,7 @@ export class S3SealedStore implements SealedStore {
     const objectKey = this.objectKey(key, name);
     const body = await this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
-        return (await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable;
+        return (await this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable;
       } catch (e) {
         if (isNotFound(e)) return null;
         throw e;
@@ -438,7 +456,7 @@ export class S3SealedStore implements SealedStore {
     const objectKey = this.objectKey(key, file.name);
     const url = s3Url(this.where.bucket, objectKey);
     const check = new VerifyingStream(file, url, url);
-    this.call(`reading ${url}`, () => this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).then((out) => {
+    this.call(`reading ${url}`, () => this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }))).then((out) => {
       const body = out.Body as Readable;
       // A reader that gave up before the object came frees the connection at once.
       if (check.destroyed) return void body.destroy();
@@ -464,7 +482,7 @@ export class S3SealedStore implements SealedStore {
     if (options.stagedPause) await testPausePoint(options.stagedPause, env);
     await testPausePoint('s3.add-file-staged', env);
     // CopyObject puts the complete file in place in one step (up to 5 GB: chunks are far smaller).
-    await this.call(`copying to ${s3Url(this.where.bucket, final)}`, () => this.client.send(new CopyObjectCommand({
+    await this.call(`copying to ${s3Url(this.where.bucket, final)}`, () => this.client.send(new (s3Sdk().s3.CopyObjectCommand)({
       Bucket: this.where.bucket, Key: final, CopySource: `${this.where.bucket}/${staged.split('/').map(encodeURIComponent).join('/')}`,
     })));
     await testPausePoint('s3.add-file-copied', env);
@@ -588,7 +606,7 @@ export class S3SealedStore implements SealedStore {
           const out = join(dir.path, ...name.split('/'));
           await mkdir(dirname(out), { recursive: true });
           const file = recorded.get(name);
-          const source = file ? this.read(key, file) : await this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => (await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable);
+          const source = file ? this.read(key, file) : await this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => (await this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable);
           await runPipeline(source, createWriteStream(out, { mode: 0o600 }));
         }
       }
@@ -603,10 +621,15 @@ export class S3SealedStore implements SealedStore {
     return this.localTemp(key, 'restore');
   }
 
-  /** A local temporary directory for work on an item, removed by a forced exit (storage/staging.ts). */
+  /**
+   * A local temporary directory for work on an item, removed by a forced exit (storage/staging.ts).
+   * A kill -9 cannot remove it: the next one made on this host removes those whose pid is dead
+   * (a staged pg_dump or a download can be as large as a backup).
+   */
   async localTemp(key: string, kind: string): Promise<LocalDirectory> {
     const last = checkKey(key).pop()!;
-    const path = await mkdtemp(join(tmpdir(), `jarvis-db-s3-${kind}-${last}-${process.pid}-`));
+    await removeDeadLocalTemps();
+    const path = await mkdtemp(join(tmpdir(), `${LOCAL_TEMP_PREFIX}${kind}-${last}-${process.pid}-`));
     registerStaged(path);
     return {
       path,

@@ -9,9 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { createS3Client, s3Failure } from '../../src/services/s3.js';
+import { createS3Client, s3Failure, loadS3Sdk } from '../../src/services/s3.js';
 import { sandboxEnv } from '../../src/sandbox/index.js';
 import { withSandbox } from '../helpers/sandbox.js';
+
+await loadS3Sdk();
 
 const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).pathname;
 const nodeMajor = Number(process.versions.node.split('.')[0]);

@@ -7,20 +7,22 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile, readdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { inspect } from 'node:util';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, UploadPartCommand } from '@aws-sdk/client-s3';
 import { openS3Store, PART_SIZE, type S3Location, type S3SealedStore, type S3StoreOptions } from '../../src/storage/s3-store.js';
-import { createS3Client } from '../../src/services/s3.js';
+import { createS3Client, loadS3Sdk } from '../../src/services/s3.js';
 import { sandboxEnv, freePort } from '../../src/sandbox/index.js';
 import { describeFailure } from '../../src/cli/failure.js';
 import { JarvisError } from '../../src/errors.js';
 import { stagedPaths } from '../../src/storage/staging.js';
 import { withSandbox, type SandboxState } from '../helpers/sandbox.js';
+
+await loadS3Sdk();
 
 let sandbox: SandboxState;
 t.before(async () => { sandbox = await withSandbox(t, ['s3']); });
@@ -333,4 +335,21 @@ t.test('an endpoint that is down fails in seconds with one REPOSITORY line sayin
   t.ok(ms < 10_000, `failed in ${ms} ms`);
   t.notOk(allTextOf(error).includes(sandbox.s3!.secretAccessKey));
   t.equal(describeFailure(error, false).split('\n').length, 2, 'one error line and its hint, no stack');
+});
+
+t.test('local directories a killed run left in the temp folder (a staged dump, a download) are removed by the next one made here; a live run\'s stay', async (t) => {
+  const store = open(locationFor());
+  const dead = join(tmpdir(), `jarvis-db-s3-stage-dump-${deadPid()}-AbC123`);
+  const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  t.teardown(() => { sleeper.kill('SIGKILL'); });
+  const live = join(tmpdir(), `jarvis-db-s3-open-item-${sleeper.pid}-XyZ789`);
+  await mkdir(join(dead, 'dump'), { recursive: true });
+  await writeFile(join(dead, 'dump', 'toc.dat'), 'left by a kill -9');
+  await mkdir(live, { recursive: true });
+  t.teardown(() => rm(live, { recursive: true, force: true }));
+  const scratch = await store.scratchDirectory('postgres/nightly/20261203T000000Z-abcd');
+  t.teardown(() => scratch.release());
+  t.notOk(existsSync(dead), 'the dead run\'s directory is gone');
+  t.ok(existsSync(live), 'the live run\'s directory is untouched');
+  t.ok(existsSync(scratch.path), 'and the new one is made');
 });
