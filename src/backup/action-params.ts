@@ -57,7 +57,7 @@ export interface RestoreBackupParams {
   target?: string;
   /** redis --flush */
   flush?: boolean;
-  /** chroma --collection, --as, --target-dir (absolute) */
+  /** chroma --collection, --as; --target-dir (absolute): chroma or postgres physical backups */
   collection?: string;
   as?: string;
   targetDir?: string;

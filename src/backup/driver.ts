@@ -48,6 +48,8 @@ export interface BackupDriver {
   restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }>;
   /** Optional: re-reads the stored data and checks its own integrity (redis: an RDB's CRC64, redis-check-rdb), after the checksums. */
   checkContent?(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }>;
+  /** Optional: whether checkContent has anything to check in this backup (default: yes; a pg_dump archive: no, and needs no key). */
+  checksContent?(entry: CatalogEntry): boolean;
 }
 
 export const silentProgress: Progress = { note: () => undefined, update: () => undefined };

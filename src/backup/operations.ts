@@ -82,7 +82,7 @@ export async function verifyBackup(desired: Desired, entry: CatalogEntry, option
     ? `${plural(total, 'file')}, ${formatBytes(entry.manifest.totalBytes)}: checksums match`
     : `damaged: ${sums.bad.map((b) => `${b.name} (${b.problem})`).join(', ')} in ${entry.repository} (${entry.dir})`;
   const driver = ok ? await driverFor(entry.manifest.service) : null;
-  if (ok && driver?.checkContent) {
+  if (ok && driver?.checkContent && driver.checksContent?.(entry) !== false) {
     const c = await driver.checkContent(entry, context(desired, options.env, progress, entry.manifest.encrypted));
     ok = c.ok;
     message = ok ? `${message}; ${c.message}` : `content check failed: ${c.message}`;
@@ -104,7 +104,7 @@ const RESTORE_FLAGS: { option: keyof RestoreOptions; flag: string; services: rea
   { option: 'flush', flag: '--flush', services: ['redis'] },
   { option: 'collection', flag: '--collection', services: ['chroma'] },
   { option: 'as', flag: '--as', services: ['chroma'] },
-  { option: 'targetDir', flag: '--target-dir', services: ['chroma'] },
+  { option: 'targetDir', flag: '--target-dir', services: ['chroma', 'postgres'] },
 ];
 
 /** Pure: refuses restore flags that do not apply to the backup's service. */

@@ -8,14 +8,14 @@ import { globalOptions, loadDesired, lockWait, print, printJson } from './common
 export function define(program: Command): void {
   program
     .command('restore <id>')
-    .description('Restore a backup (postgres: into a new database <db>_restore_<id> by default)')
+    .description('Restore a backup (postgres: into a new database <db>_restore_<id> by default; a physical one into --target-dir)')
     .option('--target-db <name>', 'postgres: the database to restore into')
     .option('--force', 'restore onto a non-empty target, or restore a backup whose checksums fail (destructive)')
     .option('--flush', 'redis: empty the target first (FLUSHALL for an RDB backup, FLUSHDB of its databases for a logical one; destructive)')
     // chroma
     .option('--collection <name>', 'chroma: restore only this collection of the backup')
     .option('--as <name>', 'chroma: restore the collection under this name')
-    .option('--target-dir <path>', 'chroma physical backups: the data directory to write (default services.chroma.path; the server must be stopped)')
+    .option('--target-dir <path>', 'physical backups: the data directory to write (postgres: an empty directory, started with pg_ctl; chroma: default services.chroma.path, the server must be stopped)')
     .option('--repository <name>', 'read the backup from this repository (default: the first whose copy passes its checksums)')
     .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
     .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; repository?: string; lockTimeout: string }, cmd: Command) => {

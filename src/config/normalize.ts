@@ -68,8 +68,11 @@ function backup(raw: RawBackup, index: number): BackupSchedule {
     path: `backups[${index}]`,
   };
   if (raw.service === 'postgres') {
-    out.format = raw.format ?? DEFAULTS.format;
-    out.jobs = raw.jobs ?? DEFAULTS.jobs;
+    out.method = raw.method ?? METHODS.postgres!.default;
+    if (out.method !== 'physical') {
+      out.format = raw.format ?? DEFAULTS.format;
+      out.jobs = raw.jobs ?? DEFAULTS.jobs;
+    }
     out.compression = raw.compression ?? DEFAULTS.compression;
   } else {
     if (raw.compression !== undefined) out.compression = raw.compression;

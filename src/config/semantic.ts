@@ -20,7 +20,7 @@ const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 export const METHODS: Record<string, { allowed: string[]; default?: string }> = {
-  postgres: { allowed: [] },
+  postgres: { allowed: ['logical', 'physical'], default: 'logical' },
   redis: { allowed: ['rdb', 'logical'], default: 'rdb' },
   chroma: { allowed: ['logical', 'physical'], default: 'logical' },
 };
@@ -129,6 +129,12 @@ export class SemanticChecker {
         if (service !== 'postgres') {
           for (const key of ['format', 'jobs'] as const) {
             if (backup[key] !== undefined) this.report(source, at(key), `${key} applies to postgres backups only`, true);
+          }
+        }
+        if (service === 'postgres' && backup.method === 'physical') {
+          // pg_basebackup writes tar files of the whole cluster: pg_dump's settings do not apply.
+          for (const key of ['format', 'jobs'] as const) {
+            if (backup[key] !== undefined) this.report(source, at(key), `${key} applies to method logical (pg_dump) only; a physical backup (pg_basebackup) is always tar files of the whole cluster: remove ${key}`);
           }
         }
         if (service === 'chroma' && backup.method === 'physical') {

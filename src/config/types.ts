@@ -66,12 +66,12 @@ export interface BackupSchedule {
   timezone: string;
   keep: KeepRules;
   verify: 'checksum' | 'restore' | 'none';
-  /** postgres */
+  /** postgres, method logical only */
   format?: 'directory' | 'custom';
   jobs?: number;
   /** gzip level 0-9 */
   compression?: number;
-  /** redis: rdb | logical; chroma: logical | physical */
+  /** postgres: logical (pg_dump, default) | physical (pg_basebackup); redis: rdb | logical; chroma: logical | physical */
   method?: string;
   /** Allow pruning the last valid backup of this schedule (docs/architecture.md §4 rule 4). */
   allowPruneLast?: boolean;

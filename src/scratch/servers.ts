@@ -126,10 +126,10 @@ export async function postgresBinDir(env: NodeJS.ProcessEnv = process.env): Prom
   });
 }
 
-const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+export const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** initdb refuses to run as root: then every server command runs as `postgres`. */
-async function asServerUser(command: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+export async function asServerUser(command: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
   try {
     return isRoot() ? await run('runuser', ['-u', 'postgres', '--', command, ...args]) : await run(command, args);
   } catch (e) {
@@ -139,7 +139,7 @@ async function asServerUser(command: string, args: string[]): Promise<{ stdout: 
   }
 }
 
-async function serverUserIds(): Promise<{ uid: number; gid: number } | null> {
+export async function serverUserIds(): Promise<{ uid: number; gid: number } | null> {
   if (!isRoot()) return null;
   const { stdout: uid } = await run('id', ['-u', 'postgres']).catch(() => {
     throw new JarvisError('SANDBOX', 'running as root, and there is no `postgres` user to run PostgreSQL as', { hint: 'install Debian\'s postgresql package, or run as an ordinary user' });
@@ -149,7 +149,7 @@ async function serverUserIds(): Promise<{ uid: number; gid: number } | null> {
 }
 
 /** A directory the server user can write into: `preferred`, or a private temporary one when an ancestor is closed to it (a 0700 home). */
-async function serverDataParent(preferred: string): Promise<{ dir: string; temporary: boolean }> {
+export async function serverDataParent(preferred: string): Promise<{ dir: string; temporary: boolean }> {
   const ids = await serverUserIds();
   await mkdir(preferred, { recursive: true, mode: 0o700 });
   if (!ids) return { dir: preferred, temporary: false };
@@ -171,7 +171,11 @@ export interface PostgresStartOptions {
   existing?: PostgresServer;
 }
 
-/** Extra server settings: pg_stat_statements when its library is installed (health reads it). */
+/**
+ * Extra server settings: pg_stat_statements when its library is installed (health reads it);
+ * WAL and replication settings that physical base backups (pg_basebackup) need, set explicitly
+ * rather than trusting the defaults of one major version.
+ */
 function serverSettings(binDir: string, port: number): string {
   const settings: Record<string, string> = {
     port: String(port),
@@ -179,12 +183,25 @@ function serverSettings(binDir: string, port: number): string {
     unix_socket_directories: "''",
     max_connections: '100',
     logging_collector: 'off',
+    wal_level: 'replica',
+    max_wal_senders: '8',
+    max_replication_slots: '8',
   };
   if (existsSync(join(binDir, '..', 'lib', 'pg_stat_statements.so'))) settings.shared_preload_libraries = "'pg_stat_statements'";
   return '\n# jarvis-db sandbox\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
 }
 
-function postmasterPid(dataDir: string): number {
+/**
+ * The sandbox's whole pg_hba.conf: TCP on the loopback only (there is no socket), scram for
+ * every database and for replication connections (pg_basebackup), nothing else.
+ */
+const SANDBOX_HBA = `# jarvis-db sandbox: loopback TCP only, scram-sha-256
+# TYPE  DATABASE     USER  ADDRESS       METHOD
+host    all          all   127.0.0.1/32  scram-sha-256
+host    replication  all   127.0.0.1/32  scram-sha-256
+`;
+
+export function postmasterPid(dataDir: string): number {
   const first = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0];
   return Number(first);
 }
@@ -211,6 +228,7 @@ export async function startPostgresServer(options: PostgresStartOptions): Promis
       await rm(pwfile, { force: true });
     }
     await appendFile(join(dataDir, 'postgresql.conf'), serverSettings(binDir, port));
+    await writeFile(join(dataDir, 'pg_hba.conf'), SANDBOX_HBA);
   } else {
     const conf = join(dataDir, 'postgresql.conf');
     await writeFile(conf, (await readFile(conf, 'utf8')).replace(/^port = \d+$/m, `port = ${port}`));
@@ -392,7 +410,7 @@ async function s3Answers(port: number): Promise<boolean> {
  * knows one fixed key pair; the launcher replaces it with a fresh one, so that a secret key is
  * a real secret (the tests grep every output for it) and an unknown key id is refused. The
  * secret reaches the child through its environment, never its command line. What s3rver lacks of
- * S3 (listing and aborting multipart uploads, deep delimiter listings) is added (s3rver-uploads.ts).
+ * S3 (listing and aborting multipart uploads, deep and untruncated listings) is added (s3rver-uploads.ts).
  */
 export async function startS3Server(options: { dir: string; bucket?: string; port?: number; existing?: S3Server; ownerPid?: number }): Promise<S3Server> {
   const dir = options.existing ? dirname(options.existing.dataDir) : options.dir;

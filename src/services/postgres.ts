@@ -140,7 +140,7 @@ export async function connectAdmin(url: string, options: ConnectOptions = {}): P
   }
 }
 
-export type PostgresTool = 'pg_dump' | 'pg_restore' | 'psql';
+export type PostgresTool = 'pg_dump' | 'pg_restore' | 'psql' | 'pg_basebackup' | 'pg_verifybackup' | 'pg_ctl';
 
 /**
  * A client tool binary: $JARVIS_PG_BINDIR, then Debian's /usr/lib/postgresql/<major>/bin for

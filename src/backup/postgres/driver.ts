@@ -139,7 +139,13 @@ async function listFilesRecursive(dir: string, prefix = ''): Promise<string[]> {
   return out.sort();
 }
 
+/** A physical backup (pg_basebackup, physical.ts), by its manifest. */
+function isPhysical(entry: CatalogEntry): boolean {
+  return entry.manifest.method === 'pg_basebackup';
+}
+
 async function create(schedule: BackupSchedule, ctx: DriverContext, writer: BackupWriter): Promise<ManifestFields> {
+  if (schedule.method === 'physical') return (await import('./physical.js')).createPhysical(schedule, ctx, writer);
   const url = postgresUrl(ctx.desired);
   const database = databaseOf(url);
   const format = schedule.format ?? 'directory';
@@ -350,12 +356,17 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
 }
 
 async function restore(entry: CatalogEntry, ctx: DriverContext, options: RestoreOptions): Promise<RestoreResult> {
+  if (isPhysical(entry)) return (await import('./physical.js')).restorePhysical(entry, ctx, options);
+  if (options.targetDir !== undefined) {
+    throw new JarvisError('USAGE', `backup ${entry.manifest.id} is a logical backup (pg_dump): it restores into a database (--target-db), not a directory (--target-dir is for physical backups)`);
+  }
   const database = String(entry.manifest.extra.database ?? databaseOf(postgresUrl(ctx.desired)));
   const target = options.target ?? restoreName(database, 'restore', entry.manifest.id);
   return restoreInto(entry, ctx, target, options);
 }
 
 async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {
+  if (isPhysical(entry)) return (await import('./physical.js')).restoreTestPhysical(entry, ctx);
   const database = String(entry.manifest.extra.database ?? databaseOf(postgresUrl(ctx.desired)));
   const scratch = restoreName(database, 'verify', entry.manifest.id);
   const admin = await connectAdmin(postgresUrl(ctx.desired), APP);
@@ -374,4 +385,9 @@ async function restoreTest(entry: CatalogEntry, ctx: DriverContext): Promise<{ o
   }
 }
 
-export const postgresDriver: BackupDriver = { service: 'postgres', create, restore, restoreTest };
+/** Physical backups only: pg_verifybackup on an unpacked copy (a dump has no check beyond its checksums; its restore test is the check). */
+async function checkContent(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {
+  return (await import('./physical.js')).checkPhysical(entry, ctx);
+}
+
+export const postgresDriver: BackupDriver = { service: 'postgres', create, restore, restoreTest, checkContent, checksContent: isPhysical };
