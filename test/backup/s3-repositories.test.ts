@@ -5,7 +5,7 @@
  * data. A flipped byte in an S3 object: `backup verify` fails naming the object, restore refuses it.
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -16,6 +16,8 @@ import { populateRich, walk, withClient } from './redis/fixture.js';
 import { sql } from './fixture.js';
 
 const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
+const OPERATIONS = new URL('../../dist/backup/operations.js', import.meta.url).pathname;
+const LOAD = new URL('../../dist/config/load.js', import.meta.url).pathname;
 
 function cli(args: string[], env: Record<string, string>) {
   const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -156,4 +158,50 @@ t.test('wrong S3 credentials: list names the repository and bucket in one line, 
   const local = JSON.parse(cli(['backup', 'list', '--json', '--repository', 'local'], env).stdout) as { backups: ListedBackup[] };
   t.same(local.backups.map((b) => b.repositories), [['local']], 'the backup to local went on');
   for (const r of [list, apply]) t.notMatch(r.stdout + r.stderr, state.s3!.secretAccessKey, 'the secret key is in no output');
+});
+
+t.test('kill -9 during a copy to S3 (after a file, before the manifest): S3 lists nothing of it; the next apply removes the debris and copies again', async (t) => {
+  const state = await withSandbox(t, ['postgres', 's3']);
+  await sql(state.postgres!.url, `CREATE TABLE k1 (id int primary key); INSERT INTO k1 SELECT generate_series(1, 3000); CREATE TABLE k2 (id int primary key); INSERT INTO k2 SELECT generate_series(1, 3000);`);
+  const dir = join(t.testdir(), 'p');
+  const env = { ...sandboxEnv(state), JARVIS_DB_CONFIG: await project(dir, ['  postgres: { url: "${JARVIS_PG_URL}" }'], ['  - { name: nightly, service: postgres, cron: "0 3 * * *", keep: { last: 3 } }']) };
+  const create = cli(['backup', 'create', '--service', 'postgres'], env);
+  t.equal(create.code, 0, create.stderr);
+  const [backup] = listed(env);
+  const s3 = s3Client(state);
+  t.teardown(() => s3.destroy());
+  // The offsite copy removed object by object: the next copy is the one killed.
+  const offsite = backup!.copies.find((c) => c.repository === 'offsite')!;
+  const { DeleteObjectCommand, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const objects = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: state.s3!.bucket, Prefix: offsite.dir.slice(`s3://${state.s3!.bucket}/`.length) }))).Contents ?? []).map((o) => o.Key!);
+  for (const Key of await objects()) await s3.send(new DeleteObjectCommand({ Bucket: state.s3!.bucket, Key }));
+  t.same(listed(env)[0]!.repositories, ['local'], 'the offsite copy is gone');
+  const child = join(dir, 'copy-child.mjs');
+  await writeFile(child, `
+    import { copyBackup } from ${JSON.stringify(OPERATIONS)};
+    import { loadConfig } from ${JSON.stringify(LOAD)};
+    const desired = await loadConfig(process.env.JARVIS_DB_CONFIG, process.env);
+    await copyBackup(desired, { id: ${JSON.stringify(backup!.id)}, from: 'local', to: 'offsite', env: process.env });
+    process.stderr.write('jarvis-db: done\\n');
+  `);
+  for (const pause of ['copy-file-written', 'copy-before-manifest']) {
+    const proc = spawn(process.execPath, [child], { env: { ...process.env, ...env, JARVIS_DB_TEST_PAUSE_AT: pause }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let stderr = '';
+    const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+    await new Promise<void>((resolve) => {
+      proc.stderr!.on('data', (d: Buffer) => { stderr += d; if (stderr.includes(`test pause at ${pause}`)) resolve(); });
+      proc.on('exit', () => resolve());
+    });
+    process.kill(-proc.pid!, 'SIGKILL');
+    await exited;
+    t.match(stderr, `test pause at ${pause}`, `the copy paused at ${pause}`);
+    t.same(listed(env)[0]!.repositories, ['local'], `killed at ${pause}: S3 lists nothing of it`);
+    t.ok((await objects()).length > 0, 'objects of the staged copy are there (debris)');
+  }
+  const apply = cli(['apply', '--auto-approve', '--target', 'backup'], env);
+  t.equal(apply.code, 0, apply.stdout + apply.stderr);
+  t.same(listed(env)[0]!.repositories, ['local', 'offsite'], 'copied again');
+  t.notOk((await objects()).some((k) => k.endsWith('/.staged')), 'no staged marker is left');
+  t.equal(cli(['backup', 'verify', backup!.id, '--repository', 'offsite'], env).code, 0, 'the copy verifies');
+  t.notMatch(apply.stdout + apply.stderr, state.s3!.secretAccessKey);
 });
