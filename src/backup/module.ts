@@ -244,7 +244,7 @@ export function copiesOfNewBackup(desired: Desired, observed: BackupObserved, cr
   const schedule = create.params.schedule;
   return repositories.filter((to) => to.name !== writtenTo).map((to): CopyBackup => ({
     id: `backup.copy.${schedule}.${to.name}`, type: 'copy_backup', module: 'backup', target: `${schedule}/<new backup> to ${to.name}`,
-    reason: `missing there: the backup ${create.id} creates in ${writtenTo}`, risk: 'safe', estimate: create.estimate,
+    reason: `missing there: the backup that ${create.id} creates in ${writtenTo}`, risk: 'safe', estimate: create.estimate,
     params: { schedule, service: create.params.service, fromAction: create.id, from: writtenTo, to: to.name },
     requires: [create.id], repositories: [writtenTo, to.name],
   }));
