@@ -9,6 +9,7 @@ import type { Progress } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { findBackup, findBackupCopies, listBackups, readManifest, recordVerification, verifyChecksums, type CatalogEntry } from './catalog.js';
+import { mapLimit } from '../platform/concurrency.js';
 import { openRepositories, repositoryNamed, type Repository } from '../storage/repositories.js';
 import { testPausePoint } from '../storage/durable.js';
 import { EncryptionSession, keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
@@ -178,6 +179,9 @@ export async function pruneOne(desired: Desired, id: string, allowLast: boolean,
   return entry;
 }
 
+/** Files of a backup copied at once: small files overlap the large ones' uploads. */
+const COPY_CONCURRENCY = 2;
+
 export interface CopyRequest { id: string; from: string; to: string; env: NodeJS.ProcessEnv; progress?: Progress }
 
 /**
@@ -204,7 +208,7 @@ export async function copyBackup(desired: Desired, request: CopyRequest): Promis
   const item = await targetStore.begin(key, { env: request.env });
   try {
     let n = 0;
-    for (const file of m.files) {
+    await mapLimit(m.files, COPY_CONCURRENCY, async (file) => {
       const stored = await item.writeFile(file.name, entry.store.read(entry.key, file));
       if (stored.sha256 !== file.sha256 || stored.bytes !== file.bytes) {
         throw new JarvisError('VERIFY_FAILED', `copy of ${m.id}/${file.name} to ${target!.name} does not match its manifest (${stored.bytes} bytes, SHA-256 ${stored.sha256.slice(0, 12)}…)`);
@@ -212,7 +216,7 @@ export async function copyBackup(desired: Desired, request: CopyRequest): Promis
       progress.update(++n, m.files.length);
       progress.note(`copied ${file.name}`);
       await testPausePoint('copy-file-written', request.env);
-    }
+    });
     await testPausePoint('copy-before-manifest', request.env);
     await item.publish(manifestText);
   } catch (e) {

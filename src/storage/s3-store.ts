@@ -3,7 +3,7 @@
  * store. S3 has no rename, so the staged state is a marker object beside the item's files:
  *   - item `a/b/<id>` is the objects `<prefix><subPrefix>a/b/<id>/<file>`;
  *   - begin PUTs `<id>/.staged` (run id, pid, host, startedAt, heartbeat) and rewrites it every
- *     heartbeat while staged; files are streamed (multipart, 8 MiB parts, 4 in flight) and hashed
+ *     heartbeat while staged; files are streamed (multipart, 8 MiB parts, 2 in flight, 2 files at once) and hashed
  *     as they go; publish PUTs the manifest once every upload is acknowledged, then deletes the
  *     marker. A listed item (manifest, no marker) is therefore complete;
  *   - delete PUTs `<id>/.deleting`, deletes the manifest, then the other files, the marker last;
@@ -20,6 +20,7 @@ import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { JarvisError } from '../errors.js';
+import { mapLimit } from '../platform/concurrency.js';
 import { isAlive } from '../platform/processes.js';
 import { createS3Client, isNotFound, loadS3Sdk, s3ErrorCode, s3Failure, s3Sdk, s3Url, type S3Target } from '../services/s3.js';
 import { testPausePoint } from './durable.js';
@@ -60,9 +61,15 @@ export interface S3StoreOptions {
 export const STAGED_MARKER = '.staged';
 export const DELETING_MARKER = '.deleting';
 const MARKERS = new Set([STAGED_MARKER, DELETING_MARKER]);
-/** Parts of a multipart upload: memory stays near PART_SIZE × (QUEUE_SIZE + 1) per file. */
+/**
+ * Parts of a multipart upload: memory stays near PART_SIZE × (QUEUE_SIZE + 1) per file, and a
+ * file can be up to 10,000 parts (78 GiB). 2 in flight measured as fast as 4 against s3rver,
+ * with less memory (bench/RESULTS.md).
+ */
 export const PART_SIZE = 8 * 1024 * 1024;
-const QUEUE_SIZE = 4;
+const QUEUE_SIZE = 2;
+/** Files uploaded or downloaded at once by one transfer (a copy, a download). */
+export const TRANSFER_CONCURRENCY = 2;
 const DEFAULT_LEASE_MS = 10 * 60_000;
 const DEFAULT_HEARTBEAT_MS = 60_000;
 /** DeleteObjects takes at most 1000 keys. */
@@ -91,19 +98,6 @@ const runPipeline = pipeline as (...stages: Stage[]) => Promise<void>;
 /** Whether JARVIS_DB_TEST_PAUSE_AT names `point` (to arm a pause that needs setting up). */
 function pauseWanted(point: string, env: NodeJS.ProcessEnv): boolean {
   return (env.JARVIS_DB_TEST_PAUSE_AT ?? '').split(',').includes(point);
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** File names inside an item: segments of the key charset, none a marker's name. */
@@ -600,15 +594,15 @@ export class S3SealedStore implements SealedStore {
         // not JSON with files: the files are downloaded as they are
       }
       for await (const page of this.allKeys(prefix)) {
-        for (const objectKey of page) {
-          const name = objectKey.slice(prefix.length);
-          if (MARKERS.has(name) || ADDING_FILE.test(name)) continue;
+        const names = page.map((objectKey) => objectKey.slice(prefix.length)).filter((name) => !MARKERS.has(name) && !ADDING_FILE.test(name));
+        await mapLimit(names, TRANSFER_CONCURRENCY, async (name) => {
+          const objectKey = `${prefix}${name}`;
           const out = join(dir.path, ...name.split('/'));
           await mkdir(dirname(out), { recursive: true });
           const file = recorded.get(name);
           const source = file ? this.read(key, file) : await this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => (await this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable);
           await runPipeline(source, createWriteStream(out, { mode: 0o600 }));
-        }
+        });
       }
     } catch (e) {
       await dir.release();
