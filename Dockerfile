@@ -69,7 +69,7 @@ RUN set -eux; \
         > /etc/apt/sources.list.d/pgdg.list; \
       apt-get update; \
     fi; \
-    apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" redis-tools redis-server; \
+    apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" redis-tools redis-server zstd; \
     apt-get purge -y --auto-remove curl; \
     rm -rf /var/lib/apt/lists/*; \
     test -x "/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump"

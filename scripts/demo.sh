@@ -28,6 +28,8 @@ eval "$("${JDB[@]}" sandbox env --dir "$SANDBOX")"
 # Backups, archives, the journal and health history of the demo stay in the sandbox.
 export JARVIS_STORAGE="$SANDBOX/storage"
 export JARVIS_DB_CONFIG="$ROOT/jarvis-db.yaml"
+# The sandbox's S3 server is the off-site repository: backups are copied there too.
+if [ -n "${JARVIS_S3_ENDPOINT:-}" ]; then export JARVIS_REPOSITORY_OFFSITE=true; fi
 
 step "jarvis-db validate"
 "${JDB[@]}" validate

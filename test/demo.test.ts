@@ -26,14 +26,17 @@ t.test('the demo runs every step against its own sandbox and stops it', async (t
     maxBuffer: 16 * 1024 * 1024,
   });
   t.match(stdout, /^OK .*jarvis-db\.yaml: 3 backup schedules/m, 'the root config validates against the sandbox');
-  t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 3 to create, /, 'the seeded data needs backups and retention');
+  t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 6 to create, /, 'the seeded data needs backups (and their off-site copies) and retention');
   t.match(stdout, /Apply complete: \d+ actions done/, 'apply does all of it');
   t.match(stdout, /plan \(exit 0: nothing left to do\)[\s\S]*No changes\. Observed state matches jarvis-db\.yaml\./, 'and converges');
   for (const service of ['postgres', 'redis', 'chroma', 'backups']) {
     t.match(stdout, new RegExp(`health check --service ${service} \\(exit 0[^\\n]*\\nHealth: HEALTHY\\b`), `and ends healthy: ${service} (no dead tuples left by its own retention run)`);
   }
   t.match(stderr, /then VACUUM \(ANALYZE\) of public\.\w+/, 'the retention run vacuumed the tables it emptied');
-  for (const schedule of ['postgres-nightly', 'redis-hourly', 'chroma-daily']) t.match(stdout, new RegExp(`\\b${schedule}\\b.*\\b(checksum|restore) \\d+[smh] ago\\b`), `backup list shows ${schedule}`);
+  for (const schedule of ['postgres-nightly', 'redis-hourly', 'chroma-daily']) {
+    t.match(stdout, new RegExp(`\\b${schedule}\\b.*\\b(checksum|restore) \\d+[smh] ago\\s+local, offsite$`, 'm'), `backup list shows ${schedule}, in the local repository and copied off-site to the sandbox's S3 server`);
+  }
+  t.match(stdout, /\+ copy_backup postgres-nightly\/<new backup> to offsite/, 'the plan shows the off-site copy');
   t.match(stdout, /conversations-archive\s+public\.conversations/, 'archive list shows the archive');
   t.match(stdout, /Demo done\./);
   t.equal(await readSandbox(dir), null, 'the sandbox is stopped at the end');

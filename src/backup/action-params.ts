@@ -5,8 +5,24 @@ import type { FieldRule, ParamRuleTable } from '../engine/action-params.js';
 export interface CreateBackupParams {
   schedule: string;
   service: ServiceName;
+  /** The repository written to, when not the first (the first could not be read when planned). */
+  repository?: string;
   /** Added by the engine planner: this backup runs before the migrations (schema.backupBefore). */
   preChange?: boolean;
+}
+
+/**
+ * A copy of a backup from one repository to another: of `id`, or of the backup `fromAction` (a
+ * create_backup of this apply) makes.
+ */
+export interface CopyBackupParams {
+  schedule: string;
+  service: ServiceName;
+  id?: string;
+  fromAction?: string;
+  /** Repository names. */
+  from: string;
+  to: string;
 }
 
 export interface PruneBackupParams {
@@ -14,6 +30,8 @@ export interface PruneBackupParams {
   id: string;
   schedule: string;
   service: ServiceName;
+  /** The repository it is deleted from (absent: the first). Each repository prunes by its own keep rules. */
+  repository?: string;
   /** It is the last valid backup of its schedule (allowPruneLast). */
   lastValid?: boolean;
 }
@@ -33,6 +51,8 @@ export interface RestoreBackupParams {
   service: ServiceName;
   /** --force: onto a non-empty target, or a backup whose checksums fail. */
   force: boolean;
+  /** --repository: read from this one only (absent: the first whose copy passes its checksums). */
+  repository?: string;
   /** postgres --target-db */
   target?: string;
   /** redis --flush */
@@ -45,16 +65,20 @@ export interface RestoreBackupParams {
 
 const service: FieldRule = { kind: 'one-of', values: ['postgres', 'redis', 'chroma'] };
 
-export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'prune_backup' | 'verify_backup' | 'restore_backup'> = {
-  create_backup: { fields: { schedule: { kind: 'string' }, service, preChange: { kind: 'boolean', optional: true } } },
-  prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, lastValid: { kind: 'boolean', optional: true } } },
+export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'copy_backup' | 'prune_backup' | 'verify_backup' | 'restore_backup'> = {
+  create_backup: { fields: { schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, preChange: { kind: 'boolean', optional: true } } },
+  copy_backup: {
+    fields: { schedule: { kind: 'string' }, service, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true }, from: { kind: 'string' }, to: { kind: 'string' } },
+    exactlyOne: ['id', 'fromAction'],
+  },
+  prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, lastValid: { kind: 'boolean', optional: true } } },
   verify_backup: {
     fields: { schedule: { kind: 'string' }, restoreTest: { kind: 'boolean' }, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true } },
     exactlyOne: ['id', 'fromAction'],
   },
   restore_backup: {
     fields: {
-      id: { kind: 'string' }, service, force: { kind: 'boolean' }, target: { kind: 'string', optional: true }, flush: { kind: 'boolean', optional: true },
+      id: { kind: 'string' }, service, force: { kind: 'boolean' }, repository: { kind: 'string', optional: true }, target: { kind: 'string', optional: true }, flush: { kind: 'boolean', optional: true },
       collection: { kind: 'string', optional: true }, as: { kind: 'string', optional: true }, targetDir: { kind: 'string', optional: true },
     },
   },

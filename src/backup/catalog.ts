@@ -4,9 +4,10 @@
  * the manifest's own checksum, every named file present with its size); `verifyChecksums`
  * reads every byte.
  */
-import { JarvisError } from '../errors.js';
+import { JarvisError, messageOf } from '../errors.js';
 import { SERVICE_NAMES } from '../config/types.js';
 import { formatAge } from '../render/format.js';
+import { repositoriesAt, type Repository, type RepositoryPlace } from '../storage/repositories.js';
 import type { SealedStore } from '../storage/sealed-store.js';
 import {
   BACKUP_ID, MANIFEST, backupKey, backupStore, manifestChecksum, manifestText, sealManifest,
@@ -16,9 +17,13 @@ import {
 export type { BackupManifest, CatalogEntry, FileEntry, Verification } from './storage.js';
 
 /** A directory that looks like a published backup but whose manifest does not hold. */
-export interface InvalidBackup { dir: string; id: string; service: string; schedule: string; problem: string }
+export interface InvalidBackup { dir: string; id: string; service: string; schedule: string; problem: string; repository: string }
 
-export interface StorageScan { valid: CatalogEntry[]; invalid: InvalidBackup[] }
+/** A repository whose catalog could not be read (an S3 endpoint down, wrong credentials). */
+export interface UnreachableRepository { repository: string; location: string; message: string; cause?: unknown }
+
+/** The catalog: the manifests in each repository (docs/architecture.md §6), one entry per copy. */
+export interface StorageScan { valid: CatalogEntry[]; invalid: InvalidBackup[]; unreachable: UnreachableRepository[] }
 
 /** Checks one backup cheaply. Returns the manifest or the first problem found. */
 export async function readManifest(store: SealedStore, expect: { id: string; service: string; schedule: string }): Promise<BackupManifest | string> {
@@ -49,9 +54,9 @@ export async function readManifest(store: SealedStore, expect: { id: string; ser
   return m;
 }
 
-/** Every published backup under storage, split into valid and invalid. */
-export async function scanStorage(storagePath: string): Promise<StorageScan> {
-  const store = backupStore(storagePath);
+/** Every published backup in one repository, split into valid and invalid (throws when it cannot be read). */
+async function scanRepository(repository: Repository): Promise<{ valid: CatalogEntry[]; invalid: InvalidBackup[] }> {
+  const store = repository.store('', MANIFEST);
   const valid: CatalogEntry[] = [];
   const invalid: InvalidBackup[] = [];
   for (const service of SERVICE_NAMES) {
@@ -61,13 +66,42 @@ export async function scanStorage(storagePath: string): Promise<StorageScan> {
         const key = backupKey({ service, schedule, id });
         const dir = store.location(key);
         const result = await readManifest(store, { id, service, schedule });
-        if (typeof result === 'string') invalid.push({ dir, id, service, schedule, problem: result });
-        else valid.push({ manifest: result, key, dir, store });
+        if (typeof result === 'string') invalid.push({ dir, id, service, schedule, problem: result, repository: repository.name });
+        else valid.push({ manifest: result, key, dir, store, repository: repository.name });
       }
     }
   }
-  valid.sort(newestFirst);
   return { valid, invalid };
+}
+
+/**
+ * Every published backup in every repository (a storage path: its implicit one), split into
+ * valid and invalid, newest first (copies of one backup in repository order). A repository that
+ * cannot be read is listed as unreachable; the others are still read.
+ */
+export async function scanStorage(place: RepositoryPlace): Promise<StorageScan> {
+  const scan: StorageScan = { valid: [], invalid: [], unreachable: [] };
+  for (const repository of repositoriesAt(place)) {
+    try {
+      const one = await scanRepository(repository);
+      scan.valid.push(...one.valid);
+      scan.invalid.push(...one.invalid);
+    } catch (e) {
+      scan.unreachable.push({ repository: repository.name, location: repository.location, message: messageOf(e), cause: e });
+    }
+  }
+  scan.valid.sort(newestFirst);
+  return scan;
+}
+
+/** Throws when no repository could be read: an empty listing would hide it. */
+function requireSomeReachable(place: RepositoryPlace, scan: StorageScan): void {
+  const total = repositoriesAt(place).length;
+  const first = scan.unreachable[0];
+  if (first && scan.unreachable.length === total) {
+    if (total === 1 && first.cause instanceof JarvisError) throw first.cause;
+    throw new JarvisError('STORAGE_FAILED', total === 1 ? first.message : `no repository can be read: ${scan.unreachable.map((u) => `${u.repository}: ${u.message}`).join('; ')}`);
+  }
 }
 
 function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
@@ -75,33 +109,49 @@ function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
   return t !== 0 ? t : b.manifest.id.localeCompare(a.manifest.id);
 }
 
-/** Only published backups with a valid manifest, newest first. */
-export async function listBackups(storagePath: string): Promise<CatalogEntry[]> {
-  return (await scanStorage(storagePath)).valid;
+/** Only published backups with a valid manifest, newest first (every copy). Fails when no repository can be read. */
+export async function listBackups(place: RepositoryPlace): Promise<CatalogEntry[]> {
+  const scan = await scanStorage(place);
+  requireSomeReachable(place, scan);
+  return scan.valid;
 }
 
 /**
  * A backup by id or unique id prefix. An id that names a backup whose manifest does not hold is
  * an error that says what is wrong with it and what to do (VERIFY_FAILED), not "not found".
  */
-export async function findBackup(storagePath: string, idOrPrefix: string): Promise<CatalogEntry> {
-  const { valid, invalid } = await scanStorage(storagePath);
-  const hits = valid.filter((e) => e.manifest.id.startsWith(idOrPrefix));
-  const bad = invalid.filter((e) => e.id.startsWith(idOrPrefix));
-  if (hits.length + bad.length > 1) {
-    const ids = [...hits.map((h) => h.manifest.id), ...bad.map((b) => b.id)];
+export async function findBackup(place: RepositoryPlace, idOrPrefix: string): Promise<CatalogEntry> {
+  return (await findBackupCopies(place, idOrPrefix))[0]!;
+}
+
+/**
+ * Every valid copy of the backup an id (or unique id prefix) names, in repository order: a
+ * restore reads the first whose checksums hold. Not found, ambiguous or damaged everywhere: as
+ * `findBackup` says.
+ */
+export async function findBackupCopies(place: RepositoryPlace, idOrPrefix: string): Promise<CatalogEntry[]> {
+  const repositories = repositoriesAt(place);
+  const scan = await scanStorage(repositories);
+  requireSomeReachable(repositories, scan);
+  const order = new Map(repositories.map((r, i) => [r.name, i]));
+  const hits = scan.valid.filter((e) => e.manifest.id.startsWith(idOrPrefix));
+  const bad = scan.invalid.filter((e) => e.id.startsWith(idOrPrefix));
+  const ids = [...new Set([...hits.map((h) => h.manifest.id), ...bad.map((b) => b.id)])];
+  if (ids.length > 1) {
     throw new JarvisError('USAGE', `backup id "${idOrPrefix}" is ambiguous: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', …' : ''}`);
   }
-  if (hits.length === 1) return hits[0]!;
-  if (bad.length === 1) {
+  if (hits.length > 0) return hits.sort((a, b) => order.get(a.repository)! - order.get(b.repository)!);
+  if (bad.length > 0) {
     const b = bad[0]!;
     // Without a manifest that holds there is nothing to check the files against (nor to know how to
     // read them), so no command uses such a backup, restore --force included.
-    throw new JarvisError('VERIFY_FAILED', `backup ${b.id} (${b.service}/${b.schedule}) is damaged: ${b.problem}`, {
+    throw new JarvisError('VERIFY_FAILED', `backup ${b.id} (${b.service}/${b.schedule}) is damaged: ${b.problem}${repositories.length > 1 ? ` (in ${bad.map((x) => x.repository).join(', ')})` : ''}`, {
       hint: 'restore another backup (`jarvis-db backup list` shows them): a backup whose manifest does not hold is refused even with --force',
     });
   }
-  throw new JarvisError('BACKUP_NOT_FOUND', `no backup "${idOrPrefix}" in ${storagePath}`, { hint: 'jarvis-db backup list shows the ids' });
+  const where = repositories.length === 1 ? repositories[0]!.location : repositories.map((r) => `${r.name} (${r.location})`).join(', ');
+  const unreachable = scan.unreachable.length ? `; not read: ${scan.unreachable.map((u) => `${u.repository} (${u.message})`).join('; ')}` : '';
+  throw new JarvisError('BACKUP_NOT_FOUND', `no backup "${idOrPrefix}" in ${where}${unreachable}`, { hint: 'jarvis-db backup list shows the ids' });
 }
 
 export interface ChecksumResult { ok: boolean; bad: { name: string; problem: string }[]; bytes: number }
@@ -147,9 +197,11 @@ export function verificationLabel(verification: Verification | null, nowMs: numb
   return verification.ok ? when : `FAILED (${when})`;
 }
 
-/** The observed part of the backup module (plain JSON, the contract in the team rules). */
+/** The observed part of the backup module (plain JSON, the contract in the team rules): one copy. */
 export interface ObservedBackup {
   id: string;
+  /** The repository that holds this copy (absent in observations made before repositories: the first). */
+  repository?: string;
   service: string;
   schedule: string;
   startedAt: string;
@@ -160,5 +212,5 @@ export interface ObservedBackup {
 
 export function toObserved(entry: CatalogEntry): ObservedBackup {
   const m = entry.manifest;
-  return { id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, totalBytes: m.totalBytes, verified: m.verification ? m.verification.ok : null };
+  return { id: m.id, repository: entry.repository, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, totalBytes: m.totalBytes, verified: m.verification ? m.verification.ok : null };
 }

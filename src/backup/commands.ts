@@ -6,11 +6,11 @@
 import type { BackupSchedule, Desired } from '../config/types.js';
 import { commandModule, errorOfResult, newRecord, recording, throwIfFailed } from '../engine/command.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
-import type { CreateBackup, Plan, Progress, PruneBackup, RestoreBackup, RunResult } from '../engine/types.js';
+import type { Action, CopyBackup, CreateBackup, Plan, Progress, PruneBackup, RestoreBackup, RunResult } from '../engine/types.js';
 import { findBackup } from './catalog.js';
 import type { RestoreOptions } from './driver.js';
-import { backupModule, createBackupAction, newestValidBackup, planPrunes, type BackupObserved } from './module.js';
-import { checkRestoreFlags, keepDecisions } from './operations.js';
+import { backupModule, copiesOfNewBackup, createBackupAction, newestValidBackup, planPrunes, type BackupObserved } from './module.js';
+import { checkRestoreFlags, keepDecisions, repositoriesFor } from './operations.js';
 
 async function engine() {
   const [{ HANDLERS }, run] = await Promise.all([import('../engine/registry.js'), import('../engine/index.js')]);
@@ -28,10 +28,17 @@ export type CreateOutcome =
   | { schedule: BackupSchedule; ok: true; id: string; dir: string; totalBytes: number; files: number; durationMs: number; encrypted: boolean; wallMs: number }
   | { schedule: BackupSchedule; ok: false; error: unknown };
 
+/** One copy of a new backup to another repository (`backup create` with several repositories). */
+export type CopyOutcome =
+  | { schedule: BackupSchedule; to: string; ok: true; id: string; dir: string }
+  | { schedule: BackupSchedule; to: string; ok: false; error: unknown };
+
 export interface CreateCommandOptions extends CommandApplyOptions {
   progressFor?(schedule: BackupSchedule): Progress & { stop(): void };
   /** Each backup as it ends (the CLI prints its line then, while the others still run). */
   finished?(outcome: CreateOutcome): void;
+  /** Each copy of a new backup to another repository, as it ends. */
+  copied?(outcome: CopyOutcome): void;
 }
 
 /**
@@ -44,25 +51,44 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
   const { HANDLERS, apply } = await engine();
   const record = newRecord();
   const bySchedule = new Map(schedules.map((s) => [s.name, s]));
-  const module = commandModule<BackupObserved>(backupModule, (_desired, observed) => schedules.map((s): CreateBackup => {
+  // Written to the first repository that answered, then copied to the other ones that did (lanes: the copies after their create).
+  const module = commandModule<BackupObserved>(backupModule, (d, observed) => schedules.flatMap((s): Action[] => {
     const { services: _reached, ...action } = createBackupAction(s, `requested (backup create --service ${s.service})`, newestValidBackup(s, observed));
-    return action;
+    const reachable = (observed.repositories ?? []).filter((r) => r.reachable).map((r) => r.name);
+    const first = observed.repositories?.[0]?.name;
+    const create: CreateBackup = reachable[0] !== undefined && reachable[0] !== first ? { ...action, params: { ...action.params, repository: reachable[0] } } : action;
+    // A copy to a repository that did not answer is tried too: it fails naming it, the backup stands.
+    return [create, ...copiesOfNewBackup(d, observed, create)];
   }));
-  const parts: EngineParts = { modules: [module], handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup, record) } };
+  const parts: EngineParts = {
+    modules: [module],
+    handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup, record), copy_backup: recording(HANDLERS.copy_backup, record) },
+  };
   const outcomes: CreateOutcome[] = [];
   const sinks = new Map<string, { stop(): void }>();
   const run = await apply({
     desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, keepGoing: true, probeServices: false,
-    lanes: (action) => (action.type === 'create_backup' ? action.params.service : action.id),
+    lanes: (action) => (action.type === 'create_backup' || action.type === 'copy_backup' ? action.params.service : action.id),
     reporter: {
       ...(options.waitingForLock ? { waitingForLock: options.waitingForLock } : {}),
       actionStarted: (action) => {
+        if (action.type === 'copy_backup') return undefined;
         const sink = options.progressFor?.(bySchedule.get(action.target)!);
         if (sink) sinks.set(action.id, sink);
         return sink;
       },
       actionFinished: (action, result) => {
         sinks.get(action.id)?.stop();
+        if (action.type === 'copy_backup') {
+          const copy = action as CopyBackup;
+          const schedule = bySchedule.get(copy.params.schedule)!;
+          const d = record.outcomes.get(action.id)?.details;
+          const outcome: CopyOutcome = result.status === 'done' && d
+            ? { schedule, to: copy.params.to, ok: true, id: String(d.id), dir: String(d.dir) }
+            : { schedule, to: copy.params.to, ok: false, error: errorOfResult(result, record) };
+          options.copied?.(outcome);
+          return;
+        }
         // Not run: a plan error (reported as the command's error below) or an interruption.
         if (result.status === 'not_executed') return;
         const schedule = bySchedule.get(action.target)!;
@@ -79,7 +105,7 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
     },
   });
   if (run.errors.length) throwIfFailed(run, record);
-  for (const r of run.results.filter((x) => x.status === 'not_executed')) {
+  for (const r of run.results.filter((x) => x.status === 'not_executed' && x.type === 'create_backup')) {
     const outcome: CreateOutcome = { schedule: bySchedule.get(r.target)!, ok: false, error: errorOfResult(r, record) };
     outcomes.push(outcome);
     options.finished?.(outcome);
@@ -87,8 +113,9 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
   return { outcomes, run };
 }
 
-export interface PruneLine { id: string; schedule: string; startedAt: string; totalBytes: number }
-export interface KeptLine { id: string; schedule: string; reasons: string[] }
+/** `repository`: with several repositories, the one the line is about. */
+export interface PruneLine { id: string; schedule: string; startedAt: string; totalBytes: number; repository?: string }
+export interface KeptLine { id: string; schedule: string; reasons: string[]; repository?: string }
 
 /**
  * `backup prune`: the prune_backup actions of the backup module's keep decisions, run by
@@ -114,16 +141,25 @@ export async function pruneBackupsCommand(desired: Desired, options: CommandAppl
     plan = run.plan;
     throwIfFailed(run, record);
   }
-  const pruning = new Set(plan.actions.filter((a): a is PruneBackup => a.type === 'prune_backup').map((a) => a.params.id));
   const observed = seen.observed ?? { backups: [], debris: [], invalid: [] };
-  const bytes = new Map(observed.backups.map((b) => [b.id, b.totalBytes]));
+  const names = (observed.repositories ?? []).map((r) => r.name);
+  const first = names[0];
+  const pruning = new Set(plan.actions.filter((a): a is PruneBackup => a.type === 'prune_backup').map((a) => `${a.params.repository ?? first}\u0000${a.params.id}`));
   const pruned: PruneLine[] = [];
   const kept: KeptLine[] = [];
-  for (const { schedule, decisions } of keepDecisions(desired, observed.backups).values()) {
-    for (const d of decisions) {
-      if (pruning.has(d.id)) pruned.push({ id: d.id, schedule: schedule.name, startedAt: d.time, totalBytes: bytes.get(d.id) ?? 0 });
-      // Outside the rules but the schedule's last valid backup: the plan keeps it (its finding says so).
-      else kept.push({ id: d.id, schedule: schedule.name, reasons: d.keep ? d.reasons : ['last valid backup'] });
+  const configs = new Map(repositoriesFor(desired, undefined, options.env).map((r) => [r.name, r]));
+  for (const name of names.length ? names : [undefined]) {
+    const here = observed.backups.filter((b) => name === undefined || (b.repository ?? first) === name);
+    const bytes = new Map(here.map((b) => [b.id, b.totalBytes]));
+    const keep = name === undefined ? undefined : configs.get(name)?.keep;
+    const rules = keep ? { ...desired, backups: desired.backups.map((b) => ({ ...b, keep })) } : desired;
+    const repository = names.length > 1 ? { repository: name! } : {};
+    for (const { schedule, decisions } of keepDecisions(rules, here).values()) {
+      for (const d of decisions) {
+        if (pruning.has(`${name ?? first}\u0000${d.id}`)) pruned.push({ id: d.id, schedule: schedule.name, startedAt: d.time, totalBytes: bytes.get(d.id) ?? 0, ...repository });
+        // Outside the rules but the schedule's last valid backup: the plan keeps it (its finding says so).
+        else kept.push({ id: d.id, schedule: schedule.name, reasons: d.keep ? d.reasons : ['last valid backup'], ...repository });
+      }
     }
   }
   return { pruned, kept, run };
@@ -131,6 +167,8 @@ export async function pruneBackupsCommand(desired: Desired, options: CommandAppl
 
 export interface RestoreCommandOptions extends CommandApplyOptions, Omit<RestoreOptions, 'jobs'> {
   progress?: Progress;
+  /** --repository: read from this repository only (default: the first whose copy passes its checksums). */
+  repository?: string;
 }
 
 /**
@@ -139,7 +177,7 @@ export interface RestoreCommandOptions extends CommandApplyOptions, Omit<Restore
  * target, so nothing is lost. The flags are checked against the backup's service first.
  */
 export async function restoreCommand(desired: Desired, id: string, options: RestoreCommandOptions): Promise<{ summary: string; details: Record<string, unknown>; run: RunResult }> {
-  const entry = await findBackup(desired.storage.path, id);
+  const entry = await findBackup(repositoriesFor(desired, options.repository, options.env), id);
   const m = entry.manifest;
   checkRestoreFlags(m.service, options);
   const { env, lockTimeoutMs, waitingForLock, progress, ...flags } = options;

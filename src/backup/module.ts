@@ -15,14 +15,16 @@
  * - Damaged backups are the health module's finding (`backups.damaged.<schedule>`, from the
  *   backups probe, in every plan and health check); here they only explain a create.
  */
-import type { BackupSchedule, Desired } from '../config/types.js';
-import type { Action, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, RestoreBackup, VerifyBackup } from '../engine/types.js';
+import type { BackupSchedule, Desired, KeepRules } from '../config/types.js';
+import type { Action, CopyBackup, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, RestoreBackup, VerifyBackup } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { planMigrations } from '../migrate/plan.js';
 import type { MigrateObserved } from '../migrate/observe.js';
 import { formatFireTime, MAX_COUNTED_RUNS, scheduleStatus } from '../schedule/due.js';
+import { openRepositories, repositoryConfigs } from '../storage/repositories.js';
 import { findBackup, scanStorage, toObserved, type ObservedBackup } from './catalog.js';
+import { applyKeepRules } from './keep.js';
 import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
 import { createActionId, withPreChangeBackup } from './pre-change.js';
@@ -34,13 +36,43 @@ export interface ObservedScheduleBackup extends ObservedBackup {
 }
 
 export interface BackupObserved {
+  /** One entry per copy: a backup in two repositories is listed twice, with each `repository`. */
   backups: ObservedScheduleBackup[];
   debris: string[];
   /** Published-looking dirs whose manifest fails (damaged backups). */
-  invalid: { id: string; service: string; schedule: string; problem: string }[];
+  invalid: { id: string; service: string; schedule: string; problem: string; repository?: string }[];
+  /** The repositories, in order, and whether their catalog could be read (absent: the first alone, read). */
+  repositories?: { name: string; reachable: boolean; location?: string; message?: string }[];
 }
 
-function ruleLabels(schedule: BackupSchedule): string {
+/** A repository as planning sees it: its keep rules and whether its catalog was read. */
+interface RepositoryView { name: string; keep?: KeepRules; reachable: boolean; location?: string; message?: string }
+
+/** Pure: the repositories of `desired` in order, with what observation found of each. */
+function repositoryViews(desired: Desired, observed: BackupObserved): RepositoryView[] {
+  return repositoryConfigs(desired).map((c) => {
+    const seen = observed.repositories?.find((r) => r.name === c.name);
+    return { name: c.name, keep: c.keep, reachable: seen?.reachable ?? true, location: seen?.location, message: seen?.message };
+  });
+}
+
+/** The repository a copy is in (observations made before repositories: the first). */
+function repositoryOf(b: { repository?: string }, repositories: readonly RepositoryView[]): string {
+  return b.repository ?? repositories[0]!.name;
+}
+
+/** One entry per backup id (the first copy, a valid one when there is one): what is due and verified is about backups, not copies. */
+function uniqueBackups(observed: BackupObserved): BackupObserved {
+  const byId = new Map<string, ObservedScheduleBackup>();
+  for (const b of observed.backups) {
+    const seen = byId.get(b.id);
+    if (!seen || (seen.verified === false && b.verified !== false)) byId.set(b.id, b);
+  }
+  const invalid = observed.invalid.filter((d, i, all) => !byId.has(d.id) && all.findIndex((x) => x.id === d.id) === i);
+  return { ...observed, backups: [...byId.values()], invalid };
+}
+
+function ruleLabels(schedule: Pick<BackupSchedule, 'keep'>): string {
   const k = schedule.keep;
   return (['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within'] as const)
     .filter((r) => k[r] !== undefined && k[r] !== 0)
@@ -114,19 +146,37 @@ export function newestValidBackup(schedule: BackupSchedule, observed: BackupObse
   return backupsOf(schedule, observed).find(isValid);
 }
 
+/** Pure: the prunes of every repository that was read, each by its own keep rules (or the schedule's). */
 export function planPrunes(desired: Desired, observed: BackupObserved, out: { actions: Action[]; findings: Finding[] }): void {
+  const repositories = repositoryViews(desired, observed);
+  const several = repositoryConfigs(desired).length > 1 || desired.repositories !== undefined;
+  for (const repository of repositories) {
+    if (!repository.reachable) continue;
+    const inRepository = { ...observed, backups: observed.backups.filter((b) => repositoryOf(b, repositories) === repository.name) };
+    const rulesOf = (s: BackupSchedule): BackupSchedule => (repository.keep ? { ...s, keep: repository.keep } : s);
+    const withRules = repository.keep ? { ...desired, backups: desired.backups.map(rulesOf) } : desired;
+    planPrunesIn(withRules, inRepository, out, repository.name === repositories[0]!.name ? undefined : repository.name, several ? repository.name : undefined);
+  }
+}
+
+/**
+ * The prunes in one repository. `idSuffix`: the repository's name in action ids (not for the
+ * first, whose ids are those of a single repository); `repository`: in params and reasons.
+ */
+function planPrunesIn(desired: Desired, observed: BackupObserved, out: { actions: Action[]; findings: Finding[] }, idSuffix: string | undefined, repository: string | undefined): void {
+  const where = repository ? ` in ${repository}` : '';
   for (const [name, { schedule, decisions }] of keepDecisions(desired, observed.backups)) {
     const mine = backupsOf(schedule, observed);
     const byId = new Map(mine.map((b) => [b.id, b]));
     const pruned = new Set(decisions.filter((d) => !d.keep).map((d) => d.id));
-    // The newest valid backup: if the keep rules would drop it, every valid backup would go.
+    // The newest valid backup (of this repository): if the keep rules would drop it, every valid backup there would go.
     const newestValid = mine.find(isValid);
     const lastValidGoes = newestValid !== undefined && pruned.has(newestValid.id);
     if (lastValidGoes && !schedule.allowPruneLast) {
       pruned.delete(newestValid.id);
       out.findings.push({
-        check: `backup.keep.${name}`, service: schedule.service, status: 'WARNING', value: newestValid.id, threshold: ruleLabels(schedule),
-        message: `${newestValid.id} is outside the keep rules of ${name} but is its last valid backup (the newer ones failed verification); kept (set allowPruneLast: true to prune it)`,
+        check: `backup.keep.${name}${idSuffix ? `.${idSuffix}` : ''}`, service: schedule.service, status: 'WARNING', value: newestValid.id, threshold: ruleLabels(schedule),
+        message: `${newestValid.id} is outside the keep rules of ${name}${where} but is its last valid backup there (the newer ones failed verification); kept (set allowPruneLast: true to prune it)`,
       });
     }
     for (const d of decisions) {
@@ -134,13 +184,78 @@ export function planPrunes(desired: Desired, observed: BackupObserved, out: { ac
       const b = byId.get(d.id)!;
       const last = lastValidGoes && b.id === newestValid!.id;
       out.actions.push({
-        id: `backup.prune.${d.id}`, type: 'prune_backup', module: 'backup', target: d.id,
-        reason: `outside keep rules ${ruleLabels(schedule)} of ${name}${last ? '; the last valid backup of the schedule (allowPruneLast)' : ''}${b.verified === false ? '; failed verification' : ''}`,
+        id: `backup.prune.${d.id}${idSuffix ? `.${idSuffix}` : ''}`, type: 'prune_backup', module: 'backup', target: repository ? `${d.id} in ${repository}` : d.id,
+        reason: `outside keep rules ${ruleLabels(schedule)} of ${name}${where}${last ? '; the last valid backup of the schedule (allowPruneLast)' : ''}${b.verified === false ? '; failed verification' : ''}`,
         risk: 'destructive', estimate: { bytes: b.totalBytes, backups: 1 },
-        params: { id: d.id, schedule: name, service: schedule.service, ...(last ? { lastValid: true } : {}) },
+        params: { id: d.id, schedule: name, service: schedule.service, ...(repository ? { repository } : {}), ...(last ? { lastValid: true } : {}) },
+        ...(repository ? { repositories: [repository] } : {}),
       });
     }
   }
+}
+
+/**
+ * Pure: copies to every other repository. A due backup is copied to each other repository once
+ * it is created (unreachable ones too: the error holds those copies back); an existing valid
+ * backup that a repository lacks is copied there when that repository's keep rules, applied to
+ * what it holds plus what it lacks, would keep it (never a copy that its next prune removes).
+ */
+export function planCopies(desired: Desired, observed: BackupObserved, created: ReadonlyMap<string, CreateBackup>, out: { actions: Action[] }): void {
+  const repositories = repositoryViews(desired, observed);
+  if (repositories.length < 2) return;
+  for (const schedule of desired.backups) {
+    const create = created.get(schedule.name);
+    if (create) out.actions.push(...copiesOfNewBackup(desired, observed, create));
+    const copies = observed.backups.filter((b) => b.schedule === schedule.name && b.service === schedule.service);
+    for (const to of repositories) {
+      if (!to.reachable) continue;
+      const here = copies.filter((b) => repositoryOf(b, repositories) === to.name);
+      const held = new Set(here.map((b) => b.id));
+      const missing = new Map<string, { backup: ObservedScheduleBackup; from: string }>();
+      for (const from of repositories) {
+        if (from.name === to.name || !from.reachable) continue;
+        for (const b of copies) {
+          if (repositoryOf(b, repositories) === from.name && isValid(b) && !held.has(b.id) && !missing.has(b.id)) missing.set(b.id, { backup: b, from: from.name });
+        }
+      }
+      if (missing.size === 0) continue;
+      const keep = to.keep ?? schedule.keep;
+      const candidates = [...here, ...[...missing.values()].map((m) => m.backup)].map((b) => ({ id: b.id, time: b.startedAt }));
+      const kept = new Set(applyKeepRules(candidates, keep, schedule.timezone).filter((d) => d.keep).map((d) => d.id));
+      const ordered = [...missing.values()].sort((a, b) => b.backup.startedAt.localeCompare(a.backup.startedAt) || b.backup.id.localeCompare(a.backup.id));
+      for (const { backup, from } of ordered) {
+        if (!kept.has(backup.id)) continue;
+        out.actions.push({
+          id: `backup.copy.${backup.id}.${to.name}`, type: 'copy_backup', module: 'backup', target: `${schedule.name}/${backup.id} to ${to.name}`,
+          reason: `missing there (from ${from}; kept by ${to.keep ? `${to.name}'s` : `${schedule.name}'s`} keep rules ${ruleLabels({ keep })})`,
+          risk: 'safe', estimate: { bytes: backup.totalBytes, backups: 1 },
+          params: { schedule: schedule.name, service: schedule.service, id: backup.id, from, to: to.name },
+          repositories: [from, to.name],
+        });
+      }
+    }
+  }
+}
+
+/** Pure: the copies of the backup `create` makes to every repository but the one it is written to (`backup create` plans them too). */
+export function copiesOfNewBackup(desired: Desired, observed: BackupObserved, create: CreateBackup): CopyBackup[] {
+  const repositories = repositoryViews(desired, observed);
+  const writtenTo = create.params.repository ?? repositories[0]!.name;
+  const schedule = create.params.schedule;
+  return repositories.filter((to) => to.name !== writtenTo).map((to): CopyBackup => ({
+    id: `backup.copy.${schedule}.${to.name}`, type: 'copy_backup', module: 'backup', target: `${schedule}/<new backup> to ${to.name}`,
+    reason: `missing there: the backup that ${create.id} creates in ${writtenTo}`, risk: 'safe', estimate: create.estimate,
+    params: { schedule, service: create.params.service, fromAction: create.id, from: writtenTo, to: to.name },
+    requires: [create.id], repositories: [writtenTo, to.name],
+  }));
+}
+
+/** Pure: a plan error per repository whose catalog could not be read; it holds back only the actions that reach it. */
+function unreachableErrors(desired: Desired, observed: BackupObserved): PlanError[] {
+  return repositoryViews(desired, observed).filter((r) => !r.reachable).map((r) => ({
+    module: 'backup', repository: r.name, path: repositoryConfigs(desired).find((c) => c.name === r.name)?.path,
+    message: `repository ${r.name}${r.location ? ` (${r.location})` : ''} cannot be read: ${r.message ?? 'unreachable'}; copies to it and prunes in it are held back, the other repositories go on`,
+  }));
 }
 
 function planVerify(schedule: BackupSchedule, mine: ObservedScheduleBackup[], willCreate: boolean, actions: Action[]): void {
@@ -165,15 +280,32 @@ function planVerify(schedule: BackupSchedule, mine: ObservedScheduleBackup[], wi
   }
 }
 
-/** Pure: the actions for one observation. */
+/**
+ * Pure: the actions for one observation. What is due and what to verify is decided on the
+ * backups of every repository read (a backup in any of them counts); a due backup goes to the
+ * first repository read, then copies to the others; each repository prunes its own.
+ */
 export function planBackups(desired: Desired, observed: BackupObserved, now: Date): ModulePlan {
-  const out: ModulePlan = { actions: [], findings: [], errors: [] };
-  const willCreate = new Set<string>();
+  const out: ModulePlan = { actions: [], findings: [], errors: unreachableErrors(desired, observed) };
+  const repositories = repositoryViews(desired, observed);
+  const writeTo = repositories.find((r) => r.reachable);
+  const unique = uniqueBackups(observed);
+  const created = new Map<string, CreateBackup>();
   for (const schedule of desired.backups) {
-    if (planCreate(schedule, backupsOf(schedule, observed), damagedOf(schedule, observed), now, out)) willCreate.add(schedule.name);
+    if (!writeTo) break;
+    const start = out.actions.length;
+    if (planCreate(schedule, backupsOf(schedule, unique), damagedOf(schedule, unique), now, out)) {
+      let create = out.actions[start] as CreateBackup;
+      if (writeTo.name !== repositories[0]!.name) {
+        create = { ...create, reason: `${create.reason}; written to ${writeTo.name} (${repositories[0]!.name} cannot be read)`, params: { ...create.params, repository: writeTo.name } };
+        out.actions[start] = create;
+      }
+      created.set(schedule.name, create);
+    }
   }
+  planCopies(desired, observed, created, out);
   planPrunes(desired, observed, out);
-  for (const schedule of desired.backups) planVerify(schedule, backupsOf(schedule, observed), willCreate.has(schedule.name), out.actions);
+  for (const schedule of desired.backups) planVerify(schedule, backupsOf(schedule, unique), created.has(schedule.name), out.actions);
   return out;
 }
 
@@ -181,11 +313,20 @@ export const backupModule: DomainModule<BackupObserved> = {
   name: 'backup',
   appliesTo: (desired) => desired.backups.length > 0,
   async observe(ctx) {
-    const scan = await scanStorage(ctx.desired.storage.path);
+    const repositories = openRepositories(ctx.desired, ctx.env);
+    const scan = await scanStorage(repositories);
+    // Not one repository answered: nothing can be planned from the catalog (as with one repository).
+    const firstUnreachable = scan.unreachable[0];
+    if (firstUnreachable && scan.unreachable.length === repositories.length) throw firstUnreachable.cause ?? new JarvisError('STORAGE_FAILED', firstUnreachable.message);
+    const down = new Map(scan.unreachable.map((u) => [u.repository, u]));
     return {
       backups: scan.valid.map((e) => ({ ...toObserved(e), verifiedBy: e.manifest.verification?.how ?? null })),
-      debris: await findDebris(ctx.desired.storage.path),
-      invalid: scan.invalid.map(({ id, service, schedule, problem }) => ({ id, service, schedule, problem })),
+      debris: await findDebris(repositories.filter((r) => !down.has(r.name))),
+      invalid: scan.invalid.map(({ id, service, schedule, problem, repository }) => ({ id, service, schedule, problem, repository })),
+      repositories: repositories.map((r) => {
+        const u = down.get(r.name);
+        return u ? { name: r.name, reachable: false, location: r.location, message: u.message } : { name: r.name, reachable: true, location: r.location };
+      }),
     };
   },
   plan(desired, observed, now, all) {
@@ -193,44 +334,66 @@ export const backupModule: DomainModule<BackupObserved> = {
     // schema.backupBefore: the migration steps the migrate module plans require a backup first.
     const migrate = all.migrate as MigrateObserved | undefined;
     const migrating = desired.schema?.backupBefore === true && migrate !== undefined && planMigrations(desired.schema, migrate).actions.length > 0;
-    return migrating ? { ...part, actions: withPreChangeBackup(desired, part.actions, observed, now) } : part;
+    if (!migrating) return part;
+    // A pre-change backup that was not due is copied to the other repositories like any new one.
+    const actions = withPreChangeBackup(desired, part.actions, observed, now);
+    const copied = new Set(actions.flatMap((a) => (a.type === 'copy_backup' && a.params.fromAction ? [a.params.fromAction] : [])));
+    const added = actions.flatMap((a) => (a.type === 'create_backup' && !copied.has(a.id) ? copiesOfNewBackup(desired, observed, a) : []));
+    return { ...part, actions: [...actions, ...added] };
   },
   describeChange: describeScheduleChanges,
-  fingerprint: (observed) => ({ backups: observed.backups.map((b) => b.id).sort() }),
+  // A copy in a repository other than the first is `<repository>:<id>`: a copy made or lost makes a saved plan stale.
+  fingerprint: (observed) => {
+    const first = observed.repositories?.[0]?.name;
+    return { backups: observed.backups.map((b) => (b.repository && b.repository !== first ? `${b.repository}:${b.id}` : b.id)).sort() };
+  },
   async beforeApply(ctx) {
-    return (await cleanDebris(ctx.desired.storage.path)).map((path) => `removed ${path}, left by a killed backup`);
+    return (await cleanDebris(openRepositories(ctx.desired, ctx.env))).map((path) => `removed ${path}, left by a killed backup`);
   },
 };
 
 export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, progress) => {
   const { createBackup } = await import('./operations.js');
-  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress);
+  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository);
   const m = entry.manifest;
   return {
-    summary: `backup ${m.id} written, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
-    details: { id: m.id, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted },
+    summary: `backup ${m.id} written${ctx.desired.repositories ? ` to ${entry.repository}` : ''}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
+    details: { id: m.id, repository: entry.repository, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted },
   };
 };
 
 export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
   const { pruneOne } = await import('./operations.js');
   const schedule = scheduleByName(ctx.desired, action.params.schedule);
-  const entry = await pruneOne(ctx.desired, action.params.id, Boolean(schedule.allowPruneLast));
-  return { summary: `backup ${entry.manifest.id} deleted (${formatBytes(entry.manifest.totalBytes)})` };
+  const entry = await pruneOne(ctx.desired, action.params.id, Boolean(schedule.allowPruneLast), action.params.repository, ctx.env);
+  return { summary: `backup ${entry.manifest.id} deleted${action.params.repository ? ` from ${action.params.repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})` };
 };
 
-/** The backup to verify: by id, or the one an earlier action of this run created. */
-function verifyTarget(action: VerifyBackup, outcomes: ReadonlyMap<string, { details?: Record<string, unknown> }>): string {
+/** Copies a backup (by id, or the one an earlier create of this run wrote) to another repository. */
+export const copyBackupHandler: Handler<CopyBackup> = async (action, ctx, progress) => {
+  const { copyBackup } = await import('./operations.js');
+  const { from, to } = action.params;
+  const id = backupIdOf(action, ctx.outcomes);
+  const { entry, copied } = await copyBackup(ctx.desired, { id, from, to, env: ctx.env, progress });
+  const m = entry.manifest;
+  return {
+    summary: copied ? `backup ${m.id} copied from ${from} to ${to}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}` : `backup ${m.id} already in ${to}`,
+    details: { id: m.id, from, to, dir: entry.dir, totalBytes: m.totalBytes, copied },
+  };
+};
+
+/** The backup an action is about: by id, or the one an earlier action of this run created. */
+function backupIdOf(action: VerifyBackup | CopyBackup, outcomes: ReadonlyMap<string, { details?: Record<string, unknown> }>): string {
   if (action.params.id !== undefined) return action.params.id;
   const from = String(action.params.fromAction);
   const id = outcomes.get(from)?.details?.id;
-  if (typeof id !== 'string') throw new JarvisError('PLAN_INVALID', `${action.id} verifies the backup of ${from}, which did not run in this apply`);
+  if (typeof id !== 'string') throw new JarvisError('PLAN_INVALID', `${action.id} ${action.type === 'copy_backup' ? 'copies' : 'verifies'} the backup of ${from}, which did not run in this apply`);
   return id;
 }
 
 export const verifyBackupHandler: Handler<VerifyBackup> = async (action, ctx, progress) => {
   const { verifyBackup } = await import('./operations.js');
-  const entry = await findBackup(ctx.desired.storage.path, verifyTarget(action, ctx.outcomes));
+  const entry = await findBackup(openRepositories(ctx.desired, ctx.env), backupIdOf(action, ctx.outcomes));
   const r = await verifyBackup(ctx.desired, entry, { restoreTest: action.params.restoreTest, env: ctx.env, progress });
   if (!r.ok) throw new JarvisError('VERIFY_FAILED', `backup ${entry.manifest.id} failed verification: ${r.message}`);
   return { summary: `backup ${entry.manifest.id} verified: ${r.message}`, details: { id: entry.manifest.id } };

@@ -6,14 +6,17 @@
  */
 import type { BackupSchedule, Desired, ServiceName } from '../config/types.js';
 import type { Progress } from '../engine/types.js';
-import { JarvisError } from '../errors.js';
+import { JarvisError, messageOf } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
-import { findBackup, listBackups, recordVerification, verifyChecksums, type CatalogEntry } from './catalog.js';
+import { findBackup, findBackupCopies, listBackups, readManifest, recordVerification, verifyChecksums, type CatalogEntry } from './catalog.js';
+import { mapLimit } from '../platform/concurrency.js';
+import { openRepositories, repositoryNamed, type Repository } from '../storage/repositories.js';
+import { testPausePoint } from '../storage/durable.js';
 import { EncryptionSession, keyRingFromEnv, type KeyRing } from '../storage/crypto.js';
 import { silentProgress, type DriverContext, type RestoreOptions, type RestoreResult } from './driver.js';
 import { driverFor } from './drivers.js';
 import { applyKeepRules, type KeepDecision } from './keep.js';
-import { BackupWriter, cleanDebris, deleteBackup } from './storage.js';
+import { BackupWriter, MANIFEST, backupKey, backupStore, cleanDebris, deleteBackup } from './storage.js';
 
 export function keyRingFor(desired: Desired, env: NodeJS.ProcessEnv): KeyRing | null {
   const enc = desired.storage.encryption;
@@ -34,13 +37,26 @@ export function scheduleByName(desired: Desired, name: string): BackupSchedule {
   return s;
 }
 
-/** Creates one backup for a schedule. Cleans up the debris of killed runs first. */
-export async function createBackup(desired: Desired, schedule: BackupSchedule, env: NodeJS.ProcessEnv, progress: Progress = silentProgress, now = new Date()): Promise<CatalogEntry> {
-  await cleanDebris(desired.storage.path);
+/**
+ * The repositories of `desired`, in order, or the one `name` names (an unknown name is a usage
+ * error listing them): where `--repository NAME` reads.
+ */
+export function repositoriesFor(desired: Desired, name?: string, env: NodeJS.ProcessEnv = process.env): Repository[] {
+  const all = openRepositories(desired, env);
+  return name === undefined ? all : [repositoryNamed(all, name)];
+}
+
+/**
+ * Creates one backup for a schedule, in the first repository (or the one named: the first one
+ * that answered when the plan was made). Cleans up the debris of killed runs there first.
+ */
+export async function createBackup(desired: Desired, schedule: BackupSchedule, env: NodeJS.ProcessEnv, progress: Progress = silentProgress, now = new Date(), repositoryName?: string): Promise<CatalogEntry> {
+  const repository = repositoriesFor(desired, repositoryName, env)[0]!;
+  await cleanDebris(repository);
   const driver = await driverFor(schedule.service);
   const ring = keyRingFor(desired, env);
   const writer = await BackupWriter.begin({
-    storagePath: desired.storage.path, service: schedule.service, schedule: schedule.name, now,
+    repository, service: schedule.service, schedule: schedule.name, now,
     encryption: ring ? new EncryptionSession(ring) : null, env,
   });
   try {
@@ -65,7 +81,7 @@ export async function verifyBackup(desired: Desired, entry: CatalogEntry, option
   let how: 'checksum' | 'restore' = 'checksum';
   let message = ok
     ? `${plural(total, 'file')}, ${formatBytes(entry.manifest.totalBytes)}: checksums match`
-    : `damaged: ${sums.bad.map((b) => `${b.name} (${b.problem})`).join(', ')}`;
+    : `damaged: ${sums.bad.map((b) => `${b.name} (${b.problem})`).join(', ')} in ${entry.repository} (${entry.dir})`;
   const driver = ok ? await driverFor(entry.manifest.service) : null;
   if (ok && driver?.checkContent && driver.checksContent?.(entry) !== false) {
     const c = await driver.checkContent(entry, context(desired, options.env, progress, entry.manifest.encrypted));
@@ -103,21 +119,33 @@ export function checkRestoreFlags(service: ServiceName, options: Partial<Restore
   }
 }
 
-/** Restores a backup; refuses a backup whose checksums fail unless forced. */
-export async function restoreBackup(desired: Desired, id: string, options: Omit<RestoreOptions, 'jobs'> & { env: NodeJS.ProcessEnv; progress?: Progress }): Promise<RestoreResult> {
-  const entry = await findBackup(desired.storage.path, id);
-  checkRestoreFlags(entry.manifest.service, options);
+/**
+ * Restores a backup from the first repository whose copy passes its checksums (or from the one
+ * `repository` names); refuses a backup whose checksums fail everywhere unless forced.
+ */
+export async function restoreBackup(desired: Desired, id: string, options: Omit<RestoreOptions, 'jobs'> & { env: NodeJS.ProcessEnv; progress?: Progress; repository?: string }): Promise<RestoreResult> {
+  const copies = await findBackupCopies(repositoriesFor(desired, options.repository, options.env), id);
+  const first = copies[0]!;
+  checkRestoreFlags(first.manifest.service, options);
   const progress = options.progress ?? silentProgress;
-  progress.note(`checking ${plural(entry.manifest.files.length, 'file')} of ${entry.manifest.id}`);
-  const sums = await verifyChecksums(entry);
+  let entry = first;
+  let sums = { ok: false, bad: [] as { name: string; problem: string }[], bytes: 0 };
+  const damaged: string[] = [];
+  for (const copy of copies) {
+    progress.note(`checking ${plural(copy.manifest.files.length, 'file')} of ${copy.manifest.id}${copies.length > 1 || copy.repository !== 'local' ? ` in ${copy.repository}` : ''}`);
+    const result = await verifyChecksums(copy);
+    if (result.ok) { entry = copy; sums = result; break; }
+    if (copy === first) sums = result;
+    damaged.push(`${result.bad.map((b) => `${b.name} (${b.problem})`).join(', ')} in ${copy.repository} (${copy.dir})`);
+  }
   if (!sums.ok && !options.force) {
-    throw new JarvisError('RESTORE_REFUSED', `backup ${entry.manifest.id} is damaged: ${sums.bad.map((b) => `${b.name} (${b.problem})`).join(', ')}`, {
+    throw new JarvisError('RESTORE_REFUSED', `backup ${first.manifest.id} is damaged: ${damaged.join('; ')}`, {
       hint: 'restore another backup, or pass --force to try this one anyway',
     });
   }
   if (!sums.ok) progress.note(`warning: --force: restoring ${entry.manifest.id} although ${sums.bad.map((b) => b.name).join(', ')} fail their checksums`);
   const driver = await driverFor(entry.manifest.service);
-  const { env, progress: _progress, ...restoreOptions } = options;
+  const { env, progress: _progress, repository: _repository, ...restoreOptions } = options;
   return driver.restore(entry, context(desired, env, progress, entry.manifest.encrypted), restoreOptions);
 }
 
@@ -134,10 +162,11 @@ export function keepDecisions(desired: Desired, catalog: { id: string; schedule:
   return out;
 }
 
-/** Deletes one backup by id; the last valid backup of its schedule needs allowPruneLast. */
-export async function pruneOne(desired: Desired, id: string, allowLast: boolean): Promise<CatalogEntry> {
-  const entry = await findBackup(desired.storage.path, id);
-  const siblings = (await listBackups(desired.storage.path)).filter((e) => e.manifest.schedule === entry.manifest.schedule && e.manifest.service === entry.manifest.service);
+/** Deletes one backup by id in one repository (default: the first); the last valid backup of its schedule there needs allowPruneLast. */
+export async function pruneOne(desired: Desired, id: string, allowLast: boolean, repositoryName?: string, env: NodeJS.ProcessEnv = process.env): Promise<CatalogEntry> {
+  const repository = repositoriesFor(desired, repositoryName, env)[0]!;
+  const entry = await findBackup(repository, id);
+  const siblings = (await listBackups(repository)).filter((e) => e.manifest.schedule === entry.manifest.schedule && e.manifest.service === entry.manifest.service);
   if (siblings.length <= 1 && !allowLast) {
     throw new JarvisError('CONFIRMATION_REQUIRED', `backup ${entry.manifest.id} is the last valid backup of ${entry.manifest.schedule}; not pruning it`, {
       hint: `set allowPruneLast: true on schedule ${entry.manifest.schedule} to allow it`,
@@ -148,4 +177,52 @@ export async function pruneOne(desired: Desired, id: string, allowLast: boolean)
   }
   await deleteBackup(entry);
   return entry;
+}
+
+/** Files of a backup copied at once: small files overlap the large ones' uploads. */
+const COPY_CONCURRENCY = 2;
+
+export interface CopyRequest { id: string; from: string; to: string; env: NodeJS.ProcessEnv; progress?: Progress }
+
+/**
+ * Copies a published backup from one repository to another through the sealed-store contract:
+ * every file is read from the source (checked against its manifest while it streams) into a
+ * staged item of the target, then the same manifest text is published there, last. The copy has
+ * the same manifest checksum and file hashes; a failure (or a kill) leaves only debris in the target.
+ */
+export async function copyBackup(desired: Desired, request: CopyRequest): Promise<{ entry: CatalogEntry; copied: boolean }> {
+  const progress = request.progress ?? silentProgress;
+  const [source] = repositoriesFor(desired, request.from, request.env);
+  const [target] = repositoriesFor(desired, request.to, request.env);
+  const entry = await findBackup(source!, request.id);
+  const m = entry.manifest;
+  const targetStore = backupStore(target!);
+  const key = backupKey(m);
+  const there = await readManifest(targetStore, m);
+  if (typeof there !== 'string') {
+    return { entry: { manifest: there, key, dir: targetStore.location(key), store: targetStore, repository: target!.name }, copied: false };
+  }
+  const manifestText = await entry.store.readText(entry.key, MANIFEST);
+  if (manifestText === null) throw new JarvisError('BACKUP_INVALID', `backup ${m.id} lost its manifest in ${source!.name} while being copied`);
+  await cleanDebris(target!);
+  const item = await targetStore.begin(key, { env: request.env });
+  try {
+    let n = 0;
+    await mapLimit(m.files, COPY_CONCURRENCY, async (file) => {
+      const stored = await item.writeFile(file.name, entry.store.read(entry.key, file));
+      if (stored.sha256 !== file.sha256 || stored.bytes !== file.bytes) {
+        throw new JarvisError('VERIFY_FAILED', `copy of ${m.id}/${file.name} to ${target!.name} does not match its manifest (${stored.bytes} bytes, SHA-256 ${stored.sha256.slice(0, 12)}…)`);
+      }
+      progress.update(++n, m.files.length);
+      progress.note(`copied ${file.name}`);
+      await testPausePoint('copy-file-written', request.env);
+    });
+    await testPausePoint('copy-before-manifest', request.env);
+    await item.publish(manifestText);
+  } catch (e) {
+    await item.abort().catch(() => undefined);
+    if (e instanceof JarvisError) throw e;
+    throw new JarvisError('BACKUP_FAILED', `copy of backup ${m.id} from ${source!.name} to ${target!.name} failed: ${messageOf(e)}`, { cause: e });
+  }
+  return { entry: { manifest: m, key, dir: item.location, store: targetStore, repository: target!.name }, copied: true };
 }

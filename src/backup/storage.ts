@@ -14,7 +14,7 @@ import { JarvisError } from '../errors.js';
 import type { ServiceName } from '../config/types.js';
 import { canonicalJson, newTimestampId, testPausePoint } from '../storage/durable.js';
 import type { EncryptionSession } from '../storage/crypto.js';
-import { openLocalStore } from '../storage/local-store.js';
+import { repositoriesAt, storagePathRepository, type Repository, type RepositoryPlace } from '../storage/repositories.js';
 import type { Debris, LocalDirectory, SealedStore, StagedItem } from '../storage/sealed-store.js';
 
 // The drivers' test pause points, and the hash tests reseal a tampered manifest with.
@@ -46,14 +46,15 @@ export interface BackupManifest {
   manifestSha256: string;
 }
 /**
- * A published backup: its manifest, its key in `store`, and `dir`, where it is (for messages and
- * `--json`: a path for a local store). Its files are read through `store`, never through `dir`.
+ * A published backup in one repository: its manifest, its key in `store`, `dir`, where it is (for
+ * messages and `--json`: a path for a local store, a URL otherwise), and the repository's name.
+ * Its files are read through `store`, never through `dir`.
  */
-export interface CatalogEntry { manifest: BackupManifest; key: string; dir: string; store: SealedStore }
+export interface CatalogEntry { manifest: BackupManifest; key: string; dir: string; store: SealedStore; repository: string }
 
-/** The sealed store that holds the backups of a storage path (docs/architecture.md §6). */
-export function backupStore(storagePath: string): SealedStore {
-  return openLocalStore(storagePath, { manifestName: MANIFEST });
+/** The sealed store that holds the backups of a repository (a storage path: its implicit one), docs/architecture.md §6. */
+export function backupStore(place: string | Repository): SealedStore {
+  return (typeof place === 'string' ? storagePathRepository(place) : place).store('', MANIFEST);
 }
 
 export function backupKey(m: { service: string; schedule: string; id: string }): string {
@@ -75,7 +76,8 @@ export function sealManifest(manifest: Omit<BackupManifest, 'manifestSha256'>): 
 }
 
 export interface BeginOptions {
-  storagePath: string;
+  /** Where the backup is written (a storage path: its implicit repository). */
+  repository: string | Repository;
   service: ServiceName;
   schedule: string;
   now: Date;
@@ -93,6 +95,7 @@ export class BackupWriter {
     readonly service: ServiceName,
     readonly schedule: string,
     private readonly store: SealedStore,
+    readonly repository: string,
     private readonly item: StagedItem,
     readonly startedAt: Date,
     readonly encryption: EncryptionSession | null,
@@ -103,9 +106,10 @@ export class BackupWriter {
     checkName(options.schedule, 'schedule');
     const id = newBackupId(options.now);
     const env = options.env ?? process.env;
-    const store = backupStore(options.storagePath);
+    const repository = typeof options.repository === 'string' ? storagePathRepository(options.repository) : options.repository;
+    const store = backupStore(repository);
     const item = await store.begin(backupKey({ service: options.service, schedule: options.schedule, id }), { env });
-    const writer = new BackupWriter(id, options.service, options.schedule, store, item, options.now, options.encryption ?? null, env);
+    const writer = new BackupWriter(id, options.service, options.schedule, store, repository.name, item, options.now, options.encryption ?? null, env);
     await testPausePoint('started', writer.env);
     return writer;
   }
@@ -161,7 +165,7 @@ export class BackupWriter {
       verification: { at: finishedAt.toISOString(), how: 'checksum', ok: true, message: `checksummed while writing: ${this.files.length} files` },
     });
     await this.item.publish(manifestText(manifest));
-    return { manifest, key: this.item.key, dir: this.item.location, store: this.store };
+    return { manifest, key: this.item.key, dir: this.item.location, store: this.store, repository: this.repository };
   }
 
   /** Removes what was written of a backup that failed. */
@@ -181,7 +185,7 @@ function checkName(value: string, what: string): void {
 }
 
 /** What killed runs left: staged or half-deleted backups, stray manifest rewrites, of owners no longer alive. */
-async function debrisOf(store: SealedStore, services: readonly string[]): Promise<Debris[]> {
+export async function debrisOf(store: SealedStore, services: readonly string[]): Promise<Debris[]> {
   const found: Debris[] = [];
   for (const service of services) {
     for (const schedule of await store.list(service)) {
@@ -194,17 +198,37 @@ async function debrisOf(store: SealedStore, services: readonly string[]): Promis
   return found.sort((a, b) => (a.location < b.location ? -1 : a.location > b.location ? 1 : 0));
 }
 
-/** Where the debris of killed runs is (paths for a local store). */
-export async function findDebris(storagePath: string, services: readonly string[] = ['postgres', 'redis', 'chroma']): Promise<string[]> {
-  return (await debrisOf(backupStore(storagePath), services)).map((d) => d.location);
+const ALL_SERVICES = ['postgres', 'redis', 'chroma'] as const;
+
+/**
+ * Where the debris of killed runs is in every repository (paths for a local store, URLs
+ * otherwise). A repository that cannot be read is skipped: the catalog scan reports it.
+ */
+export async function findDebris(place: RepositoryPlace, services: readonly string[] = ALL_SERVICES): Promise<string[]> {
+  const found: string[] = [];
+  for (const repository of repositoriesAt(place)) {
+    const store = backupStore(repository);
+    const debris = await debrisOf(store, services).catch(() => [] as Debris[]);
+    found.push(...debris.map((d) => d.location));
+  }
+  return found;
 }
 
-/** Removes what `findDebris` finds. Returns where it was. */
-export async function cleanDebris(storagePath: string): Promise<string[]> {
-  const store = backupStore(storagePath);
-  const debris = await debrisOf(store, ['postgres', 'redis', 'chroma']);
-  await store.removeDebris(debris);
-  return debris.map((d) => d.location);
+/** Removes what `findDebris` finds, in every repository that answers. Returns where it was. */
+export async function cleanDebris(place: RepositoryPlace): Promise<string[]> {
+  const removed: string[] = [];
+  for (const repository of repositoriesAt(place)) {
+    const store = backupStore(repository);
+    let debris: Debris[];
+    try {
+      debris = await debrisOf(store, ALL_SERVICES);
+    } catch {
+      continue; // unreachable: its actions are held back by the plan, its debris waits for the next run
+    }
+    await store.removeDebris(debris);
+    removed.push(...debris.map((d) => d.location));
+  }
+  return removed;
 }
 
 /** Deletes a published backup: out of the listing first, then its files. */

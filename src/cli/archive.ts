@@ -21,7 +21,7 @@ export function define(program: Command): void {
         printJson({ archives, invalid });
         return;
       }
-      if (archives.length === 0) print(`No archives in ${desired.storage.path}.`);
+      if (archives.length === 0) print(`No archives in ${(await import('../retention/store.js')).archiveRepository(desired).location}.`);
       else {
         const { renderArchiveList } = await import('../retention/render.js');
         print(renderArchiveList(archives));

@@ -38,6 +38,7 @@ export function define(program: Command): void {
       const { describeFailure } = await import('./failure.js');
       const { createBackupsCommand } = await import('../backup/commands.js');
       const results: Record<string, unknown>[] = [];
+      const copies: Record<string, unknown>[] = [];
       const failures: string[] = [];
       await createBackupsCommand(desired, schedules, {
         env: process.env, ...(await lockWait(desired, opts.lockTimeout)),
@@ -52,8 +53,17 @@ export function define(program: Command): void {
           results.push({ id: m.id, service: schedule.service, schedule: schedule.name, totalBytes: m.totalBytes, files: m.files, durationMs: m.durationMs, encrypted: m.encrypted, dir: m.dir });
           if (!g.json) print(`+ ${schedule.service}/${schedule.name} ${m.id}: ${formatBytes(m.totalBytes)} in ${plural(m.files, 'file')}, ${formatDuration(m.wallMs)}${m.encrypted ? ', encrypted' : ''}`);
         },
+        copied: (outcome) => {
+          const { schedule } = outcome;
+          if (!outcome.ok) {
+            failures.push(`${schedule.service}/${schedule.name}: copy to ${outcome.to}: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`);
+            return;
+          }
+          copies.push({ id: outcome.id, schedule: schedule.name, repository: outcome.to, dir: outcome.dir });
+          if (!g.json) print(`+ ${schedule.service}/${schedule.name} ${outcome.id}: copied to ${outcome.to}`);
+        },
       });
-      if (g.json) printJson({ backups: results, failures });
+      if (g.json) printJson({ backups: results, ...(copies.length ? { copies } : {}), failures });
       if (failures.length) {
         if (failures.length === 1 && results.length === 0 && !g.json) throw new JarvisError('BACKUP_FAILED', failures[0]!);
         for (const f of failures) note(`error: ${f}`);
@@ -63,38 +73,62 @@ export function define(program: Command): void {
 
   backup
     .command('list')
-    .description('List the backups in storage (id, schedule, age, size, verified)')
-    .action(async (_opts: unknown, cmd: Command) => {
+    .description('List the backups in every repository (id, schedule, age, size, verified, where)')
+    .option('--repository <name>', 'only the backups in this repository')
+    .action(async (opts: { repository?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { scanStorage, verificationLabel } = await import('../backup/catalog.js');
       const { findDebris } = await import('../backup/storage.js');
-      const scan = await scanStorage(desired.storage.path);
-      const debris = await findDebris(desired.storage.path);
+      const { repositoriesFor } = await import('../backup/operations.js');
+      const { JarvisError } = await import('../errors.js');
+      const repositories = repositoriesFor(desired, opts.repository);
+      const scan = await scanStorage(repositories);
+      if (scan.unreachable.length === repositories.length) {
+        const u = scan.unreachable[0]!;
+        if (repositories.length === 1 && u.cause instanceof JarvisError) throw u.cause;
+        throw new JarvisError('STORAGE_FAILED', scan.unreachable.map((x) => `repository ${x.repository} (${x.location}) cannot be read: ${x.message}`).join('; '));
+      }
+      const debris = await findDebris(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name)));
       const now = Date.now();
+      const several = desired.repositories !== undefined;
+      // One line per backup; its copies in repository order (the scan lists the first repository's first).
+      const backups = new Map<string, { entry: (typeof scan.valid)[number]; copies: { repository: string; dir: string }[] }>();
+      for (const entry of scan.valid) {
+        const seen = backups.get(entry.manifest.id);
+        if (seen) seen.copies.push({ repository: entry.repository, dir: entry.dir });
+        else backups.set(entry.manifest.id, { entry, copies: [{ repository: entry.repository, dir: entry.dir }] });
+      }
+      const order = new Map(repositories.map((r, i) => [r.name, i]));
+      for (const b of backups.values()) b.copies.sort((x, y) => order.get(x.repository)! - order.get(y.repository)!);
       if (g.json) {
         printJson({
-          backups: scan.valid.map(({ manifest: m, dir }) => ({
+          backups: [...backups.values()].map(({ entry: { manifest: m }, copies }) => ({
             id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, durationMs: m.durationMs,
             totalBytes: m.totalBytes, files: m.files.length, encrypted: m.encrypted, format: m.format ?? null,
-            verified: m.verification ? m.verification.ok : null, verification: m.verification, dir,
+            verified: m.verification ? m.verification.ok : null, verification: m.verification, dir: copies[0]!.dir,
+            repositories: copies.map((c) => c.repository), copies,
           })),
           invalid: scan.invalid,
           debris,
+          unreachable: scan.unreachable.map(({ repository, location, message }) => ({ repository, location, message })),
         });
+        if (scan.unreachable.length) exitWith(1);
         return;
       }
-      if (scan.valid.length === 0) print(`No backups in ${desired.storage.path}.`);
+      if (backups.size === 0) print(`No backups in ${several ? repositories.map((r) => `${r.name} (${r.location})`).join(', ') : repositories[0]!.location}.`);
       else {
-        const rows = [['ID', 'SERVICE', 'SCHEDULE', 'AGE', 'SIZE', 'VERIFIED']];
-        for (const { manifest: m } of scan.valid) {
+        const rows = [['ID', 'SERVICE', 'SCHEDULE', 'AGE', 'SIZE', 'VERIFIED', ...(several ? ['REPOSITORY'] : [])]];
+        for (const { entry: { manifest: m }, copies } of backups.values()) {
           rows.push([m.id, m.service, m.schedule, formatAge(now - Date.parse(m.finishedAt)), formatBytes(m.totalBytes),
-            verificationLabel(m.verification, now)]);
+            verificationLabel(m.verification, now), ...(several ? [copies.map((c) => c.repository).join(', ')] : [])]);
         }
         print(renderTable(rows, { align: [, , , 'right', 'right'] }));
       }
-      for (const b of scan.invalid) note(`! ${b.service}/${b.schedule}/${b.id} is damaged: ${b.problem}`);
+      for (const b of scan.invalid) note(`! ${b.service}/${b.schedule}/${b.id} is damaged${several ? ` in ${b.repository}` : ''}: ${b.problem}`);
       if (debris.length) note(`! ${plural(debris.length, 'leftover')} of killed runs (removed by the next backup or prune)`);
+      for (const u of scan.unreachable) note(`error: repository ${u.repository} (${u.location}) cannot be read: ${u.message}`);
+      if (scan.unreachable.length) exitWith(1);
     });
 
   backup
@@ -102,7 +136,8 @@ export function define(program: Command): void {
     .description('Verify checksums of a backup (or --all); --restore-test restores into a scratch database')
     .option('--all', 'every backup')
     .option('--restore-test', 'also restore into a scratch database and compare row counts')
-    .action(async (id: string | undefined, opts: { all?: boolean; restoreTest?: boolean }, cmd: Command) => {
+    .option('--repository <name>', 'the copy in this repository (default: the first that has one; with --all, every copy in every repository)')
+    .action(async (id: string | undefined, opts: { all?: boolean; restoreTest?: boolean; repository?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const { JarvisError, messageOf } = await import('../errors.js');
       if (!id && !opts.all) throw new JarvisError('USAGE', 'give a backup ID or --all');
@@ -110,7 +145,9 @@ export function define(program: Command): void {
       const desired = await loadDesired(g);
       const catalog = await import('../backup/catalog.js');
       const ops = await import('../backup/operations.js');
-      const entries = opts.all ? await catalog.listBackups(desired.storage.path) : [await catalog.findBackup(desired.storage.path, id!)];
+      const repositories = ops.repositoriesFor(desired, opts.repository);
+      const several = desired.repositories !== undefined;
+      const entries = opts.all ? await catalog.listBackups(repositories) : [await catalog.findBackup(repositories, id!)];
       const results: Record<string, unknown>[] = [];
       const { progressMaker } = await import('../render/progress.js');
       const progressFor = await progressMaker(g.json);
@@ -122,16 +159,16 @@ export function define(program: Command): void {
         const r = opts.all
           ? await verifying.catch((e: unknown) => ({ ok: false, how: 'checksum' as const, message: `cannot verify: ${messageOf(e)}`, badFiles: [] as string[] }))
           : await verifying;
-        results.push({ id: entry.manifest.id, service: entry.manifest.service, schedule: entry.manifest.schedule, ok: r.ok, how: r.how, message: r.message, badFiles: r.badFiles });
+        results.push({ id: entry.manifest.id, service: entry.manifest.service, schedule: entry.manifest.schedule, repository: entry.repository, ok: r.ok, how: r.how, message: r.message, badFiles: r.badFiles });
         if (!r.ok) failed++;
-        if (!g.json) print(`${r.ok ? 'ok' : 'FAILED'} ${entry.manifest.service}/${entry.manifest.schedule} ${entry.manifest.id}: ${r.message}`);
+        if (!g.json) print(`${r.ok ? 'ok' : 'FAILED'} ${entry.manifest.service}/${entry.manifest.schedule} ${entry.manifest.id}${several ? ` in ${entry.repository}` : ''}: ${r.message}`);
       }
       if (opts.all) {
         const { scanStorage } = catalog;
-        for (const b of (await scanStorage(desired.storage.path)).invalid) {
+        for (const b of (await scanStorage(repositories)).invalid) {
           failed++;
-          results.push({ id: b.id, service: b.service, schedule: b.schedule, ok: false, how: 'checksum', message: b.problem, badFiles: ['manifest.json'] });
-          if (!g.json) print(`FAILED ${b.service}/${b.schedule} ${b.id}: ${b.problem}`);
+          results.push({ id: b.id, service: b.service, schedule: b.schedule, repository: b.repository, ok: false, how: 'checksum', message: b.problem, badFiles: ['manifest.json'] });
+          if (!g.json) print(`FAILED ${b.service}/${b.schedule} ${b.id}${several ? ` in ${b.repository}` : ''}: ${b.problem}`);
         }
       }
       if (g.json) printJson({ results });
@@ -154,13 +191,14 @@ export function define(program: Command): void {
       if (g.json) {
         printJson({
           dryRun: Boolean(opts.dryRun),
-          pruned: pruned.map((c) => ({ id: c.id, schedule: c.schedule, startedAt: c.startedAt, totalBytes: c.totalBytes })),
-          kept: kept.map((c) => ({ id: c.id, schedule: c.schedule, reasons: c.reasons })),
+          pruned: pruned.map((c) => ({ id: c.id, schedule: c.schedule, startedAt: c.startedAt, totalBytes: c.totalBytes, ...(c.repository ? { repository: c.repository } : {}) })),
+          kept: kept.map((c) => ({ id: c.id, schedule: c.schedule, reasons: c.reasons, ...(c.repository ? { repository: c.repository } : {}) })),
         });
         return;
       }
-      for (const c of kept) print(`  keep ${c.schedule} ${c.id} (${c.reasons.join(', ')})`);
-      for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule} ${c.id} (${formatBytes(c.totalBytes)}; outside keep rules)`);
+      const inRepository = (c: { repository?: string }) => (c.repository ? ` in ${c.repository}` : '');
+      for (const c of kept) print(`  keep ${c.schedule} ${c.id}${inRepository(c)} (${c.reasons.join(', ')})`);
+      for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule} ${c.id}${inRepository(c)} (${formatBytes(c.totalBytes)}; outside keep rules)`);
       print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
     });
 }

@@ -17,6 +17,7 @@ export function define(program: Command): void {
     .option('--collection <name>', 'chroma: restore only this collection of the backup')
     .option('--as <name>', 'chroma: restore the collection under this name')
     .option('--target-dir <path>', 'physical backups: the data directory to write (postgres: an empty directory, started with pg_ctl; chroma: default services.chroma.path, the server must be stopped)')
+    .option('--repository <name>', 'read the backup from this repository (default: the first whose copy passes its checksums)')
     .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
     // point-in-time recovery of a physical backup (src/wal, cli/wal.ts)
     .option('--to-time <timestamp>', 'postgres physical: recover to this time (ID may be latest: the newest base backup before it)')
@@ -24,7 +25,7 @@ export function define(program: Command): void {
     .option('--to-name <name>', 'postgres physical: recover to this restore point (jarvis-db restore-point NAME)')
     .option('--start', 'with --to-*: start the recovered server, wait until it reached the target and is promoted')
     .option('--port <port>', 'with --start: the port of the recovered server (default: a free one)')
-    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }, cmd: Command) => {
+    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; repository?: string; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }, cmd: Command) => {
       if (opts.toTime !== undefined || opts.toLsn !== undefined || opts.toName !== undefined || opts.start || opts.port !== undefined) {
         return (await import('./wal.js')).restoreToPoint(id, opts, cmd);
       }
@@ -35,7 +36,7 @@ export function define(program: Command): void {
       const progress = await progressFor(`restore ${id}`, g.json);
       const result = await restoreCommand(desired, id, {
         target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)),
-        collection: opts.collection, as: opts.as, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
+        collection: opts.collection, as: opts.as, repository: opts.repository, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
       }).finally(() => progress.stop());
       if (g.json) printJson({ id, ...result.details });
       else print(result.summary);

@@ -14,10 +14,11 @@ export function define(program: Command): void {
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw new JarvisError('USAGE', `--next must be a whole number from 1 to 1000 (got "${opts.next}")`);
       const desired = await loadDesired(g);
       const { scanStorage } = await import('../backup/catalog.js');
+      const { openRepositories } = await import('../storage/repositories.js');
       const { scheduleStatuses } = await import('../schedule/due.js');
       const now = new Date();
       // Valid backups: published, and not failed at their last verification.
-      const valid = (await scanStorage(desired.storage.path)).valid
+      const valid = (await scanStorage(openRepositories(desired))).valid
         .filter((e) => e.manifest.verification?.ok !== false)
         .map((e) => ({ service: e.manifest.service, schedule: e.manifest.schedule, startedAt: e.manifest.startedAt }));
       const statuses = scheduleStatuses(desired.backups, valid, now, n);

@@ -97,7 +97,7 @@ export function define(program: Command): void {
     });
 }
 
-export interface PointInTimeFlags { targetDir?: string; force?: boolean; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }
+export interface PointInTimeFlags { targetDir?: string; force?: boolean; repository?: string; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }
 
 /** `restore ID|latest --to-time|--to-lsn|--to-name --target-dir DIR [--start --port N]`. */
 export async function restoreToPoint(id: string, opts: PointInTimeFlags, cmd: Command): Promise<void> {
@@ -122,6 +122,7 @@ export async function restoreToPoint(id: string, opts: PointInTimeFlags, cmd: Co
   const progress = await progressFor(`restore ${plan.base.id}`, g.json);
   await restoreCommand(desired, plan.base.id, {
     target: undefined, force: Boolean(opts.force), flush: false, env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)), targetDir: dir,
+    repository: opts.repository,
   }).finally(() => progress.stop());
   const { prefetched } = await recovery.prepareRecovery(desired, dir, target, plan, process.env);
   const details = { id: plan.base.id, dir, target: { kind: target.kind, value: target.value }, window: plan.window, prefetchedWalFiles: prefetched };

@@ -87,8 +87,11 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
     throw new JarvisError('INTERNAL', `${display}: could not be loaded`);
   }
   const { source, value } = config;
-  validateAgainstSchema('config', value, source, problems);
+  const checker = new SemanticChecker(problems);
   const root = value as Obj;
+  // Before the schema, whose "unknown key" would say less (and the checker names no value).
+  checker.checkRepositoryCredentials(root, source);
+  validateAgainstSchema('config', value, source, problems);
 
   // Policies: inline first, then each included file in the order written.
   const policies: Located[] = [];
@@ -133,8 +136,8 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
     }
   }
 
-  const checker = new SemanticChecker(problems);
   checker.checkServices(root, source);
+  checker.checkRepositories(root, source);
   checker.checkBackups(root, source);
   checker.checkPolicies(root, source, policies);
   checker.checkSchema(root, source);

@@ -8,7 +8,7 @@ import { parseDuration } from './durations.js';
 import { formatPath, type Path } from './problems.js';
 import { METHODS, parseThreshold } from './semantic.js';
 import type {
-  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
+  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
 } from './types.js';
 
 export const DEFAULTS = {
@@ -30,6 +30,7 @@ export const DEFAULTS = {
   interval: '60s',
   history: '30d',
   alertRetries: 3,
+  s3Region: 'us-east-1',
 } as const;
 
 /* The value has passed the schema: these shapes hold. */
@@ -43,9 +44,14 @@ interface RawPolicy {
   anonymize?: { columns: Record<string, AnonymizeStrategy | null>; saltEnv?: string; redaction?: string; marker?: string };
   compress?: { bucket: string; groupBy: string[]; value: string; into: string }; enabled?: boolean;
 }
+interface RawRepository {
+  name: string; path?: string; keep?: KeepRules; enabled?: boolean;
+  s3?: { bucket: string; prefix?: string; region?: string; endpoint?: string; forcePathStyle?: boolean };
+}
 interface RawConfig {
   version: 1; project?: string; services: Services;
   storage?: { path?: string; encryption?: { passphraseEnv: string } };
+  repositories?: RawRepository[];
   schema?: { migrations?: string; target?: string; allowDown?: boolean; backupBefore?: boolean };
   backups?: RawBackup[];
   health?: { thresholds?: Record<string, { warning?: number | string; critical?: number | string }>; interval?: string; history?: string; alerts?: { webhook: string; retries?: number } };
@@ -75,6 +81,33 @@ function backup(raw: RawBackup, index: number): BackupSchedule {
     out.method = raw.method ?? METHODS[raw.service]?.default;
   }
   if (raw.allowPruneLast !== undefined) out.allowPruneLast = raw.allowPruneLast;
+  return out;
+}
+
+/** `/prod//` → `prod/`, `''` stays `''`: keys under it are `<prefix><key>`. */
+export function normalizePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '').replace(/^\/+/, '').replace(/\/+$/, '');
+  return trimmed === '' ? '' : `${trimmed}/`;
+}
+
+/** The enabled repositories, in order (a disabled one is ignored, as if it were not written). */
+function repositories(raw: RawRepository[], base: string): RepositoryConfig[] {
+  const out: RepositoryConfig[] = [];
+  raw.forEach((r, index) => {
+    if (r.enabled === false) return;
+    const common = { name: r.name, path: `repositories[${index}]`, ...(r.keep ? { keep: { ...r.keep } } : {}) };
+    if (r.s3) {
+      const { bucket, prefix, region, endpoint, forcePathStyle } = r.s3;
+      out.push({
+        ...common, kind: 's3',
+        s3: {
+          bucket, prefix: normalizePrefix(prefix), region: region ?? DEFAULTS.s3Region, forcePathStyle: forcePathStyle ?? false,
+          // An empty endpoint (`${JARVIS_S3_ENDPOINT:-}` unset) means AWS itself.
+          ...(endpoint ? { endpoint } : {}),
+        },
+      });
+    } else out.push({ ...common, kind: 'local', dir: resolve(base, r.path!) });
+  });
   return out;
 }
 
@@ -138,6 +171,7 @@ export function toDesired(value: unknown, configFile: string, configHash: string
       path: resolve(base, raw.storage?.path ?? DEFAULTS.storagePath),
       ...(raw.storage?.encryption ? { encryption: { passphraseEnv: raw.storage.encryption.passphraseEnv } } : {}),
     },
+    ...(raw.repositories ? { repositories: repositories(raw.repositories, base) } : {}),
     backups: (raw.backups ?? []).map(backup),
     retention: policies.map((p) => policy(p.value as RawPolicy, relative(base, p.file) || p.file, p.path)),
     health: health(raw.health),

@@ -5,6 +5,7 @@
  * have the right scheme, thresholds are ordered. Pure: values in, problems out. Values may
  * still be of the wrong type (the schema errors are reported too), so everything is guarded.
  */
+import { dirname, resolve } from 'node:path';
 import { checkSpec, similarChecks } from '../health/checks.js';
 import { redactUrl } from '../services/redact.js';
 import { urlSyntaxMessage } from '../services/url-syntax.js';
@@ -31,6 +32,10 @@ const URL_SCHEMES: Record<string, string[]> = {
 };
 
 const KEEP_RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within'] as const;
+
+/** Keys that name a secret (compared without `_` and `-`): they never belong in the file. */
+const CREDENTIAL_KEY = /(password|passwd|secret|token|credential|accesskey|apikey|privatekey)/i;
+export const CREDENTIALS_MESSAGE = 'credentials never go in the file: they come from the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity)';
 
 /** Where another value is, for "already defined at ..." messages: `line 12` in the same file. */
 function where(source: SourceFile, pos: Position | undefined, from?: SourceFile): string {
@@ -113,14 +118,7 @@ export class SemanticChecker {
         const problem = cronProblem(backup.cron, timezone as string);
         if (problem) this.report(source, at('cron'), `"${backup.cron}" is not a valid cron expression (${problem})`);
       }
-      if (isObj(backup.keep)) {
-        const keep = backup.keep;
-        const wellTyped = Object.entries(keep).every(([k, v]) => (k === 'within' ? typeof v === 'string' : typeof v === 'number'));
-        const keepsSomething = KEEP_RULES.some((rule) => (rule === 'within' ? typeof keep.within === 'string' : typeof keep[rule] === 'number' && (keep[rule] as number) > 0));
-        if (wellTyped && !keepsSomething && Object.keys(keep).every((k) => (KEEP_RULES as readonly string[]).includes(k))) {
-          this.report(source, at('keep'), `keep rules keep nothing: set at least one of ${KEEP_RULES.join(', ')} above zero`);
-        }
-      }
+      if (isObj(backup.keep)) this.checkKeepsSomething(backup.keep, source, at('keep'));
       if (service && service in METHODS) {
         const methods = METHODS[service]!;
         if (typeof backup.method === 'string' && !methods.allowed.includes(backup.method)) {
@@ -150,6 +148,76 @@ export class SemanticChecker {
     if (isObj(pg) && isObj(pg.pitr) && pg.pitr.enabled === true
       && !list(config.backups).some((b) => isObj(b) && b.service === 'postgres' && b.method === 'physical')) {
       this.report(source, ['services', 'postgres', 'pitr', 'enabled'], 'point-in-time recovery replays WAL onto a physical base backup: add a backups schedule with service: postgres and method: physical');
+    }
+  }
+
+  /**
+   * Credentials under a repository (accessKeyId, secretAccessKey, password, ...) are refused
+   * before the schema speaks (its "unknown key" would be less clear), and their value is never
+   * quoted: they come from the AWS chain.
+   */
+  checkRepositoryCredentials(config: Obj, source: SourceFile): void {
+    const walk = (value: unknown, path: Path): void => {
+      if (!isObj(value)) return;
+      for (const [key, child] of Object.entries(value)) {
+        if (CREDENTIAL_KEY.test(key.replace(/[_-]/g, ''))) this.report(source, [...path, key], CREDENTIALS_MESSAGE, true);
+        else walk(child, [...path, key]);
+      }
+    };
+    list(config.repositories).forEach((repository, index) => walk(repository, ['repositories', index]));
+  }
+
+  checkRepositories(config: Obj, source: SourceFile): void {
+    if (!Array.isArray(config.repositories)) return;
+    const names = new Map<string, Path>();
+    const places = new Map<string, Path>();
+    let enabled = 0;
+    config.repositories.forEach((repository, index) => {
+      if (!isObj(repository)) return;
+      const at = (...keys: string[]): Path => ['repositories', index, ...keys];
+      if (repository.enabled !== false) enabled++;
+      if (typeof repository.name === 'string') {
+        const first = names.get(repository.name);
+        if (first) this.report(source, at('name'), `"${repository.name}" is already the name of ${fmt(first.slice(0, -1))} (${where(source, source.locate(first), source)}); repository names must be unique`);
+        else names.set(repository.name, at('name'));
+      }
+      const s3 = isObj(repository.s3) ? repository.s3 : undefined;
+      if ((repository.path === undefined) === (repository.s3 === undefined)) {
+        this.report(source, at(), repository.path === undefined
+          ? 'a repository needs one of path (a local directory) or s3 (a bucket)'
+          : 'a repository is either a local directory (path) or a bucket (s3), not both: make two repositories');
+      }
+      let place: string | undefined;
+      if (typeof repository.path === 'string') place = `path ${resolve(dirname(source.file), repository.path)}`;
+      if (s3 && typeof s3.bucket === 'string') {
+        place = `s3 ${typeof s3.endpoint === 'string' ? s3.endpoint : ''} ${s3.bucket}/${typeof s3.prefix === 'string' ? s3.prefix.replace(/^\/+|\/+$/g, '') : ''}`;
+      }
+      if (place !== undefined && repository.enabled !== false) {
+        const first = places.get(place);
+        if (first) this.report(source, at(), `is the same place as ${fmt(first)} (${where(source, source.locate(first), source)}): two repositories must not share a directory or bucket prefix`);
+        else places.set(place, at());
+      }
+      if (s3 && typeof s3.endpoint === 'string' && s3.endpoint !== '') {
+        const path = at('s3', 'endpoint');
+        if (this.checkUrlSyntax(source, path, s3.endpoint)) return;
+        let url: URL | undefined;
+        try { url = new URL(s3.endpoint); } catch { url = undefined; }
+        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !s3.endpoint.slice(url.protocol.length).startsWith('//')) {
+          this.report(source, path, `${JSON.stringify(redactUrl(s3.endpoint))} is not an http:// or https:// URL (an S3-compatible server such as http://127.0.0.1:9000; leave it empty for AWS itself)`);
+        }
+      }
+      if (isObj(repository.keep)) this.checkKeepsSomething(repository.keep, source, at('keep'));
+    });
+    if (config.repositories.length > 0 && enabled === 0) {
+      this.report(source, ['repositories'], 'every repository is disabled (enabled: false): backups would have nowhere to go; enable at least one', true);
+    }
+  }
+
+  private checkKeepsSomething(keep: Obj, source: SourceFile, path: Path): void {
+    const wellTyped = Object.entries(keep).every(([k, v]) => (k === 'within' ? typeof v === 'string' : typeof v === 'number'));
+    const keepsSomething = KEEP_RULES.some((rule) => (rule === 'within' ? typeof keep.within === 'string' : typeof keep[rule] === 'number' && (keep[rule] as number) > 0));
+    if (wellTyped && !keepsSomething && Object.keys(keep).every((k) => (KEEP_RULES as readonly string[]).includes(k))) {
+      this.report(source, path, `keep rules keep nothing: set at least one of ${KEEP_RULES.join(', ')} above zero`);
     }
   }
 

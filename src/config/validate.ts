@@ -24,6 +24,8 @@ const EXPECTED: Record<string, string> = {
   column: 'a column name such as created_at',
   envName: 'an environment variable name such as JARVIS_BACKUP_KEY',
   thresholdValue: 'a number or a comparison such as "< 0.9"',
+  repositoryName: 'a repository name of lower case letters, digits and "-" (at most 63 characters)',
+  bucketName: 'an S3 bucket name: 3-63 lower case letters, digits, "." and "-", starting and ending with a letter or digit',
 };
 
 export type ValidatorSource = 'built' | 'compiled';

@@ -28,6 +28,8 @@ export function describeChange(before: Desired, after: Desired): ConfigChange {
   }
   for (const name of old.keys()) if (!next.has(name)) changed.push(`backups.${name}: removed`);
   if (before.storage.path !== after.storage.path) changed.push(`storage.path: ${before.storage.path} → ${after.storage.path}`);
+  const repositoriesText = (d: Desired) => (d.repositories ?? []).map((r) => `${r.name} (${r.kind === 'local' ? r.dir : `s3://${r.s3.bucket}/${r.s3.prefix}`})`).join(', ') || 'storage.path';
+  if (repositoriesText(before) !== repositoriesText(after)) changed.push(`repositories: ${repositoriesText(before)} → ${repositoriesText(after)}`);
   return { previousHash: before.configHash, configHash: after.configHash, changed };
 }
 

@@ -100,6 +100,8 @@ function mapPaths(desired: Desired, from: string, to: string, headConfig: string
     ...desired,
     configFile: headConfig,
     storage: { ...desired.storage, path: move(desired.storage.path) },
+    // A local repository in the checkout is read where the head's is (as the storage path).
+    ...(desired.repositories ? { repositories: desired.repositories.map((r) => (r.kind === 'local' ? { ...r, dir: move(r.dir) } : r)) } : {}),
   };
 }
 

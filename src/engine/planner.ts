@@ -36,6 +36,7 @@ const PHASE: Record<ActionType, number> = {
   migrate_up: 1,
   migrate_down: 1,
   create_backup: 2,
+  copy_backup: 3,
   retention_archive: 4,
   retention_anonymize: 5,
   retention_compress: 6,
@@ -167,8 +168,9 @@ function unreachableServiceErrors(actions: readonly Action[], observation: Obser
   return errors;
 }
 
-/** Whether an error stops an action: by the service the action reaches, or else by module. */
+/** Whether an error stops an action: by the repository or the service the action reaches, or else by module. */
 function stops(error: PlanError, action: Action): boolean {
+  if (error.repository) return (action.repositories ?? []).includes(error.repository);
   return error.service ? (action.services ?? []).includes(error.service) : error.module === action.module;
 }
 

@@ -65,6 +65,7 @@ const retention = () => import('../retention/module.js');
 
 export const HANDLERS: HandlerMap = {
   create_backup: lazy(backup, (m) => m.createBackupHandler),
+  copy_backup: lazy(backup, (m) => m.copyBackupHandler),
   verify_backup: lazy(backup, (m) => m.verifyBackupHandler),
   prune_backup: lazy(backup, (m) => m.pruneBackupHandler),
   migrate_up: lazy(migrate, (m) => m.migrateUpHandler),

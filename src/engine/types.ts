@@ -1,7 +1,7 @@
 /**
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
-import type { CreateBackupParams, PruneBackupParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { CopyBackupParams, CreateBackupParams, PruneBackupParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
@@ -13,6 +13,7 @@ export const PLAN_FORMAT_VERSION = 1;
 
 export const ACTION_TYPES = [
   'create_backup',
+  'copy_backup',
   'verify_backup',
   'prune_backup',
   'migrate_up',
@@ -34,6 +35,7 @@ export type ActionKind = 'create' | 'change' | 'destroy';
 
 export const ACTION_KIND: Record<ActionType, ActionKind> = {
   create_backup: 'create',
+  copy_backup: 'create',
   verify_backup: 'change',
   prune_backup: 'destroy',
   migrate_up: 'change',
@@ -81,6 +83,11 @@ export interface ActionBase {
    * finds one unreachable, the action is not executed and the rest of the plan still runs.
    */
   services?: ServiceName[];
+  /**
+   * The repositories the action reads or writes (a copy: both): when one cannot be read, the
+   * action is held back and the rest of the plan still runs.
+   */
+  repositories?: string[];
 }
 
 /**
@@ -95,6 +102,7 @@ export interface ActionOf<T extends ActionType, P> extends ActionBase {
 }
 
 export type CreateBackup = ActionOf<'create_backup', CreateBackupParams>;
+export type CopyBackup = ActionOf<'copy_backup', CopyBackupParams>;
 export type VerifyBackup = ActionOf<'verify_backup', VerifyBackupParams>;
 export type PruneBackup = ActionOf<'prune_backup', PruneBackupParams>;
 export type MigrateUp = ActionOf<'migrate_up', MigrateStepParams<'up'>>;
@@ -109,7 +117,7 @@ export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
 export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 
 export type Action =
-  | CreateBackup | VerifyBackup | PruneBackup
+  | CreateBackup | CopyBackup | VerifyBackup | PruneBackup
   | MigrateUp | MigrateDown
   | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset;
@@ -139,6 +147,8 @@ export interface PlanError {
    * reach that service; without, the actions of its module.
    */
   service?: ServiceName;
+  /** A repository that cannot be read: the error stops the actions that reach it (`repositories`). */
+  repository?: string;
 }
 
 /**

@@ -28,7 +28,7 @@ import { account, batchSizeOf, isTransient, keysOf, phasesOf, selectValues, type
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, openSession, RAW, serverVersion } from './session.js';
 import { childrenLeft, deleteChildrenReturningRows, deleteReturningRows, selectBatch } from './sql.js';
-import { ArchiveWriter, cleanArchiveDebris } from './store.js';
+import { ArchiveWriter, archiveRepository, cleanArchiveDebris } from './store.js';
 
 function columnsMeta(table: TableInfo): { columns: { name: string; type: string }[]; primaryKey: string[] } {
   return { columns: table.columns.map((c) => ({ name: c.name, type: c.type })), primaryKey: [...table.primaryKey] };
@@ -55,11 +55,11 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
   const enc = desired.storage.encryption;
   const ring = enc ? keyRingFromEnv(enc.passphraseEnv, env) : null;
   // What earlier, interrupted runs left: settled first, so this run starts from the truth.
-  await cleanArchiveDebris(desired.storage.path);
-  const settled = await resolvePending(client, desired.storage.path, { policy: ctx.policy.name, ring });
+  await cleanArchiveDebris(archiveRepository(desired));
+  const settled = await resolvePending(client, archiveRepository(desired), { policy: ctx.policy.name, ring });
   ctx.result.resolved = { committed: settled.committed, voided: settled.voided, pending: settled.pending.length };
   const version = await serverVersion(client);
-  const writer = await ArchiveWriter.begin(desired.storage.path, {
+  const writer = await ArchiveWriter.begin(archiveRepository(desired), {
     policy: ctx.policy.name, table: displayName(resolved.table), children: resolved.children.map((c) => displayName(c.info)),
     ageColumn: resolved.age.name, cutoff: ctx.params.cutoff, database: await databaseIdentity(client),
   }, { now: options.now?.() ?? new Date(), encryption: ring ? new EncryptionSession(ring) : null, env });

@@ -18,7 +18,7 @@ import { readChunk, type Row } from './chunk.js';
 import { resolvePending, type Resolution } from './resolve.js';
 import { beginSql, DEFAULT_SESSION, openSession } from './session.js';
 import { restoreInsert } from './sql.js';
-import { deleteArchive, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
+import { archiveRepository, deleteArchive, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
 
 export function archiveKeyRing(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): KeyRing | null {
   const enc = desired.storage.encryption;
@@ -34,14 +34,14 @@ export function archiveKeyRing(desired: Desired, env: NodeJS.ProcessEnv, entry?:
 export async function settle(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): Promise<Resolution> {
   const client = await openSession(postgresUrl(desired), DEFAULT_SESSION, 'jarvis-db archive');
   try {
-    return await resolvePending(client, desired.storage.path, { ring: archiveKeyRing(desired, env, entry), ...(entry ? { policy: entry.header.policy } : {}) });
+    return await resolvePending(client, archiveRepository(desired), { ring: archiveKeyRing(desired, env, entry), ...(entry ? { policy: entry.header.policy } : {}) });
   } finally {
     await client.end().catch(() => undefined);
   }
 }
 
 export async function listArchives(desired: Desired): Promise<{ archives: ArchiveSummary[]; invalid: { dir: string; problem: string }[] }> {
-  const scan = await scanArchives(desired.storage.path);
+  const scan = await scanArchives(archiveRepository(desired));
   return { archives: scan.archives.map(summarize), invalid: scan.invalid };
 }
 
@@ -55,7 +55,7 @@ export interface ArchiveVerifyResult {
 
 /** Settles pending chunks when the database is reachable, then reads every chunk end to end. */
 export async function verifyArchiveById(desired: Desired, id: string, env: NodeJS.ProcessEnv, options: { settle: boolean } = { settle: true }): Promise<ArchiveVerifyResult> {
-  let entry = await findArchive(desired.storage.path, id);
+  let entry = await findArchive(archiveRepository(desired), id);
   let resolution: Resolution | null = null;
   if (options.settle && entry.chunks.some((c) => c.state === 'pending') && desired.services.postgres) {
     resolution = await settle(desired, env, entry);
@@ -96,12 +96,12 @@ async function liveTable(client: pg.Client, archived: { table: string; columns: 
 }
 
 export async function restoreArchiveById(desired: Desired, id: string, options: { table?: string; env: NodeJS.ProcessEnv; progress?: Progress }): Promise<ArchiveRestoreResult> {
-  let entry = await findArchive(desired.storage.path, id);
+  let entry = await findArchive(archiveRepository(desired), id);
   const ring = archiveKeyRing(desired, options.env, entry);
   const client = await openSession(postgresUrl(desired), DEFAULT_SESSION, 'jarvis-db archive restore');
   try {
     if (entry.chunks.some((c) => c.state === 'pending')) {
-      await resolvePending(client, desired.storage.path, { policy: entry.header.policy, ring });
+      await resolvePending(client, archiveRepository(desired), { policy: entry.header.policy, ring });
       entry = await reloadArchive(entry);
     }
     const tables = [entry.header.table, ...entry.header.children];
@@ -187,7 +187,7 @@ export const restoreArchiveHandler: Handler<RestoreArchive> = restoreArchiveHand
 export async function restoreArchiveCommand(desired: Desired, id: string, options: {
   table?: string; env: NodeJS.ProcessEnv; lockTimeoutMs: number; progress?: Progress; waitingForLock?: ApplyReporter['waitingForLock'];
 }): Promise<ArchiveRestoreResult> {
-  const entry = await findArchive(desired.storage.path, id);
+  const entry = await findArchive(archiveRepository(desired), id);
   const archiveId = entry.header.id;
   const action: RestoreArchive = {
     id: `retention.restore.${archiveId}`, type: 'restore_archive', module: 'retention', target: archiveId,
@@ -213,7 +213,7 @@ export async function restoreArchiveCommand(desired: Desired, id: string, option
 
 /** prune_archive: deletes an expired archive (the plan decided it; nothing is re-decided here). */
 export async function pruneArchiveById(desired: Desired, id: string): Promise<ArchiveSummary> {
-  const entry = await findArchive(desired.storage.path, id);
+  const entry = await findArchive(archiveRepository(desired), id);
   if (entry.header.id !== id) throw new JarvisError('PLAN_INVALID', `the plan names archive ${id}, which does not exist`);
   const summary = summarize(entry);
   if (summary.writerAlive) throw new JarvisError('RETENTION_FAILED', `archive ${id} is still being written by process ${entry.header.writer.pid}`);

@@ -25,9 +25,9 @@ export const retentionModule: DomainModule<RetentionObserved> = {
   fingerprint: (observed) => retentionFingerprint(observed),
   /** Under the apply lock: removes what killed archive runs left, settles their interrupted chunks. */
   async beforeApply(ctx) {
-    const { cleanArchiveDebris, scanArchives } = await import('./store.js');
-    const lines = (await cleanArchiveDebris(ctx.desired.storage.path)).map((path) => `removed ${path}, left by a killed archive run`);
-    const { archives } = await scanArchives(ctx.desired.storage.path);
+    const { archiveRepository, cleanArchiveDebris, scanArchives } = await import('./store.js');
+    const lines = (await cleanArchiveDebris(archiveRepository(ctx.desired, ctx.env))).map((path) => `removed ${path}, left by a killed archive run`);
+    const { archives } = await scanArchives(archiveRepository(ctx.desired, ctx.env));
     if (ctx.desired.services.postgres && archives.some((a) => a.chunks.some((c) => c.state === 'pending'))) {
       const { settle } = await import('./archives.js');
       const r = await settle(ctx.desired, ctx.env);

@@ -18,7 +18,7 @@ import { inspectTable, type TableInfo } from './catalog.js';
 import { checkPolicy, type PolicyCatalog, type ResolvedPolicy } from './check.js';
 import { openSession } from './session.js';
 import { anyOfCount, capBoundary, countCapped, countChildren, countEligible, notAnonymized, rowsOfCount, sampleRowBytes, type Phase, type Sql } from './sql.js';
-import { findArchiveDebris, scanArchives, summarize, type ArchiveSummary } from './store.js';
+import { archiveRepository, findArchiveDebris, scanArchives, summarize, type ArchiveSummary } from './store.js';
 import { displayName } from './catalog.js';
 
 export interface PolicyCounts {
@@ -157,12 +157,12 @@ export interface ObserveOptions {
 }
 
 export async function observeRetention(desired: Desired, env: NodeJS.ProcessEnv, now: Date, options: ObserveOptions = {}): Promise<RetentionObserved> {
-  const scan = await scanArchives(desired.storage.path);
+  const scan = await scanArchives(archiveRepository(desired));
   const out: RetentionObserved = {
     policies: [],
     archives: scan.archives.map(summarize),
     invalidArchives: scan.invalid,
-    debris: (await findArchiveDebris(desired.storage.path)).length,
+    debris: (await findArchiveDebris(archiveRepository(desired))).length,
   };
   const policies = desired.retention.filter((p) => p.enabled);
   if (policies.length === 0) return out;

@@ -14,7 +14,7 @@ import type { KeyRing } from '../storage/crypto.js';
 import { inspectTable, type ColumnInfo, type TableInfo } from './catalog.js';
 import { readChunk, type ChunkManifest, type Row } from './chunk.js';
 import { databaseIdentity, serverVersion, xidStatus } from './session.js';
-import { markCommitted, openChunk, removeChunk, scanArchives, type ArchiveEntry } from './store.js';
+import { markCommitted, openChunk, removeChunk, scanArchives, type ArchiveEntry, type ArchivePlace } from './store.js';
 import { countByKey } from './sql.js';
 
 export interface Resolution {
@@ -46,9 +46,9 @@ async function keysLeft(client: Queryable, archive: ArchiveEntry, manifest: Chun
   return { left: r.rows[0]!.n, total: keys.length };
 }
 
-export async function resolvePending(client: Queryable, storagePath: string, options: { policy?: string; ring: KeyRing | null; waitMs?: number }): Promise<Resolution> {
+export async function resolvePending(client: Queryable, place: ArchivePlace, options: { policy?: string; ring: KeyRing | null; waitMs?: number }): Promise<Resolution> {
   const out: Resolution = { committed: 0, voided: 0, pending: [] };
-  const { archives } = await scanArchives(storagePath);
+  const { archives } = await scanArchives(place);
   const mine = archives.filter((a) => (!options.policy || a.header.policy === options.policy) && a.chunks.some((c) => c.state === 'pending'));
   if (mine.length === 0) return out;
   const identity = await databaseIdentity(client);

@@ -27,7 +27,9 @@ import { JarvisError, messageOf } from '../errors.js';
 import type { EncryptionSession, KeyRing } from '../storage/crypto.js';
 import { isAlive } from '../platform/processes.js';
 import { newTimestampId } from '../storage/durable.js';
+import type { Desired } from '../config/types.js';
 import { openLocalStore } from '../storage/local-store.js';
+import { openRepositories, type Repository } from '../storage/repositories.js';
 import type { Debris, SealedStore } from '../storage/sealed-store.js';
 import { chunkBaseName, chunkData, manifestDigest, readChunk, sealChunkManifest, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable } from './chunk.js';
 
@@ -84,9 +86,25 @@ export function archivesRoot(storagePath: string): string {
   return join(storagePath, ARCHIVES);
 }
 
-/** The sealed store that holds the archives of a storage path (docs/architecture.md §6). */
-export function archiveStore(storagePath: string): SealedStore {
-  return openLocalStore(archivesRoot(storagePath), { manifestName: HEADER });
+/**
+ * Where archives are: a repository (archives are written to the first one, under `archives/`),
+ * or a storage path (its implicit repository).
+ */
+export type ArchivePlace = string | Repository;
+
+/** The sealed store that holds the archives of a repository (docs/architecture.md §6). */
+export function archiveStore(place: ArchivePlace): SealedStore {
+  if (typeof place === 'string') return openLocalStore(archivesRoot(place), { manifestName: HEADER });
+  return place.store(`${ARCHIVES}/`, HEADER);
+}
+
+/** The first repository of `desired`: where retention archives are written and read. */
+export function archiveRepository(desired: Pick<Desired, 'storage' | 'repositories'>, env: NodeJS.ProcessEnv = process.env): Repository {
+  return openRepositories(desired, env)[0]!;
+}
+
+function archivesLocation(place: ArchivePlace): string {
+  return typeof place === 'string' ? archivesRoot(place) : place.kind === 'local' ? join(place.location, ARCHIVES) : `${place.location}${ARCHIVES}/`;
 }
 
 function jsonText(value: unknown): string {
@@ -107,9 +125,9 @@ export class ArchiveWriter {
   private readonly committed: number[] = [];
   private constructor(readonly header: ArchiveHeader, private readonly store: SealedStore, readonly key: string, private readonly encryption: EncryptionSession | null, private readonly env: NodeJS.ProcessEnv) {}
 
-  static async begin(storagePath: string, fields: Omit<ArchiveHeader, 'formatVersion' | 'kind' | 'id' | 'createdAt' | 'writer' | 'encrypted'>, options: { now: Date; encryption: EncryptionSession | null; env: NodeJS.ProcessEnv }): Promise<ArchiveWriter> {
+  static async begin(place: ArchivePlace, fields: Omit<ArchiveHeader, 'formatVersion' | 'kind' | 'id' | 'createdAt' | 'writer' | 'encrypted'>, options: { now: Date; encryption: EncryptionSession | null; env: NodeJS.ProcessEnv }): Promise<ArchiveWriter> {
     checkPolicyName(fields.policy);
-    const store = archiveStore(storagePath);
+    const store = archiveStore(place);
     const id = newTimestampId(options.now);
     const header: ArchiveHeader = {
       formatVersion: 1, kind: 'jarvis-db-archive', id, ...fields, createdAt: options.now.toISOString(),
@@ -242,8 +260,8 @@ export interface ArchiveScan {
 }
 
 /** Every published archive under the storage path, oldest first. */
-export async function scanArchives(storagePath: string): Promise<ArchiveScan> {
-  const store = archiveStore(storagePath);
+export async function scanArchives(place: ArchivePlace): Promise<ArchiveScan> {
+  const store = archiveStore(place);
   const archives: ArchiveEntry[] = [];
   const invalid: ArchiveScan['invalid'] = [];
   for (const policy of await store.list('')) {
@@ -258,14 +276,14 @@ export async function scanArchives(storagePath: string): Promise<ArchiveScan> {
   return { archives, invalid };
 }
 
-export async function findArchive(storagePath: string, id: string): Promise<ArchiveEntry> {
-  const { archives } = await scanArchives(storagePath);
+export async function findArchive(place: ArchivePlace, id: string): Promise<ArchiveEntry> {
+  const { archives } = await scanArchives(place);
   const matches = archives.filter((a) => a.header.id === id || a.header.id.startsWith(id));
   if (matches.length === 1) return matches[0]!;
   if (matches.length > 1 && id.length > 0) {
     throw new JarvisError('USAGE', `"${id}" matches ${matches.length} archives: ${matches.map((a) => a.header.id).join(', ')}`);
   }
-  throw new JarvisError('ARCHIVE_INVALID', `no archive "${id}" in ${archivesRoot(storagePath)}`, { hint: 'list them with `jarvis-db archive list`' });
+  throw new JarvisError('ARCHIVE_INVALID', `no archive "${id}" in ${archivesLocation(place)}`, { hint: 'list them with `jarvis-db archive list`' });
 }
 
 /** Re-reads an archive's chunk states (after resolution). */
@@ -316,12 +334,12 @@ async function archiveDebris(store: SealedStore): Promise<Debris[]> {
   return found.sort((a, b) => (a.location < b.location ? -1 : a.location > b.location ? 1 : 0));
 }
 
-export async function findArchiveDebris(storagePath: string): Promise<string[]> {
-  return (await archiveDebris(archiveStore(storagePath))).map((d) => d.location);
+export async function findArchiveDebris(place: ArchivePlace): Promise<string[]> {
+  return (await archiveDebris(archiveStore(place))).map((d) => d.location);
 }
 
-export async function cleanArchiveDebris(storagePath: string): Promise<string[]> {
-  const store = archiveStore(storagePath);
+export async function cleanArchiveDebris(place: ArchivePlace): Promise<string[]> {
+  const store = archiveStore(place);
   const debris = await archiveDebris(store);
   await store.removeDebris(debris);
   return debris.map((d) => d.location);

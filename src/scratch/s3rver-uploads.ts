@@ -5,7 +5,9 @@
  *     /<bucket>/<key>?uploadId=), NotImplemented / MethodNotAllowed in s3rver: debris cleaning
  *     lists and aborts the multipart uploads a killed run left. s3rver keeps an upload in
  *     `<data>/<bucket>/._S3rver_uploads/<uploadId>/` (a `key` file, then the parts);
- *   - delimiter listings that report a common prefix whose keys are two or more levels deeper.
+ *   - delimiter listings that report a common prefix whose keys are two or more levels deeper,
+ *     and listings that are never truncated (s3rver's continuation tokens need DES, gone from
+ *     Node's OpenSSL 3).
  *
  * The source runs inside the sandbox's s3rver launcher (servers.ts startS3Server) as
  * `(<source>)(server, libDir, dataDir, accessKeyId)`, before `server.run()`; it is JavaScript
@@ -59,24 +61,23 @@ export const S3RVER_UPLOADS_EXTENSION = String.raw`(function completeS3rver(serv
 
   // s3rver's delimiter listing never descends below the first delimiter, so a folder holding
   // only deeper keys (p/postgres/ above p/postgres/nightly/<id>/) is missing from the common
-  // prefixes: list everything under the prefix and roll the keys up as S3 does.
+  // prefixes: list everything under the prefix and roll the keys up as S3 does. A listing is
+  // never truncated: s3rver's continuation tokens are DES-encrypted, which Node's OpenSSL 3
+  // refuses (a truncated listing would be an InternalError).
   const listObjects = server.store.listObjects.bind(server.store);
   server.store.listObjects = async (bucket, options) => {
-    const delimiter = options.delimiter;
-    if (!delimiter) return listObjects(bucket, options);
     const all = await listObjects(bucket, { ...options, delimiter: undefined, maxKeys: Infinity });
+    const delimiter = options.delimiter;
+    if (!delimiter) return { ...all, isTruncated: false };
     const prefix = options.prefix || '';
-    const maxKeys = options.maxKeys === undefined ? Infinity : options.maxKeys;
     const commonPrefixes = new Set();
     const objects = [];
-    let isTruncated = false;
     for (const object of all.objects) {
       const rest = object.key.slice(prefix.length);
       const at = rest.indexOf(delimiter);
       if (at !== -1) commonPrefixes.add(prefix + rest.slice(0, at + delimiter.length));
-      else if (objects.length < maxKeys) objects.push(object);
-      else isTruncated = true;
+      else objects.push(object);
     }
-    return { objects, commonPrefixes: [...commonPrefixes].sort(), isTruncated };
+    return { objects, commonPrefixes: [...commonPrefixes].sort(), isTruncated: false };
   };
 })`;

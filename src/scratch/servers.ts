@@ -410,7 +410,7 @@ async function s3Answers(port: number): Promise<boolean> {
  * knows one fixed key pair; the launcher replaces it with a fresh one, so that a secret key is
  * a real secret (the tests grep every output for it) and an unknown key id is refused. The
  * secret reaches the child through its environment, never its command line. What s3rver lacks of
- * S3 (listing and aborting multipart uploads, deep delimiter listings) is added (s3rver-uploads.ts).
+ * S3 (listing and aborting multipart uploads, deep and untruncated listings) is added (s3rver-uploads.ts).
  */
 export async function startS3Server(options: { dir: string; bucket?: string; port?: number; existing?: S3Server; ownerPid?: number }): Promise<S3Server> {
   const dir = options.existing ? dirname(options.existing.dataDir) : options.dir;

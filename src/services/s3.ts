@@ -6,8 +6,29 @@
  * given (tests, the sandbox) when it holds them. No secret key ever reaches a message, a hint
  * or a cause: a cause is a fresh error carrying the S3 code and message only.
  */
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { JarvisError } from '../errors.js';
+
+export type S3Sdk = typeof import('@aws-sdk/client-s3');
+export type S3UploadSdk = typeof import('@aws-sdk/lib-storage');
+
+/**
+ * The SDK is loaded on first use, never at start-up: importing it costs about a quarter of a
+ * second, which every command (plan, health, a local-only config) would pay otherwise.
+ */
+let loaded: { s3: S3Sdk; storage: S3UploadSdk } | undefined;
+let loading: Promise<{ s3: S3Sdk; storage: S3UploadSdk }> | undefined;
+
+export async function loadS3Sdk(): Promise<{ s3: S3Sdk; storage: S3UploadSdk }> {
+  loading ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => (loaded = { s3, storage }));
+  return loading;
+}
+
+/** The loaded SDK; `loadS3Sdk` must have been awaited first. */
+export function s3Sdk(): { s3: S3Sdk; storage: S3UploadSdk } {
+  if (!loaded) throw new JarvisError('INTERNAL', 'the S3 SDK was used before loadS3Sdk()');
+  return loaded;
+}
 
 /** Where a bucket is served: the fields of an S3 repository location the client needs. */
 export interface S3Endpoint {
@@ -64,7 +85,9 @@ function credentialsFrom(env: NodeJS.ProcessEnv | undefined): Pick<ConstructorPa
   return env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {};
 }
 
+/** A client for `where` (the SDK must be loaded: `loadS3Sdk`). */
 export function createS3Client(where: S3Endpoint, env?: NodeJS.ProcessEnv): S3Client {
+  const { S3Client } = s3Sdk().s3;
   return withoutNodeVersionWarning(() => new S3Client({
     region: where.region,
     ...(where.endpoint ? { endpoint: where.endpoint } : {}),

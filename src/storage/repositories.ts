@@ -5,6 +5,7 @@
  * backups at its root, archives under `archives/`.
  */
 import { join } from 'node:path';
+import { JarvisError } from '../errors.js';
 import type { Desired, KeepRules, RepositoryConfig } from '../config/types.js';
 import { openLocalStore } from './local-store.js';
 import { openS3Store } from './s3-store.js';
@@ -53,4 +54,38 @@ export function openRepository(config: RepositoryConfig, env: NodeJS.ProcessEnv 
 
 export function openRepositories(desired: Pick<Desired, 'storage' | 'repositories'>, env: NodeJS.ProcessEnv = process.env): Repository[] {
   return repositoryConfigs(desired).map((c) => openRepository(c, env));
+}
+
+/**
+ * Where backups or archives are read: a storage path (the implicit repository `local` there, as
+ * before repositories existed), one repository, or several in order.
+ */
+export type RepositoryPlace = string | Repository | readonly Repository[];
+
+/** The implicit repository of a storage path: backups at its root, archives under `archives/`. */
+export function storagePathRepository(storagePath: string): Repository {
+  return openRepository({ name: DEFAULT_REPOSITORY, kind: 'local', dir: storagePath, path: 'storage.path' });
+}
+
+export function repositoriesAt(place: RepositoryPlace): Repository[] {
+  if (typeof place === 'string') return [storagePathRepository(place)];
+  return isRepository(place) ? [place] : [...place];
+}
+
+function isRepository(place: Repository | readonly Repository[]): place is Repository {
+  return !Array.isArray(place);
+}
+
+/** For messages: `local (/srv/backups), offsite (s3://bucket/prod/)`. */
+export function describeRepositories(repositories: readonly Repository[]): string {
+  return repositories.map((r) => `${r.name} (${r.location})`).join(', ');
+}
+
+/** The repository `name` among `desired`'s; an unknown name is a usage error that lists them. */
+export function repositoryNamed(repositories: readonly Repository[], name: string): Repository {
+  const found = repositories.find((r) => r.name === name);
+  if (!found) {
+    throw new JarvisError('USAGE', `no repository named "${name}" (repositories: ${repositories.map((r) => r.name).join(', ')})`);
+  }
+  return found;
 }

@@ -3,7 +3,7 @@
  * store. S3 has no rename, so the staged state is a marker object beside the item's files:
  *   - item `a/b/<id>` is the objects `<prefix><subPrefix>a/b/<id>/<file>`;
  *   - begin PUTs `<id>/.staged` (run id, pid, host, startedAt, heartbeat) and rewrites it every
- *     heartbeat while staged; files are streamed (multipart, 8 MiB parts, 4 in flight) and hashed
+ *     heartbeat while staged; files are streamed (multipart, 8 MiB parts, 2 in flight, 2 files at once) and hashed
  *     as they go; publish PUTs the manifest once every upload is acknowledged, then deletes the
  *     marker. A listed item (manifest, no marker) is therefore complete;
  *   - delete PUTs `<id>/.deleting`, deletes the manifest, then the other files, the marker last;
@@ -13,19 +13,16 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand,
-  ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { JarvisError } from '../errors.js';
+import { mapLimit } from '../platform/concurrency.js';
 import { isAlive } from '../platform/processes.js';
-import { createS3Client, isNotFound, s3ErrorCode, s3Failure, s3Url, type S3Target } from '../services/s3.js';
+import { createS3Client, isNotFound, loadS3Sdk, s3ErrorCode, s3Failure, s3Sdk, s3Url, type S3Target } from '../services/s3.js';
 import { testPausePoint } from './durable.js';
 import { checkKey, type AddFileOptions, type Debris, type FileSource, type Leftover, type LocalDirectory, type RunOwner, type SealedStore, type StagedItem, type StageOptions, type StoredFile } from './sealed-store.js';
 import { registerStaged, unregisterStaged } from './staging.js';
@@ -64,19 +61,30 @@ export interface S3StoreOptions {
 export const STAGED_MARKER = '.staged';
 export const DELETING_MARKER = '.deleting';
 const MARKERS = new Set([STAGED_MARKER, DELETING_MARKER]);
-/** Parts of a multipart upload: memory stays near PART_SIZE × (QUEUE_SIZE + 1) per file. */
+/**
+ * Parts of a multipart upload: memory stays near PART_SIZE × (QUEUE_SIZE + 1) per file, and a
+ * file can be up to 10,000 parts (78 GiB). 2 in flight measured as fast as 4 against s3rver,
+ * with less memory (bench/RESULTS.md).
+ */
 export const PART_SIZE = 8 * 1024 * 1024;
-const QUEUE_SIZE = 4;
+const QUEUE_SIZE = 2;
+/** Files uploaded or downloaded at once by one transfer (a copy, a download). */
+export const TRANSFER_CONCURRENCY = 2;
 const DEFAULT_LEASE_MS = 10 * 60_000;
 const DEFAULT_HEARTBEAT_MS = 60_000;
 /** DeleteObjects takes at most 1000 keys. */
 const DELETE_BATCH = 1000;
 /** Items whose top level is read at once while listing. */
 const LISTING_CONCURRENCY = 8;
-/** A file being added to a published item: `.tmp-<stem>-<pid>`, as locally. */
-const ADDING_FILE = /^\.tmp-.+-(\d+)$/;
-const OWNER_HOST = 'jarvis-host';
-const OWNER_PID = 'jarvis-pid';
+/**
+ * A file being added to a published item: `.tmp-<stem>-<host tag>-<pid>` (as locally, with the
+ * first 8 hex digits of the host name's SHA-256: a pid says nothing on another host).
+ */
+const ADDING_FILE = /^\.tmp-.+-([0-9a-f]{8})-(\d+)$/;
+
+function hostTag(host: string): string {
+  return createHash('sha256').update(host).digest('hex').slice(0, 8);
+}
 
 /** What a marker object holds. */
 interface Marker { runId: string; pid: number; host: string; startedAt: string; heartbeat: string }
@@ -92,29 +100,29 @@ function pauseWanted(point: string, env: NodeJS.ProcessEnv): boolean {
   return (env.JARVIS_DB_TEST_PAUSE_AT ?? '').split(',').includes(point);
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 /** File names inside an item: segments of the key charset, none a marker's name. */
 function checkFileName(name: string): void {
   checkKey(name, 'file name');
   if (MARKERS.has(name)) throw new JarvisError('INTERNAL', `"${name}" is a marker's name, not a file's`);
 }
 
+const LOCAL_TEMP_PREFIX = 'jarvis-db-s3-';
+/** `jarvis-db-s3-<kind>-<item>-<pid>-<mkdtemp suffix>`. */
+const LOCAL_TEMP = /^jarvis-db-s3-.+-(\d+)-[A-Za-z0-9]{6}$/;
+
+async function removeDeadLocalTemps(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = LOCAL_TEMP.exec(name);
+    if (m && !isAlive(Number(m[1]))) await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 export class S3SealedStore implements SealedStore {
   readonly manifestName: string;
   readonly owner: RunOwner;
-  readonly client: S3Client;
+  private clientInstance: S3Client | undefined;
+  private readonly clientEnv: NodeJS.ProcessEnv | undefined;
   /** `<prefix><subPrefix>`: '' or ending in '/'. */
   readonly root: string;
   private readonly target: S3Target;
@@ -129,7 +137,7 @@ export class S3SealedStore implements SealedStore {
     this.env = options.env ?? process.env;
     this.root = `${where.prefix}${options.subPrefix ?? ''}`;
     this.target = { repository: options.repository, bucket: where.bucket, prefix: where.prefix, ...(where.endpoint ? { endpoint: where.endpoint } : {}) };
-    this.client = createS3Client(where, options.env);
+    this.clientEnv = options.env;
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.afterUnpublish = options.afterUnpublish;
@@ -149,9 +157,16 @@ export class S3SealedStore implements SealedStore {
     return s3Url(this.where.bucket, name === undefined ? path : `${prefix}${name}`);
   }
 
+  /** Made on first use, once the SDK is loaded (`call`, `upload` and `uploads` load it). */
+  get client(): S3Client {
+    this.clientInstance ??= createS3Client(this.where, this.clientEnv);
+    return this.clientInstance;
+  }
+
   /** Runs one S3 call, its failure as the repository's one line. */
   async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
     try {
+      await loadS3Sdk();
       return await fn();
     } catch (e) {
       throw s3Failure(e, this.target, doing, this.env);
@@ -162,7 +177,7 @@ export class S3SealedStore implements SealedStore {
   private async *levelPages(prefix: string): AsyncGenerator<{ folders: string[]; files: { name: string; lastModified?: Date }[] }> {
     let token: string | undefined;
     do {
-      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new ListObjectsV2Command({
+      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new (s3Sdk().s3.ListObjectsV2Command)({
         Bucket: this.where.bucket, Prefix: prefix, Delimiter: '/', ...(token ? { ContinuationToken: token } : {}),
       })));
       yield {
@@ -177,7 +192,7 @@ export class S3SealedStore implements SealedStore {
   private async *allKeys(prefix: string): AsyncGenerator<string[]> {
     let token: string | undefined;
     do {
-      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new ListObjectsV2Command({
+      const page = await this.call(`listing ${s3Url(this.where.bucket, prefix)}`, () => this.client.send(new (s3Sdk().s3.ListObjectsV2Command)({
         Bucket: this.where.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}),
       })));
       yield (page.Contents ?? []).map((o) => o.Key!);
@@ -194,12 +209,13 @@ export class S3SealedStore implements SealedStore {
   /** Incomplete multipart uploads below `prefix`. A server without the call (NotImplemented) has none to list. */
   private async uploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
     const found: { key: string; uploadId: string; initiated?: Date }[] = [];
+    await loadS3Sdk();
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
       let page;
       try {
-        page = await this.client.send(new ListMultipartUploadsCommand({
+        page = await this.client.send(new (s3Sdk().s3.ListMultipartUploadsCommand)({
           Bucket: this.where.bucket, Prefix: prefix, ...(keyMarker ? { KeyMarker: keyMarker } : {}), ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
         }));
       } catch (e) {
@@ -217,7 +233,7 @@ export class S3SealedStore implements SealedStore {
     for (const u of uploads) {
       await this.call(`aborting the upload of ${s3Url(this.where.bucket, u.key)}`, async () => {
         try {
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key: u.key, UploadId: u.uploadId }));
+          await this.client.send(new (s3Sdk().s3.AbortMultipartUploadCommand)({ Bucket: this.where.bucket, Key: u.key, UploadId: u.uploadId }));
         } catch (e) {
           if (s3ErrorCode(e) !== 'NoSuchUpload') throw e;
         }
@@ -225,16 +241,16 @@ export class S3SealedStore implements SealedStore {
     }
   }
 
-  async putText(objectKey: string, text: string, metadata?: Record<string, string>): Promise<void> {
-    await this.call(`writing ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new PutObjectCommand({
-      Bucket: this.where.bucket, Key: objectKey, Body: text, ContentType: 'application/json', ...(metadata ? { Metadata: metadata } : {}),
+  async putText(objectKey: string, text: string): Promise<void> {
+    await this.call(`writing ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new (s3Sdk().s3.PutObjectCommand)({
+      Bucket: this.where.bucket, Key: objectKey, Body: text, ContentType: 'application/json',
     })));
   }
 
   private async getText(objectKey: string): Promise<string | null> {
     return this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
-        const out = await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }));
+        const out = await this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }));
         return await out.Body!.transformToString('utf8');
       } catch (e) {
         if (isNotFound(e)) return null;
@@ -243,11 +259,11 @@ export class S3SealedStore implements SealedStore {
     });
   }
 
-  private async head(objectKey: string): Promise<{ bytes: number; metadata: Record<string, string>; lastModified?: Date } | null> {
+  private async head(objectKey: string): Promise<{ bytes: number } | null> {
     return this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
-        const out = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: objectKey }));
-        return { bytes: out.ContentLength ?? 0, metadata: out.Metadata ?? {}, ...(out.LastModified ? { lastModified: out.LastModified } : {}) };
+        const out = await this.client.send(new (s3Sdk().s3.HeadObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }));
+        return { bytes: out.ContentLength ?? 0 };
       } catch (e) {
         if (isNotFound(e)) return null;
         throw e;
@@ -256,14 +272,14 @@ export class S3SealedStore implements SealedStore {
   }
 
   async deleteObject(objectKey: string): Promise<void> {
-    await this.call(`deleting ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key: objectKey })));
+    await this.call(`deleting ${s3Url(this.where.bucket, objectKey)}`, () => this.client.send(new (s3Sdk().s3.DeleteObjectCommand)({ Bucket: this.where.bucket, Key: objectKey })));
   }
 
   /** Deletes objects in batches of 1000, in the order given batch by batch. */
   async deleteObjects(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
-      const out = await this.call(`deleting objects under ${this.location('')}`, () => this.client.send(new DeleteObjectsCommand({
+      const out = await this.call(`deleting objects under ${this.location('')}`, () => this.client.send(new (s3Sdk().s3.DeleteObjectsCommand)({
         Bucket: this.where.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
       })));
       const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
@@ -295,8 +311,9 @@ export class S3SealedStore implements SealedStore {
    * a part), hashing and counting the stored bytes. `pause` names a test pause point reached
    * once the first part is acknowledged (a kill there leaves an incomplete multipart upload).
    */
-  async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { metadata?: Record<string, string>; pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
+  async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
     const env = options.env ?? this.env;
+    await loadS3Sdk();
     let partAcknowledged: () => void = () => undefined;
     const firstPart = new Promise<void>((resolve) => { partAcknowledged = resolve; });
     const pause = options.pause && pauseWanted(options.pause, env) ? options.pause : undefined;
@@ -306,9 +323,9 @@ export class S3SealedStore implements SealedStore {
       await firstPart;
       await testPausePoint(pause, env);
     } : undefined);
-    const upload = new Upload({
+    const upload = new (s3Sdk().storage.Upload)({
       client: this.client, queueSize: QUEUE_SIZE, partSize: PART_SIZE, leavePartsOnError: false,
-      params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher, ...(options.metadata ? { Metadata: options.metadata } : {}) },
+      params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher },
     });
     upload.on('httpUploadProgress', (p) => { if ((p.loaded ?? 0) >= PART_SIZE) partAcknowledged(); });
     // Which side failed first: a source (or encryptor) failure destroys the hasher before the
@@ -340,7 +357,7 @@ export class S3SealedStore implements SealedStore {
     return true;
   }
 
-  private async readMarker(objectKey: string): Promise<Marker | null> {
+  async readMarker(objectKey: string): Promise<Marker | null> {
     const text = await this.getText(objectKey);
     if (text === null) return null;
     try {
@@ -360,6 +377,13 @@ export class S3SealedStore implements SealedStore {
   async begin(key: string, options: StageOptions = {}): Promise<StagedItem> {
     const env = options.env ?? this.env;
     const prefix = this.objectKey(key);
+    // An item is written once: staging over existing objects would let abort delete them.
+    const existing = await this.call(`listing ${this.location(key)}`, () => this.client.send(new (s3Sdk().s3.ListObjectsV2Command)({ Bucket: this.where.bucket, Prefix: prefix, MaxKeys: 1 })));
+    if (existing.KeyCount || existing.Contents?.length) {
+      throw new JarvisError('REPOSITORY', `repository ${this.target.repository} (${s3Url(this.where.bucket, this.where.prefix)}): ${this.location(key)} already exists`, {
+        hint: 'an item is written once under a new id; remove the debris of a killed run first if that is what is there',
+      });
+    }
     const marker = this.newMarker(randomUUID(), new Date().toISOString());
     await this.putText(`${prefix}${STAGED_MARKER}`, JSON.stringify(marker));
     const item = new S3StagedItem(this, key, marker, env);
@@ -403,7 +427,7 @@ export class S3SealedStore implements SealedStore {
     const objectKey = this.objectKey(key, name);
     const body = await this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => {
       try {
-        return (await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable;
+        return (await this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable;
       } catch (e) {
         if (isNotFound(e)) return null;
         throw e;
@@ -426,8 +450,10 @@ export class S3SealedStore implements SealedStore {
     const objectKey = this.objectKey(key, file.name);
     const url = s3Url(this.where.bucket, objectKey);
     const check = new VerifyingStream(file, url, url);
-    this.call(`reading ${url}`, () => this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).then((out) => {
+    this.call(`reading ${url}`, () => this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }))).then((out) => {
       const body = out.Body as Readable;
+      // A reader that gave up before the object came frees the connection at once.
+      if (check.destroyed) return void body.destroy();
       body.on('error', (e) => check.destroy(s3Failure(e, this.target, `reading ${url}`, this.env)));
       check.on('close', () => body.destroy());
       body.pipe(check);
@@ -444,16 +470,14 @@ export class S3SealedStore implements SealedStore {
   async addFile(key: string, name: string, source: FileSource, options: AddFileOptions = {}): Promise<StoredFile> {
     checkFileName(name);
     const env = options.env ?? this.env;
-    const staged = this.objectKey(key, `.tmp-${name.split('.')[0]!}-${this.owner.pid}`);
+    const staged = this.objectKey(key, this.stagedFileName(name));
     const final = this.objectKey(key, name);
-    const file = await this.upload(staged, source, options.transforms ?? [], {
-      metadata: { [OWNER_HOST]: this.owner.host, [OWNER_PID]: String(this.owner.pid) }, pause: 's3.add-file-part', env,
-    });
+    const file = await this.upload(staged, source, options.transforms ?? [], { pause: 's3.add-file-part', env });
     if (options.stagedPause) await testPausePoint(options.stagedPause, env);
     await testPausePoint('s3.add-file-staged', env);
     // CopyObject puts the complete file in place in one step (up to 5 GB: chunks are far smaller).
-    await this.call(`copying to ${s3Url(this.where.bucket, final)}`, () => this.client.send(new CopyObjectCommand({
-      Bucket: this.where.bucket, Key: final, CopySource: `${this.where.bucket}/${staged.split('/').map(encodeURIComponent).join('/')}`, MetadataDirective: 'REPLACE',
+    await this.call(`copying to ${s3Url(this.where.bucket, final)}`, () => this.client.send(new (s3Sdk().s3.CopyObjectCommand)({
+      Bucket: this.where.bucket, Key: final, CopySource: `${this.where.bucket}/${staged.split('/').map(encodeURIComponent).join('/')}`,
     })));
     await testPausePoint('s3.add-file-copied', env);
     await this.deleteObject(staged);
@@ -514,24 +538,28 @@ export class S3SealedStore implements SealedStore {
     return [...found.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
+  /** The staged name of a file being added to a published item. */
+  stagedFileName(name: string): string {
+    return `.tmp-${name.split('.')[0]!}-${hostTag(this.owner.host)}-${this.owner.pid}`;
+  }
+
   async leftovers(key: string): Promise<Leftover[]> {
     const prefix = this.objectKey(key);
     const found = new Map<string, Leftover>();
-    const top = await this.topLevel(prefix);
-    for (const f of top.files) {
+    // Alive: this host's and its pid lives, or another host's and younger than a lease.
+    const alive = (m: RegExpExecArray, since: Date | undefined): boolean => {
+      if (m[1] === hostTag(hostname())) return isAlive(Number(m[2]));
+      return since !== undefined && Date.now() - since.getTime() <= this.leaseMs;
+    };
+    for (const f of (await this.topLevel(prefix)).files) {
       const m = ADDING_FILE.exec(f.name);
-      if (!m) continue;
-      const head = await this.head(`${prefix}${f.name}`);
-      const host = head?.metadata[OWNER_HOST];
-      const pid = Number(head?.metadata[OWNER_PID] ?? m[1]);
-      const marker = host ? { runId: '', pid, host, startedAt: '', heartbeat: (head?.lastModified ?? f.lastModified ?? new Date(0)).toISOString() } : null;
-      found.set(f.name, { key, name: f.name, location: this.location(key, f.name), ownerAlive: this.markerAlive(marker, f.lastModified) });
+      if (m) found.set(f.name, { key, name: f.name, location: this.location(key, f.name), ownerAlive: alive(m, f.lastModified) });
     }
-    // A staged file still being uploaded (multipart): its owner holds it for a lease.
+    // A staged file still being uploaded in parts, or whose upload a kill left incomplete.
     for (const u of await this.uploads(prefix)) {
       const name = u.key.slice(prefix.length);
-      if (!ADDING_FILE.test(name) || found.has(name)) continue;
-      found.set(name, { key, name, location: this.location(key, name), ownerAlive: u.initiated !== undefined && Date.now() - u.initiated.getTime() <= this.leaseMs });
+      const m = ADDING_FILE.exec(name);
+      if (m && !found.has(name)) found.set(name, { key, name, location: this.location(key, name), ownerAlive: alive(m, u.initiated) });
     }
     return [...found.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
@@ -566,15 +594,15 @@ export class S3SealedStore implements SealedStore {
         // not JSON with files: the files are downloaded as they are
       }
       for await (const page of this.allKeys(prefix)) {
-        for (const objectKey of page) {
-          const name = objectKey.slice(prefix.length);
-          if (MARKERS.has(name) || ADDING_FILE.test(name)) continue;
+        const names = page.map((objectKey) => objectKey.slice(prefix.length)).filter((name) => !MARKERS.has(name) && !ADDING_FILE.test(name));
+        await mapLimit(names, TRANSFER_CONCURRENCY, async (name) => {
+          const objectKey = `${prefix}${name}`;
           const out = join(dir.path, ...name.split('/'));
           await mkdir(dirname(out), { recursive: true });
           const file = recorded.get(name);
-          const source = file ? this.read(key, file) : await this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => (await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable);
+          const source = file ? this.read(key, file) : await this.call(`reading ${s3Url(this.where.bucket, objectKey)}`, async () => (await this.client.send(new (s3Sdk().s3.GetObjectCommand)({ Bucket: this.where.bucket, Key: objectKey }))).Body as Readable);
           await runPipeline(source, createWriteStream(out, { mode: 0o600 }));
-        }
+        });
       }
     } catch (e) {
       await dir.release();
@@ -587,10 +615,15 @@ export class S3SealedStore implements SealedStore {
     return this.localTemp(key, 'restore');
   }
 
-  /** A local temporary directory for work on an item, removed by a forced exit (storage/staging.ts). */
+  /**
+   * A local temporary directory for work on an item, removed by a forced exit (storage/staging.ts).
+   * A kill -9 cannot remove it: the next one made on this host removes those whose pid is dead
+   * (a staged pg_dump or a download can be as large as a backup).
+   */
   async localTemp(key: string, kind: string): Promise<LocalDirectory> {
     const last = checkKey(key).pop()!;
-    const path = await mkdtemp(join(tmpdir(), `jarvis-db-s3-${kind}-${last}-${process.pid}-`));
+    await removeDeadLocalTemps();
+    const path = await mkdtemp(join(tmpdir(), `${LOCAL_TEMP_PREFIX}${kind}-${last}-${process.pid}-`));
     registerStaged(path);
     return {
       path,
@@ -680,6 +713,14 @@ class S3StagedItem implements StagedItem {
     if (this.done) throw new JarvisError('INTERNAL', `${this.key} published twice`);
     // Every upload was acknowledged when its writeFile/adoptLocalFile returned: the manifest goes last.
     await testPausePoint('s3.before-manifest', this.env);
+    // A cleaner that took the item for debris (a lease expired under a stalled run) removed the
+    // marker with the files: publishing now would list an incomplete item.
+    if ((await this.store.readMarker(this.objectKey(STAGED_MARKER)))?.runId !== this.marker.runId) {
+      await this.finish();
+      throw new JarvisError('REPOSITORY', `${this.location}: the staged item was removed before it was published (taken for debris: its marker's heartbeat was older than the lease)`, {
+        hint: 'run it again; if it happens again, look for a cleaner on another host and for what stalled this run',
+      });
+    }
     await this.store.putText(this.objectKey(this.store.manifestName), manifest);
     await testPausePoint('s3.after-manifest', this.env);
     await this.finish();

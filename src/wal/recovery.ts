@@ -98,7 +98,7 @@ export function choosePitrBase(id: string, target: RecoveryTarget, bases: readon
 
 /** The windows of every repository (the first that has one for a timeline wins), and the base backups. */
 export async function recoverableWindows(desired: Desired, env: NodeJS.ProcessEnv): Promise<{ bases: BasePoint[]; windows: TimelineWindow[] }> {
-  const bases = await basePoints(desired);
+  const bases = await basePoints(desired, env);
   const windows: TimelineWindow[] = [];
   for (const repository of openRepositories(desired, env)) {
     const status = await repositoryStatus(repository, bases);

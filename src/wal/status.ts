@@ -51,18 +51,23 @@ export function windowOf(timeline: number, segments: readonly string[], lastArch
   return null;
 }
 
-/** The physical base backups of the catalog, oldest first. */
-export async function basePoints(desired: Desired): Promise<BasePoint[]> {
-  const { listBackups } = await import('../backup/catalog.js');
-  const entries = await listBackups(desired.storage.path);
-  return entries
-    .filter((e) => e.manifest.method === 'pg_basebackup' && typeof e.manifest.extra.startLsn === 'string')
-    .map((e) => ({
+/**
+ * The physical base backups of the catalog in every repository (a backup copied to several
+ * repositories counts once), oldest first. Fails only when no repository can be read.
+ */
+export async function basePoints(desired: Desired, env: NodeJS.ProcessEnv = process.env): Promise<BasePoint[]> {
+  const [{ listBackups }, { PHYSICAL_METHOD }] = await Promise.all([import('../backup/catalog.js'), import('../backup/postgres/physical.js')]);
+  const entries = await listBackups(openRepositories(desired, env));
+  const byId = new Map<string, BasePoint>();
+  for (const e of entries) {
+    if (e.manifest.method !== PHYSICAL_METHOD || typeof e.manifest.extra.startLsn !== 'string' || byId.has(e.manifest.id)) continue;
+    byId.set(e.manifest.id, {
       id: e.manifest.id, timeline: Number(e.manifest.extra.timeline), startLsn: String(e.manifest.extra.startLsn),
       stopLsn: String(e.manifest.extra.stopLsn), startedAt: e.manifest.startedAt, finishedAt: e.manifest.finishedAt,
       serverVersionNum: Number(e.manifest.extra.serverVersionNum ?? 150000),
-    }))
-    .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+    });
+  }
+  return [...byId.values()].sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
 }
 
 export async function repositoryStatus(repository: Repository, bases: readonly BasePoint[]): Promise<RepositoryWalStatus> {
@@ -105,7 +110,7 @@ export async function slotStatus(desired: Desired): Promise<SlotStatus | null> {
 }
 
 export async function walStatus(desired: Desired, env: NodeJS.ProcessEnv = process.env): Promise<WalStatus> {
-  const bases = await basePoints(desired);
+  const bases = await basePoints(desired, env);
   const repositories: RepositoryWalStatus[] = [];
   for (const repository of openRepositories(desired, env)) {
     try {

@@ -10,7 +10,7 @@ import { makeDesired } from './fixture.js';
 const pruneBackups = (desired: Parameters<typeof pruneBackupsCommand>[0], options: { dryRun: boolean }) => pruneBackupsCommand(desired, { ...options, env: process.env, lockTimeoutMs: 0 });
 
 async function backupAt(storagePath: string, iso: string) {
-  const w = await BackupWriter.begin({ storagePath, service: 'postgres', schedule: 'nightly', now: new Date(iso) });
+  const w = await BackupWriter.begin({ repository: storagePath, service: 'postgres', schedule: 'nightly', now: new Date(iso) });
   await w.writeStream('data.bin', Readable.from([Buffer.from(iso)]));
   return (await w.publish({ method: 'test', extra: {} }, new Date(iso))).manifest.id;
 }

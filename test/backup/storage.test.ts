@@ -7,7 +7,7 @@ import { BackupWriter, cleanDebris, findDebris, manifestChecksum, deleteBackup }
 import { findBackup, listBackups, recordVerification, scanStorage, verificationLabel, verifyChecksums } from '../../src/backup/catalog.js';
 
 async function makeBackup(storagePath: string, schedule = 'nightly', now = new Date('2026-11-24T03:00:00Z')) {
-  const w = await BackupWriter.begin({ storagePath, service: 'postgres', schedule, now });
+  const w = await BackupWriter.begin({ repository: storagePath, service: 'postgres', schedule, now });
   await w.writeStream('data/a.bin', Readable.from([Buffer.from('hello '), Buffer.from('world')]));
   await w.writeStream('b.bin', Readable.from([Buffer.alloc(100000, 7)]));
   return { w, entry: await w.publish({ method: 'test', extra: {} }, new Date(now.getTime() + 1000)) };
@@ -29,7 +29,7 @@ t.test('a published backup is listed with checksums of every file and of its man
 
 t.test('a backup that has not published is invisible, and its debris is cleaned once its owner is dead', async (t) => {
   const dir = t.testdir();
-  const w = await BackupWriter.begin({ storagePath: dir, service: 'postgres', schedule: 'nightly', now: new Date() });
+  const w = await BackupWriter.begin({ repository: dir, service: 'postgres', schedule: 'nightly', now: new Date() });
   await w.writeStream('x.bin', Readable.from([Buffer.from('partial')]));
   t.same(await listBackups(dir), []);
   t.same(await findDebris(dir), [], 'our own live work dir is not debris');
@@ -105,7 +105,7 @@ t.test('a process killed at every step of publishing leaves either nothing liste
   await writeFile(script, `
     import { BackupWriter } from ${JSON.stringify(src)};
     import { Readable } from 'node:stream';
-    const w = await BackupWriter.begin({ storagePath: process.argv[2], service: 'postgres', schedule: 'nightly', now: new Date() });
+    const w = await BackupWriter.begin({ repository: process.argv[2], service: 'postgres', schedule: 'nightly', now: new Date() });
     await w.writeStream('a.bin', Readable.from([Buffer.alloc(1 << 20, 1)]));
     await w.writeStream('b.bin', Readable.from([Buffer.alloc(1 << 16, 2)]));
     await w.publish({ method: 'test', extra: {} });

@@ -208,6 +208,44 @@ const cases: Case[] = [
   { name: 'a directory given as the config',
     config: 'conf.d', files: { 'conf.d/x.yaml': 'version: 1\n' },
     expect: [/conf\.d: is a directory/] },
+  { name: 'a secret access key under an S3 repository: refused in one line, its value never printed', cli: true,
+    files: { 'jarvis-db.yaml': withTail(
+      'repositories:', //                                                  15
+      '  - { name: local, path: ./repo }', //                               16
+      '  - name: offsite', //                                              17
+      '    s3: { bucket: jarvis-backups, secretAccessKey: "wJalrXUtnFEMI-K7MDENG-bPxRfiCY" }', // 18
+    ) },
+    expect: [/jarvis-db\.yaml:18:35: repositories\[1\]\.s3\.secretAccessKey: credentials never go in the file: they come from the AWS chain \(AWS_ACCESS_KEY_ID\/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity\)$/m],
+    secrets: ['wJalrXUtnFEMI-K7MDENG-bPxRfiCY'], lineCount: 2 },
+  { name: 'an access key id and a password beside a repository, from the environment: neither value printed',
+    env: { OFFSITE_KEY: 'AKIAHOSTILE0000KEY' },
+    files: { 'jarvis-db.yaml': withTail(
+      'repositories:', //                                                  15
+      '  - name: offsite', //                                              16
+      '    s3: { bucket: jarvis-backups }', //                              17
+      '    access_key_id: "${OFFSITE_KEY}"', //                             18
+      '    password: hunter2-hostile', //                                   19
+    ) },
+    expect: [/jarvis-db\.yaml:18:5: repositories\[0\]\.access_key_id: credentials never go in the file/, /jarvis-db\.yaml:19:5: repositories\[0\]\.password: credentials never go in the file/],
+    secrets: ['AKIAHOSTILE0000KEY', 'hunter2-hostile'], lineCount: 3 },
+  { name: 'a repository with both path and s3, and an endpoint that is not an http URL', cli: true,
+    files: { 'jarvis-db.yaml': withTail(
+      'repositories:', //                                                  15
+      '  - { name: local, path: ./repo, s3: { bucket: jarvis-backups } }', // 16
+      '  - { name: offsite, s3: { bucket: jarvis-backups, endpoint: "ftp://minio:9000" } }', // 17
+    ) },
+    expect: [/jarvis-db\.yaml:16:5: repositories\[0\]: a repository is either a local directory \(path\) or a bucket \(s3\), not both/,
+      /jarvis-db\.yaml:17:\d+: repositories\[1\]\.s3\.endpoint: "ftp:\/\/minio:9000" is not an http:\/\/ or https:\/\/ URL/] },
+  { name: 'repository names that repeat or are not lower case, and a bucket name S3 refuses',
+    files: { 'jarvis-db.yaml': withTail(
+      'repositories:', //                                                  15
+      '  - { name: offsite, path: ./a }', //                                16
+      '  - { name: offsite, path: ./b }', //                                17
+      '  - { name: Off_Site, s3: { bucket: "Jarvis_Backups" } }', //        18
+    ) },
+    expect: [/jarvis-db\.yaml:17:\d+: repositories\[1\]\.name: "offsite" is already the name of repositories\[0\] \(line 16\); repository names must be unique/,
+      /jarvis-db\.yaml:18:\d+: repositories\[2\]\.name: "Off_Site" is not a repository name of lower case letters/,
+      /jarvis-db\.yaml:18:\d+: repositories\[2\]\.s3\.bucket: "Jarvis_Backups" is not an S3 bucket name/] },
 ];
 
 const NOT_AS_INTENDED = (where: string, field: string) => new RegExp(`(^|/)jarvis-db\\.yaml:${where}: ${field.replace(/\./g, '\\.')}: the URL does not parse as intended \\([^()]+\\); percent-encode the password \\(e\\.g\\. @ as %40, / as %2F, # as %23, \\? as %3F, % as %25, : as %3A\\)$`, 'm');

@@ -67,6 +67,7 @@ t.test('examples/full.yaml sets every top-level and service option', async (t) =
   t.ok(d.storage.encryption && d.schema && d.health.alerts && d.services.redis?.databases && d.services.chroma?.collections);
   t.same(new Set(d.retention.map((p) => p.action)), new Set(['delete', 'archive', 'anonymize', 'compress']));
   t.equal(d.services.chroma?.path, join(ROOT, 'examples', 'chroma-data'), 'relative to the config file');
+  t.same(d.repositories?.map((r) => [r.name, r.kind]), [['local', 'local'], ['offsite', 's3']]);
 });
 
 t.test('defaults are filled in', async (t) => {

@@ -17,6 +17,6 @@ t.test('the reference lists nested fields, list items and named maps with their 
   t.match(md, /\| `backups\[\]\.cron` \| string \(required\) \| /);
   t.match(md, /\| `backups\[\]\.keep\.daily` \| integer/);
   t.match(md, /\| `health\.thresholds\.<name>\.warning` \| number or `"< x"` \|/);
-  t.match(md, /\| `storage\.path` \| string \| Directory for backups/);
+  t.match(md, /\| `storage\.path` \| string \| Directory for the local state/);
   t.match(md, /## Policy files[\s\S]*\| `policies\[\]\.action` \| `delete` \\\| `archive`/);
 });

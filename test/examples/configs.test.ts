@@ -119,6 +119,34 @@ t.test('the root jarvis-db.yaml validates with the environment of the Kubernetes
   t.match(read('Dockerfile'), /--uid 10001/, 'the uid of the image\'s user');
 });
 
+t.test('the root jarvis-db.yaml with the environment of the S3-only Kubernetes CronJob: S3 is the only repository, no volume', async (t) => {
+  const text = read('examples/kubernetes/jarvis-db-apply-s3-cronjob.yaml');
+  const docs = text.split(/^---$/m).map((d) => parse(d) as Obj);
+  t.notOk(docs.some((d) => d.kind === 'PersistentVolumeClaim'), 'no persistent volume');
+  const cronJob = docs.find((d) => d.kind === 'CronJob')!;
+  const pod = cronJob.spec.jobTemplate.spec.template.spec as Obj;
+  const container = pod.containers[0] as Obj;
+  const secretKeys = [...text.matchAll(/--from-literal=([A-Z_]+)=/g)].map((m) => m[1]!);
+  const literal = Object.fromEntries((container.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+  const d = await loadConfig(join(ROOT, 'jarvis-db.yaml'), { ...literal, ...secretsFor(secretKeys) });
+  t.same(d.repositories?.map((r) => [r.name, r.kind]), [['offsite', 's3']], 'the bucket is the only repository');
+  const offsite = d.repositories![0]!;
+  t.same(offsite.kind === 's3' && offsite.s3, { bucket: 'jarvis-backups', prefix: 'prod/', region: 'eu-west-1', forcePathStyle: true }, 'bucket, prefix and region from the pod, AWS itself (no endpoint)');
+  const volume = (container.volumeMounts as Obj[]).find((m) => m.mountPath === d.storage.path);
+  t.ok(volume, 'the storage path is mounted');
+  t.ok((pod.volumes as Obj[]).some((v) => v.name === volume!.name && v.emptyDir), 'and is an emptyDir: nothing survives the pod but the bucket');
+  t.ok(secretKeys.includes('AWS_SECRET_ACCESS_KEY') && !/secretAccessKey/.test(read('jarvis-db.yaml')), 'credentials come from the secret, not the config');
+  t.equal(pod.serviceAccountName, docs.find((x) => x.kind === 'ServiceAccount')!.metadata.name, 'a service account of its own, for IRSA');
+  t.equal(pod.securityContext.runAsUser, 10001);
+});
+
+t.test('the root jarvis-db.yaml without any repository variable: the local one alone, as before', async (t) => {
+  const d = await loadConfig(join(ROOT, 'jarvis-db.yaml'), secretsFor(['JARVIS_PG_URL']));
+  t.same(d.repositories?.map((r) => r.name), ['local']);
+  const local = d.repositories![0]!;
+  t.equal(local.kind === 'local' && local.dir, d.storage.path, 'backups beside the local state, where they always were');
+});
+
 t.test('every jarvis-db config under examples/ is covered by a test of this file or of test/config', async (t) => {
   const configs: string[] = [];
   const walk = (dir: string) => {

@@ -7,20 +7,22 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile, readdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { inspect } from 'node:util';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, UploadPartCommand } from '@aws-sdk/client-s3';
 import { openS3Store, PART_SIZE, type S3Location, type S3SealedStore, type S3StoreOptions } from '../../src/storage/s3-store.js';
-import { createS3Client } from '../../src/services/s3.js';
+import { createS3Client, loadS3Sdk } from '../../src/services/s3.js';
 import { sandboxEnv, freePort } from '../../src/sandbox/index.js';
 import { describeFailure } from '../../src/cli/failure.js';
 import { JarvisError } from '../../src/errors.js';
 import { stagedPaths } from '../../src/storage/staging.js';
 import { withSandbox, type SandboxState } from '../helpers/sandbox.js';
+
+await loadS3Sdk();
 
 let sandbox: SandboxState;
 t.before(async () => { sandbox = await withSandbox(t, ['s3']); });
@@ -86,6 +88,7 @@ t.test('a 20 MB file goes up in several parts and reads back whole, its SHA-256 
   t.equal(read.digest('hex'), file.sha256, 'read() streams the same bytes and verifies them');
   t.same(await store.hash('postgres/nightly/big', 'data/big.bin'), { sha256: file.sha256, bytes: file.bytes });
   t.same(await store.list('postgres/nightly'), ['big']);
+  await t.rejects(store.begin('postgres/nightly/big'), { code: 'REPOSITORY', message: /postgres\/nightly\/big already exists/ }, 'an item is not staged over a published one');
   t.same(await everything(location), { keys: ['postgres/nightly/big/data/big.bin', 'postgres/nightly/big/manifest.json'], uploads: [] }, 'the marker is gone once published');
 });
 
@@ -213,19 +216,38 @@ t.test('a marker from another host is its owner\'s while the heartbeat is fresh,
   t.same(await cleaner.list('archives/p'), ['beating']);
 });
 
-t.test('a file added to a published item by a killed run is a leftover whose owner is dead, removed with its object', async (t) => {
+t.test('a run whose staged item was removed as debris meanwhile does not publish it', async (t) => {
+  const location = locationFor();
+  const store = open(location);
+  const item = await store.begin('postgres/nightly/stalled');
+  const file = await item.writeFile('dump.pgc', Readable.from([Buffer.from('a dump')]));
+  await open(location).removeDebris([{ key: 'postgres/nightly/stalled', location: store.location('postgres/nightly/stalled') }]);
+  await t.rejects(item.publish(JSON.stringify({ files: [file] })), { code: 'REPOSITORY', message: /removed before it was published/ });
+  t.same(await store.list('postgres/nightly'), []);
+  t.same(await everything(location), { keys: [], uploads: [] }, 'no manifest was written');
+});
+
+t.test('files a killed run was adding to a published item are leftovers whose owner is dead, an incomplete upload included', async (t) => {
   const location = locationFor();
   const store = open(location, { manifestName: 'archive.json' });
   const item = await store.begin('policy/a1');
   await item.publish('{}');
   const dead = open(location, { manifestName: 'archive.json', owner: { pid: deadPid(), host: hostname() } });
-  await dead.putText(dead.objectKey('policy/a1', `.tmp-chunk-000001-${dead.owner.pid}`), 'rows', { 'jarvis-host': hostname(), 'jarvis-pid': String(dead.owner.pid) });
+  const stagedObject = dead.stagedFileName('chunk-000001.jsonl.gz');
+  await dead.putText(dead.objectKey('policy/a1', stagedObject), 'rows');
+  const stagedUpload = dead.stagedFileName('chunk-000003.jsonl.gz');
+  const key = dead.objectKey('policy/a1', stagedUpload);
+  const { UploadId } = await store.client.send(new CreateMultipartUploadCommand({ Bucket: location.bucket, Key: key }));
+  await store.client.send(new UploadPartCommand({ Bucket: location.bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(PART_SIZE, 3) }));
+  const ours = store.stagedFileName('chunk-000004.jsonl.gz');
+  await store.putText(store.objectKey('policy/a1', ours), 'being written');
   const added = await store.addFile('policy/a1', 'chunk-000002.jsonl.gz', Readable.from([Buffer.from('rows')]));
   t.same(added, { name: 'chunk-000002.jsonl.gz', bytes: 4, sha256: createHash('sha256').update('rows').digest('hex') });
   const leftovers = await store.leftovers('policy/a1');
-  t.same(leftovers.map((l) => [l.name, l.ownerAlive]), [[`.tmp-chunk-000001-${dead.owner.pid}`, false]]);
-  await store.removeDebris(leftovers);
-  t.same(await store.files('policy/a1'), ['archive.json', 'chunk-000002.jsonl.gz']);
+  t.same(leftovers.map((l) => [l.name, l.ownerAlive]).sort(), [[stagedObject, false], [stagedUpload, false], [ours, true]].sort());
+  await store.removeDebris(leftovers.filter((l) => !l.ownerAlive));
+  t.same(await store.files('policy/a1'), [ours, 'archive.json', 'chunk-000002.jsonl.gz'].sort());
+  t.same((await everything(location)).uploads, [], 'the incomplete upload was aborted');
 });
 
 t.test('files a tool wrote into a staged local directory are uploaded, and a published item opens as a verified local download', async (t) => {
@@ -313,4 +335,21 @@ t.test('an endpoint that is down fails in seconds with one REPOSITORY line sayin
   t.ok(ms < 10_000, `failed in ${ms} ms`);
   t.notOk(allTextOf(error).includes(sandbox.s3!.secretAccessKey));
   t.equal(describeFailure(error, false).split('\n').length, 2, 'one error line and its hint, no stack');
+});
+
+t.test('local directories a killed run left in the temp folder (a staged dump, a download) are removed by the next one made here; a live run\'s stay', async (t) => {
+  const store = open(locationFor());
+  const dead = join(tmpdir(), `jarvis-db-s3-stage-dump-${deadPid()}-AbC123`);
+  const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  t.teardown(() => { sleeper.kill('SIGKILL'); });
+  const live = join(tmpdir(), `jarvis-db-s3-open-item-${sleeper.pid}-XyZ789`);
+  await mkdir(join(dead, 'dump'), { recursive: true });
+  await writeFile(join(dead, 'dump', 'toc.dat'), 'left by a kill -9');
+  await mkdir(live, { recursive: true });
+  t.teardown(() => rm(live, { recursive: true, force: true }));
+  const scratch = await store.scratchDirectory('postgres/nightly/20261203T000000Z-abcd');
+  t.teardown(() => scratch.release());
+  t.notOk(existsSync(dead), 'the dead run\'s directory is gone');
+  t.ok(existsSync(live), 'the live run\'s directory is untouched');
+  t.ok(existsSync(scratch.path), 'and the new one is made');
 });

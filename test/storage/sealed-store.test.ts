@@ -13,10 +13,12 @@ import type { RunOwner, SealedStore } from '../../src/storage/sealed-store.js';
 import { openLocalStore } from '../../src/storage/local-store.js';
 import { openS3Store, type S3Location } from '../../src/storage/s3-store.js';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { createS3Client } from '../../src/services/s3.js';
+import { createS3Client, loadS3Sdk } from '../../src/services/s3.js';
 import { sandboxEnv } from '../../src/sandbox/index.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { withSandbox, type SandboxState } from '../helpers/sandbox.js';
+
+await loadS3Sdk();
 
 interface StoreOptions { owner?: RunOwner; afterUnpublish?: (key: string) => Promise<void> }
 /** A store over one repository; stores made by the same factory call see the same repository. */

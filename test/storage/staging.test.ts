@@ -12,12 +12,12 @@ import { registerStaged, removeStagedSync, stagedPaths } from '../../src/storage
 
 t.test('a backup\'s work dir is staged from begin until it is published or aborted', async (t) => {
   const storagePath = t.testdir();
-  const published = await BackupWriter.begin({ storagePath, service: 'postgres', schedule: 'nightly', now: new Date() });
+  const published = await BackupWriter.begin({ repository: storagePath, service: 'postgres', schedule: 'nightly', now: new Date() });
   t.same(stagedPaths(), [published.workDir]);
   await published.writeStream('a.bin', Readable.from([Buffer.from('x')]));
   await published.publish({ method: 'test', extra: {} });
   t.same(stagedPaths(), [], 'published: no longer staged');
-  const aborted = await BackupWriter.begin({ storagePath, service: 'postgres', schedule: 'nightly', now: new Date() });
+  const aborted = await BackupWriter.begin({ repository: storagePath, service: 'postgres', schedule: 'nightly', now: new Date() });
   t.same(stagedPaths(), [aborted.workDir]);
   await aborted.abort();
   t.same(stagedPaths(), []);
@@ -25,7 +25,7 @@ t.test('a backup\'s work dir is staged from begin until it is published or abort
 
 t.test('removeStagedSync removes a backup that is being written, and an archive chunk registered as staged', async (t) => {
   const storagePath = t.testdir();
-  const w = await BackupWriter.begin({ storagePath, service: 'redis', schedule: 'hourly', now: new Date() });
+  const w = await BackupWriter.begin({ repository: storagePath, service: 'redis', schedule: 'hourly', now: new Date() });
   await w.writeStream('dump.rdb', Readable.from([Buffer.alloc(1000, 1)]));
   const archive = await ArchiveWriter.begin(storagePath, { policy: 'messages-archive', table: 'public.messages', children: [], ageColumn: 'created_at', cutoff: '2026-08-26T03:00:00.000Z', database: { systemIdentifier: '1', database: 'jarvis' } }, { now: new Date(), encryption: null, env: {} });
   t.same(stagedPaths(), [w.workDir], 'a created archive is published at once: only the backup is staged');

@@ -75,8 +75,11 @@ export function backupSamples(schedules: BackupSchedule[], valid: BackupFacts[],
 
 export async function probeBackups(desired: Desired, now: Date): Promise<Sample[]> {
   const { scanStorage } = await import('../../backup/catalog.js');
-  const scan = await scanStorage(desired.storage.path);
-  const valid = scan.valid.map(({ manifest: m }) => ({ id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, verification: m.verification }));
+  const { openRepositories } = await import('../../storage/repositories.js');
+  const scan = await scanStorage(openRepositories(desired));
+  // One sample set per backup, whichever repositories hold copies of it (the first copy: the first repository's).
+  const firstCopies = scan.valid.filter((e, i, all) => all.findIndex((x) => x.manifest.id === e.manifest.id) === i);
+  const valid = firstCopies.map(({ manifest: m }) => ({ id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, verification: m.verification }));
   return backupSamples(desired.backups, valid, scan.invalid, now);
 }
 
