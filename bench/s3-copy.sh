@@ -21,6 +21,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/jarvis-bench-s3.XXXXXX)"
 chmod 755 "$WORK"
 JDB=(node "$ROOT/bin/jarvis-db.js")
+# shellcheck source=bench/raw-postgres.sh
+source "$ROOT/bench/raw-postgres.sh"
 AWS=/usr/bin/aws
 [ -x "$AWS" ] || { echo "Debian's awscli is the baseline: apt-get install -y awscli" >&2; exit 1; }
 cleanup() { "${JDB[@]}" sandbox down --dir "$WORK/sandbox" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
@@ -72,13 +74,7 @@ for SCALE in $SCALES; do
   "${JDB[@]}" sandbox up --dir "$WORK/sandbox" --services postgres,s3 >/dev/null
   eval "$("${JDB[@]}" sandbox env --dir "$WORK/sandbox")"
   PGBIN="$(node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); console.log(s.postgres.binDir)' "$WORK/sandbox/sandbox.json")"
-  # libpq variables for the raw tools only, from the sandbox URL (never printed).
-  RAW_ENV="$(node -e '
-    const u = new URL(process.env.JARVIS_PG_URL);
-    const q = (s) => "\x27" + s.replace(/\x27/g, "\x27\\\x27\x27") + "\x27";
-    console.log(`PGHOST=${u.hostname} PGPORT=${u.port} PGUSER=${q(decodeURIComponent(u.username))} PGPASSWORD=${q(decodeURIComponent(u.password))} PGDATABASE=${q(decodeURIComponent(u.pathname.slice(1)))}`);
-  ')"
-  raw() { eval "env $RAW_ENV \"\$@\""; }
+  raw_postgres_env
 
   echo "scale $SCALE: jarvis-db init --seed ..."
   BENCH_OFFSITE=false "${JDB[@]}" init --seed --scale "$SCALE" | grep seeded

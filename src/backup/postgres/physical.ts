@@ -383,18 +383,25 @@ function majorOf(entry: CatalogEntry): number {
   return Math.floor(Number(entry.manifest.extra.serverVersionNum ?? 150000) / 10000);
 }
 
+/** Unpacks for a check: a backup that cannot be unpacked or read whole is the check's failure (its message), not an error. */
+async function unpackForCheck(entry: CatalogEntry, dir: string, ctx: DriverContext): Promise<string | null> {
+  try {
+    await unpack(entry, dir, ctx);
+    return null;
+  } catch (e) {
+    if (e instanceof JarvisError && e.code !== 'RESTORE_FAILED' && e.code !== 'VERIFY_FAILED') throw e;
+    return messageOf(e);
+  }
+}
+
 /** Unpacks into a scratch directory and runs pg_verifybackup on it (after the checksums passed). */
 export async function checkPhysical(entry: CatalogEntry, ctx: DriverContext): Promise<{ ok: boolean; message: string }> {
   const scratch = await entry.store.scratchDirectory(entry.key);
   try {
     const dir = join(scratch.path, 'data');
     await mkdir(dir, { mode: 0o700 });
-    try {
-      await unpack(entry, dir, ctx);
-    } catch (e) {
-      if (e instanceof JarvisError && e.code !== 'RESTORE_FAILED' && e.code !== 'VERIFY_FAILED') throw e;
-      return { ok: false, message: messageOf(e) };
-    }
+    const damaged = await unpackForCheck(entry, dir, ctx);
+    if (damaged) return { ok: false, message: damaged };
     const tool = findPostgresTool('pg_verifybackup', majorOf(entry), ctx.env);
     // pg_verifybackup parses the WAL with pg_waldump, which Debian ships with the server, not the client.
     const parseWal = hasTool(tool, 'pg_waldump');
@@ -422,12 +429,8 @@ export async function restoreTestPhysical(entry: CatalogEntry, ctx: DriverContex
   let pid: number | null = null;
   try {
     await mkdir(dir, { mode: 0o700 });
-    try {
-      await unpack(entry, dir, ctx);
-    } catch (e) {
-      if (e instanceof JarvisError && e.code !== 'RESTORE_FAILED' && e.code !== 'VERIFY_FAILED') throw e;
-      return { ok: false, message: messageOf(e) };
-    }
+    const damaged = await unpackForCheck(entry, dir, ctx);
+    if (damaged) return { ok: false, message: damaged };
     const port = await freePort();
     // The copy's own settings name the source's port and sockets: a throwaway server gets its own.
     await appendFile(join(dir, 'postgresql.auto.conf'), `\n# jarvis-db restore test\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\narchive_mode = off\n`);
