@@ -40,8 +40,10 @@ t.test('the daemon applies a * * * * * schedule, shows it on /metrics, and stops
   const lines: Line[] = [];
   let stdout = '';
   let stderr = '';
-  // Set once the start-up run is done: the first action of any later run gets SIGTERM at once.
+  // The start-up run's id, set by the log reader as soon as that run finishes (not later: the cron
+  // may fire while the test still reads /metrics): the first action of any later run gets SIGTERM at once.
   let stopAtNextAction: string | null = null;
+  let stopSent = false;
   daemon.stdout.on('data', (c: Buffer) => {
     stdout += c;
     const parts = stdout.split('\n');
@@ -50,8 +52,9 @@ t.test('the daemon applies a * * * * * schedule, shows it on /metrics, and stops
       if (!p.trim()) continue;
       const line = JSON.parse(p) as Line;
       lines.push(line);
-      if (stopAtNextAction && line.event === 'action_started' && line.runId !== stopAtNextAction) {
-        stopAtNextAction = null;
+      if (line.event === 'apply_finished' && stopAtNextAction === null) stopAtNextAction = line.runId as string;
+      if (!stopSent && stopAtNextAction && line.event === 'action_started' && line.runId !== stopAtNextAction) {
+        stopSent = true;
         daemon.kill('SIGTERM');
       }
     }
@@ -84,7 +87,6 @@ t.test('the daemon applies a * * * * * schedule, shows it on /metrics, and stops
   t.equal(live.status, 200);
 
   // The cron fires at the next minute: SIGTERM as soon as its backup starts (sent from the log reader).
-  stopAtNextAction = first.runId as string;
   await until('the cron-triggered backup', () => lines.some((l) => l.event === 'action_started' && l.runId !== first.runId), 75_000);
   const code = await exited;
   const cronRun = lines.find((l) => l.event === 'apply_started' && l.trigger === 'cron');
