@@ -10,22 +10,21 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { JarvisError } from '../errors.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
-export type S3UploadSdk = typeof import('@aws-sdk/lib-storage');
 
 /**
  * The SDK is loaded on first use, never at start-up: importing it costs about a quarter of a
  * second, which every command (plan, health, a local-only config) would pay otherwise.
  */
-let loaded: { s3: S3Sdk; storage: S3UploadSdk } | undefined;
-let loading: Promise<{ s3: S3Sdk; storage: S3UploadSdk }> | undefined;
+let loaded: { s3: S3Sdk } | undefined;
+let loading: Promise<{ s3: S3Sdk }> | undefined;
 
-export async function loadS3Sdk(): Promise<{ s3: S3Sdk; storage: S3UploadSdk }> {
-  loading ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => (loaded = { s3, storage }));
+export async function loadS3Sdk(): Promise<{ s3: S3Sdk }> {
+  loading ??= import('@aws-sdk/client-s3').then((s3) => (loaded = { s3 }));
   return loading;
 }
 
 /** The loaded SDK; `loadS3Sdk` must have been awaited first. */
-export function s3Sdk(): { s3: S3Sdk; storage: S3UploadSdk } {
+export function s3Sdk(): { s3: S3Sdk } {
   if (!loaded) throw new JarvisError('INTERNAL', 'the S3 SDK was used before loadS3Sdk()');
   return loaded;
 }

@@ -3,7 +3,7 @@
  * store. S3 has no rename, so the staged state is a marker object beside the item's files:
  *   - item `a/b/<id>` is the objects `<prefix><subPrefix>a/b/<id>/<file>`;
  *   - begin PUTs `<id>/.staged` (run id, pid, host, startedAt, heartbeat) and rewrites it every
- *     heartbeat while staged; files are streamed (multipart, 8 MiB parts, 2 in flight, 2 files at once) and hashed
+ *     heartbeat while staged; files are streamed (s3-multipart.ts: 8 MiB parts from one pool of 4 for the process) and hashed
  *     as they go; publish PUTs the manifest once every upload is acknowledged, then deletes the
  *     marker. A listed item (manifest, no marker) is therefore complete;
  *   - delete PUTs `<id>/.deleting`, deletes the manifest, then the other files, the marker last;
@@ -27,6 +27,9 @@ import { testPausePoint } from './durable.js';
 import { checkKey, type AddFileOptions, type Debris, type FileSource, type Leftover, type LocalDirectory, type RunOwner, type SealedStore, type StagedItem, type StageOptions, type StoredFile } from './sealed-store.js';
 import { registerStaged, unregisterStaged } from './staging.js';
 import { HashingStream, VerifyingStream } from './verifying.js';
+import { S3ObjectSink } from './s3-multipart.js';
+
+export { PART_SIZE } from './s3-multipart.js';
 
 /** Where a repository's objects are: `s3://bucket/prefix`. */
 export interface S3Location {
@@ -61,13 +64,6 @@ export interface S3StoreOptions {
 export const STAGED_MARKER = '.staged';
 export const DELETING_MARKER = '.deleting';
 const MARKERS = new Set([STAGED_MARKER, DELETING_MARKER]);
-/**
- * Parts of a multipart upload: memory stays near PART_SIZE × (QUEUE_SIZE + 1) per file, and a
- * file can be up to 10,000 parts (78 GiB). 2 in flight measured as fast as 4 against s3rver,
- * with less memory (bench/RESULTS.md).
- */
-export const PART_SIZE = 8 * 1024 * 1024;
-const QUEUE_SIZE = 2;
 /** Files uploaded or downloaded at once by one transfer (a copy, a download). */
 export const TRANSFER_CONCURRENCY = 2;
 const DEFAULT_LEASE_MS = 10 * 60_000;
@@ -314,34 +310,21 @@ export class S3SealedStore implements SealedStore {
   async upload(objectKey: string, source: FileSource, transforms: readonly Transform[], options: { pause?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ bytes: number; sha256: string }> {
     const env = options.env ?? this.env;
     await loadS3Sdk();
-    let partAcknowledged: () => void = () => undefined;
-    const firstPart = new Promise<void>((resolve) => { partAcknowledged = resolve; });
     const pause = options.pause && pauseWanted(options.pause, env) ? options.pause : undefined;
-    const hasher = new HashingStream(pause ? async (bytes) => {
-      // Past two parts handed over: wait for the first one's acknowledgement, then stop here.
-      if (bytes < 2 * PART_SIZE) return;
-      await firstPart;
-      await testPausePoint(pause, env);
-    } : undefined);
-    const upload = new (s3Sdk().storage.Upload)({
-      client: this.client, queueSize: QUEUE_SIZE, partSize: PART_SIZE, leavePartsOnError: false,
-      params: { Bucket: this.where.bucket, Key: objectKey, Body: hasher },
+    const hasher = new HashingStream();
+    const where = s3Url(this.where.bucket, objectKey);
+    const sink = new S3ObjectSink({
+      client: this.client, bucket: this.where.bucket, key: objectKey,
+      failure: (e, doing) => s3Failure(e, this.target, `${doing} ${where}`, this.env),
+      ...(pause ? { afterSecondPart: () => testPausePoint(pause, env) } : {}),
     });
-    upload.on('httpUploadProgress', (p) => { if ((p.loaded ?? 0) >= PART_SIZE) partAcknowledged(); });
-    // Which side failed first: a source (or encryptor) failure destroys the hasher before the
-    // upload notices; an S3 failure stops the source through the hasher.
-    let uploadFailure: { error: unknown } | undefined;
-    const uploaded = upload.done().catch((e: unknown) => {
-      if (!hasher.destroyed) {
-        uploadFailure = { error: e };
-        hasher.destroy(e as Error);
-      }
+    // An S3 failure arrives as the repository's JarvisError; a source's failure as it was.
+    try {
+      await runPipeline(source, ...transforms, hasher, sink);
+    } catch (e) {
+      await sink.settled();
       throw e;
-    });
-    const [fed, done] = await Promise.allSettled([runPipeline(source, ...transforms, hasher), uploaded]);
-    const failed = uploadFailure ?? (fed.status === 'rejected' ? undefined : done.status === 'rejected' ? { error: done.reason as unknown } : undefined);
-    if (failed) throw s3Failure(failed.error, this.target, `uploading ${s3Url(this.where.bucket, objectKey)}`, this.env);
-    if (fed.status === 'rejected') throw fed.reason;
+    }
     return { bytes: hasher.bytes, sha256: hasher.digest() };
   }
 
