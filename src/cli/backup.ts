@@ -187,18 +187,24 @@ export function define(program: Command): void {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { pruneBackupsCommand } = await import('../backup/commands.js');
-      const { pruned, kept } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
+      const { pruned, kept, wal } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
       if (g.json) {
         printJson({
           dryRun: Boolean(opts.dryRun),
           pruned: pruned.map((c) => ({ id: c.id, schedule: c.schedule, startedAt: c.startedAt, totalBytes: c.totalBytes, ...(c.repository ? { repository: c.repository } : {}) })),
           kept: kept.map((c) => ({ id: c.id, schedule: c.schedule, reasons: c.reasons, ...(c.repository ? { repository: c.repository } : {}) })),
+          wal,
         });
         return;
       }
       const inRepository = (c: { repository?: string }) => (c.repository ? ` in ${c.repository}` : '');
       for (const c of kept) print(`  keep ${c.schedule} ${c.id}${inRepository(c)} (${c.reasons.join(', ')})`);
       for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule} ${c.id}${inRepository(c)} (${formatBytes(c.totalBytes)}; outside keep rules)`);
+      for (const w of wal) {
+        print(opts.dryRun || w.deleted === undefined
+          ? `- would delete ${plural(w.files, 'WAL file')} before ${w.before} in ${w.repository} (${formatBytes(w.bytes)} uncompressed; needed by no kept base backup)`
+          : `- deleted ${plural(w.deleted, 'WAL file')} before ${w.before} in ${w.repository} (${formatBytes(w.storedBytes ?? 0)} stored)${w.held ? `; ${w.held}` : ''}`);
+      }
       print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
     });
 }
