@@ -380,7 +380,7 @@ function archivesWal(desired: Desired): boolean {
 
 /** The WAL archive of each repository: one listing each, and the manifest of its newest segment (the segment size). */
 async function observeWal(repositories: readonly Repository[]): Promise<ObservedWal[]> {
-  const [{ listArchive, walStore }, { archiveSegmentBytes }] = await Promise.all([import('../wal/archive.js'), import('../wal/prune.js')]);
+  const { archiveSegmentBytes, listArchive, walStore } = await import('../wal/archive.js');
   return Promise.all(repositories.map(async (r): Promise<ObservedWal> => {
     try {
       const store = walStore(r);

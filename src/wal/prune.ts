@@ -20,8 +20,8 @@ import type { Progress } from '../engine/types.js';
 import { testPausePoint } from '../storage/durable.js';
 import { openRepositories, repositoryNamed, type Repository } from '../storage/repositories.js';
 import type { SealedStore } from '../storage/sealed-store.js';
-import { listArchive, readWalManifest, walStore, type ArchivedTimeline } from './archive.js';
-import { DEFAULT_SEGMENT_BYTES, parseLsn, parseWalFileName, segmentNumber, segmentOfLsn, timelineDir, walKey } from './segments.js';
+import { archiveSegmentBytes, listArchive, readWalManifest, walStore, type ArchivedTimeline } from './archive.js';
+import { parseLsn, parseWalFileName, segmentNumber, segmentOfLsn, timelineDir, walKey } from './segments.js';
 
 /** Where a physical base backup's WAL starts (from its manifest: extra.timeline, extra.startLsn). */
 export interface BaseStart { id: string; timeline: number; startLsn: string }
@@ -69,17 +69,6 @@ export function prunableWal(archive: readonly ArchivedTimeline[], cutoff: string
 /** Pure: how many of `names` are segments (what the raw size estimate counts; labels are a few hundred bytes). */
 export function segmentCount(names: readonly string[]): number {
   return names.filter((n) => parseWalFileName(n)?.kind === 'segment').length;
-}
-
-/**
- * The WAL segment size of an archive: the raw size recorded for its newest segment (clusters
- * made with another --wal-segsize name their segments differently), else PostgreSQL's default.
- */
-export async function archiveSegmentBytes(store: SealedStore, archive: readonly ArchivedTimeline[]): Promise<number> {
-  const newest = [...archive].sort((a, b) => b.timeline - a.timeline).flatMap((t) => t.names.filter((n) => parseWalFileName(n)?.kind === 'segment').slice(-1))[0];
-  if (!newest) return DEFAULT_SEGMENT_BYTES;
-  const manifest = await readWalManifest(store, parseWalFileName(newest)!);
-  return manifest?.bytes || DEFAULT_SEGMENT_BYTES;
 }
 
 // ------------------------------------------------------------------ execution
