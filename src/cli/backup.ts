@@ -101,6 +101,10 @@ export function define(program: Command): void {
       }
       const order = new Map(repositories.map((r, i) => [r.name, i]));
       for (const b of backups.values()) b.copies.sort((x, y) => order.get(x.repository)! - order.get(y.repository)!);
+      // With point-in-time recovery, the window of each repository read (its WAL listed once).
+      const pitr = desired.services.postgres?.pitr?.enabled
+        ? await (await import('../wal/status.js')).windowsOf(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name)), scan.valid)
+        : null;
       if (g.json) {
         printJson({
           backups: [...backups.values()].map(({ entry: { manifest: m }, copies }) => ({
@@ -112,6 +116,7 @@ export function define(program: Command): void {
           invalid: scan.invalid,
           debris,
           unreachable: scan.unreachable.map(({ repository, location, message }) => ({ repository, location, message })),
+          ...(pitr ? { pitr } : {}),
         });
         if (scan.unreachable.length) exitWith(1);
         return;
@@ -124,6 +129,10 @@ export function define(program: Command): void {
             verificationLabel(m.verification, now), ...(several ? [copies.map((c) => c.repository).join(', ')] : [])]);
         }
         print(renderTable(rows, { align: [, , , 'right', 'right'] }));
+      }
+      if (pitr) {
+        const { pitrWindowLines } = await import('../render/pitr.js');
+        print(pitrWindowLines(pitr).join('\n'));
       }
       for (const b of scan.invalid) note(`! ${b.service}/${b.schedule}/${b.id} is damaged${several ? ` in ${b.repository}` : ''}: ${b.problem}`);
       if (debris.length) note(`! ${plural(debris.length, 'leftover')} of killed runs (removed by the next backup or prune)`);
