@@ -247,7 +247,7 @@ export function planWalPrunes(desired: Desired, observed: BackupObserved, out: {
     const bytes = segmentCount(names) * wal.segmentBytes;
     const after = prunes.filter((a) => here.some((b) => b.id === a.params.id && b.walStart));
     out.actions.push({
-      id: `backup.prune-wal.${wal.repository}`, type: 'prune_wal', module: 'backup', target: `${wal.repository}: ${plural(names.length, 'WAL file')} before ${cutoff.segment}`,
+      id: `backup.prune.wal.${wal.repository}`, type: 'prune_wal', module: 'backup', target: `${wal.repository}: ${plural(names.length, 'WAL file')} before ${cutoff.segment}`,
       reason: `needed by no kept base backup (the oldest kept there, ${cutoff.baseBackup}, starts in ${cutoff.segment})`,
       risk: 'destructive', estimate: { bytes },
       params: { repository: wal.repository, before: cutoff.segment, files: names.length, bytes },

@@ -98,7 +98,7 @@ t.test('each repository by its own keep rules: local keeps 1 base backup and pru
   ]);
   const plan = planBackups(d, obs, NOW);
   const ordered = orderActions(plan.actions);
-  t.same(ordered.map((a) => a.id), ['backup.prune.20261123T030001Z-aaaa', 'backup.prune.20261122T030001Z-aaaa', 'backup.prune-wal.local', 'backup.prune-wal.offsite']);
+  t.same(ordered.map((a) => a.id), ['backup.prune.20261123T030001Z-aaaa', 'backup.prune.20261122T030001Z-aaaa', 'backup.prune.wal.local', 'backup.prune.wal.offsite']);
   const [local, offsite] = walPrunes(plan.actions);
   t.same(local!.params, { repository: 'local', before: seg(1, 0x14), files: 0x13 + 2, bytes: 0x13 * MB16 }, 'timeline 1 0x01–0x13 and both labels');
   t.same(local!.requires, ['backup.prune.20261123T030001Z-aaaa', 'backup.prune.20261122T030001Z-aaaa'], 'after the prunes it follows from');
@@ -109,7 +109,7 @@ t.test('each repository by its own keep rules: local keeps 1 base backup and pru
   t.same(offsite!.params, { repository: 'offsite', before: seg(1, 0x05), files: 4, bytes: 4 * MB16 }, 'offsite keeps all three: only the WAL before the oldest');
   t.equal(offsite!.requires, undefined);
   for (const a of [local!, offsite!]) t.equal(paramsProblem('prune_wal', a.params as unknown as Record<string, unknown>), null, 'the params pass saved-plan validation');
-  t.match(renderPlanText({ ...emptyPlan(), actions: ordered }), new RegExp(`- prune_wal local: 21 WAL files before ${seg(1, 0x14)} DESTRUCTIVE  backup\\.prune-wal\\.local\\n {6}needed by no kept base backup .*\\(~319 MB\\)`));
+  t.match(renderPlanText({ ...emptyPlan(), actions: ordered }), new RegExp(`- prune_wal local: 21 WAL files before ${seg(1, 0x14)} DESTRUCTIVE  backup\\.prune\\.wal\\.local\\n {6}needed by no kept base backup .*\\(~319 MB\\)`));
 });
 
 t.test('the oldest kept base backup on a later timeline: both timelines are pruned below its start, the history file stays', async (t) => {
@@ -155,7 +155,7 @@ t.test('a prune_backup held back by an error holds back the prune_wal that follo
   // An error that holds back the prune_backup alone (as a service down holds back its actions).
   const held = blockedActions(plan.actions.map((a) => (a.id === prune.id ? { ...a, services: ['postgres' as const] } : a)), [{ module: 'backup', service: 'postgres', message: 'down' }]);
   t.ok(held.has(prune.id));
-  t.ok(held.has('backup.prune-wal.local'), 'the WAL stays when its base backup does');
+  t.ok(held.has('backup.prune.wal.local'), 'the WAL stays when its base backup does');
 });
 
 function emptyPlan() {
