@@ -9,7 +9,7 @@ import t from 'tap';
 import type { BackupSchedule, Desired, KeepRules, RepositoryConfig } from '../../src/config/types.js';
 import { planBackups, type BackupObserved, type ObservedScheduleBackup, type ObservedWal } from '../../src/backup/module.js';
 import { paramsProblem } from '../../src/engine/action-params.js';
-import { blockedActions, orderActions } from '../../src/engine/planner.js';
+import { blockedActions, narrowPlan, orderActions } from '../../src/engine/planner.js';
 import type { Action, PruneWal } from '../../src/engine/types.js';
 import { renderPlanText } from '../../src/render/text.js';
 import type { ArchivedTimeline } from '../../src/wal/archive.js';
@@ -156,6 +156,14 @@ t.test('a prune_backup held back by an error holds back the prune_wal that follo
   const held = blockedActions(plan.actions.map((a) => (a.id === prune.id ? { ...a, services: ['postgres' as const] } : a)), [{ module: 'backup', service: 'postgres', message: 'down' }]);
   t.ok(held.has(prune.id));
   t.ok(held.has('backup.prune.wal.local'), 'the WAL stays when its base backup does');
+});
+
+t.test('--target backup.prune keeps the WAL prunes with the backup prunes; --target of one WAL prune brings the prunes it requires', async (t) => {
+  const d = desired({ last: 1 }, [{ name: 'local' }]);
+  const plan = { ...emptyPlan(), actions: orderActions(planBackups(d, observed([base(23, 'local', 0x05), base(24, 'local', 0x14)], [{ repository: 'local', timelines: ARCHIVE, segmentBytes: MB16 }]), NOW).actions) };
+  t.same(narrowPlan(plan, 'backup.prune', ['backup']).actions.map((a) => a.id), ['backup.prune.20261123T030001Z-aaaa', 'backup.prune.wal.local']);
+  t.same(narrowPlan(plan, 'backup.prune.wal.local', ['backup']).actions.map((a) => a.id), ['backup.prune.20261123T030001Z-aaaa', 'backup.prune.wal.local']);
+  t.same(narrowPlan(plan, 'backup.prune.20261123T030001Z-aaaa', ['backup']).actions.map((a) => a.id), ['backup.prune.20261123T030001Z-aaaa'], 'a backup prune alone leaves the WAL to the next plan');
 });
 
 function emptyPlan() {
