@@ -36,6 +36,20 @@ export interface PruneBackupParams {
   lastValid?: boolean;
 }
 
+/**
+ * The archived WAL of one repository that no kept base backup needs (src/wal/prune.ts): every
+ * segment and backup label below `before`, oldest first. `files` and `bytes` (uncompressed) are
+ * what the plan counted; the handler never deletes at or past `before`, nor past what a base
+ * backup in the repository needs when it runs.
+ */
+export interface PruneWalParams {
+  repository: string;
+  /** The cut-off segment: the one holding the start LSN of the oldest base backup kept there. */
+  before: string;
+  files: number;
+  bytes: number;
+}
+
 /** The backup to verify: `id`, or the one `fromAction` (a create_backup of this apply) makes. */
 export interface VerifyBackupParams {
   schedule: string;
@@ -65,13 +79,14 @@ export interface RestoreBackupParams {
 
 const service: FieldRule = { kind: 'one-of', values: ['postgres', 'redis', 'chroma'] };
 
-export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'copy_backup' | 'prune_backup' | 'verify_backup' | 'restore_backup'> = {
+export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'copy_backup' | 'prune_backup' | 'prune_wal' | 'verify_backup' | 'restore_backup'> = {
   create_backup: { fields: { schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, preChange: { kind: 'boolean', optional: true } } },
   copy_backup: {
     fields: { schedule: { kind: 'string' }, service, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true }, from: { kind: 'string' }, to: { kind: 'string' } },
     exactlyOne: ['id', 'fromAction'],
   },
   prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, lastValid: { kind: 'boolean', optional: true } } },
+  prune_wal: { fields: { repository: { kind: 'string' }, before: { kind: 'wal-segment' }, files: { kind: 'count' }, bytes: { kind: 'count' } } },
   verify_backup: {
     fields: { schedule: { kind: 'string' }, restoreTest: { kind: 'boolean' }, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true } },
     exactlyOne: ['id', 'fromAction'],

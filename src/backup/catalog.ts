@@ -9,6 +9,7 @@ import { SERVICE_NAMES } from '../config/types.js';
 import { formatAge } from '../render/format.js';
 import { repositoriesAt, type Repository, type RepositoryPlace } from '../storage/repositories.js';
 import type { SealedStore } from '../storage/sealed-store.js';
+import { baseStartOf } from '../wal/prune.js';
 import {
   BACKUP_ID, MANIFEST, backupKey, backupStore, manifestChecksum, manifestText, sealManifest,
   type BackupManifest, type CatalogEntry, type Verification,
@@ -208,9 +209,15 @@ export interface ObservedBackup {
   finishedAt: string;
   totalBytes: number;
   verified: boolean | null;
+  /** A physical PostgreSQL base backup: where its WAL starts (what the WAL prune keeps from). */
+  walStart?: { timeline: number; startLsn: string };
 }
 
 export function toObserved(entry: CatalogEntry): ObservedBackup {
   const m = entry.manifest;
-  return { id: m.id, repository: entry.repository, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, totalBytes: m.totalBytes, verified: m.verification ? m.verification.ok : null };
+  const base = baseStartOf(m);
+  return {
+    id: m.id, repository: entry.repository, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, totalBytes: m.totalBytes,
+    verified: m.verification ? m.verification.ok : null, ...(base ? { walStart: { timeline: base.timeline, startLsn: base.startLsn } } : {}),
+  };
 }

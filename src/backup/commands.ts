@@ -6,10 +6,10 @@
 import type { BackupSchedule, Desired } from '../config/types.js';
 import { commandModule, errorOfResult, newRecord, recording, throwIfFailed } from '../engine/command.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
-import type { Action, CopyBackup, CreateBackup, Plan, Progress, PruneBackup, RestoreBackup, RunResult } from '../engine/types.js';
+import type { Action, CopyBackup, CreateBackup, Plan, Progress, PruneBackup, PruneWal, RestoreBackup, RunResult } from '../engine/types.js';
 import { findBackup } from './catalog.js';
 import type { RestoreOptions } from './driver.js';
-import { backupModule, copiesOfNewBackup, createBackupAction, newestValidBackup, planPrunes, type BackupObserved } from './module.js';
+import { backupModule, copiesOfNewBackup, createBackupAction, newestValidBackup, planPrunes, planWalPrunes, type BackupObserved } from './module.js';
 import { checkRestoreFlags, keepDecisions, repositoriesFor } from './operations.js';
 
 async function engine() {
@@ -116,21 +116,25 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
 /** `repository`: with several repositories, the one the line is about. */
 export interface PruneLine { id: string; schedule: string; startedAt: string; totalBytes: number; repository?: string }
 export interface KeptLine { id: string; schedule: string; reasons: string[]; repository?: string }
+/** A WAL prune of `backup prune`: what was planned and, once run, what was deleted. */
+export interface WalPruneLine { repository: string; before: string; files: number; bytes: number; deleted?: number; storedBytes?: number; held?: string }
 
 /**
- * `backup prune`: the prune_backup actions of the backup module's keep decisions, run by
- * `apply` (stopping at the first failure); a dry run only plans. Also what is kept, and why.
+ * `backup prune`: the prune_backup actions of the backup module's keep decisions, then the
+ * prune_wal actions of the WAL no kept base backup needs, run by `apply` (stopping at the first
+ * failure); a dry run only plans. Also what is kept, and why.
  */
-export async function pruneBackupsCommand(desired: Desired, options: CommandApplyOptions & { dryRun: boolean }): Promise<{ pruned: PruneLine[]; kept: KeptLine[]; run: RunResult | null }> {
+export async function pruneBackupsCommand(desired: Desired, options: CommandApplyOptions & { dryRun: boolean }): Promise<{ pruned: PruneLine[]; kept: KeptLine[]; wal: WalPruneLine[]; run: RunResult | null }> {
   const { HANDLERS, apply, makePlan } = await engine();
   const record = newRecord();
   const seen: { observed?: BackupObserved } = {};
   const module = commandModule<BackupObserved>({ ...backupModule, observe: async (ctx) => (seen.observed = await backupModule.observe(ctx)) }, (d, observed) => {
     const out: Parameters<typeof planPrunes>[2] = { actions: [], findings: [] };
     planPrunes(d, observed, out);
+    planWalPrunes(d, observed, out);
     return out.actions;
   });
-  const parts: EngineParts = { modules: [module], handlers: { ...HANDLERS, prune_backup: recording(HANDLERS.prune_backup, record) } };
+  const parts: EngineParts = { modules: [module], handlers: { ...HANDLERS, prune_backup: recording(HANDLERS.prune_backup, record), prune_wal: recording(HANDLERS.prune_wal, record) } };
   let plan: Plan;
   let run: RunResult | null = null;
   if (options.dryRun) {
@@ -162,7 +166,14 @@ export async function pruneBackupsCommand(desired: Desired, options: CommandAppl
       }
     }
   }
-  return { pruned, kept, run };
+  const wal = plan.actions.filter((a): a is PruneWal => a.type === 'prune_wal').map((a): WalPruneLine => {
+    const done = record.outcomes.get(a.id)?.details;
+    return {
+      ...a.params,
+      ...(done ? { deleted: Number(done.deleted), storedBytes: Number(done.storedBytes), before: String(done.before), ...(typeof done.held === 'string' ? { held: done.held } : {}) } : {}),
+    };
+  });
+  return { pruned, kept, wal, run };
 }
 
 export interface RestoreCommandOptions extends CommandApplyOptions, Omit<RestoreOptions, 'jobs'> {

@@ -8,6 +8,8 @@
  *   The newest backup of a schedule is never pruned (keep.ts); when the newest ones failed
  *   verification, the newest backup still valid is protected too, unless the schedule says
  *   `allowPruneLast` (docs/architecture.md §4 rule 4).
+ * - Pruning base backups prunes the WAL archived before the oldest base backup kept in each
+ *   repository (`planWalPrunes`, the cut-off decided in src/wal/prune.ts), after those prunes.
  * - `verify: restore` schedules get a restore test of their newest backup: of the one this
  *   apply creates when the schedule is due, else of the newest one if none was restore-tested.
  * - With `schema.backupBefore`, a PostgreSQL backup before the migrations the migrate module
@@ -16,19 +18,21 @@
  *   backups probe, in every plan and health check); here they only explain a create.
  */
 import type { BackupSchedule, Desired, KeepRules } from '../config/types.js';
-import type { Action, CopyBackup, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, RestoreBackup, VerifyBackup } from '../engine/types.js';
-import { JarvisError } from '../errors.js';
+import type { Action, CopyBackup, CreateBackup, DomainModule, Finding, Handler, ModulePlan, PlanError, PruneBackup, PruneWal, RestoreBackup, VerifyBackup } from '../engine/types.js';
+import { JarvisError, messageOf } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { planMigrations } from '../migrate/plan.js';
 import type { MigrateObserved } from '../migrate/observe.js';
 import { formatFireTime, MAX_COUNTED_RUNS, scheduleStatus } from '../schedule/due.js';
-import { openRepositories, repositoryConfigs } from '../storage/repositories.js';
+import { openRepositories, repositoryConfigs, type Repository } from '../storage/repositories.js';
 import { findBackup, scanStorage, toObserved, type ObservedBackup } from './catalog.js';
 import { applyKeepRules } from './keep.js';
 import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
 import { createActionId, withPreChangeBackup } from './pre-change.js';
 import { cleanDebris, findDebris } from './storage.js';
+import type { ArchivedTimeline } from '../wal/archive.js';
+import { prunableWal, segmentCount, walCutoff, type BaseStart } from '../wal/prune.js';
 
 export interface ObservedScheduleBackup extends ObservedBackup {
   /** How the last verification was made, when there was one. */
@@ -43,7 +47,17 @@ export interface BackupObserved {
   invalid: { id: string; service: string; schedule: string; problem: string; repository?: string }[];
   /** The repositories, in order, and whether their catalog could be read (absent: the first alone, read). */
   repositories?: { name: string; reachable: boolean; location?: string; message?: string }[];
+  /**
+   * The archived WAL of each repository read (observed when PostgreSQL has pitr enabled or a
+   * physical schedule): what the WAL prune plans from. Absent: not observed, nothing to prune.
+   */
+  wal?: ObservedWal[];
 }
+
+/** One repository's WAL archive: its files by timeline and its segment size, or why it could not be listed. */
+export type ObservedWal =
+  | { repository: string; timelines: ArchivedTimeline[]; segmentBytes: number }
+  | { repository: string; error: string };
 
 /** A repository as planning sees it: its keep rules and whether its catalog was read. */
 interface RepositoryView { name: string; keep?: KeepRules; reachable: boolean; location?: string; message?: string }
@@ -195,6 +209,55 @@ function planPrunesIn(desired: Desired, observed: BackupObserved, out: { actions
 }
 
 /**
+ * Pure: per repository, a prune_wal of the archived WAL that no base backup kept there needs once
+ * the prune_backup actions already in `out` have run (src/wal/prune.ts decides the cut-off). It
+ * requires those prunes of physical base backups in that repository, so it runs after them and
+ * not at all when one of them is held back. No physical base backup kept there: its WAL is kept.
+ * A damaged PostgreSQL backup there may be a base backup: nothing is pruned, and a finding says so.
+ */
+export function planWalPrunes(desired: Desired, observed: BackupObserved, out: { actions: Action[]; findings: Finding[] }): void {
+  if (!observed.wal) return;
+  const repositories = repositoryViews(desired, observed);
+  for (const wal of observed.wal) {
+    const repository = repositories.find((r) => r.name === wal.repository);
+    if (!repository?.reachable) continue;
+    if ('error' in wal) {
+      out.findings.push({
+        check: `backup.wal_prune.${wal.repository}`, service: 'postgres', status: 'WARNING', value: null, threshold: null,
+        message: `the WAL archive of repository ${wal.repository} cannot be listed (${wal.error}): its WAL is not pruned`,
+      });
+      continue;
+    }
+    const here = observed.backups.filter((b) => repositoryOf(b, repositories) === wal.repository);
+    const prunes = out.actions.filter((a): a is PruneBackup => a.type === 'prune_backup' && (a.params.repository ?? repositories[0]!.name) === wal.repository);
+    const pruned = new Set(prunes.map((a) => a.params.id));
+    const kept: BaseStart[] = here.flatMap((b) => (b.walStart && !pruned.has(b.id) ? [{ id: b.id, ...b.walStart }] : []));
+    const cutoff = walCutoff(kept, wal.segmentBytes);
+    if (!cutoff) continue;
+    const names = prunableWal(wal.timelines, cutoff.segment, wal.segmentBytes);
+    if (names.length === 0) continue;
+    const damaged = observed.invalid.find((d) => d.service === 'postgres' && (d.repository ?? repositories[0]!.name) === wal.repository);
+    if (damaged) {
+      out.findings.push({
+        check: `backup.wal_prune.${wal.repository}`, service: 'postgres', status: 'WARNING', value: plural(names.length, 'WAL file'), threshold: null,
+        message: `${plural(names.length, 'WAL file')} before ${cutoff.segment} in ${wal.repository} are not pruned: backup ${damaged.id} there is damaged (${damaged.problem}) and may be a base backup that needs them`,
+      });
+      continue;
+    }
+    const bytes = segmentCount(names) * wal.segmentBytes;
+    const after = prunes.filter((a) => here.some((b) => b.id === a.params.id && b.walStart));
+    out.actions.push({
+      id: `backup.prune.wal.${wal.repository}`, type: 'prune_wal', module: 'backup', target: `${wal.repository}: ${plural(names.length, 'WAL file')} before ${cutoff.segment}`,
+      reason: `needed by no kept base backup (the oldest kept there, ${cutoff.baseBackup}, starts in ${cutoff.segment})`,
+      risk: 'destructive', estimate: { bytes },
+      params: { repository: wal.repository, before: cutoff.segment, files: names.length, bytes },
+      repositories: [wal.repository],
+      ...(after.length ? { requires: after.map((a) => a.id) } : {}),
+    } satisfies PruneWal);
+  }
+}
+
+/**
  * Pure: copies to every other repository. A due backup is copied to each other repository once
  * it is created (unreachable ones too: the error holds those copies back); an existing valid
  * backup that a repository lacks is copied there when that repository's keep rules, applied to
@@ -305,8 +368,28 @@ export function planBackups(desired: Desired, observed: BackupObserved, now: Dat
   }
   planCopies(desired, observed, created, out);
   planPrunes(desired, observed, out);
+  planWalPrunes(desired, observed, out);
   for (const schedule of desired.backups) planVerify(schedule, backupsOf(schedule, unique), created.has(schedule.name), out.actions);
   return out;
+}
+
+/** Whether the config archives WAL or takes base backups: only then is the WAL archive read. */
+function archivesWal(desired: Desired): boolean {
+  return desired.services.postgres?.pitr?.enabled === true || desired.backups.some((s) => s.service === 'postgres' && s.method === 'physical');
+}
+
+/** The WAL archive of each repository: one listing each, and the manifest of its newest segment (the segment size). */
+async function observeWal(repositories: readonly Repository[]): Promise<ObservedWal[]> {
+  const { archiveSegmentBytes, listArchive, walStore } = await import('../wal/archive.js');
+  return Promise.all(repositories.map(async (r): Promise<ObservedWal> => {
+    try {
+      const store = walStore(r);
+      const timelines = await listArchive(store);
+      return { repository: r.name, timelines, segmentBytes: await archiveSegmentBytes(store, timelines) };
+    } catch (e) {
+      return { repository: r.name, error: messageOf(e) };
+    }
+  }));
 }
 
 export const backupModule: DomainModule<BackupObserved> = {
@@ -327,6 +410,7 @@ export const backupModule: DomainModule<BackupObserved> = {
         const u = down.get(r.name);
         return u ? { name: r.name, reachable: false, location: r.location, message: u.message } : { name: r.name, reachable: true, location: r.location };
       }),
+      ...(archivesWal(ctx.desired) ? { wal: await observeWal(repositories.filter((r) => !down.has(r.name))) } : {}),
     };
   },
   plan(desired, observed, now, all) {
@@ -367,6 +451,17 @@ export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
   const schedule = scheduleByName(ctx.desired, action.params.schedule);
   const entry = await pruneOne(ctx.desired, action.params.id, Boolean(schedule.allowPruneLast), action.params.repository, ctx.env);
   return { summary: `backup ${entry.manifest.id} deleted${action.params.repository ? ` from ${action.params.repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})` };
+};
+
+/** Deletes the archived WAL of one repository that no base backup there needs (src/wal/prune.ts: never past what one needs now). */
+export const pruneWalHandler: Handler<PruneWal> = async (action, ctx, progress) => {
+  const { pruneWal } = await import('../wal/prune.js');
+  const r = await pruneWal(ctx.desired, { repository: action.params.repository, before: action.params.before, env: ctx.env, progress });
+  const held = r.held ? `; ${r.held}` : '';
+  return {
+    summary: `${plural(r.deleted, 'WAL file')} before ${r.before} deleted from ${r.repository} (${formatBytes(r.storedBytes)} stored)${held}`,
+    details: { repository: r.repository, before: r.before, deleted: r.deleted, storedBytes: r.storedBytes, ...(r.held ? { held: r.held } : {}) },
+  };
 };
 
 /** Copies a backup (by id, or the one an earlier create of this run wrote) to another repository. */

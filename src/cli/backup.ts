@@ -101,6 +101,10 @@ export function define(program: Command): void {
       }
       const order = new Map(repositories.map((r, i) => [r.name, i]));
       for (const b of backups.values()) b.copies.sort((x, y) => order.get(x.repository)! - order.get(y.repository)!);
+      // With point-in-time recovery, the window of each repository read (its WAL listed once).
+      const pitr = desired.services.postgres?.pitr?.enabled
+        ? await (await import('../wal/status.js')).windowsOf(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name)), scan.valid)
+        : null;
       if (g.json) {
         printJson({
           backups: [...backups.values()].map(({ entry: { manifest: m }, copies }) => ({
@@ -112,6 +116,7 @@ export function define(program: Command): void {
           invalid: scan.invalid,
           debris,
           unreachable: scan.unreachable.map(({ repository, location, message }) => ({ repository, location, message })),
+          ...(pitr ? { pitr } : {}),
         });
         if (scan.unreachable.length) exitWith(1);
         return;
@@ -125,6 +130,10 @@ export function define(program: Command): void {
         }
         print(renderTable(rows, { align: [, , , 'right', 'right'] }));
       }
+      if (pitr) {
+        const { pitrWindowLines } = await import('../render/pitr.js');
+        print(pitrWindowLines(pitr).join('\n'));
+      }
       for (const b of scan.invalid) note(`! ${b.service}/${b.schedule}/${b.id} is damaged${several ? ` in ${b.repository}` : ''}: ${b.problem}`);
       if (debris.length) note(`! ${plural(debris.length, 'leftover')} of killed runs (removed by the next backup or prune)`);
       for (const u of scan.unreachable) note(`error: repository ${u.repository} (${u.location}) cannot be read: ${u.message}`);
@@ -133,7 +142,7 @@ export function define(program: Command): void {
 
   backup
     .command('verify [id]')
-    .description('Verify checksums of a backup (or --all); --restore-test restores into a scratch database')
+    .description('Verify checksums of a backup (or --all); a physical base backup: also the archived WAL from its start; --restore-test restores into a scratch database')
     .option('--all', 'every backup')
     .option('--restore-test', 'also restore into a scratch database and compare row counts')
     .option('--repository <name>', 'the copy in this repository (default: the first that has one; with --all, every copy in every repository)')
@@ -171,9 +180,38 @@ export function define(program: Command): void {
           if (!g.json) print(`FAILED ${b.service}/${b.schedule} ${b.id}${several ? ` in ${b.repository}` : ''}: ${b.problem}`);
         }
       }
-      if (g.json) printJson({ results });
+      // The archived WAL: from a physical base backup's start to the end of its chain, in the repository
+      // of the copy verified; with --all, the whole archive of each repository.
+      const { baseStartOf } = await import('../wal/prune.js');
+      const base = opts.all ? null : baseStartOf(entries[0]!.manifest);
+      const walChecks = opts.all
+        ? repositories.map((repository) => ({ repository, from: undefined }))
+        : base ? [{ repository: repositories.find((r) => r.name === entries[0]!.repository)!, from: { timeline: base.timeline, startLsn: base.startLsn } }] : [];
+      const { verifyWalArchive } = await import('../wal/archive.js');
+      const wal: Awaited<ReturnType<typeof verifyWalArchive>>[] = [];
+      for (const { repository, from } of walChecks) {
+        const progress = progressFor(`verify WAL in ${repository.name}`);
+        const r = await verifyWalArchive(desired, repository, { from, onFile: (name, done, total) => { progress.update(done, total); progress.note(`checked ${name}`); } })
+          .finally(() => progress.stop());
+        // No WAL archived there (no point-in-time recovery): nothing to say.
+        if (r.files === 0) continue;
+        wal.push(r);
+        if (g.json) continue;
+        const what = `${plural(r.files, 'file')}${r.from ? ` from ${r.from} to the end of the chain` : ''}, ${formatBytes(r.bytes)}`;
+        if (r.ok) print(`ok WAL in ${r.repository}: ${what}: checksums match`);
+        for (const d of r.damaged) print(`FAILED WAL in ${r.repository}: ${d.problem}`);
+        for (const gap of r.gaps) print(`FAILED WAL in ${r.repository}: the chain is broken: ${plural(gap.missing, 'segment')} missing, ${gap.from} – ${gap.to}`);
+      }
+      const walFailed = wal.filter((r) => !r.ok);
+      if (g.json) printJson({ results, ...(wal.length ? { wal } : {}) });
       if (failed) {
         if (!opts.all && !g.json) throw new JarvisError('VERIFY_FAILED', `backup ${entries[0]!.manifest.id} failed verification: ${String(results[0]!.message)}`);
+        exitWith(1);
+      }
+      if (walFailed.length) {
+        const r = walFailed[0]!;
+        const first = r.damaged[0]?.problem ?? `the WAL chain in repository ${r.repository} is broken: ${plural(r.gaps[0]!.missing, 'segment')} missing, ${r.gaps[0]!.from} – ${r.gaps[0]!.to}`;
+        if (!opts.all && !g.json) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entries[0]!.manifest.id} failed verification: ${first}`, { hint: 'a point-in-time recovery past it cannot work: take a new base backup (jarvis-db backup create --service postgres)' });
         exitWith(1);
       }
     });
@@ -187,18 +225,24 @@ export function define(program: Command): void {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { pruneBackupsCommand } = await import('../backup/commands.js');
-      const { pruned, kept } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
+      const { pruned, kept, wal } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
       if (g.json) {
         printJson({
           dryRun: Boolean(opts.dryRun),
           pruned: pruned.map((c) => ({ id: c.id, schedule: c.schedule, startedAt: c.startedAt, totalBytes: c.totalBytes, ...(c.repository ? { repository: c.repository } : {}) })),
           kept: kept.map((c) => ({ id: c.id, schedule: c.schedule, reasons: c.reasons, ...(c.repository ? { repository: c.repository } : {}) })),
+          wal,
         });
         return;
       }
       const inRepository = (c: { repository?: string }) => (c.repository ? ` in ${c.repository}` : '');
       for (const c of kept) print(`  keep ${c.schedule} ${c.id}${inRepository(c)} (${c.reasons.join(', ')})`);
       for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule} ${c.id}${inRepository(c)} (${formatBytes(c.totalBytes)}; outside keep rules)`);
+      for (const w of wal) {
+        print(opts.dryRun || w.deleted === undefined
+          ? `- would delete ${plural(w.files, 'WAL file')} before ${w.before} in ${w.repository} (${formatBytes(w.bytes)} uncompressed; needed by no kept base backup)`
+          : `- deleted ${plural(w.deleted, 'WAL file')} before ${w.before} in ${w.repository} (${formatBytes(w.storedBytes ?? 0)} stored)${w.held ? `; ${w.held}` : ''}`);
+      }
       print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
     });
 }

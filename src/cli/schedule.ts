@@ -1,4 +1,4 @@
-/** `jarvis-db schedule [--next N]`: each backup schedule, its newest valid backup, whether it is due, its next runs. */
+/** `jarvis-db schedule [--next N]`: each backup schedule, its newest valid backup, whether it is due, its next runs; with pitr, the WAL stream and its window. */
 import type { Command } from 'commander';
 import { colors, globalOptions, loadDesired, print, printJson } from './common.js';
 
@@ -18,14 +18,21 @@ export function define(program: Command): void {
       const { scheduleStatuses } = await import('../schedule/due.js');
       const now = new Date();
       // Valid backups: published, and not failed at their last verification.
-      const valid = (await scanStorage(openRepositories(desired))).valid
+      const repositories = openRepositories(desired);
+      const scan = await scanStorage(repositories);
+      const valid = scan.valid
         .filter((e) => e.manifest.verification?.ok !== false)
         .map((e) => ({ service: e.manifest.service, schedule: e.manifest.schedule, startedAt: e.manifest.startedAt }));
       const statuses = scheduleStatuses(desired.backups, valid, now, n);
-      if (g.json) printJson({ now: now.toISOString(), schedules: statuses });
+      // The WAL stream runs continuously (the daemon's, with pitr enabled): its line and the recoverable window.
+      const pitr = desired.services.postgres?.pitr;
+      const wal = pitr?.enabled
+        ? { slot: pitr.slot, repositories: await (await import('../wal/status.js')).windowsOf(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name)), scan.valid) }
+        : null;
+      if (g.json) printJson({ now: now.toISOString(), schedules: statuses, ...(wal ? { wal } : {}) });
       else {
         const { renderScheduleText } = await import('../render/schedule.js');
-        print(renderScheduleText(statuses, now, colors(g)));
+        print(renderScheduleText(statuses, now, colors(g), wal));
       }
     });
 }

@@ -11,7 +11,7 @@ import type { ActionFor, ActionType } from './types.js';
 
 /** What one field must be. `optional` fields may be absent (never null unless the kind says so). */
 export type FieldRule =
-  | { kind: 'string' | 'string-list' | 'boolean' | 'positive-integer' | 'positive-number' | 'count' | 'timestamp' | 'sha256-or-null'; optional?: true }
+  | { kind: 'string' | 'string-list' | 'boolean' | 'positive-integer' | 'positive-number' | 'count' | 'timestamp' | 'sha256-or-null' | 'wal-segment'; optional?: true }
   | { kind: 'one-of'; values: readonly string[]; optional?: true };
 
 /**
@@ -40,6 +40,7 @@ function fieldProblem(rule: FieldRule, value: unknown): string | null {
     case 'positive-number': return typeof value === 'number' && Number.isFinite(value) && value > 0 ? null : 'must be a number above 0';
     case 'positive-integer': return Number.isInteger(value) && (value as number) > 0 ? null : 'must be a positive integer';
     case 'timestamp': return typeof value === 'string' && ISO.test(value) && !Number.isNaN(Date.parse(value)) ? null : 'must be an ISO timestamp (2026-01-31T00:00:00.000Z)';
+    case 'wal-segment': return typeof value === 'string' && /^[0-9A-F]{24}$/.test(value) ? null : 'must be a WAL segment name (24 hex digits)';
     case 'sha256-or-null': return value === null || (typeof value === 'string' && SHA256.test(value)) ? null : 'must be a SHA-256 (64 hex digits) or null';
     case 'one-of': return typeof value === 'string' && rule.values.includes(value) ? null : `must be ${rule.values.map((v) => JSON.stringify(v)).join(' or ')}`;
   }

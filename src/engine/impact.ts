@@ -83,6 +83,7 @@ const COUNT_WORDS: Partial<Record<string, (n: number, more: boolean) => string>>
   create_backup: (n, more) => (more ? (n === 1 ? 'a backup becomes due' : `${plural(n, 'backup')} become due`) : 'no longer due for a backup'),
   copy_backup: (n, more) => (more ? `${plural(n, 'backup copy', 'backup copies')} to make` : `${plural(n, 'backup copy', 'backup copies')} fewer`),
   prune_backup: (n, more) => (more ? `${plural(n, 'backup')} will be pruned` : `${plural(n, 'backup')} fewer pruned`),
+  prune_wal: (n, more) => (more ? `the WAL of ${plural(n, 'repository', 'repositories')} will be pruned` : `the WAL of ${plural(n, 'repository', 'repositories')} no longer pruned`),
   verify_backup: (n, more) => (more ? `${plural(n, 'restore test')} will run` : `${plural(n, 'restore test')} fewer`),
   migrate_up: (n, more) => (more ? `${plural(n, 'migration')} to apply` : `${plural(n, 'migration')} fewer to apply`),
   migrate_down: (n, more) => (more ? `${plural(n, 'migration')} to revert` : `${plural(n, 'migration')} fewer to revert`),

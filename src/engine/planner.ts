@@ -42,6 +42,8 @@ const PHASE: Record<ActionType, number> = {
   retention_compress: 6,
   retention_delete: 7,
   prune_backup: 8,
+  // After the prune_backup actions it follows from (its `requires`).
+  prune_wal: 8,
   prune_archive: 8,
   verify_backup: 9,
   // Command-only types (never planned together with the others): a restore replaces data as a

@@ -68,6 +68,7 @@ export const HANDLERS: HandlerMap = {
   copy_backup: lazy(backup, (m) => m.copyBackupHandler),
   verify_backup: lazy(backup, (m) => m.verifyBackupHandler),
   prune_backup: lazy(backup, (m) => m.pruneBackupHandler),
+  prune_wal: lazy(backup, (m) => m.pruneWalHandler),
   migrate_up: lazy(migrate, (m) => m.migrateUpHandler),
   migrate_down: lazy(migrate, (m) => m.migrateDownHandler),
   retention_delete: lazy(retention, (m) => m.retentionDeleteHandler),

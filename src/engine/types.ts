@@ -1,7 +1,7 @@
 /**
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
-import type { CopyBackupParams, CreateBackupParams, PruneBackupParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { CopyBackupParams, CreateBackupParams, PruneBackupParams, PruneWalParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
@@ -16,6 +16,7 @@ export const ACTION_TYPES = [
   'copy_backup',
   'verify_backup',
   'prune_backup',
+  'prune_wal',
   'migrate_up',
   'migrate_down',
   'retention_delete',
@@ -38,6 +39,7 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   copy_backup: 'create',
   verify_backup: 'change',
   prune_backup: 'destroy',
+  prune_wal: 'destroy',
   migrate_up: 'change',
   migrate_down: 'change',
   retention_delete: 'destroy',
@@ -105,6 +107,7 @@ export type CreateBackup = ActionOf<'create_backup', CreateBackupParams>;
 export type CopyBackup = ActionOf<'copy_backup', CopyBackupParams>;
 export type VerifyBackup = ActionOf<'verify_backup', VerifyBackupParams>;
 export type PruneBackup = ActionOf<'prune_backup', PruneBackupParams>;
+export type PruneWal = ActionOf<'prune_wal', PruneWalParams>;
 export type MigrateUp = ActionOf<'migrate_up', MigrateStepParams<'up'>>;
 export type MigrateDown = ActionOf<'migrate_down', MigrateStepParams<'down'>>;
 export type RetentionDelete = ActionOf<'retention_delete', RetentionParams>;
@@ -117,7 +120,7 @@ export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
 export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 
 export type Action =
-  | CreateBackup | CopyBackup | VerifyBackup | PruneBackup
+  | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal
   | MigrateUp | MigrateDown
   | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset;

@@ -1,6 +1,8 @@
 /** `jarvis-db schedule` as a table: each backup schedule, its last backup, whether it is due, its next runs. */
 import { formatFireTime, type ScheduleStatus } from '../schedule/due.js';
+import type { RepositoryWindows } from '../wal/status.js';
 import { palette, type Palette } from './color.js';
+import { walStreamLines } from './pitr.js';
 import { formatAge, renderTable } from './format.js';
 
 function statusText(s: ScheduleStatus, now: Date): string {
@@ -11,8 +13,10 @@ function statusText(s: ScheduleStatus, now: Date): string {
   return `due since ${formatFireTime(new Date(s.dueSince!), s.timezone, now)}${missed}`;
 }
 
-export function renderScheduleText(statuses: ScheduleStatus[], now: Date, c: Palette = palette(false)): string {
-  if (statuses.length === 0) return 'No backup schedules in the config.\n';
+/** `wal`: with pitr enabled, the WAL stream's slot and each repository's window, after the table. */
+export function renderScheduleText(statuses: ScheduleStatus[], now: Date, c: Palette = palette(false), wal: { slot: string; repositories: RepositoryWindows[] } | null = null): string {
+  const walText = wal ? `\n${walStreamLines(wal.slot, wal.repositories, now).join('\n')}\n` : '';
+  if (statuses.length === 0) return `No backup schedules in the config.\n${walText}`;
   const rows = [['SCHEDULE', 'SERVICE', 'CRON', 'TIMEZONE', 'LAST BACKUP', 'STATUS', 'NEXT RUN']];
   for (const s of statuses) {
     rows.push([
@@ -30,5 +34,5 @@ export function renderScheduleText(statuses: ScheduleStatus[], now: Date, c: Pal
     out.push('', `Next runs of ${s.name}:`);
     for (const r of s.nextRuns) out.push(`  ${formatFireTime(new Date(r), s.timezone, new Date(0))}`);
   }
-  return out.join('\n') + '\n';
+  return out.join('\n') + '\n' + walText;
 }

@@ -9,6 +9,8 @@ import type { Desired } from '../config/types.js';
 import { messageOf } from '../errors.js';
 import type { Repository } from '../storage/repositories.js';
 import { openRepositories } from '../storage/repositories.js';
+import type { BackupManifest } from '../backup/storage.js';
+import { baseStartOf } from './prune.js';
 import { listArchive, readWalManifest, walStore } from './archive.js';
 import { chainComplete, DEFAULT_SEGMENT_BYTES, gapsIn, parseLsn, parseWalFileName, segmentOfLsn, type Gap } from './segments.js';
 
@@ -56,11 +58,16 @@ export function windowOf(timeline: number, segments: readonly string[], lastArch
  * repositories counts once), oldest first. Fails only when no repository can be read.
  */
 export async function basePoints(desired: Desired, env: NodeJS.ProcessEnv = process.env): Promise<BasePoint[]> {
-  const [{ listBackups }, { PHYSICAL_METHOD }] = await Promise.all([import('../backup/catalog.js'), import('../backup/postgres/physical.js')]);
-  const entries = await listBackups(openRepositories(desired, env));
+  const { listBackups } = await import('../backup/catalog.js');
+  return basePointsOf(await listBackups(openRepositories(desired, env)));
+}
+
+/** Pure: the physical base backups among catalog entries (a backup copied to several repositories counts once), oldest first. */
+export function basePointsOf(entries: readonly { manifest: BackupManifest }[]): BasePoint[] {
   const byId = new Map<string, BasePoint>();
   for (const e of entries) {
-    if (e.manifest.method !== PHYSICAL_METHOD || typeof e.manifest.extra.startLsn !== 'string' || byId.has(e.manifest.id)) continue;
+    // A physical base backup: a postgres manifest with its WAL range (src/backup/postgres/physical.ts writes it).
+    if (!baseStartOf(e.manifest) || typeof e.manifest.extra.stopLsn !== 'string' || byId.has(e.manifest.id)) continue;
     byId.set(e.manifest.id, {
       id: e.manifest.id, timeline: Number(e.manifest.extra.timeline), startLsn: String(e.manifest.extra.startLsn),
       stopLsn: String(e.manifest.extra.stopLsn), startedAt: e.manifest.startedAt, finishedAt: e.manifest.finishedAt,
@@ -86,6 +93,34 @@ export async function repositoryStatus(repository: Repository, bases: readonly B
     });
   }
   return { repository: repository.name, location: repository.location, timelines };
+}
+
+/** A repository's recoverable windows (one per timeline that has one) and when it last archived WAL. */
+export interface RepositoryWindows {
+  repository: string;
+  windows: (RecoverableWindow & { timeline: number })[];
+  lastArchivedAt: string | null;
+  error?: string;
+}
+
+/**
+ * The recoverable windows of each repository for `backup list` and `schedule`: the base backups
+ * from a catalog already read, then one WAL listing per repository (and a manifest per timeline).
+ * A repository whose WAL cannot be listed says why; the others are still read.
+ */
+export async function windowsOf(repositories: readonly Repository[], entries: readonly { manifest: BackupManifest }[]): Promise<RepositoryWindows[]> {
+  const bases = basePointsOf(entries);
+  const out: RepositoryWindows[] = [];
+  for (const repository of repositories) {
+    try {
+      const status = await repositoryStatus(repository, bases);
+      const last = status.timelines.map((tl) => tl.lastArchivedAt).filter((at): at is string => at !== null).sort().at(-1) ?? null;
+      out.push({ repository: repository.name, windows: status.timelines.flatMap((tl) => (tl.window ? [{ timeline: tl.timeline, ...tl.window }] : [])), lastArchivedAt: last });
+    } catch (e) {
+      out.push({ repository: repository.name, windows: [], lastArchivedAt: null, error: messageOf(e) });
+    }
+  }
+  return out;
 }
 
 export async function slotStatus(desired: Desired): Promise<SlotStatus | null> {
