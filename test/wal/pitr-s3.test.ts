@@ -5,26 +5,17 @@
  * `latest --to-time T` from the bucket and gets exactly the rows committed before T.
  */
 import t from 'tap';
-import { execFile, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort, postgresBinDir } from '../../src/scratch/servers.js';
+import { freePort } from '../../src/scratch/servers.js';
 import { sandboxEnv } from '../../src/sandbox/index.js';
 import { withDb } from '../backup/fixture.js';
 import { withSandbox } from '../helpers/sandbox.js';
+import { cli, eventsDigest, onPort, sleep, stopOnTeardown } from './pitr-fixture.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
-const isRoot = process.getuid?.() === 0;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cli(args: string[], env: Record<string, string>) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 async function sql(url: string, text: string): Promise<pg.QueryResult[]> {
   const c = new pg.Client({ connectionString: url });
@@ -37,10 +28,6 @@ async function sql(url: string, text: string): Promise<pg.QueryResult[]> {
   }
 }
 
-async function digest(url: string): Promise<string> {
-  const [r] = await sql(url, `SELECT count(*)::text || ':' || coalesce(md5(string_agg(h, '' ORDER BY h)), '') AS f FROM (SELECT md5(x::text) AS h FROM events x) s`);
-  return (r!.rows[0] as { f: string }).f;
-}
 
 /** Every file name under `dir` (none when it does not exist). */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -84,7 +71,7 @@ t.test('a PITR restore works from an S3 repository alone, on a machine with an e
   await sleep(1100);
   const [now] = await sql(url, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`);
   const T = (now!.rows[0] as { t: string }).t;
-  const atT = await digest(url);
+  const atT = await eventsDigest(url);
   await sleep(1100);
   await sql(url, `INSERT INTO events (id, v) SELECT i, 'after T' FROM generate_series(5000, 5300) i`);
   await sql(url, 'DROP TABLE events');
@@ -109,19 +96,13 @@ t.test('a PITR restore works from an S3 repository alone, on a machine with an e
 
   const port = await freePort();
   const target = join(dir, 'recovered');
-  t.teardown(async () => {
-    const pgCtl = join(await postgresBinDir(), 'pg_ctl');
-    const args = ['-D', target, '-m', 'fast', '-w', 'stop'];
-    await (isRoot ? run('runuser', ['-u', 'postgres', '--', pgCtl, ...args]) : run(pgCtl, args)).catch(() => undefined);
-  });
+  stopOnTeardown(t, target);
   const restored = cli(['restore', 'latest', '--to-time', T, '--target-dir', target, '--start', '--port', String(port)], envB);
   t.equal(restored.code, 0, restored.stderr);
   t.match(restored.stdout, /recovery stopping before commit/);
   t.notMatch(restored.stdout + restored.stderr, state.s3!.secretAccessKey, 'no S3 secret in the output');
   t.notMatch(restored.stdout + restored.stderr, new URL(url).password, 'no password in the output');
-  const u = new URL(url);
-  u.hostname = '127.0.0.1';
-  u.port = String(port);
-  t.equal(await digest(u.toString()), atT, 'exactly the rows committed before T');
+  const recovered = onPort(url, port);
+  t.equal(await eventsDigest(recovered), atT, 'exactly the rows committed before T');
   t.notOk((await filesUnder(machineB)).some((f) => f === 'manifest.json' || f.startsWith('segment.')), 'the second machine read everything from the bucket');
 });

@@ -6,29 +6,16 @@
  * the table present. A target outside the window is refused naming the window.
  */
 import t from 'tap';
-import { execFile, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { freePort, postgresBinDir } from '../../src/scratch/servers.js';
+import { freePort } from '../../src/scratch/servers.js';
 import { freshDatabase, sql } from '../backup/fixture.js';
+import { cli, eventsDigest, onPort, pgCtl, sleep, stopOnTeardown } from './pitr-fixture.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
-const isRoot = process.getuid?.() === 0;
 
-function cli(args: string[], env: Record<string, string>) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
-async function digest(url: string): Promise<string> {
-  const [r] = await sql(url, `SELECT count(*)::text || ':' || coalesce(md5(string_agg(h, '' ORDER BY h)), '') AS f FROM (SELECT md5(x::text) AS h FROM events x) s`);
-  return (r!.rows[0] as { f: string }).f;
-}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('restore latest --to-time T --start recovers exactly the rows committed before T, the dropped table back', async (t) => {
   const db = await freshDatabase(t, 'pitr');
@@ -55,7 +42,7 @@ t.test('restore latest --to-time T --start recovers exactly the rows committed b
   await sleep(1100);
   const [now] = await sql(db.url, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`);
   const T = (now!.rows[0] as { t: string }).t;
-  const atT = await digest(db.url);
+  const atT = await eventsDigest(db.url);
   await sleep(1100);
   await sql(db.url, `INSERT INTO events (id, v) SELECT i, 'after T' FROM generate_series(5000, 5300) i`);
   await sql(db.url, 'DROP TABLE events');
@@ -88,20 +75,14 @@ t.test('restore latest --to-time T --start recovers exactly the rows committed b
   const port = await freePort();
   const target = join(dir, 'recovered');
   const restored = cli(['restore', 'latest', '--to-time', T, '--target-dir', target, '--start', '--port', String(port)], env);
-  t.teardown(async () => {
-    const pgCtl = join(await postgresBinDir(), 'pg_ctl');
-    const args = ['-D', target, '-m', 'fast', '-w', 'stop'];
-    await (isRoot ? run('runuser', ['-u', 'postgres', '--', pgCtl, ...args]) : run(pgCtl, args)).catch(() => undefined);
-  });
+  stopOnTeardown(t, target);
   t.equal(restored.code, 0, restored.stderr);
   t.match(restored.stdout, /recovery stopping before commit/);
   t.match(restored.stdout, /stop it with: .*pg_ctl -D /);
   t.notMatch(restored.stdout + restored.stderr, new URL(db.url).password, 'no password in the output');
-  const u = new URL(db.url);
-  u.hostname = '127.0.0.1';
-  u.port = String(port);
-  t.equal(await digest(u.toString()), atT, 'exactly the rows committed before T');
-  const [recovering] = await sql(u.toString(), 'SELECT pg_is_in_recovery() AS r');
+  const recovered = onPort(db.url, port);
+  t.equal(await eventsDigest(recovered), atT, 'exactly the rows committed before T');
+  const [recovering] = await sql(recovered, 'SELECT pg_is_in_recovery() AS r');
   t.equal((recovering!.rows[0] as { r: boolean }).r, false, 'promoted');
 });
 
@@ -121,7 +102,7 @@ t.test('restore-point NAME, then restore latest --to-name NAME: a stock pg_ctl s
   t.equal(cli(['backup', 'create', '--service', 'postgres'], env).code, 0);
   await sql(db.url, `CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), v text)`);
   await sql(db.url, `INSERT INTO events (id, v) SELECT i, md5(i::text) FROM generate_series(1, 100) i`);
-  const atPoint = await digest(db.url);
+  const atPoint = await eventsDigest(db.url);
   const point = cli(['restore-point', 'before-drop'], env);
   t.equal(point.code, 0, point.stderr);
   t.match(point.stdout, /restore point "before-drop" created at LSN [0-9A-F]+\/[0-9A-F]+/);
@@ -142,20 +123,16 @@ t.test('restore-point NAME, then restore latest --to-name NAME: a stock pg_ctl s
   await t.resolves(stat(join(target, 'recovery.signal')));
 
   // A stock pg_ctl start, as an operator would.
-  const pgCtl = join(await postgresBinDir(), 'pg_ctl');
   const port = await freePort();
-  const asServer = (args: string[]) => (isRoot ? run('runuser', ['-u', 'postgres', '--', pgCtl, ...args]) : run(pgCtl, args));
-  t.teardown(() => asServer(['-D', target, '-m', 'fast', '-w', 'stop']).catch(() => undefined));
-  await asServer(['-D', target, '-l', join(target, 'stock-start.log'), '-o', `-p ${port} -c unix_socket_directories='' -c listen_addresses=127.0.0.1`, '-w', '-t', '300', 'start']);
-  const u = new URL(db.url);
-  u.hostname = '127.0.0.1';
-  u.port = String(port);
+  stopOnTeardown(t, target);
+  await pgCtl(['-D', target, '-l', join(target, 'stock-start.log'), '-o', `-p ${port} -c unix_socket_directories='' -c listen_addresses=127.0.0.1`, '-w', '-t', '300', 'start']);
+  const recovered = onPort(db.url, port);
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const r = await sql(u.toString(), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
+    const r = await sql(recovered, 'SELECT pg_is_in_recovery() AS r').catch(() => null);
     if (r && (r[0]!.rows[0] as { r: boolean }).r === false) break;
     if (Date.now() > deadline) throw new Error('the restored copy did not finish recovery');
     await sleep(300);
   }
-  t.equal(await digest(u.toString()), atPoint, 'the rows as they were at the restore point');
+  t.equal(await eventsDigest(recovered), atPoint, 'the rows as they were at the restore point');
 });

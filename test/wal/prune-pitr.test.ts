@@ -9,31 +9,20 @@
  * segment and the repository) and a restore --to-time that needs it fails clearly.
  */
 import t from 'tap';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Plan, PruneWal } from '../../src/engine/types.js';
-import { freePort, postgresBinDir } from '../../src/scratch/servers.js';
+import { freePort } from '../../src/scratch/servers.js';
 import { gapsIn, parseLsn, segmentNumber, segmentOfLsn } from '../../src/wal/segments.js';
 import { freshDatabase, sql } from '../backup/fixture.js';
+import { cli, eventsDigest, onPort, sleep, stopOnTeardown } from './pitr-fixture.js';
+import { BIN } from './fixture.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
-const isRoot = process.getuid?.() === 0;
 const MB16 = 16 * 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cli(args: string[], env: Record<string, string>) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
-async function digest(url: string): Promise<string> {
-  const [r] = await sql(url, `SELECT count(*)::text || ':' || coalesce(md5(string_agg(h, '' ORDER BY h)), '') AS f FROM (SELECT md5(x::text) AS h FROM events x) s`);
-  return (r!.rows[0] as { f: string }).f;
-}
 
 t.test('base backups pruned take the WAL only they needed; a kill -9 mid prune leaves no hole; PITR after the kept base still works; a flipped byte is caught', async (t) => {
   const db = await freshDatabase(t, 'walprune');
@@ -76,7 +65,7 @@ t.test('base backups pruned take the WAL only they needed; a kill -9 mid prune l
   await sleep(1100);
   const [now] = await sql(db.url, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`);
   const T = (now!.rows[0] as { t: string }).t;
-  const atT = await digest(db.url);
+  const atT = await eventsDigest(db.url);
   await sleep(1100);
   await sql(db.url, `INSERT INTO events (id, v) SELECT i, 'after T' FROM generate_series(6000, 6100) i`);
   await pushAll();
@@ -132,17 +121,11 @@ t.test('base backups pruned take the WAL only they needed; a kill -9 mid prune l
 
   const port = await freePort();
   const target = join(dir, 'recovered');
-  t.teardown(async () => {
-    const pgCtl = join(await postgresBinDir(), 'pg_ctl');
-    const args = ['-D', target, '-m', 'fast', '-w', 'stop'];
-    await (isRoot ? run('runuser', ['-u', 'postgres', '--', pgCtl, ...args]) : run(pgCtl, args)).catch(() => undefined);
-  });
+  stopOnTeardown(t, target);
   const restored = cli(['restore', 'latest', '--to-time', T, '--target-dir', target, '--start', '--port', String(port)], env);
   t.equal(restored.code, 0, restored.stderr);
-  const u = new URL(db.url);
-  u.hostname = '127.0.0.1';
-  u.port = String(port);
-  t.equal(await digest(u.toString()), atT, 'the pruned archive still recovers exactly the rows committed before T');
+  const recovered = onPort(db.url, port);
+  t.equal(await eventsDigest(recovered), atT, 'the pruned archive still recovers exactly the rows committed before T');
 
   // A flipped byte in a segment after B's start.
   const victim = (await archived()).filter((n) => n.length === 24).at(-1)!;
