@@ -491,7 +491,13 @@ export const verifyBackupHandler: Handler<VerifyBackup> = async (action, ctx, pr
   const entry = await findBackup(openRepositories(ctx.desired, ctx.env), backupIdOf(action, ctx.outcomes));
   const r = await verifyBackup(ctx.desired, entry, { restoreTest: action.params.restoreTest, env: ctx.env, progress });
   if (!r.ok) throw new JarvisError('VERIFY_FAILED', `backup ${entry.manifest.id} failed verification: ${r.message}`);
-  return { summary: `backup ${entry.manifest.id} verified: ${r.message}`, details: { id: entry.manifest.id } };
+  // A base backup is only as good as the WAL its recovery replays.
+  const { verifyWalOfBase, walChecked, walProblems, WAL_FAILED_HINT } = await import('../wal/verify.js');
+  const repository = openRepositories(ctx.desired, ctx.env).find((x) => x.name === entry.repository)!;
+  const wal = await verifyWalOfBase(ctx.desired, entry.manifest, repository, { env: ctx.env });
+  if (wal && !wal.ok) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entry.manifest.id} failed verification: ${walProblems(wal)[0]}`, { hint: WAL_FAILED_HINT });
+  const walSummary = wal ? `; WAL ${walChecked(wal)}: checksums match` : '';
+  return { summary: `backup ${entry.manifest.id} verified: ${r.message}${walSummary}`, details: { id: entry.manifest.id, ...(wal ? { walFiles: wal.files } : {}) } };
 };
 
 /** `jarvis-db restore` (command-only): checksums first, then the service's driver. */
