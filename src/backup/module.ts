@@ -31,7 +31,7 @@ import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
 import { createActionId, withPreChangeBackup } from './pre-change.js';
 import { cleanDebris, findDebris } from './storage.js';
-import type { ArchivedTimeline } from '../wal/archive.js';
+import { observeWalArchives, type ObservedWal } from '../wal/observe.js';
 import { prunableWal, segmentCount, walCutoff, type BaseStart } from '../wal/prune.js';
 
 export interface ObservedScheduleBackup extends ObservedBackup {
@@ -54,10 +54,7 @@ export interface BackupObserved {
   wal?: ObservedWal[];
 }
 
-/** One repository's WAL archive: its files by timeline and its segment size, or why it could not be listed. */
-export type ObservedWal =
-  | { repository: string; timelines: ArchivedTimeline[]; segmentBytes: number }
-  | { repository: string; error: string };
+export type { ObservedWal } from '../wal/observe.js';
 
 /** A repository as planning sees it: its keep rules and whether its catalog was read. */
 interface RepositoryView { name: string; keep?: KeepRules; reachable: boolean; location?: string; message?: string }
@@ -378,20 +375,6 @@ function archivesWal(desired: Desired): boolean {
   return desired.services.postgres?.pitr?.enabled === true || desired.backups.some((s) => s.service === 'postgres' && s.method === 'physical');
 }
 
-/** The WAL archive of each repository: one listing each, and the manifest of its newest segment (the segment size). */
-async function observeWal(repositories: readonly Repository[]): Promise<ObservedWal[]> {
-  const { archiveSegmentBytes, listArchive, walStore } = await import('../wal/archive.js');
-  return Promise.all(repositories.map(async (r): Promise<ObservedWal> => {
-    try {
-      const store = walStore(r);
-      const timelines = await listArchive(store);
-      return { repository: r.name, timelines, segmentBytes: await archiveSegmentBytes(store, timelines) };
-    } catch (e) {
-      return { repository: r.name, error: messageOf(e) };
-    }
-  }));
-}
-
 export const backupModule: DomainModule<BackupObserved> = {
   name: 'backup',
   appliesTo: (desired) => desired.backups.length > 0,
@@ -410,7 +393,7 @@ export const backupModule: DomainModule<BackupObserved> = {
         const u = down.get(r.name);
         return u ? { name: r.name, reachable: false, location: r.location, message: u.message } : { name: r.name, reachable: true, location: r.location };
       }),
-      ...(archivesWal(ctx.desired) ? { wal: await observeWal(repositories.filter((r) => !down.has(r.name))) } : {}),
+      ...(archivesWal(ctx.desired) ? { wal: await observeWalArchives(repositories.filter((r) => !down.has(r.name))) } : {}),
     };
   },
   plan(desired, observed, now, all) {
