@@ -16,4 +16,13 @@ export function define(program: Command): void {
       const { renderAlertRules } = await import('../render/alert-rules.js');
       print(renderAlertRules(alertRules(desired), basename(desired.configFile)).trimEnd());
     });
+
+  alerts
+    .command('dashboard')
+    .description('Print the Grafana dashboard (JSON, import it and pick the Prometheus data source): every check, threshold lines from the config')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const desired = await loadDesired(globalOptions(cmd));
+      const { grafanaDashboard } = await import('../health/dashboard.js');
+      print(JSON.stringify(grafanaDashboard(desired), null, 2));
+    });
 }

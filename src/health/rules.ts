@@ -90,8 +90,8 @@ export function alertRules(desired: Pick<Desired, 'health' | 'project'>): RuleGr
     for: `${interval}s`,
     labels: { severity: 'critical', service: 'jarvis-db', check: 'health_check_timestamp_seconds' },
     annotations: {
-      summary: 'jarvis-db has not checked health for three intervals on {{ $labels.instance }}',
-      description: `The newest health check is {{ $value | humanizeDuration }} old; the daemon checks every ${interval}s. Is jarvis-db daemon running?`,
+      summary: 'No health check for three intervals on {{ $labels.instance }}',
+      description: `The newest health check is {{ $value | humanizeDuration }} old; the daemon checks every ${interval}s. Is the daemon (\`jarvis-db daemon\`) running and scraped?`,
     },
   });
   return [{ name: `jarvis-db${desired.project ? `-${desired.project}` : ''}`, rules }];

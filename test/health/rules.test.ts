@@ -91,7 +91,7 @@ t.test('promtool accepts the generated file, and its unit tests show the alerts 
         {
           eval_time: '5m', alertname: 'JarvisDbHealthCheckStale',
           exp_alerts: [{ exp_labels: { ...labels, severity: 'critical', service: 'jarvis-db', check: 'health_check_timestamp_seconds' },
-            exp_annotations: { summary: 'jarvis-db has not checked health for three intervals on db1:9187', description: 'The newest health check is 5m 0s old; the daemon checks every 60s. Is jarvis-db daemon running?' } }],
+            exp_annotations: { summary: 'No health check for three intervals on db1:9187', description: 'The newest health check is 5m 0s old; the daemon checks every 60s. Is the daemon (`jarvis-db daemon`) running and scraped?' } }],
         },
       ],
     }],
