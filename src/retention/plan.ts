@@ -91,7 +91,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       type: TYPES[policy.action],
       module: 'retention',
       target: params.table,
-      reason: reasonFor(policy, obs, cutoff),
+      reason: [reasonFor(policy, obs, cutoff), ...check.effects.map((e) => `also ${e}`)].join('; '),
       risk: RISK[policy.action],
       estimate: { rows: rows + childRows, bytes: obs.counts.bytes },
       params,
