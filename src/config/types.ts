@@ -137,4 +137,5 @@ export interface Desired {
   backups: BackupSchedule[];
   retention: RetentionPolicy[];
   health: HealthSettings;
+  journal: { keepSeconds: number };
 }
