@@ -431,9 +431,12 @@ export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, pr
 
 export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
   const { pruneOne } = await import('./operations.js');
-  const schedule = scheduleByName(ctx.desired, action.params.schedule);
-  const entry = await pruneOne(ctx.desired, action.params.id, Boolean(schedule.allowPruneLast), action.params.repository, ctx.env);
-  return { summary: `backup ${entry.manifest.id} deleted${action.params.repository ? ` from ${action.params.repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})` };
+  const { id, repository, byId, lastValid } = action.params;
+  // By id (`backup delete`), the backup's schedule may be gone from the config.
+  const allowPruneLast = Boolean((byId ? ctx.desired.backups.find((b) => b.name === action.params.schedule) : scheduleByName(ctx.desired, action.params.schedule))?.allowPruneLast);
+  const allowLast = allowPruneLast || (byId === true && lastValid === true);
+  const entry = await pruneOne(ctx.desired, id, { allowLast, allowNewest: allowLast || byId === true, byId: byId === true }, repository, ctx.env);
+  return { summary: `backup ${entry.manifest.id} deleted${repository ? ` from ${repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})`, details: { id: entry.manifest.id, repository: entry.repository, totalBytes: entry.manifest.totalBytes } };
 };
 
 /** Deletes the archived WAL of one repository that no base backup there needs (src/wal/prune.ts: never past what one needs now). */

@@ -240,4 +240,20 @@ export function define(program: Command): void {
       }
       print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
     });
+
+  backup
+    .command('delete <id>')
+    .description('Delete one backup (every copy, or the one in --repository); the last valid backup of a schedule only with --force')
+    .option('--repository <name>', 'delete the copy in this repository only')
+    .option('--force', 'also when it is the last valid backup of its schedule')
+    .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
+    .action(async (id: string, opts: { repository?: string; force?: boolean; lockTimeout: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { deleteBackupCommand } = await import('../backup/commands.js');
+      const { deleted } = await deleteBackupCommand(desired, id, { repository: opts.repository, force: Boolean(opts.force), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
+      if (g.json) return printJson({ deleted });
+      const several = desired.repositories !== undefined;
+      for (const d of deleted) print(`- deleted ${d.id}${several ? ` from ${d.repository}` : ''} (${formatBytes(d.totalBytes)})`);
+    });
 }
