@@ -34,6 +34,8 @@ export type CopyOutcome =
   | { schedule: BackupSchedule; to: string; ok: false; error: unknown };
 
 export interface CreateCommandOptions extends CommandApplyOptions {
+  /** Aborted to stop the running backups (SIGTERM): each removes what it staged and ends INTERRUPTED. */
+  signal?: AbortSignal;
   progressFor?(schedule: BackupSchedule): Progress & { stop(): void };
   /** Each backup as it ends (the CLI prints its line then, while the others still run). */
   finished?(outcome: CreateOutcome): void;
@@ -67,7 +69,7 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
   const outcomes: CreateOutcome[] = [];
   const sinks = new Map<string, { stop(): void }>();
   const run = await apply({
-    desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, keepGoing: true, probeServices: false,
+    desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, keepGoing: true, probeServices: false, ...(options.signal ? { signal: options.signal } : {}),
     lanes: (action) => (action.type === 'create_backup' || action.type === 'copy_backup' ? action.params.service : action.id),
     reporter: {
       ...(options.waitingForLock ? { waitingForLock: options.waitingForLock } : {}),

@@ -421,7 +421,7 @@ export const backupModule: DomainModule<BackupObserved> = {
 
 export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, progress) => {
   const { createBackup } = await import('./operations.js');
-  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository);
+  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository, ctx.signal);
   const m = entry.manifest;
   return {
     summary: `backup ${m.id} written${ctx.desired.repositories ? ` to ${entry.repository}` : ''}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,

@@ -50,23 +50,30 @@ export function repositoriesFor(desired: Desired, name?: string, env: NodeJS.Pro
  * Creates one backup for a schedule, in the first repository (or the one named: the first one
  * that answered when the plan was made). Cleans up the debris of killed runs there first.
  */
-export async function createBackup(desired: Desired, schedule: BackupSchedule, env: NodeJS.ProcessEnv, progress: Progress = silentProgress, now = new Date(), repositoryName?: string): Promise<CatalogEntry> {
+export async function createBackup(desired: Desired, schedule: BackupSchedule, env: NodeJS.ProcessEnv, progress: Progress = silentProgress, now = new Date(), repositoryName?: string, signal?: AbortSignal): Promise<CatalogEntry> {
   const repository = repositoriesFor(desired, repositoryName, env)[0]!;
   await cleanDebris(repository);
   const driver = await driverFor(schedule.service);
   const ring = keyRingFor(desired, env);
   const writer = await BackupWriter.begin({
     repository, service: schedule.service, schedule: schedule.name, now,
-    encryption: ring ? new EncryptionSession(ring) : null, env,
+    encryption: ring ? new EncryptionSession(ring) : null, env, ...(signal ? { signal } : {}),
   });
   try {
-    const fields = await driver.create(schedule, { desired, env, progress, keyRing: ring }, writer);
+    const fields = await driver.create(schedule, { desired, env, progress, keyRing: ring, ...(signal ? { signal } : {}) }, writer);
     return await writer.publish(fields);
   } catch (e) {
     await writer.abort().catch(() => undefined);
+    // Stopped on purpose (SIGTERM): whatever the driver saw, the backup was stopped and its staged files removed.
+    if (signal?.aborted) throw new JarvisError('INTERRUPTED', `backup of ${schedule.name} stopped (${stopReason(signal)}): nothing was published, its staged files are removed`, { cause: e });
     if (e instanceof JarvisError) throw e;
     throw new JarvisError('BACKUP_FAILED', `backup of ${schedule.name} failed: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/** What stopped a backup: the signal's reason when it is a name (`SIGTERM`), else "interrupted". */
+function stopReason(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' ? signal.reason : 'interrupted';
 }
 
 export interface VerifyResult { entry: CatalogEntry; ok: boolean; message: string; how: 'checksum' | 'restore'; badFiles: string[] }

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { formatAge, formatBytes, formatCount, formatDuration, plural, renderTable } from '../render/format.js';
-import { exitWith, globalOptions, loadDesired, lockWait, note, print, printJson } from './common.js';
+import { durationFlag, exitWith, globalOptions, loadDesired, lockWait, note, print, printJson } from './common.js';
 
 const SERVICES = ['postgres', 'redis', 'chroma'] as const;
 
@@ -18,7 +18,8 @@ export function define(program: Command): void {
     .requiredOption('--service <service>', 'postgres | redis | chroma | all')
     .option('--schedule <name>', 'only this schedule (default: every schedule of the service)')
     .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
-    .action(async (opts: { service: string; schedule?: string; lockTimeout: string }, cmd: Command) => {
+    .option('--stop-timeout <duration>', 'on SIGTERM or SIGINT, how long the running backups have to stop and remove what they staged (exit 0), before jarvis-db exits anyway (exit 1)', '30s')
+    .action(async (opts: { service: string; schedule?: string; lockTimeout: string; stopTimeout: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const { JarvisError } = await import('../errors.js');
       if (opts.service !== 'all' && !(SERVICES as readonly string[]).includes(opts.service)) {
@@ -40,13 +41,17 @@ export function define(program: Command): void {
       const results: Record<string, unknown>[] = [];
       const copies: Record<string, unknown>[] = [];
       const failures: string[] = [];
+      const stopped: string[] = [];
+      const stop = await stopOnSignal(await durationFlag('--stop-timeout', opts.stopTimeout), opts.stopTimeout);
       await createBackupsCommand(desired, schedules, {
-        env: process.env, ...(await lockWait(desired, opts.lockTimeout)),
+        env: process.env, ...(await lockWait(desired, opts.lockTimeout)), signal: stop.signal,
         progressFor: (schedule) => progressFor(`${schedule.service}/${schedule.name}`),
         finished: (outcome) => {
           const { schedule } = outcome;
           if (!outcome.ok) {
-            failures.push(`${schedule.service}/${schedule.name}: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`);
+            const line = `${schedule.service}/${schedule.name}: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`;
+            if (outcome.error instanceof JarvisError && outcome.error.code === 'INTERRUPTED') stopped.push(line);
+            else failures.push(line);
             return;
           }
           const m = outcome;
@@ -62,8 +67,9 @@ export function define(program: Command): void {
           copies.push({ id: outcome.id, schedule: schedule.name, repository: outcome.to, dir: outcome.dir });
           if (!g.json) print(`+ ${schedule.service}/${schedule.name} ${outcome.id}: copied to ${outcome.to}`);
         },
-      });
-      if (g.json) printJson({ backups: results, ...(copies.length ? { copies } : {}), failures });
+      }).finally(() => stop.dispose());
+      if (g.json) printJson({ backups: results, ...(copies.length ? { copies } : {}), failures, ...(stopped.length ? { stopped } : {}) });
+      else for (const s of stopped) print(`- stopped ${s}`);
       if (failures.length) {
         if (failures.length === 1 && results.length === 0 && !g.json) throw new JarvisError('BACKUP_FAILED', failures[0]!);
         for (const f of failures) note(`error: ${f}`);
@@ -257,3 +263,37 @@ export function define(program: Command): void {
       for (const d of deleted) print(`- deleted ${d.id}${several ? ` from ${d.repository}` : ''} (${formatBytes(d.totalBytes)})`);
     });
 }
+
+/**
+ * SIGTERM or SIGINT while backups run: abort them (each kills its tool, removes what it staged and
+ * ends INTERRUPTED; the command then exits 0). If they have not stopped within `timeoutMs`, or at a
+ * second signal, exit at once (1, or 130): what they staged is then removed by the next run.
+ */
+async function stopOnSignal(timeoutMs: number, shown: string): Promise<{ signal: AbortSignal; dispose(): void }> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      note(`${sig} again: exiting now; what the backups staged is removed by the next run`);
+      process.exit(130);
+    }
+    note(`${sig}: stopping the backups (up to ${shown}); nothing half-written is published`);
+    controller.abort(sig);
+    timer = setTimeout(() => {
+      note(`the backups did not stop within ${shown}: exiting; what they staged is removed by the next run`);
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+

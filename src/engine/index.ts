@@ -233,9 +233,11 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
     if (errors.length) await journal.write('plan_errors', { errors });
     const results = await execute(plan, blocked, { desired, parts, env, runId, journal, reporter, signal: options.signal, clock, lanes: options.lanes, keepGoing: options.keepGoing === true });
     const finishedAt = clock();
-    const status: RunResult['status'] = errors.length || results.some((r) => r.status === 'failed') ? 'failed'
+    // An action a signal stopped on purpose (a backup, on SIGTERM) is part of a cancelled run, not a failure.
+    const interrupted = (r: ActionResult) => r.status === 'failed' && r.error?.code === 'INTERRUPTED' && options.signal?.aborted === true;
+    const status: RunResult['status'] = errors.length || results.some((r) => r.status === 'failed' && !interrupted(r)) ? 'failed'
       : plan.actions.length === 0 ? 'nothing_to_do'
-        : results.some((r) => r.status === 'not_executed') ? 'cancelled' : 'succeeded';
+        : results.some((r) => r.status === 'not_executed' || interrupted(r)) ? 'cancelled' : 'succeeded';
     const counts = { done: 0, failed: 0, not_executed: 0 };
     for (const r of results) counts[r.status]++;
     const durationMs = finishedAt.getTime() - startedAt.getTime();
