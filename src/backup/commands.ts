@@ -9,7 +9,7 @@ import type { ApplyReporter, EngineParts } from '../engine/index.js';
 import type { Action, CopyBackup, CreateBackup, Plan, Progress, PruneBackup, PruneWal, RestoreBackup, RunResult } from '../engine/types.js';
 import { findBackup, findBackupCopies } from './catalog.js';
 import type { RestoreOptions } from './driver.js';
-import { backupModule, copiesOfNewBackup, createBackupAction, newestValidBackup, planPrunes, planWalPrunes, type BackupObserved } from './module.js';
+import { backupModule, copiesOfNewBackup, createBackupAction, createBackupHandlerWith, newestValidBackup, planPrunes, planWalPrunes, type BackupObserved } from './module.js';
 import { checkRestoreFlags, keepDecisions, repositoriesFor } from './operations.js';
 
 async function engine() {
@@ -64,7 +64,7 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
   }));
   const parts: EngineParts = {
     modules: [module],
-    handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup, record), copy_backup: recording(HANDLERS.copy_backup, record) },
+    handlers: { ...HANDLERS, create_backup: recording(options.signal ? createBackupHandlerWith(options.signal) : HANDLERS.create_backup, record), copy_backup: recording(HANDLERS.copy_backup, record) },
   };
   const outcomes: CreateOutcome[] = [];
   const sinks = new Map<string, { stop(): void }>();

@@ -419,15 +419,24 @@ export const backupModule: DomainModule<BackupObserved> = {
   },
 };
 
-export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, progress) => {
-  const { createBackup } = await import('./operations.js');
-  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository, ctx.signal);
-  const m = entry.manifest;
-  return {
-    summary: `backup ${m.id} written${ctx.desired.repositories ? ` to ${entry.repository}` : ''}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
-    details: { id: m.id, repository: entry.repository, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted },
+/**
+ * create_backup. With `stop`, the backup itself stops when it aborts (`backup create` on
+ * SIGTERM: its tool killed, what it staged removed); without, an apply or the daemon stopping
+ * lets the running backup finish (a second signal forces the exit).
+ */
+export function createBackupHandlerWith(stop?: AbortSignal): Handler<CreateBackup> {
+  return async (action, ctx, progress) => {
+    const { createBackup } = await import('./operations.js');
+    const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository, stop);
+    const m = entry.manifest;
+    return {
+      summary: `backup ${m.id} written${ctx.desired.repositories ? ` to ${entry.repository}` : ''}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
+      details: { id: m.id, repository: entry.repository, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted },
+    };
   };
-};
+}
+
+export const createBackupHandler: Handler<CreateBackup> = createBackupHandlerWith();
 
 export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
   const { pruneOne } = await import('./operations.js');

@@ -67,7 +67,7 @@ export function define(program: Command): void {
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         if (++signals > 1) process.exit(130);
-        note(`${signal}: stopping: a running backup stops now (removing what it staged), any other action after it ends (again to quit at once)…`);
+        note(`${signal}: stopping after the current action (again to quit at once)…`);
         controller.abort();
       };
       process.on('SIGINT', onSignal);
