@@ -19,7 +19,7 @@
 import type pg from 'pg';
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import type { CreatePartition, Handler, RetentionDropPartition } from '../engine/types.js';
-import { JarvisError } from '../errors.js';
+import { JarvisError, messageOf } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
 import { EncryptionSession, keyRingFromEnv } from '../storage/crypto.js';
@@ -33,7 +33,7 @@ import { coverage } from './partition-declare.js';
 import { createPartitionSql, declareRowsCursor, detachSql, dropSql, fetchSql, lockSql, markSql, type Name } from './partition-sql.js';
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, DEFAULT_SESSION, openSession, RAW, serverVersion } from './session.js';
-import { ArchiveWriter, archiveRepository, cleanArchiveDebris } from './store.js';
+import { ArchiveWriter, archiveRepository, cleanArchiveDebris, type ArchiveHeader } from './store.js';
 
 export interface DropPartitionResult {
   partition: string;
@@ -122,6 +122,7 @@ async function archiveAndDrop(client: pg.Client, desired: Desired, policy: Reten
       result.rows += r.rows.length;
       await testPausePoint('partition-chunk-published', env);
     }
+    await client.query('CLOSE jarvis_db_partition_rows');
     await client.query(dropSql(table).text);
     await testPausePoint('partition-before-commit', env);
     await client.query('COMMIT');
@@ -185,6 +186,36 @@ export const dropPartitionHandler: Handler<RetentionDropPartition> = async (acti
   const archived = r.archiveId ? `, ${plural(r.rows, 'row')} archived into ${r.archiveId} (${plural(r.chunks ?? 0, 'chunk')}, ${formatBytes(r.archiveBytes ?? 0)})` : action.params.archiveFirst ? ', empty: nothing to archive' : '';
   return { summary: `partition ${r.partition} ${how}${archived}, dropped`, details: { ...r } };
 };
+
+/** Where the rows of a partition's archive go back: partitions that take its range, the partition created again, or the default. */
+export interface PartitionPlacement { partition: string; how: 'existing' | 'created' | 'default' }
+
+/**
+ * Before an archive of a whole partition is restored through its parent: when no partition takes
+ * its range, the partition is created again (its name and bounds from the archive's header);
+ * when that cannot be done (the name is taken, the default partition holds rows of the range)
+ * and there is a default partition, the default takes the rows.
+ */
+export async function placeArchivedPartition(client: pg.Client, header: ArchiveHeader): Promise<PartitionPlacement | null> {
+  const archived = header.partition;
+  if (!archived) return null;
+  const parent = await inspectTable(client, header.table);
+  const partitioning = parent ? await inspectPartitioning(client, parent, []) : null;
+  if (!parent || !partitioning) return null;
+  const from = boundTime(archived.from);
+  const to = boundTime(archived.to);
+  const taken = from !== null && to !== null ? coverage({ from, to }, partitioning.partitions) : { covered: false, by: [] };
+  if (taken.covered) return { partition: taken.by.join(', '), how: 'existing' };
+  try {
+    await client.query(createPartitionSql(parent, archived.name, archived.from, archived.to).text);
+    return { partition: archived.name, how: 'created' };
+  } catch (e) {
+    if (partitioning.defaultPartition) return { partition: partitioning.defaultPartition, how: 'default' };
+    throw new JarvisError('RESTORE_FAILED', `no partition of ${header.table} takes the rows of ${archived.name} (${archived.from} … ${archived.to}) and it could not be created: ${messageOf(e)}`, {
+      cause: e, hint: `create a partition of ${header.table} for that range (or a default partition), then restore again`,
+    });
+  }
+}
 
 export const createPartitionHandler: Handler<CreatePartition> = async (action, ctx) => {
   const p = action.params;
