@@ -213,3 +213,16 @@ t.test('schema.target may name a migration file that exists', async (t) => {
   await writeFile(join(dir, 'jarvis-db.yaml'), MINIMAL + 'schema: { target: 003_nope }\n');
   await t.rejects(loadConfig(file, ENV), { code: 'CONFIG_INVALID', details: [/schema\.target: "003_nope" is not a migration/] });
 });
+
+t.test('partitions: declared tables load with their defaults; a bad interval or a table declared twice is refused naming the file and line', async (t) => {
+  const dir = t.testdir();
+  const file = await write(dir, { 'jarvis-db.yaml': MINIMAL + 'partitions:\n  - { table: metrics, column: recorded_at, interval: 1d, premake: 7 }\n  - { table: public.events, column: at, interval: 1mo }\n' });
+  t.same((await loadConfig(file, ENV)).partitions, [
+    { table: 'metrics', column: 'recorded_at', interval: '1d', premake: 7, source: { file: 'jarvis-db.yaml', path: 'partitions[0]' } },
+    { table: 'public.events', column: 'at', interval: '1mo', premake: 4, source: { file: 'jarvis-db.yaml', path: 'partitions[1]' } },
+  ]);
+  await writeFile(file, MINIMAL + 'partitions:\n  - { table: metrics, column: recorded_at, interval: 2d }\n');
+  await t.rejects(loadConfig(file, ENV), { code: 'CONFIG_INVALID', details: [/jarvis-db\.yaml:7.*partitions\[0\]\.interval.*(1d|must be one of)/] });
+  await writeFile(file, MINIMAL + 'partitions:\n  - { table: metrics, column: recorded_at, interval: 1d }\n  - { table: public.metrics, column: recorded_at, interval: 1w }\n');
+  await t.rejects(loadConfig(file, ENV), { code: 'CONFIG_INVALID', details: [/jarvis-db\.yaml:8.*partitions\[1\]\.table: table "public\.metrics" is already declared at partitions\[0\]/] });
+});

@@ -7,6 +7,8 @@
 import t from 'tap';
 import pg from 'pg';
 import { restoreArchiveById } from '../../src/retention/archives.js';
+import { previewRetention } from '../../src/retention/operations.js';
+import { renderPolicyPreviews } from '../../src/retention/render.js';
 import { scanArchives } from '../../src/retention/store.js';
 import type { Desired } from '../../src/config/types.js';
 import { dailyTable, desiredWith, freshDatabase, policy, sql } from './fixture.js';
@@ -36,6 +38,10 @@ t.test('an archive policy on a daily-partitioned table drops the old partitions 
   t.match(batch?.reason, /in metrics_d5 \(straddles the cut-off\)$/, 'the straddling partition goes through batches');
   t.ok((batch?.estimate?.rows ?? 0) < 200, `its count is the straddling partition's old rows only (${batch?.estimate?.rows})`);
   t.same(batch?.requires, drops.map((d) => d.id), 'after the drops');
+
+  const preview = await previewRetention(desired, { env: process.env });
+  t.same(preview.policies[0]!.partitions?.[0], `drop partition metrics_d0: ${d0} rows, archived first`, 'retention preview shows what happens per partition');
+  t.match(renderPolicyPreviews(preview.policies), new RegExp(`Whole partitions .*\\n  metrics-archive: drop partition metrics_d0: ${d0} rows, archived first\\n`));
 
   const { outcomes } = await planAndRun(desired);
   t.match(outcomes[0]!.summary, new RegExp(`^partition public\\.metrics_d0 detached concurrently, ${d0} rows archived into \\S+ \\(1 chunk`));
