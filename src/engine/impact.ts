@@ -67,6 +67,7 @@ function configChanges(base: Desired, head: Desired, describers: readonly Change
 
 /** The config entry an action comes from. */
 export function subjectOf(action: Action): string {
+  if (action.type === 'create_partition') return 'partitions';
   if ('schedule' in action.params) return action.params.schedule;
   if ('policy' in action.params) return action.params.policy;
   return action.module === 'migrate' ? 'schema' : action.module;

@@ -9,21 +9,24 @@
  * estimate of the number (shown with "~") and an exact EXISTS for "any at all", which stops at
  * the first row instead of reading every eligible one (a plan of a 350 MB database spent
  * 300–400 ms counting rows it only displays).
+ *
+ * Partitions (partition-catalog.ts): each policy table's partitioning, and once per observation
+ * pg_partman's configuration and the tables a run detached without dropping. On a table whose
+ * old partitions are dropped whole (partition-plan.ts), the eligible rows are counted in the
+ * partitions that are not (straddling, default), and the dropped ones' rows per partition.
  */
 import type pg from 'pg';
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import { parseDuration } from '../config/durations.js';
 import { sqlState } from '../services/postgres.js';
-import { inspectTable, type TableInfo } from './catalog.js';
+import { displayName, ident, inspectTable, regclassText, type TableInfo } from './catalog.js';
 import { checkPolicy, type PolicyCatalog, type ResolvedPolicy } from './check.js';
-import { openSession } from './session.js';
+import { openSession, serverVersion } from './session.js';
 import { anyOfCount, capBoundary, countCapped, countChildren, countEligible, notAnonymized, rowsOfCount, sampleRowBytes, type Phase, type Sql } from './sql.js';
 import { archiveRepository, findArchiveDebris, scanArchives, summarize, type ArchiveSummary } from './store.js';
 import { countPartition, findDetached, inspectPartitioning, partmanSchemas, type DetachedPartition, type Partitioning } from './partition-catalog.js';
 import { routeOf, type PartitionRoute } from './partition-plan.js';
 import type { DeclaredObserved } from './partition-declare.js';
-import { displayName, ident, regclassText } from './catalog.js';
-import { serverVersion } from './session.js';
 
 export interface PolicyCounts {
   /** Rows older than the cut-off (not yet anonymized, for anonymize). */

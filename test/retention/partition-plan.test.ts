@@ -127,3 +127,13 @@ t.test('hostile partition and table names reach SQL quoted only', async (t) => {
   t.match(markSql(p, { policy: "o'k", parentSchema: parent.schema, parentName: parent.name, column: 'c', range: null, archiveFirst: true }).text, /^COMMENT ON TABLE "we""ird schema"\."p\.2026'10 é" IS +E?'jarvis-db retention: \{"policy":"o''k"/);
   t.equal(declareRowsCursor('c', p, [col('a"b', 'text')], ['a"b']).text, `DECLARE "c" NO SCROLL CURSOR FOR SELECT array_to_json(ARRAY[t."a""b"::text])::text AS j, t."a""b"::text FROM "we""ird schema"."p.2026'10 é" AS t`);
 });
+
+t.test('plan --base words a change of declared partitions under the subject of their actions', async (t) => {
+  const { describePolicyChanges } = await import('../../src/retention/describe.js');
+  const { desiredWith } = await import('./fixture.js');
+  const decl = { table: 'metrics', column: 'recorded_at', interval: '1d' as const, premake: 2, source: { file: 'jarvis-db.yaml', path: 'partitions[0]' } };
+  const base = { ...desiredWith([]), partitions: [decl] };
+  t.match(describePolicyChanges(base, { ...base, partitions: [{ ...decl, premake: 7, source: { file: 'x.yaml', path: 'partitions[3]' } }] }), [{ subject: 'partitions', text: /^metrics: premake.*2.*7/ }]);
+  t.same(describePolicyChanges(desiredWith([]), base), [{ subject: 'partitions', text: 'metrics: partitions of 1d declared, 2 ahead' }]);
+  t.match(describePolicyChanges(base, desiredWith([])), [{ subject: 'partitions', text: /no longer declared/ }]);
+});
