@@ -58,13 +58,19 @@ t.test('every file in examples/ validates', async (t) => {
   t.ok(files.includes('minimal.yaml') && files.includes('full.yaml'));
   for (const file of files) {
     const d = await loadConfig(join(ROOT, 'examples', file), ENV);
-    t.ok(d.backups.length > 0, `${file} loads`);
+    t.ok(d.backups.length > 0 || d.retention.length > 0, `${file} loads`);
   }
+});
+
+t.test('examples/partitioned-metrics.yaml declares its daily partitions and archives whole ones', async (t) => {
+  const d = await loadConfig(join(ROOT, 'examples', 'partitioned-metrics.yaml'), ENV);
+  t.match(d.partitions, [{ table: 'events', column: 'recorded_at', interval: '1d', premake: 7 }]);
+  t.match(d.retention, [{ name: 'events-archive', table: 'events', action: 'archive', age: { column: 'recorded_at', olderThan: '30d' } }]);
 });
 
 t.test('examples/full.yaml sets every top-level and service option', async (t) => {
   const d = await loadConfig(join(ROOT, 'examples', 'full.yaml'), ENV);
-  t.ok(d.storage.encryption && d.schema && d.health.alerts && d.services.redis?.databases && d.services.chroma?.collections);
+  t.ok(d.storage.encryption && d.schema && d.health.alerts && d.services.redis?.databases && d.services.chroma?.collections && d.partitions?.length);
   t.same(new Set(d.retention.map((p) => p.action)), new Set(['delete', 'archive', 'anonymize', 'compress']));
   t.equal(d.services.chroma?.path, join(ROOT, 'examples', 'chroma-data'), 'relative to the config file');
   t.same(d.repositories?.map((r) => [r.name, r.kind]), [['local', 'local'], ['offsite', 's3']]);
