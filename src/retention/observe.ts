@@ -70,6 +70,8 @@ export interface PolicyObserved {
 
 export interface RetentionObserved {
   policies: PolicyObserved[];
+  /** Tables detached by a run of a policy that is not an enabled policy of the config now. */
+  detachedElsewhere?: DetachedPartition[];
   /** The tables of `partitions:` (absent in observations made before they were declared). */
   declared?: DeclaredObserved[];
   archives: ArchiveSummary[];
@@ -228,6 +230,8 @@ export async function observeRetention(desired: Desired, env: NodeJS.ProcessEnv,
     const detached = await findDetached(client);
     const budget = options.countBudgetMs ?? 5_000;
     if (declared.length) out.declared = await observeDeclared(client, declared.map((d) => d.table), partman);
+    const orphans = detached.filter((d) => !policies.some((p) => p.name === d.marker.policy));
+    if (orphans.length) out.detachedElsewhere = orphans;
     for (const policy of policies) {
       const started = Date.now();
       const cutoff = cutoffFor(policy, now).toISOString();

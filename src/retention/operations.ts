@@ -13,7 +13,7 @@ import { retentionHandlers, retentionModule } from './module.js';
 import type { RetentionObserved } from './observe.js';
 import { partitionLines, policyPreviews, type PolicyPreview } from './render.js';
 
-/** The config with only the named policy. */
+/** The config with only the named policy (and no declared partitions). */
 export function onlyPolicy(desired: Desired, name: string | undefined): Desired {
   if (!name) return desired;
   const policy = desired.retention.find((p) => p.name === name);
@@ -22,7 +22,9 @@ export function onlyPolicy(desired: Desired, name: string | undefined): Desired 
       hint: desired.retention.length ? `policies: ${desired.retention.map((p) => p.name).join(', ')}` : 'add policies under retention:',
     });
   }
-  return { ...desired, retention: [policy] };
+  // One policy: its actions only, not the partitions declared for other reasons.
+  const { partitions: _declared, ...rest } = desired;
+  return { ...rest, retention: [policy] };
 }
 
 /** The engine with the retention module only (and every handler). */

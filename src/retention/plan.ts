@@ -112,6 +112,10 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       ...(drops.length ? { requires: drops.map((d) => d.id) } : {}),
     });
   }
+  for (const d of observed.detachedElsewhere ?? []) {
+    findings.push({ check: `retention.partition.detached.${d.schema}.${d.name}`, service: 'postgres', status: 'WARNING', value: d.marker.policy, threshold: null,
+      message: `${d.schema}.${d.name} was detached from ${d.marker.parent} by policy ${d.marker.policy}, which is not an enabled policy now, and not dropped: enable the policy to finish it, or attach it again` });
+  }
   if (desired.partitions?.length) {
     const declared = planDeclared(desired.partitions, observed.declared ?? [], now);
     actions.push(...declared.actions);

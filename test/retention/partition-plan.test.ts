@@ -137,3 +137,11 @@ t.test('plan --base words a change of declared partitions under the subject of t
   t.same(describePolicyChanges(desiredWith([]), base), [{ subject: 'partitions', text: 'metrics: partitions of 1d declared, 2 ahead' }]);
   t.match(describePolicyChanges(base, desiredWith([])), [{ subject: 'partitions', text: /no longer declared/ }]);
 });
+
+t.test('retention run --policy leaves the declared partitions out', async (t) => {
+  const { onlyPolicy } = await import('../../src/retention/operations.js');
+  const { desiredWith } = await import('./fixture.js');
+  const d = { ...desiredWith([metricsArchive]), partitions: [{ table: 'metrics', column: 'recorded_at', interval: '1d' as const, premake: 2, source: { file: 'jarvis-db.yaml', path: 'partitions[0]' } }] };
+  t.equal(onlyPolicy(d, 'metrics-archive').partitions, undefined);
+  t.equal(onlyPolicy(d, undefined).partitions?.length, 1);
+});

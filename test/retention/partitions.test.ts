@@ -134,6 +134,8 @@ t.test('a partition left detached by an interrupted run is found by the next pla
   const p = { schema, name: `p."0' é` };
   await sql(url, markSql(p, { policy: 'metrics-archive', parentSchema: schema, parentName: table, column: 'recorded_at', range: { from: first.params.from, to: first.params.to }, archiveFirst: true }).text);
   await sql(url, detachSql({ schema, name: table }, p, 'concurrently').text);
+  const renamed = await planNow({ ...desired, retention: [{ ...desired.retention[0]!, name: 'renamed' }] });
+  t.match(renamed.findings, [{ status: 'WARNING', message: /was detached from .* by policy metrics-archive, which is not an enabled policy now, and not dropped/ }], 'a leftover of a policy no longer in the config is a warning');
   const again = await planNow(desired);
   const finishing = again.actions.find((a) => a.target === first.target)!;
   t.match(finishing.reason, /was detached by an interrupted run and not dropped: .*archived \(unless its archive committed\), then dropped/, 'plan says so');
