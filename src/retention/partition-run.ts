@@ -31,6 +31,7 @@ import { boundTime, findDetached, inspectPartitioning, type DetachMarker } from 
 import { CONCURRENT_DETACH_VERSION } from './partition-plan.js';
 import { coverage } from './partition-declare.js';
 import { createPartitionSql, declareRowsCursor, detachSql, dropSql, fetchSql, lockSql, markSql, type Name } from './partition-sql.js';
+import { isTransient } from './batches.js';
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, DEFAULT_SESSION, openSession, RAW, serverVersion } from './session.js';
 import { ArchiveWriter, archiveRepository, cleanArchiveDebris, type ArchiveHeader } from './store.js';
@@ -46,6 +47,9 @@ export interface DropPartitionResult {
   archiveBytes?: number;
   ms: number;
 }
+
+/** Attempts of a plain DETACH that could not have its lock within the lock timeout. */
+const DETACH_ATTEMPTS = 3;
 
 const same = (a: Name, b: Name) => a.schema === b.schema && a.name === b.name;
 
@@ -78,10 +82,16 @@ async function detach(client: pg.Client, policy: RetentionPolicy, params: DropPa
   const version = await serverVersion(client);
   const how = live.detachPending ? 'finalize' : version >= CONCURRENT_DETACH_VERSION && partitioning.defaultPartition === null ? 'concurrently' : 'plain';
   if (how === 'plain') {
-    await client.query(`${beginSql(DEFAULT_SESSION)}; ${detachSql(parent, partition, how).text}; COMMIT`).catch(async (e: unknown) => {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    });
+    // Takes the parent's ACCESS EXCLUSIVE lock: under the lock timeout, tried again when it could not be had.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.query(`${beginSql(DEFAULT_SESSION)}; ${detachSql(parent, partition, how).text}; COMMIT`);
+        break;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        if (!isTransient(e) || attempt >= DETACH_ATTEMPTS) throw e;
+      }
+    }
   } else await client.query(detachSql(parent, partition, how).text);
   await testPausePoint('partition-detached', env);
   return { marker, how };

@@ -47,6 +47,7 @@ for (const pause of PAUSES) {
     for (const archive of (await scanArchives(join(dir, 'storage'))).archives) {
       const r = await runCli(['archive', 'restore', archive.header.id, '-c', join(dir, 'jarvis-db.yaml')], env);
       t.equal(r.code, 0, `archive restore ${archive.header.id}: ${r.stderr.slice(-300)}`);
+      if (archive.header.partition) t.match(r.stdout, `+ partition ${archive.header.partition.name} created again for its rows`, 'the command says the partition was created again');
     }
     t.same(Object.fromEntries(await rowsAsText(url, 'metrics')), Object.fromEntries(original), 'restoring the archives gives back the original table');
   });
