@@ -9,6 +9,7 @@ import pg from 'pg';
 import { restoreArchiveById } from '../../src/retention/archives.js';
 import { previewRetention } from '../../src/retention/operations.js';
 import { renderPolicyPreviews } from '../../src/retention/render.js';
+import { renderPlanText } from '../../src/render/text.js';
 import { scanArchives } from '../../src/retention/store.js';
 import type { Desired } from '../../src/config/types.js';
 import { dailyTable, desiredWith, freshDatabase, policy, sql } from './fixture.js';
@@ -160,6 +161,7 @@ t.test('declared partitions: plan shows the ones to come, apply creates them, a 
   t.same(plan.actions.map((a) => a.target), [0, 1, 2].map((k) => `public.events_p${day(k)}`));
   t.match(plan.actions[0]!.reason, new RegExp(`^create partition events_p${day(0)}: at from `));
   t.match(plan.findings, [{ status: 'WARNING', message: /the default partition events_default holds rows/ }]);
+  t.match(renderPlanText(plan), new RegExp(`\\+ create_partition public\\.events_p${day(1)} .*\\n {6}create partition events_p${day(1)}: at from `), 'plan shows the partition to come');
   await planAndRun(desired, now);
   const [{ n }] = await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'events'::regclass`);
   t.equal(n, 4, 'three partitions created beside the default');
@@ -168,4 +170,22 @@ t.test('declared partitions: plan shows the ones to come, apply creates them, a 
   const later = await planNow(desired, new Date(now.getTime() + 10 * 86_400_000));
   t.same(later.actions, [], 'pg_partman manages it: nothing planned');
   t.match(later.findings, [{ message: /pg_partman manages its partitions \(partman\.part_config\); jarvis-db leaves them to it/ }]);
+});
+
+t.test('a table partitioned on another column falls back to batches, and the plan says why', async (t) => {
+  const url = await freshDatabase(t, { empty: true });
+  await sql(url, `CREATE TABLE metrics (id bigint GENERATED ALWAYS AS IDENTITY, name text NOT NULL, value float8 NOT NULL, recorded_at timestamptz NOT NULL, PRIMARY KEY (id, name)) PARTITION BY LIST (name);
+    CREATE TABLE metrics_a PARTITION OF metrics FOR VALUES IN ('a'); CREATE TABLE metrics_b PARTITION OF metrics FOR VALUES IN ('b');
+    CREATE INDEX ON metrics (recorded_at);
+    INSERT INTO metrics (name, value, recorded_at) SELECT (ARRAY['a','b'])[1 + i % 2], i, now() - i * interval '1 hour' FROM generate_series(1, 300) i; ANALYZE metrics`);
+  const storage = t.testdir();
+  const desired = metricsDesired(url, storage, 'delete');
+  const plan = await planNow(desired);
+  t.same(plan.actions.filter((a) => a.type === 'retention_drop_partition'), []);
+  const batch = plan.actions.find((a) => a.type === 'retention_delete');
+  t.match(batch?.reason, /public\.metrics is list-partitioned on \(name\), not by range on recorded_at: its rows go through batches$/);
+  await planAndRun(desired);
+  const [{ old, all }] = await sql<{ old: number; all: number }>(url, `SELECT count(*) FILTER (WHERE recorded_at < now() - interval '5 days')::int AS old, count(*)::int AS "all" FROM metrics`);
+  t.equal(old, 0, 'the batches deleted the old rows');
+  t.equal(all, 119, 'and only them (the rows of the last 119 hours stay)');
 });
