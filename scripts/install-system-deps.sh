@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages jarvis-db needs when their binaries are missing:
 # PostgreSQL (server binaries for the sandbox, client tools for backups), redis-server and
-# redis-tools (redis-check-rdb). Used by `npm run demo` and by .ci/run. Exits 1 if it cannot.
+# redis-tools (redis-check-rdb), prometheus (promtool). Used by `npm run demo` and by .ci/run. Exits 1 if it cannot.
 set -uo pipefail
 
 missing=()
@@ -9,6 +9,8 @@ command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-check-rdb >/dev/null 2>&1 || missing+=(redis-tools)
+# promtool, for the tests of the generated alert rules and of the /metrics exposition.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${missing[*]}"

@@ -32,8 +32,13 @@ export interface PruneBackupParams {
   service: ServiceName;
   /** The repository it is deleted from (absent: the first). Each repository prunes by its own keep rules. */
   repository?: string;
-  /** It is the last valid backup of its schedule (allowPruneLast). */
+  /** It is the last valid backup of its schedule (allowPruneLast; `backup delete --force`). */
   lastValid?: boolean;
+  /**
+   * Asked for by id (`backup delete`), not by the keep rules: the newest valid backup may go, the
+   * last valid one only with `lastValid`.
+   */
+  byId?: boolean;
 }
 
 /**
@@ -85,7 +90,7 @@ export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'copy_ba
     fields: { schedule: { kind: 'string' }, service, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true }, from: { kind: 'string' }, to: { kind: 'string' } },
     exactlyOne: ['id', 'fromAction'],
   },
-  prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, lastValid: { kind: 'boolean', optional: true } } },
+  prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, lastValid: { kind: 'boolean', optional: true }, byId: { kind: 'boolean', optional: true } } },
   prune_wal: { fields: { repository: { kind: 'string' }, before: { kind: 'wal-segment' }, files: { kind: 'count' }, bytes: { kind: 'count' } } },
   verify_backup: {
     fields: { schedule: { kind: 'string' }, restoreTest: { kind: 'boolean' }, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true } },

@@ -1,5 +1,5 @@
 /**
- * What `jarvis-db backup create|prune` and `jarvis-db restore` do: each a narrowed plan of the
+ * What `jarvis-db backup create|prune|delete` and `jarvis-db restore` do: each a narrowed plan of the
  * backup module's actions run by the engine's `apply` (docs/architecture.md §4 rule 6: one
  * lock, one journal), as `migrate up` and `retention run` do.
  */
@@ -7,7 +7,7 @@ import type { BackupSchedule, Desired } from '../config/types.js';
 import { commandModule, errorOfResult, newRecord, recording, throwIfFailed } from '../engine/command.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
 import type { Action, CopyBackup, CreateBackup, Plan, Progress, PruneBackup, PruneWal, RestoreBackup, RunResult } from '../engine/types.js';
-import { findBackup } from './catalog.js';
+import { findBackup, findBackupCopies } from './catalog.js';
 import type { RestoreOptions } from './driver.js';
 import { backupModule, copiesOfNewBackup, createBackupAction, newestValidBackup, planPrunes, planWalPrunes, type BackupObserved } from './module.js';
 import { checkRestoreFlags, keepDecisions, repositoriesFor } from './operations.js';
@@ -211,4 +211,42 @@ export async function restoreCommand(desired: Desired, id: string, options: Rest
   throwIfFailed(run, record);
   const outcome = record.outcomes.get(action.id)!;
   return { summary: outcome.summary, details: outcome.details ?? {}, run };
+}
+
+export interface DeleteCommandOptions extends CommandApplyOptions {
+  /** --repository: delete the copy in this repository only (default: every copy). */
+  repository?: string;
+  /** --force: also when it is the last valid backup of its schedule. */
+  force: boolean;
+}
+
+/**
+ * `backup delete ID`: a prune_backup action per copy (by id, not by the keep rules), run by
+ * `apply`. The handler refuses the last valid backup of a schedule in a repository without
+ * --force; the copies before it are deleted, those after it are not run.
+ */
+export async function deleteBackupCommand(desired: Desired, id: string, options: DeleteCommandOptions): Promise<{ deleted: { id: string; repository: string; totalBytes: number }[]; run: RunResult }> {
+  const copies = await findBackupCopies(repositoriesFor(desired, options.repository, options.env), id);
+  const several = (desired.repositories?.length ?? 0) > 0;
+  const actions: PruneBackup[] = copies.map((entry) => {
+    const m = entry.manifest;
+    return {
+      id: `backup.delete.${m.id}${several ? `.${entry.repository}` : ''}`, type: 'prune_backup', module: 'backup', target: `${m.id}${several ? ` in ${entry.repository}` : ''}`,
+      reason: `requested (backup delete ${m.id}${options.force ? ' --force' : ''})`, risk: 'destructive', estimate: { bytes: m.totalBytes },
+      params: { id: m.id, schedule: m.schedule, service: m.service, byId: true, ...(several ? { repository: entry.repository } : {}), ...(options.force ? { lastValid: true } : {}) },
+    };
+  });
+  const { HANDLERS, apply } = await engine();
+  const record = newRecord();
+  const parts: EngineParts = {
+    modules: [commandModule({ name: 'backup', observe: async () => ({}) }, () => actions)],
+    handlers: { ...HANDLERS, prune_backup: recording(HANDLERS.prune_backup, record) },
+  };
+  const run = await apply({ desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, probeServices: false, reporter: options.waitingForLock ? { waitingForLock: options.waitingForLock } : {} });
+  const deleted = actions.flatMap((a) => {
+    const details = record.outcomes.get(a.id)?.details;
+    return details ? [{ id: String(details.id), repository: String(details.repository), totalBytes: Number(details.totalBytes) }] : [];
+  });
+  throwIfFailed(run, record);
+  return { deleted, run };
 }

@@ -31,7 +31,7 @@ import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
 import { createActionId, withPreChangeBackup } from './pre-change.js';
 import { cleanDebris, findDebris } from './storage.js';
-import type { ArchivedTimeline } from '../wal/archive.js';
+import { observeWalArchives, type ObservedWal } from '../wal/observe.js';
 import { prunableWal, segmentCount, walCutoff, type BaseStart } from '../wal/prune.js';
 
 export interface ObservedScheduleBackup extends ObservedBackup {
@@ -54,10 +54,7 @@ export interface BackupObserved {
   wal?: ObservedWal[];
 }
 
-/** One repository's WAL archive: its files by timeline and its segment size, or why it could not be listed. */
-export type ObservedWal =
-  | { repository: string; timelines: ArchivedTimeline[]; segmentBytes: number }
-  | { repository: string; error: string };
+export type { ObservedWal } from '../wal/observe.js';
 
 /** A repository as planning sees it: its keep rules and whether its catalog was read. */
 interface RepositoryView { name: string; keep?: KeepRules; reachable: boolean; location?: string; message?: string }
@@ -378,20 +375,6 @@ function archivesWal(desired: Desired): boolean {
   return desired.services.postgres?.pitr?.enabled === true || desired.backups.some((s) => s.service === 'postgres' && s.method === 'physical');
 }
 
-/** The WAL archive of each repository: one listing each, and the manifest of its newest segment (the segment size). */
-async function observeWal(repositories: readonly Repository[]): Promise<ObservedWal[]> {
-  const { archiveSegmentBytes, listArchive, walStore } = await import('../wal/archive.js');
-  return Promise.all(repositories.map(async (r): Promise<ObservedWal> => {
-    try {
-      const store = walStore(r);
-      const timelines = await listArchive(store);
-      return { repository: r.name, timelines, segmentBytes: await archiveSegmentBytes(store, timelines) };
-    } catch (e) {
-      return { repository: r.name, error: messageOf(e) };
-    }
-  }));
-}
-
 export const backupModule: DomainModule<BackupObserved> = {
   name: 'backup',
   appliesTo: (desired) => desired.backups.length > 0,
@@ -410,7 +393,7 @@ export const backupModule: DomainModule<BackupObserved> = {
         const u = down.get(r.name);
         return u ? { name: r.name, reachable: false, location: r.location, message: u.message } : { name: r.name, reachable: true, location: r.location };
       }),
-      ...(archivesWal(ctx.desired) ? { wal: await observeWal(repositories.filter((r) => !down.has(r.name))) } : {}),
+      ...(archivesWal(ctx.desired) ? { wal: await observeWalArchives(repositories.filter((r) => !down.has(r.name))) } : {}),
     };
   },
   plan(desired, observed, now, all) {
@@ -448,9 +431,12 @@ export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, pr
 
 export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
   const { pruneOne } = await import('./operations.js');
-  const schedule = scheduleByName(ctx.desired, action.params.schedule);
-  const entry = await pruneOne(ctx.desired, action.params.id, Boolean(schedule.allowPruneLast), action.params.repository, ctx.env);
-  return { summary: `backup ${entry.manifest.id} deleted${action.params.repository ? ` from ${action.params.repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})` };
+  const { id, repository, byId, lastValid } = action.params;
+  // By id (`backup delete`), the backup's schedule may be gone from the config.
+  const allowPruneLast = Boolean((byId ? ctx.desired.backups.find((b) => b.name === action.params.schedule) : scheduleByName(ctx.desired, action.params.schedule))?.allowPruneLast);
+  const allowLast = allowPruneLast || (byId === true && lastValid === true);
+  const entry = await pruneOne(ctx.desired, id, { allowLast, allowNewest: allowLast || byId === true, byId: byId === true }, repository, ctx.env);
+  return { summary: `backup ${entry.manifest.id} deleted${repository ? ` from ${repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})`, details: { id: entry.manifest.id, repository: entry.repository, totalBytes: entry.manifest.totalBytes } };
 };
 
 /** Deletes the archived WAL of one repository that no base backup there needs (src/wal/prune.ts: never past what one needs now). */
@@ -491,7 +477,13 @@ export const verifyBackupHandler: Handler<VerifyBackup> = async (action, ctx, pr
   const entry = await findBackup(openRepositories(ctx.desired, ctx.env), backupIdOf(action, ctx.outcomes));
   const r = await verifyBackup(ctx.desired, entry, { restoreTest: action.params.restoreTest, env: ctx.env, progress });
   if (!r.ok) throw new JarvisError('VERIFY_FAILED', `backup ${entry.manifest.id} failed verification: ${r.message}`);
-  return { summary: `backup ${entry.manifest.id} verified: ${r.message}`, details: { id: entry.manifest.id } };
+  // A base backup is only as good as the WAL its recovery replays.
+  const { verifyWalOfBase, walChecked, walProblems, WAL_FAILED_HINT } = await import('../wal/verify.js');
+  const repository = openRepositories(ctx.desired, ctx.env).find((x) => x.name === entry.repository)!;
+  const wal = await verifyWalOfBase(ctx.desired, entry.manifest, repository, { env: ctx.env });
+  if (wal && !wal.ok) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entry.manifest.id} failed verification: ${walProblems(wal)[0]}`, { hint: WAL_FAILED_HINT });
+  const walSummary = wal ? `; WAL ${walChecked(wal)}: checksums match` : '';
+  return { summary: `backup ${entry.manifest.id} verified: ${r.message}${walSummary}`, details: { id: entry.manifest.id, ...(wal ? { walFiles: wal.files } : {}) } };
 };
 
 /** `jarvis-db restore` (command-only): checksums first, then the service's driver. */

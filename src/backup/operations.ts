@@ -163,16 +163,21 @@ export function keepDecisions(desired: Desired, catalog: { id: string; schedule:
 }
 
 /** Deletes one backup by id in one repository (default: the first); the last valid backup of its schedule there needs allowPruneLast. */
-export async function pruneOne(desired: Desired, id: string, allowLast: boolean, repositoryName?: string, env: NodeJS.ProcessEnv = process.env): Promise<CatalogEntry> {
+/**
+ * Deletes one backup from one repository. Never the last valid backup of its schedule there
+ * unless `allowLast`, nor its newest unless `allowNewest` (the keep rules never choose it).
+ */
+export async function pruneOne(desired: Desired, id: string, allow: { allowLast: boolean; allowNewest: boolean; byId?: boolean }, repositoryName?: string, env: NodeJS.ProcessEnv = process.env): Promise<CatalogEntry> {
   const repository = repositoriesFor(desired, repositoryName, env)[0]!;
   const entry = await findBackup(repository, id);
   const siblings = (await listBackups(repository)).filter((e) => e.manifest.schedule === entry.manifest.schedule && e.manifest.service === entry.manifest.service);
-  if (siblings.length <= 1 && !allowLast) {
-    throw new JarvisError('CONFIRMATION_REQUIRED', `backup ${entry.manifest.id} is the last valid backup of ${entry.manifest.schedule}; not pruning it`, {
-      hint: `set allowPruneLast: true on schedule ${entry.manifest.schedule} to allow it`,
+  const where = repositoryName ? ` in ${repositoryName}` : '';
+  if (siblings.length <= 1 && !allow.allowLast) {
+    throw new JarvisError('CONFIRMATION_REQUIRED', `backup ${entry.manifest.id} is the last valid backup of ${entry.manifest.schedule}${where}; not ${allow.byId ? 'deleting' : 'pruning'} it`, {
+      hint: allow.byId ? 'nothing would be left to restore from: pass --force to delete it anyway' : `set allowPruneLast: true on schedule ${entry.manifest.schedule} to allow it`,
     });
   }
-  if (siblings[0]?.manifest.id === entry.manifest.id && !allowLast) {
+  if (siblings[0]?.manifest.id === entry.manifest.id && !allow.allowNewest) {
     throw new JarvisError('CONFIRMATION_REQUIRED', `backup ${entry.manifest.id} is the newest valid backup of ${entry.manifest.schedule}; not pruning it`);
   }
   await deleteBackup(entry);

@@ -180,27 +180,24 @@ export function define(program: Command): void {
           if (!g.json) print(`FAILED ${b.service}/${b.schedule} ${b.id}${several ? ` in ${b.repository}` : ''}: ${b.problem}`);
         }
       }
-      // The archived WAL: from a physical base backup's start to the end of its chain, in the repository
-      // of the copy verified; with --all, the whole archive of each repository.
-      const { baseStartOf } = await import('../wal/prune.js');
-      const base = opts.all ? null : baseStartOf(entries[0]!.manifest);
-      const walChecks = opts.all
-        ? repositories.map((repository) => ({ repository, from: undefined }))
-        : base ? [{ repository: repositories.find((r) => r.name === entries[0]!.repository)!, from: { timeline: base.timeline, startLsn: base.startLsn } }] : [];
+      // The archived WAL: a physical base backup's, in the repository of the copy verified
+      // (wal/verify.ts); with --all, the whole archive of each repository.
       const { verifyWalArchive } = await import('../wal/archive.js');
-      const wal: Awaited<ReturnType<typeof verifyWalArchive>>[] = [];
-      for (const { repository, from } of walChecks) {
+      const { verifyWalOfBase, walChecked, walProblems, WAL_FAILED_HINT } = await import('../wal/verify.js');
+      const wal: NonNullable<Awaited<ReturnType<typeof verifyWalOfBase>>>[] = [];
+      const walTargets = opts.all ? repositories : [repositories.find((r) => r.name === entries[0]!.repository)!];
+      for (const repository of walTargets) {
         const progress = progressFor(`verify WAL in ${repository.name}`);
-        const r = await verifyWalArchive(desired, repository, { from, onFile: (name, done, total) => { progress.update(done, total); progress.note(`checked ${name}`); } })
-          .finally(() => progress.stop());
-        // No WAL archived there (no point-in-time recovery): nothing to say.
-        if (r.files === 0) continue;
+        const onFile = (name: string, done: number, total: number) => { progress.update(done, total); progress.note(`checked ${name}`); };
+        const r = await (opts.all
+          ? verifyWalArchive(desired, repository, { onFile }).then((x) => (x.files ? x : null))
+          : verifyWalOfBase(desired, entries[0]!.manifest, repository, { onFile })).finally(() => progress.stop());
+        // No WAL archived there (no point-in-time recovery), or not a base backup: nothing to say.
+        if (!r) continue;
         wal.push(r);
         if (g.json) continue;
-        const what = `${plural(r.files, 'file')}${r.from ? ` from ${r.from} to the end of the chain` : ''}, ${formatBytes(r.bytes)}`;
-        if (r.ok) print(`ok WAL in ${r.repository}: ${what}: checksums match`);
-        for (const d of r.damaged) print(`FAILED WAL in ${r.repository}: ${d.problem}`);
-        for (const gap of r.gaps) print(`FAILED WAL in ${r.repository}: the chain is broken: ${plural(gap.missing, 'segment')} missing, ${gap.from} – ${gap.to}`);
+        if (r.ok) print(`ok WAL in ${r.repository}: ${walChecked(r)}: checksums match`);
+        for (const problem of walProblems(r)) print(`FAILED WAL in ${r.repository}: ${problem}`);
       }
       const walFailed = wal.filter((r) => !r.ok);
       if (g.json) printJson({ results, ...(wal.length ? { wal } : {}) });
@@ -209,9 +206,7 @@ export function define(program: Command): void {
         exitWith(1);
       }
       if (walFailed.length) {
-        const r = walFailed[0]!;
-        const first = r.damaged[0]?.problem ?? `the WAL chain in repository ${r.repository} is broken: ${plural(r.gaps[0]!.missing, 'segment')} missing, ${r.gaps[0]!.from} – ${r.gaps[0]!.to}`;
-        if (!opts.all && !g.json) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entries[0]!.manifest.id} failed verification: ${first}`, { hint: 'a point-in-time recovery past it cannot work: take a new base backup (jarvis-db backup create --service postgres)' });
+        if (!opts.all && !g.json) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entries[0]!.manifest.id} failed verification: ${walProblems(walFailed[0]!)[0]}`, { hint: WAL_FAILED_HINT });
         exitWith(1);
       }
     });
@@ -244,5 +239,21 @@ export function define(program: Command): void {
           : `- deleted ${plural(w.deleted, 'WAL file')} before ${w.before} in ${w.repository} (${formatBytes(w.storedBytes ?? 0)} stored)${w.held ? `; ${w.held}` : ''}`);
       }
       print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
+    });
+
+  backup
+    .command('delete <id>')
+    .description('Delete one backup (every copy, or the one in --repository); the last valid backup of a schedule only with --force')
+    .option('--repository <name>', 'delete the copy in this repository only')
+    .option('--force', 'also when it is the last valid backup of its schedule')
+    .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
+    .action(async (id: string, opts: { repository?: string; force?: boolean; lockTimeout: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { deleteBackupCommand } = await import('../backup/commands.js');
+      const { deleted } = await deleteBackupCommand(desired, id, { repository: opts.repository, force: Boolean(opts.force), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
+      if (g.json) return printJson({ deleted });
+      const several = desired.repositories !== undefined;
+      for (const d of deleted) print(`- deleted ${d.id}${several ? ` from ${d.repository}` : ''} (${formatBytes(d.totalBytes)})`);
     });
 }

@@ -29,6 +29,7 @@ export const DEFAULTS = {
   anonymizeMarker: 'anonymized_at',
   interval: '60s',
   history: '30d',
+  journalKeep: '90d',
   alertRetries: 3,
   s3Region: 'us-east-1',
   premake: 4,
@@ -57,6 +58,7 @@ interface RawConfig {
   backups?: RawBackup[];
   partitions?: { table: string; column: string; interval: PartitionDeclaration['interval']; premake?: number }[];
   health?: { thresholds?: Record<string, { warning?: number | string; critical?: number | string }>; interval?: string; history?: string; alerts?: { webhook: string; retries?: number } };
+  journal?: { keep?: string };
 }
 
 export interface PolicyInput { value: unknown; file: string; path: Path }
@@ -177,6 +179,7 @@ export function toDesired(value: unknown, configFile: string, configHash: string
     backups: (raw.backups ?? []).map(backup),
     retention: policies.map((p) => policy(p.value as RawPolicy, relative(base, p.file) || p.file, p.path)),
     health: health(raw.health),
+    journal: { keepSeconds: parseDuration(raw.journal?.keep ?? DEFAULTS.journalKeep) },
   };
   if (raw.partitions?.length) {
     const file = relative(base, configFile) || configFile;

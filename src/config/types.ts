@@ -150,4 +150,5 @@ export interface Desired {
   /** Declared partitions (absent: none). */
   partitions?: PartitionDeclaration[];
   health: HealthSettings;
+  journal: { keepSeconds: number };
 }

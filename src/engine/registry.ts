@@ -38,6 +38,8 @@ type AnyModule = DomainModule<any>; // eslint-disable-line @typescript-eslint/no
 /** One line per domain, in the order their findings and errors are listed. */
 export const MODULE_LOADERS: Record<string, () => Promise<AnyModule>> = {
   backup: async () => (await import('../backup/module.js')).backupModule,
+  // PITR findings only (no actions): the backup module's WAL listing, the server's side.
+  wal: async () => (await import('../wal/module.js')).walModule,
   migrate: async () => (await import('../migrate/module.js')).migrateModule,
   retention: async () => (await import('../retention/module.js')).retentionModule,
   health: async () => (await import('../health/module.js')).healthModule,

@@ -104,7 +104,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       type: TYPES[policy.action],
       module: 'retention',
       target: params.table,
-      reason: reasonFor(policy, obs, cutoff) + (note ? `; ${note}` : ''),
+      reason: [reasonFor(policy, obs, cutoff), ...check.effects.map((e) => `also ${e}`), ...(note ? [note] : [])].join('; '),
       risk: RISK[policy.action],
       estimate: { rows: rows + childRows, bytes: obs.counts.bytes },
       params,

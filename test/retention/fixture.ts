@@ -84,7 +84,7 @@ export function desiredWith(policies: RetentionPolicy[], o: { url?: string; stor
     version: 1, project: 'jarvis', configFile: `${o.storage ?? '/nonexistent'}/jarvis-db.yaml`, configHash: 'test',
     services: { postgres: { url: o.url ?? 'postgres://jarvis:pw@127.0.0.1:1/jarvis' } },
     storage: { path: o.storage ?? '/nonexistent/storage', ...(o.encryption ? { encryption: { passphraseEnv: o.encryption } } : {}) },
-    backups: [], retention: policies, health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    backups: [], retention: policies, health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 
