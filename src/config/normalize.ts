@@ -8,7 +8,7 @@ import { parseDuration } from './durations.js';
 import { formatPath, type Path } from './problems.js';
 import { METHODS, parseThreshold } from './semantic.js';
 import type {
-  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
+  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, PartitionDeclaration, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
 } from './types.js';
 
 export const DEFAULTS = {
@@ -32,6 +32,7 @@ export const DEFAULTS = {
   journalKeep: '90d',
   alertRetries: 3,
   s3Region: 'us-east-1',
+  premake: 4,
 } as const;
 
 /* The value has passed the schema: these shapes hold. */
@@ -55,6 +56,7 @@ interface RawConfig {
   repositories?: RawRepository[];
   schema?: { migrations?: string; target?: string; allowDown?: boolean; backupBefore?: boolean };
   backups?: RawBackup[];
+  partitions?: { table: string; column: string; interval: PartitionDeclaration['interval']; premake?: number }[];
   health?: { thresholds?: Record<string, { warning?: number | string; critical?: number | string }>; interval?: string; history?: string; alerts?: { webhook: string; retries?: number } };
   journal?: { keep?: string };
 }
@@ -179,6 +181,10 @@ export function toDesired(value: unknown, configFile: string, configHash: string
     health: health(raw.health),
     journal: { keepSeconds: parseDuration(raw.journal?.keep ?? DEFAULTS.journalKeep) },
   };
+  if (raw.partitions?.length) {
+    const file = relative(base, configFile) || configFile;
+    desired.partitions = raw.partitions.map((p, i) => ({ table: p.table, column: p.column, interval: p.interval, premake: p.premake ?? DEFAULTS.premake, source: { file, path: `partitions[${i}]` } }));
+  }
   if (raw.schema) {
     desired.schema = {
       migrations: resolve(base, raw.schema.migrations ?? DEFAULTS.migrations),

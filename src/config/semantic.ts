@@ -221,6 +221,22 @@ export class SemanticChecker {
     }
   }
 
+  /** `partitions:`: PostgreSQL tables, each declared once. */
+  checkPartitions(config: Obj, source: SourceFile): void {
+    if (!Array.isArray(config.partitions)) return;
+    const services = isObj(config.services) ? config.services : {};
+    if (config.partitions.length > 0 && !isObj(services.postgres)) this.report(source, ['partitions'], 'declared partitions are PostgreSQL tables, but services.postgres is not configured');
+    const seen = new Map<string, Path>();
+    config.partitions.forEach((entry, index) => {
+      if (!isObj(entry) || typeof entry.table !== 'string') return;
+      const at: Path = ['partitions', index, 'table'];
+      const key = entry.table.includes('.') ? entry.table : `public.${entry.table}`;
+      const first = seen.get(key);
+      if (first) this.report(source, at, `table "${entry.table}" is already declared at ${fmt(first.slice(0, -1))} (${where(source, source.locate(first), source)}); declare each table once`);
+      else seen.set(key, at);
+    });
+  }
+
   checkPolicies(config: Obj, configSource: SourceFile, policies: Located[]): void {
     const services = isObj(config.services) ? config.services : {};
     if (policies.length > 0 && !isObj(services.postgres)) {

@@ -106,6 +106,17 @@ export interface RetentionPolicy {
   source: { file: string; path: string };
 }
 
+/** `partitions:` one table whose partitions are created ahead of time. */
+export interface PartitionDeclaration {
+  table: string;
+  column: string;
+  interval: '1d' | '1w' | '1mo';
+  /** Intervals after the current one made ahead of time. */
+  premake: number;
+  /** Where it is written: `jarvis-db.yaml partitions[0]`. */
+  source: { file: string; path: string };
+}
+
 export interface Threshold {
   warning?: number;
   critical?: number;
@@ -136,6 +147,8 @@ export interface Desired {
   schema?: SchemaSettings;
   backups: BackupSchedule[];
   retention: RetentionPolicy[];
+  /** Declared partitions (absent: none). */
+  partitions?: PartitionDeclaration[];
   health: HealthSettings;
   journal: { keepSeconds: number };
 }

@@ -37,6 +37,9 @@ const PHASE: Record<ActionType, number> = {
   migrate_down: 1,
   create_backup: 2,
   copy_backup: 3,
+  // Declared partitions before retention; whole old partitions before the batches of the rest.
+  create_partition: 3,
+  retention_drop_partition: 4,
   retention_archive: 4,
   retention_anonymize: 5,
   retention_compress: 6,

@@ -77,6 +77,8 @@ export const HANDLERS: HandlerMap = {
   retention_archive: lazy(retention, (m) => m.retentionArchiveHandler),
   retention_anonymize: lazy(retention, (m) => m.retentionAnonymizeHandler),
   retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
+  retention_drop_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.dropPartitionHandler),
+  create_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.createPartitionHandler),
   prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),
   restore_backup: lazy(backup, (m) => m.restoreBackupHandler),
   restore_archive: lazy(() => import('../retention/archives.js'), (m) => m.restoreArchiveHandler),

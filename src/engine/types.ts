@@ -5,7 +5,7 @@ import type { CopyBackupParams, CreateBackupParams, PruneBackupParams, PruneWalP
 import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
-import type { PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
+import type { CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -23,6 +23,8 @@ export const ACTION_TYPES = [
   'retention_archive',
   'retention_anonymize',
   'retention_compress',
+  'retention_drop_partition',
+  'create_partition',
   'prune_archive',
   // Command-only: `plan` never makes these; `restore`, `archive restore` and `init --seed` do.
   'restore_backup',
@@ -46,6 +48,8 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_archive: 'change',
   retention_anonymize: 'change',
   retention_compress: 'change',
+  retention_drop_partition: 'destroy',
+  create_partition: 'create',
   prune_archive: 'destroy',
   restore_backup: 'change',
   restore_archive: 'change',
@@ -114,6 +118,8 @@ export type RetentionDelete = ActionOf<'retention_delete', RetentionParams>;
 export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
 export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
+export type RetentionDropPartition = ActionOf<'retention_drop_partition', DropPartitionParams>;
+export type CreatePartition = ActionOf<'create_partition', CreatePartitionParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
 export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
 export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
@@ -122,7 +128,7 @@ export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 export type Action =
   | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset;
 
 /** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */

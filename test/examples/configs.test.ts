@@ -157,6 +157,6 @@ t.test('every jarvis-db config under examples/ is covered by a test of this file
     }
   };
   walk('examples');
-  t.same(configs.sort(), ['examples/docker-compose/jarvis-db.yaml', 'examples/full.yaml', 'examples/minimal.yaml'],
+  t.same(configs.sort(), ['examples/docker-compose/jarvis-db.yaml', 'examples/full.yaml', 'examples/minimal.yaml', 'examples/partitioned-metrics.yaml'],
     'a new example config needs its own test above (examples/*.yaml are loaded by test/config/load.test.ts)');
 });
