@@ -111,9 +111,11 @@ t.test('recovery points on PostgreSQL, Redis and Chroma', async (t) => {
     // Killed at moments through the backups: every point listed is whole.
     for (const ms of [300, 900, 1800]) {
       const child = run({});
+      child.stderr!.resume();
+      const exited = new Promise((r) => child.once('exit', r));
       await new Promise((r) => setTimeout(r, ms));
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await exited;
       const ids = new Set(backupIds(env));
       for (const p of points(env).slice(0, -1)) {
         t.same(p.broken, null, `killed after ${ms} ms: point ${p.id} is whole`);
