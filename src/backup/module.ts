@@ -31,6 +31,9 @@ import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
 import { createActionId, withPreChangeBackup } from './pre-change.js';
 import { cleanDebris, findDebris } from './storage.js';
+import { planPointPrunes, planPoints } from './point-plan.js';
+import { cleanPointDebris, scanPoints, toObservedPoint } from './point-store.js';
+import { protectPointMembers, type ObservedPoint } from './points.js';
 import { observeWalArchives, type ObservedWal } from '../wal/observe.js';
 import { prunableWal, segmentCount, walCutoff, type BaseStart } from '../wal/prune.js';
 
@@ -52,6 +55,8 @@ export interface BackupObserved {
    * physical schedule): what the WAL prune plans from. Absent: not observed, nothing to prune.
    */
   wal?: ObservedWal[];
+  /** Recovery points, one entry per copy (src/backup/points.ts); absent: none read. */
+  points?: ObservedPoint[];
 }
 
 export type { ObservedWal } from '../wal/observe.js';
@@ -163,7 +168,10 @@ export function planPrunes(desired: Desired, observed: BackupObserved, out: { ac
   const several = repositoryConfigs(desired).length > 1 || desired.repositories !== undefined;
   for (const repository of repositories) {
     if (!repository.reachable) continue;
-    const inRepository = { ...observed, backups: observed.backups.filter((b) => repositoryOf(b, repositories) === repository.name) };
+    const inRepository = {
+      ...observed, backups: observed.backups.filter((b) => repositoryOf(b, repositories) === repository.name),
+      points: (observed.points ?? []).filter((p) => repositoryOf(p, repositories) === repository.name),
+    };
     const rulesOf = (s: BackupSchedule): BackupSchedule => (repository.keep ? { ...s, keep: repository.keep } : s);
     const withRules = repository.keep ? { ...desired, backups: desired.backups.map(rulesOf) } : desired;
     planPrunesIn(withRules, inRepository, out, repository.name === repositories[0]!.name ? undefined : repository.name, several ? repository.name : undefined);
@@ -176,7 +184,10 @@ export function planPrunes(desired: Desired, observed: BackupObserved, out: { ac
  */
 function planPrunesIn(desired: Desired, observed: BackupObserved, out: { actions: Action[]; findings: Finding[] }, idSuffix: string | undefined, repository: string | undefined): void {
   const where = repository ? ` in ${repository}` : '';
-  for (const [name, { schedule, decisions }] of keepDecisions(desired, observed.backups)) {
+  const decided = keepDecisions(desired, observed.backups);
+  // The members of a kept point are kept (src/backup/points.ts); a point whose anchor goes is pruned first.
+  const { pruned: prunedPoints } = protectPointMembers(decided, observed.points ?? []);
+  for (const [name, { schedule, decisions }] of decided) {
     const mine = backupsOf(schedule, observed);
     const byId = new Map(mine.map((b) => [b.id, b]));
     const pruned = new Set(decisions.filter((d) => !d.keep).map((d) => d.id));
@@ -203,6 +214,7 @@ function planPrunesIn(desired: Desired, observed: BackupObserved, out: { actions
       });
     }
   }
+  planPointPrunes(observed.points ?? [], prunedPoints, out, repository, idSuffix);
 }
 
 /**
@@ -364,6 +376,7 @@ export function planBackups(desired: Desired, observed: BackupObserved, now: Dat
     }
   }
   planCopies(desired, observed, created, out);
+  planPoints(desired, observed, now, out);
   planPrunes(desired, observed, out);
   planWalPrunes(desired, observed, out);
   for (const schedule of desired.backups) planVerify(schedule, backupsOf(schedule, unique), created.has(schedule.name), out.actions);
@@ -394,6 +407,7 @@ export const backupModule: DomainModule<BackupObserved> = {
         return u ? { name: r.name, reachable: false, location: r.location, message: u.message } : { name: r.name, reachable: true, location: r.location };
       }),
       ...(archivesWal(ctx.desired) ? { wal: await observeWalArchives(repositories.filter((r) => !down.has(r.name))) } : {}),
+      points: (await scanPoints(repositories.filter((r) => !down.has(r.name)))).points.map(toObservedPoint),
     };
   },
   plan(desired, observed, now, all) {
@@ -415,7 +429,8 @@ export const backupModule: DomainModule<BackupObserved> = {
     return { backups: observed.backups.map((b) => (b.repository && b.repository !== first ? `${b.repository}:${b.id}` : b.id)).sort() };
   },
   async beforeApply(ctx) {
-    return (await cleanDebris(openRepositories(ctx.desired, ctx.env))).map((path) => `removed ${path}, left by a killed backup`);
+    const repositories = openRepositories(ctx.desired, ctx.env);
+    return [...await cleanDebris(repositories), ...await cleanPointDebris(repositories)].map((path) => `removed ${path}, left by a killed backup`);
   },
 };
 
@@ -427,11 +442,16 @@ export const backupModule: DomainModule<BackupObserved> = {
 export function createBackupHandlerWith(stop?: AbortSignal): Handler<CreateBackup> {
   return async (action, ctx, progress) => {
     const { createBackup } = await import('./operations.js');
+    // A recovery point's PostgreSQL member: with PITR, where the WAL is as it starts (a PITR restore can reach it).
+    const start = action.params.point ? await (await import('./point-store.js')).pointStart(ctx.desired) : null;
     const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository, stop);
     const m = entry.manifest;
     return {
       summary: `backup ${m.id} written${ctx.desired.repositories ? ` to ${entry.repository}` : ''}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
-      details: { id: m.id, repository: entry.repository, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted },
+      details: {
+        id: m.id, service: m.service, schedule: m.schedule, repository: entry.repository, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs,
+        encrypted: m.encrypted, ...(start ? { startLsn: start.lsn, startAt: start.at } : {}),
+      },
     };
   };
 }

@@ -43,7 +43,20 @@ export function define(program: Command): void {
       const failures: string[] = [];
       const stopped: string[] = [];
       const stop = await stopOnSignal(await durationFlag('--stop-timeout', opts.stopTimeout), opts.stopTimeout);
+      const points: Record<string, unknown>[] = [];
+      // --service all records a recovery point of each service: all schedule (or of the first schedule of each service).
+      const { implicitPoint } = await import('../backup/point-plan.js');
+      const pointSchedules = opts.service === 'all' && !opts.schedule ? (desired.points?.length ? desired.points : [implicitPoint(desired)]) : [];
       await createBackupsCommand(desired, schedules, {
+        points: pointSchedules,
+        pointed: (outcome) => {
+          if (!outcome.ok) {
+            failures.push(`recovery point ${outcome.schedule} not recorded: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`);
+            return;
+          }
+          points.push({ id: outcome.id, schedule: outcome.schedule, members: outcome.members, repositories: outcome.repositories, ...(outcome.pitr ? { pitr: outcome.pitr } : {}) });
+          if (!g.json) print(`+ recovery point ${outcome.id}: ${outcome.members.map((m) => `${m.service} ${m.id}`).join(', ')}${outcome.pitr ? ` (WAL ${outcome.pitr.lsn})` : ''}`);
+        },
         env: process.env, ...(await lockWait(desired, opts.lockTimeout)), signal: stop.signal,
         progressFor: (schedule) => progressFor(`${schedule.service}/${schedule.name}`),
         finished: (outcome) => {
@@ -68,7 +81,7 @@ export function define(program: Command): void {
           if (!g.json) print(`+ ${schedule.service}/${schedule.name} ${outcome.id}: copied to ${outcome.to}`);
         },
       }).finally(() => stop.dispose());
-      if (g.json) printJson({ backups: results, ...(copies.length ? { copies } : {}), failures, ...(stopped.length ? { stopped } : {}) });
+      if (g.json) printJson({ backups: results, ...(copies.length ? { copies } : {}), ...(pointSchedules.length ? { points } : {}), failures, ...(stopped.length ? { stopped } : {}) });
       else for (const s of stopped) print(`- stopped ${s}`);
       if (failures.length) {
         if (failures.length === 1 && results.length === 0 && !g.json) throw new JarvisError('BACKUP_FAILED', failures[0]!);
@@ -111,8 +124,11 @@ export function define(program: Command): void {
       const pitr = desired.services.postgres?.pitr?.enabled
         ? await (await import('../wal/status.js')).windowsOf(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name)), scan.valid)
         : null;
+      const { listedPoints, scanPoints } = await import('../backup/point-store.js');
+      const points = listedPoints(await scanPoints(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name))), scan.valid, scan.invalid, several);
       if (g.json) {
         printJson({
+          points: points.map((p) => ({ ...p, broken: p.broken.length ? p.broken : null })),
           backups: [...backups.values()].map(({ entry: { manifest: m }, copies }) => ({
             id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, durationMs: m.durationMs,
             totalBytes: m.totalBytes, files: m.files.length, encrypted: m.encrypted, format: m.format ?? null,
@@ -135,6 +151,16 @@ export function define(program: Command): void {
             verificationLabel(m.verification, now), ...(several ? [copies.map((c) => c.repository).join(', ')] : [])]);
         }
         print(renderTable(rows, { align: [, , , 'right', 'right'] }));
+      }
+      if (points.length) {
+        const rows = [['POINT', 'SCHEDULE', 'AGE', 'MEMBERS', 'STATUS', ...(several ? ['REPOSITORY'] : [])]];
+        for (const p of points) {
+          rows.push([p.id, p.schedule, p.startedAt ? formatAge(now - Date.parse(p.startedAt)) : '?', p.members.map((m) => `${m.service} ${m.id}`).join(', ') || '?',
+            p.broken.length ? 'BROKEN' : p.pitr ? `ok (WAL ${p.pitr.lsn})` : 'ok', ...(several ? [p.repositories.join(', ')] : [])]);
+        }
+        print('');
+        print(renderTable(rows, { align: [, , 'right'] }));
+        for (const p of points) for (const problem of p.broken) note(`! recovery point ${p.id} is broken: ${problem}`);
       }
       if (pitr) {
         const { pitrWindowLines } = await import('../render/pitr.js');
@@ -226,19 +252,21 @@ export function define(program: Command): void {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { pruneBackupsCommand } = await import('../backup/commands.js');
-      const { pruned, kept, wal } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
+      const { pruned, kept, wal, points } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
       if (g.json) {
         printJson({
           dryRun: Boolean(opts.dryRun),
           pruned: pruned.map((c) => ({ id: c.id, schedule: c.schedule, startedAt: c.startedAt, totalBytes: c.totalBytes, ...(c.repository ? { repository: c.repository } : {}) })),
           kept: kept.map((c) => ({ id: c.id, schedule: c.schedule, reasons: c.reasons, ...(c.repository ? { repository: c.repository } : {}) })),
           wal,
+          points,
         });
         return;
       }
       const inRepository = (c: { repository?: string }) => (c.repository ? ` in ${c.repository}` : '');
       for (const c of kept) print(`  keep ${c.schedule} ${c.id}${inRepository(c)} (${c.reasons.join(', ')})`);
       for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule} ${c.id}${inRepository(c)} (${formatBytes(c.totalBytes)}; outside keep rules)`);
+      for (const p of points) print(`${opts.dryRun ? '- would delete' : '- deleted'} recovery point ${p.id}${inRepository(p)} (its PostgreSQL backup is outside keep rules)`);
       for (const w of wal) {
         print(opts.dryRun || w.deleted === undefined
           ? `- would delete ${plural(w.files, 'WAL file')} before ${w.before} in ${w.repository} (${formatBytes(w.bytes)} uncompressed; needed by no kept base backup)`

@@ -47,6 +47,9 @@ const PHASE: Record<ActionType, number> = {
   prune_backup: 8,
   // After the prune_backup actions it follows from (its `requires`).
   prune_wal: 8,
+  // After every member and copy it `requires`; a point goes before the member it is pruned with (that prune requires it).
+  create_point: 3,
+  prune_point: 8,
   prune_archive: 8,
   verify_backup: 9,
   // Command-only types (never planned together with the others): a restore replaces data as a

@@ -71,6 +71,8 @@ export const HANDLERS: HandlerMap = {
   verify_backup: lazy(backup, (m) => m.verifyBackupHandler),
   prune_backup: lazy(backup, (m) => m.pruneBackupHandler),
   prune_wal: lazy(backup, (m) => m.pruneWalHandler),
+  create_point: lazy(() => import('../backup/point-actions.js'), (m) => m.createPointHandler),
+  prune_point: lazy(() => import('../backup/point-actions.js'), (m) => m.prunePointHandler),
   migrate_up: lazy(migrate, (m) => m.migrateUpHandler),
   migrate_down: lazy(migrate, (m) => m.migrateDownHandler),
   retention_delete: lazy(retention, (m) => m.retentionDeleteHandler),

@@ -1,7 +1,7 @@
 /**
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
-import type { CopyBackupParams, CreateBackupParams, PruneBackupParams, PruneWalParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { CopyBackupParams, CreateBackupParams, CreatePointParams, PruneBackupParams, PrunePointParams, PruneWalParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
@@ -17,6 +17,8 @@ export const ACTION_TYPES = [
   'verify_backup',
   'prune_backup',
   'prune_wal',
+  'create_point',
+  'prune_point',
   'migrate_up',
   'migrate_down',
   'retention_delete',
@@ -42,6 +44,8 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   verify_backup: 'change',
   prune_backup: 'destroy',
   prune_wal: 'destroy',
+  create_point: 'create',
+  prune_point: 'destroy',
   migrate_up: 'change',
   migrate_down: 'change',
   retention_delete: 'destroy',
@@ -112,6 +116,8 @@ export type CopyBackup = ActionOf<'copy_backup', CopyBackupParams>;
 export type VerifyBackup = ActionOf<'verify_backup', VerifyBackupParams>;
 export type PruneBackup = ActionOf<'prune_backup', PruneBackupParams>;
 export type PruneWal = ActionOf<'prune_wal', PruneWalParams>;
+export type CreatePoint = ActionOf<'create_point', CreatePointParams>;
+export type PrunePoint = ActionOf<'prune_point', PrunePointParams>;
 export type MigrateUp = ActionOf<'migrate_up', MigrateStepParams<'up'>>;
 export type MigrateDown = ActionOf<'migrate_down', MigrateStepParams<'down'>>;
 export type RetentionDelete = ActionOf<'retention_delete', RetentionParams>;
@@ -126,7 +132,7 @@ export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
 export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 
 export type Action =
-  | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal
+  | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
   | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset;
