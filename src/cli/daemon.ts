@@ -30,7 +30,7 @@ export function define(program: Command): void {
       const desired = await loadDesired(options);
       const { Daemon } = await import('../daemon/daemon.js');
       const { daemonLogger } = await import('../daemon/logger.js');
-      const { apply } = await import('../engine/index.js');
+      const { apply, makePlan } = await import('../engine/index.js');
       const { runHealthCheck } = await import('../health/check.js');
       const { HealthConnections } = await import('../health/connections.js');
       const { removeStagedSync } = await import('../storage/staging.js');
@@ -45,6 +45,7 @@ export function define(program: Command): void {
         logger,
         loadConfig: () => loadDesired(options),
         runHealth: (signal, current) => runHealthCheck(current, { signal, connections }),
+        runPlan: async (current) => (await makePlan({ desired: current })).plan,
         runApply: async ({ signal, hooks, desired }) => {
           const result = await apply({
             desired, signal, lockTimeoutMs: lockTimeout.seconds * 1000,

@@ -16,7 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Desired } from '../config/types.js';
-import type { Status } from '../engine/types.js';
+import type { Plan, Status } from '../engine/types.js';
 import { messageOf } from '../errors.js';
 import type { HealthReport, RecordOutcome } from '../health/check.js';
 import { healthFamilies, PROMETHEUS_CONTENT_TYPE, renderExposition } from '../render/prometheus.js';
@@ -53,6 +53,8 @@ export interface DaemonOptions {
   clock?: () => Date;
   /** The status page needs it (Authorization: Bearer, or the cookie `/?token=` sets); required off loopback. */
   token?: string;
+  /** What `plan` says now, for the status page's pending plan (without it the page has none). */
+  runPlan?: (desired: Desired) => Promise<Plan>;
 }
 
 export interface Liveness {
@@ -90,9 +92,10 @@ export class Daemon {
   private stopping = false;
   /** The WAL stream when services.postgres.pitr.enabled (src/wal/supervisor.ts). */
   readonly walStream: WalStreamSupervisor;
-  private readonly board = new StatusBoard();
+  private readonly board: StatusBoard;
 
   constructor(private readonly options: DaemonOptions) {
+    this.board = new StatusBoard(options.runPlan);
     this.clock = options.clock ?? (() => new Date());
     this.counters = newCounters(this.clock());
     this.log = options.logger;

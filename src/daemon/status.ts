@@ -6,6 +6,7 @@
  * so and the others still show.
  */
 import type { Desired } from '../config/types.js';
+import type { Plan } from '../engine/types.js';
 import { messageOf } from '../errors.js';
 import type { HealthReport } from '../health/check.js';
 import type { StatusSection } from '../render/status-page.js';
@@ -14,9 +15,16 @@ import type { ApplySummary } from './daemon.js';
 
 const RUNS_SHOWN = 10;
 
+/** A plan observes every service: at most this often for the page, whatever the health interval. */
+const PLAN_EVERY_MS = 60_000;
+
 export class StatusBoard {
   private runs: (ApplySummary & { finishedAt: string })[] = [];
   private slow: StatusSection[] = [];
+  private plan: StatusSection | null = null;
+  private plannedAt = 0;
+
+  constructor(private readonly runPlan?: (desired: Desired) => Promise<Plan>) {}
 
   recordRun(run: ApplySummary, finishedAt: Date): void {
     this.runs = [{ ...run, finishedAt: finishedAt.toISOString() }, ...this.runs].slice(0, RUNS_SHOWN);
@@ -31,11 +39,17 @@ export class StatusBoard {
       read('archives', 'Retention archives', () => archivesSection(desired)),
       read('history', 'Health, the last 24 hours', () => historySection(desired, now)),
     ]);
+    if (this.runPlan && now.getTime() - this.plannedAt >= PLAN_EVERY_MS) {
+      this.plannedAt = now.getTime();
+      const { planSection } = await import('../engine/status-section.js');
+      const runPlan = this.runPlan;
+      this.plan = await read('plan', 'Pending plan', async () => planSection(await runPlan(desired)));
+    }
   }
 
   async sections(desired: Desired, report: HealthReport | undefined, state: { applying: boolean; nextApplyAt?: Date }): Promise<StatusSection[]> {
     const [{ servicesSection }, { schedulesSection }] = await Promise.all([import('../health/status-section.js'), import('../backup/status-section.js')]);
-    return [servicesSection(desired, report), schedulesSection(desired, report), this.runsSection(state), ...this.slow];
+    return [servicesSection(desired, report), schedulesSection(desired, report), ...(this.plan ? [this.plan] : []), this.runsSection(state), ...this.slow];
   }
 
   private runsSection(state: { applying: boolean; nextApplyAt?: Date }): StatusSection {

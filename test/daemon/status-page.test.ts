@@ -1,6 +1,6 @@
 /**
  * The daemon's status page in a real browser (Debian's chromium driven by playwright-core) on a
- * sandbox: every service is listed; stopping the sandbox Redis makes its row CRITICAL within one
+ * sandbox: every service, the schedule and the pending plan are listed; stopping the sandbox Redis makes its row CRITICAL within one
  * health interval, without a reload; off loopback a request without the token gets 401, and the
  * token opens it (once by ?token=, then a cookie); no password is on the page.
  */
@@ -44,6 +44,9 @@ t.test('the status page lists every service, follows a Redis outage without a re
   page.on('framenavigated', () => { navigations++; });
   const services = page.locator('#services table').first();
   for (const name of ['PostgreSQL', 'Redis', 'machine', 'backups']) t.ok(await services.locator('tr', { hasText: name }).count(), `${name} is listed`);
+  await page.waitForSelector('#plan');
+  t.match(await page.locator('#plan').innerText(), /Pending plan[\s\S]*as planned at /, 'the pending plan is on the page');
+  t.ok(await page.locator('#schedules tr', { hasText: 'pg-nightly' }).count(), 'the schedule is listed');
   const redisRow = services.locator('tr', { hasText: 'Redis' });
   t.match(await redisRow.innerText(), /HEALTHY/, 'Redis is healthy first');
 

@@ -1,0 +1,19 @@
+/** The pending plan on the daemon's status page: what `apply` would do now, with its reasons. Data only. */
+import type { StatusSection } from '../render/status-page.js';
+import { ACTION_KIND, type ActionType, type Plan } from './types.js';
+
+const SYMBOL = { create: '+', change: '~', destroy: '-' } as const;
+
+export function planSection(plan: Plan): StatusSection {
+  const rows = [
+    ...plan.errors.map((e) => ({ cells: ['!', 'error', e.module, e.message], status: 'CRITICAL' as const })),
+    ...plan.actions.map((a) => ({
+      cells: [SYMBOL[ACTION_KIND[a.type as ActionType] ?? 'change'], `${a.type}${a.risk === 'destructive' ? ' (destructive)' : ''}`, a.target, a.reason],
+    })),
+  ];
+  return {
+    id: 'plan', title: 'Pending plan',
+    note: `as planned at ${plan.createdAt}: ${plan.actions.length ? `${plan.actions.length} action${plan.actions.length === 1 ? '' : 's'} the next apply would run` : 'nothing to do'}${plan.findings.length ? `; ${plan.findings.length} finding${plan.findings.length === 1 ? '' : 's'} (see Services)` : ''}`,
+    tables: [{ columns: ['', 'action', 'target', 'why'], rows, empty: 'no changes: the services match the config' }],
+  };
+}
