@@ -285,7 +285,6 @@ export class Daemon {
         this.counters.runs.set(result.status, (this.counters.runs.get(result.status) ?? 0) + 1);
         for (const r of result.results) this.counters.actions.set(`${r.type}/${r.status}`, (this.counters.actions.get(`${r.type}/${r.status}`) ?? 0) + 1);
         this.counters.lastRun = { finishedAt: this.clock(), durationMs: result.durationMs, status: result.status };
-        this.board.recordRun(result, this.clock());
         for (const e of result.errors ?? []) this.log.error({ event: 'plan_error', runId, cycle, module: e.module, service: e.service, error: e.message }, `${e.module}: ${e.message}`);
         const causes = (result.errors ?? []).map((e) => `${e.module}: ${e.message}`);
         const line = { event: 'apply_finished', runId, cycle, status: result.status, durationMs: result.durationMs, actions: result.results.map((r) => ({ action: r.id, status: r.status })), errors: causes };

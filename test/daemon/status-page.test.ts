@@ -44,6 +44,9 @@ t.test('the status page lists every service, follows a Redis outage without a re
   page.on('framenavigated', () => { navigations++; });
   const services = page.locator('#services table').first();
   for (const name of ['PostgreSQL', 'Redis', 'machine', 'backups']) t.ok(await services.locator('tr', { hasText: name }).count(), `${name} is listed`);
+  await d.until('the start-up apply', () => d.lines.some((l) => l.event === 'apply_finished'), 60_000);
+  await page.waitForFunction(`/succeeded/.test(document.querySelector('#runs')?.textContent ?? '')`, undefined, { timeout: 30_000 });
+  t.match(await page.locator('#runs').innerText(), /succeeded[\s\S]*backup\.create\.pg-nightly/, 'the start-up run, from the journal');
   await page.waitForSelector('#plan');
   t.match(await page.locator('#plan').innerText(), /Pending plan[\s\S]*as planned at /, 'the pending plan is on the page');
   t.ok(await page.locator('#schedules tr', { hasText: 'pg-nightly' }).count(), 'the schedule is listed');
