@@ -1,10 +1,9 @@
 /** examples/grafana-dashboard.json is what `jarvis-db alerts dashboard` generates, a valid dashboard over metrics the exporter really emits. */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Desired } from '../../src/config/types.js';
 import { grafanaDashboard } from '../../src/health/dashboard.js';
+import { alertsFromRootConfig } from './fixture.js';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { CHECK_NAMES, checkSpec, metricName } from '../../src/health/checks.js';
 import { evaluate } from '../../src/health/evaluate.js';
@@ -85,10 +84,7 @@ t.test('every check and every daemon metric has a panel', async (t) => {
 });
 
 t.test('examples/grafana-dashboard.json is what `jarvis-db alerts dashboard` generates from the root jarvis-db.yaml (regenerate it when this fails)', async (t) => {
-  const root = new URL('../..', import.meta.url).pathname;
-  const env: NodeJS.ProcessEnv = { ...process.env, JARVIS_PG_URL: 'postgres://jarvis@localhost/jarvis', JARVIS_REDIS_URL: 'redis://localhost:6379', JARVIS_CHROMA_URL: 'http://localhost:8000' };
-  delete env.JARVIS_DB_CONFIG;
-  const r = spawnSync(process.execPath, [join(root, 'bin/jarvis-db.js'), 'alerts', 'dashboard', '-c', 'jarvis-db.yaml'], { cwd: root, env, encoding: 'utf8' });
+  const r = alertsFromRootConfig('dashboard');
   t.equal(r.status, 0, r.stderr);
   t.same(JSON.parse(r.stdout), dashboard, 'node bin/jarvis-db.js alerts dashboard > examples/grafana-dashboard.json (with the three URLs set)');
 });

@@ -14,6 +14,7 @@ import { effectiveThreshold } from '../../src/health/evaluate.js';
 import { alertName, alertRules } from '../../src/health/rules.js';
 import { renderAlertRules } from '../../src/render/alert-rules.js';
 import type { Desired } from '../../src/config/types.js';
+import { alertsFromRootConfig, ROOT } from './fixture.js';
 
 const health = (thresholds: Desired['health']['thresholds'] = {}, intervalSeconds = 60) => ({ project: 'jarvis', health: { thresholds, intervalSeconds } as Desired['health'] });
 
@@ -103,12 +104,9 @@ t.test('promtool accepts the generated file, and its unit tests show the alerts 
 });
 
 t.test('examples/prometheus-rules.yml is what `jarvis-db alerts rules` generates from the root jarvis-db.yaml (regenerate it when this fails)', async (t) => {
-  const root = new URL('../..', import.meta.url).pathname;
-  const env: NodeJS.ProcessEnv = { ...process.env, JARVIS_PG_URL: 'postgres://jarvis@localhost/jarvis', JARVIS_REDIS_URL: 'redis://localhost:6379', JARVIS_CHROMA_URL: 'http://localhost:8000' };
-  delete env.JARVIS_DB_CONFIG;
-  const r = spawnSync(process.execPath, [join(root, 'bin/jarvis-db.js'), 'alerts', 'rules', '-c', 'jarvis-db.yaml'], { cwd: root, env, encoding: 'utf8' });
+  const r = alertsFromRootConfig('rules');
   t.equal(r.status, 0, r.stderr);
-  t.equal(r.stdout, await readFile(join(root, 'examples/prometheus-rules.yml'), 'utf8'),
+  t.equal(r.stdout, await readFile(join(ROOT, 'examples/prometheus-rules.yml'), 'utf8'),
     'JARVIS_PG_URL=postgres://jarvis@localhost/jarvis JARVIS_REDIS_URL=redis://localhost:6379 JARVIS_CHROMA_URL=http://localhost:8000 node bin/jarvis-db.js alerts rules > examples/prometheus-rules.yml');
   t.notMatch(r.stdout, /postgres:\/\/|redis:\/\//, 'no service URL in the rules');
 });
