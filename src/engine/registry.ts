@@ -61,7 +61,7 @@ function lazy<M, A extends Action>(load: () => Promise<M>, pick: (m: M) => Handl
   return async (action, ctx, progress) => pick(await load())(action, ctx, progress);
 }
 
-const backup = () => import('../backup/module.js');
+const backup = () => import('../backup/handlers.js');
 const migrate = () => import('../migrate/module.js');
 const retention = () => import('../retention/module.js');
 

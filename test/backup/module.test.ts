@@ -4,7 +4,8 @@
  */
 import t from 'tap';
 import type { Desired, BackupSchedule } from '../../src/config/types.js';
-import { backupModule, planBackups, verifyBackupHandler, type BackupObserved, type ObservedScheduleBackup } from '../../src/backup/module.js';
+import { verifyBackupHandler } from '../../src/backup/handlers.js';
+import { backupModule, planBackups, type BackupObserved, type ObservedScheduleBackup } from '../../src/backup/module.js';
 import type { ExecuteContext } from '../../src/engine/types.js';
 import { planHealth } from '../../src/health/module.js';
 import { backupSamples } from '../../src/health/probes/backups.js';
