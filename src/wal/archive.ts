@@ -262,6 +262,18 @@ async function readRawInto(store: SealedStore, repository: Repository, m: WalMan
   }
 }
 
+/**
+ * Writes archived `name` of `repository` alone to `dest`, verified (the fetch path without the
+ * fallback to other repositories); its manifest. WAL_NOT_FOUND when the repository lacks it.
+ */
+export async function fetchWalFileFrom(desired: Desired, repository: Repository, name: string, dest: string, env: NodeJS.ProcessEnv): Promise<WalManifest> {
+  const store = walStore(repository);
+  const manifest = await readWalManifest(store, walFileName(name));
+  if (!manifest) throw new JarvisError('WAL_NOT_FOUND', `${name} is not archived in ${repository.name}`);
+  await fetchFrom(store, repository, manifest, dest, desired, env);
+  return manifest;
+}
+
 async function fetchFrom(store: SealedStore, repository: Repository, m: WalManifest, dest: string, desired: Desired, env: NodeJS.ProcessEnv): Promise<void> {
   const tmp = join(dirname(dest), `.${basename(dest)}.jarvis-db-${process.pid}`);
   try {

@@ -12,8 +12,8 @@ import { runToolToEnd } from '../platform/processes.js';
 import { asServerUser, isRoot, serverUserIds } from '../scratch/servers.js';
 import { findPostgresTool } from '../services/postgres.js';
 import { openRepositories } from '../storage/repositories.js';
-import { fetchWalFile, listArchive, walStore } from './archive.js';
-import { DEFAULT_SEGMENT_BYTES, formatLsn, parseLsn, parseWalFileName, segmentOfLsn } from './segments.js';
+import { archiveSegmentBytes, fetchWalFileFrom, listArchive, walStore } from './archive.js';
+import { DEFAULT_SEGMENT_BYTES, formatLsn, parseLsn, parseWalFileName, segmentName, segmentNumber, segmentOfLsn } from './segments.js';
 import { basePoints, repositoryStatus, type BasePoint, type RecoverableWindow } from './status.js';
 
 /** pg_create_restore_point(name) on the configured server; its LSN. */
@@ -125,10 +125,14 @@ export function cliEntry(): string {
   return fileURLToPath(new URL('../../bin/jarvis-db.js', import.meta.url));
 }
 
-/** Pure: the lines appended to postgresql.auto.conf of a restored base backup. */
+/**
+ * Pure: the lines appended to postgresql.auto.conf of a restored base backup. restore_command
+ * leaves a file already in pg_wal (fetched beforehand by prepareRecovery) to PostgreSQL, which
+ * reads pg_wal when restore_command fails: one `node` start per segment is what made recovery slow.
+ */
 export function recoverySettings(options: { target: RecoveryTarget; node: string; cli: string; configFile: string; backupId: string }): string {
   const { target } = options;
-  const restore = `${shellWord(options.node)} ${shellWord(options.cli)} -c ${shellWord(options.configFile)} wal fetch %f %p`;
+  const restore = `test ! -f pg_wal/%f && ${shellWord(options.node)} ${shellWord(options.cli)} -c ${shellWord(options.configFile)} wal fetch %f %p`;
   const targetLine = target.kind === 'time' ? `recovery_target_time = ${confString(new Date(target.at).toISOString().replace('T', ' ').replace('Z', '+00'))}`
     : target.kind === 'lsn' ? `recovery_target_lsn = ${confString(formatLsn(target.lsn))}`
     : `recovery_target_name = ${confString(target.value)}`;
@@ -145,28 +149,72 @@ export function recoverySettings(options: { target: RecoveryTarget; node: string
   ].join('\n');
 }
 
+/** Which archived WAL files restore puts into pg_wal before recovery starts. */
+export interface PrefetchPlan {
+  /** The files, in the order recovery replays them (history files first). */
+  names: string[];
+  /** A time target: the files after the first segment archived after this time are not needed. */
+  stopAfterArchivedAt: number | null;
+}
+
+/**
+ * Pure: the WAL recovery from `base` to `target` replays, out of `archived` (a timeline's names):
+ * the history files, and the segments of the window's timeline from the one holding the base
+ * backup's end (pg_wal.tar's copy of it ends there; the archived one is whole) up to the target.
+ * The target bounds it only when restore_command can fetch the rest on demand (`onDemand`): the
+ * server, run as `postgres` by root, cannot read the repositories, so then it is the window's end.
+ * An LSN target: its segment and the next (the record at the target may start there); a time
+ * target: up to the first segment archived after it (it holds the WAL written until then); a
+ * restore point: its position is unknown, the window's end.
+ */
+export function walToPrefetch(archived: readonly string[], target: RecoveryTarget, plan: { base: BasePoint; window: TimelineWindow }, onDemand: boolean, segmentBytes = DEFAULT_SEGMENT_BYTES): PrefetchPlan {
+  const { timeline, window } = plan.window;
+  const from = segmentOfLsn(timeline, parseLsn(plan.base.stopLsn), segmentBytes);
+  let until = window.untilSegment;
+  if (onDemand && target.kind === 'lsn') {
+    const next = segmentName(timeline, segmentNumber(segmentOfLsn(timeline, target.lsn, segmentBytes), segmentBytes) + 1n, segmentBytes);
+    if (next < until) until = next;
+  }
+  const history = archived.filter((n) => parseWalFileName(n)?.kind === 'history');
+  const segments = archived.filter((n) => {
+    const file = parseWalFileName(n);
+    return file?.kind === 'segment' && file.timeline === timeline && n >= from && n <= until;
+  }).sort();
+  return { names: [...history, ...segments], stopAfterArchivedAt: onDemand && target.kind === 'time' ? target.at : null };
+}
+
+/** Fetches at once into pg_wal: enough to keep the disk and zstd busy, few enough for a small machine. */
+const PREFETCH_CONCURRENCY = 4;
+
 /**
  * Makes a restored base backup in `dir` recover to `target` on a stock `pg_ctl start`: the
- * settings, recovery.signal, and, when we are root (the server runs as `postgres`, which cannot
- * read our repositories), the archived WAL after the backup copied into pg_wal beforehand.
+ * settings, recovery.signal, and the archived WAL up to the target fetched into pg_wal
+ * beforehand (walToPrefetch), four files at once, each streamed, verified and decompressed.
  */
 export async function prepareRecovery(desired: Desired, dir: string, target: RecoveryTarget, plan: { base: BasePoint; window: TimelineWindow }, env: NodeJS.ProcessEnv): Promise<{ prefetched: number }> {
   await appendFile(join(dir, 'postgresql.auto.conf'), recoverySettings({ target, node: process.execPath, cli: cliEntry(), configFile: desired.configFile, backupId: plan.base.id }));
   await writeFile(join(dir, 'recovery.signal'), '');
-  let prefetched = 0;
   const ids = await serverUserIds();
-  if (ids) {
-    const repository = openRepositories(desired, env).find((r) => r.name === plan.window.repository)!;
-    const from = segmentOfLsn(plan.window.timeline, parseLsn(plan.base.stopLsn), DEFAULT_SEGMENT_BYTES);
-    for (const { names } of await listArchive(walStore(repository))) {
-      for (const name of names) {
-        const file = parseWalFileName(name);
-        if (!file || file.kind === 'backup' || (file.kind === 'segment' && (file.timeline !== plan.window.timeline || name < from))) continue;
-        await fetchWalFile({ ...desired, repositories: [repository.config] }, name, join(dir, 'pg_wal', name), { env });
-        prefetched++;
-      }
+  const repository = openRepositories(desired, env).find((r) => r.name === plan.window.repository)!;
+  const store = walStore(repository);
+  const archive = await listArchive(store);
+  const wanted = walToPrefetch(archive.flatMap((tl) => tl.names), target, plan, ids === null, await archiveSegmentBytes(store, archive));
+  let next = 0;
+  let stopAt = wanted.names.length;
+  let prefetched = 0;
+  const worker = async (): Promise<void> => {
+    while (next < stopAt) {
+      const i = next++;
+      const name = wanted.names[i]!;
+      const manifest = await fetchWalFileFrom(desired, repository, name, join(dir, 'pg_wal', name), env).catch((e: unknown) => {
+        stopAt = 0; // a damaged or missing file: the others stop too, and restore fails naming it
+        throw e;
+      });
+      prefetched++;
+      if (wanted.stopAfterArchivedAt !== null && manifest.kind === 'segment' && Date.parse(manifest.archivedAt) > wanted.stopAfterArchivedAt) stopAt = Math.min(stopAt, i + 1);
     }
-  }
+  };
+  await Promise.all(Array.from({ length: PREFETCH_CONCURRENCY }, worker));
   if (ids) {
     const r = await runToolToEnd('chown', ['-R', `${ids.uid}:${ids.gid}`, dir]);
     if (r.code !== 0) throw new JarvisError('RESTORE_FAILED', `chown -R postgres ${dir} failed: ${r.stderr.trim()}`);
