@@ -138,10 +138,11 @@ export class BackupWriter {
 
   /**
    * Takes in a file a tool wrote under a staged local directory (`localPath`) as `name`: with
-   * encryption, streamed through the encryptor (the plain file removed); without, hashed and fsynced.
+   * encryption, streamed through the encryptor (the plain file removed); without, hashed (unless
+   * `hashed` was taken while the tool wrote it) and fsynced.
    */
-  async adoptFile(localPath: string, name: string): Promise<FileEntry> {
-    const entry = await this.item.adoptLocalFile(localPath, name, this.encryption ? [this.encryption.encryptor()] : []);
+  async adoptFile(localPath: string, name: string, hashed?: { sha256: string; bytes: number }): Promise<FileEntry> {
+    const entry = await this.item.adoptLocalFile(localPath, name, this.encryption ? [this.encryption.encryptor()] : [], hashed);
     this.files.push(entry);
     await testPausePoint('file-written', this.env);
     return entry;

@@ -117,6 +117,39 @@ export async function hashFile(path: string): Promise<{ sha256: string; bytes: n
   return { sha256: hash.digest('hex'), bytes };
 }
 
+/**
+ * The SHA-256 and size of a file another process is appending to (pg_basebackup writing its
+ * tar), read as it grows, so that the hashing overlaps the writing instead of reading the whole
+ * file again after it. `finished` settles when the writer has exited: the rest is read then. The
+ * file may not exist yet when this starts; it must only ever be appended to.
+ */
+export async function hashGrowingFile(path: string, finished: Promise<unknown>, pollMs = 40): Promise<{ sha256: string; bytes: number }> {
+  let done = false;
+  void finished.then(() => { done = true; }, () => { done = true; });
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  let bytes = 0;
+  let handle: FileHandle | null = null;
+  try {
+    for (;;) {
+      const last = done; // read after the writer exited: this pass reaches the true end
+      handle ??= await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT' && !last) return null;
+        throw e;
+      });
+      for (let n = 1; handle && n > 0; bytes += n) {
+        n = (await handle.read(buffer, 0, buffer.length, bytes)).bytesRead;
+        hash.update(buffer.subarray(0, n));
+      }
+      if (last) break;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  } finally {
+    await handle?.close();
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
 export async function listDirs(path: string): Promise<string[]> {
   try {
     const entries = await readdir(path, { withFileTypes: true });
