@@ -73,12 +73,15 @@ export async function testPausePoint(point: string, env: NodeJS.ProcessEnv = pro
   await new Promise<never>(() => undefined);
 }
 
-/** A sink that hashes and counts what passes, writes it to a new file and fsyncs it at the end. */
+/**
+ * A sink that hashes and counts what passes, writes it to a new file and fsyncs it at the end
+ * (`durable: false`: not, for a scratch copy that is made again when lost).
+ */
 export class HashingFileSink extends Writable {
   readonly hash = createHash('sha256');
   bytes = 0;
   private handle: FileHandle | null = null;
-  constructor(private readonly path: string) {
+  constructor(private readonly path: string, private readonly durable = true) {
     super({ highWaterMark: 1 << 20 });
   }
   override _construct(done: (error?: Error | null) => void): void {
@@ -94,7 +97,7 @@ export class HashingFileSink extends Writable {
     this._write(all, 'binary', done);
   }
   override _final(done: (error?: Error | null) => void): void {
-    this.handle!.sync().then(() => this.handle!.close()).then(() => { this.handle = null; done(); }, (e: unknown) => this.fail(e, done));
+    (this.durable ? this.handle!.sync() : Promise.resolve()).then(() => this.handle!.close()).then(() => { this.handle = null; done(); }, (e: unknown) => this.fail(e, done));
   }
   /** A failed write names the file (a full disk, a read-only file system) instead of only the errno. */
   private fail(e: unknown, done: (error?: Error | null) => void): void {

@@ -3,7 +3,7 @@
  * and the recovery settings written into a restored physical base backup so that a stock
  * `pg_ctl start` replays the archived WAL (through `jarvis-db wal fetch`) up to the target.
  */
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, chown, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Desired } from '../config/types.js';
@@ -130,15 +130,22 @@ export function cliEntry(): string {
  * leaves a file already in pg_wal (fetched beforehand by prepareRecovery) to PostgreSQL, which
  * reads pg_wal when restore_command fails: one `node` start per segment is what made recovery slow.
  */
-export function recoverySettings(options: { target: RecoveryTarget; node: string; cli: string; configFile: string; backupId: string }): string {
+export function recoverySettings(options: { target: RecoveryTarget; node: string; cli: string; configFile: string; backupId: string; onDemand?: boolean }): string {
   const { target } = options;
-  const restore = `test ! -f pg_wal/%f && ${shellWord(options.node)} ${shellWord(options.cli)} -c ${shellWord(options.configFile)} wal fetch %f %p`;
+  // A server that cannot read the repositories (run as postgres by root) finds everything in
+  // pg_wal: a `node` started for each file it probes (history files, the segment after the last)
+  // would only fail, a second or more each.
+  // While jarvis-db is still fetching a file into pg_wal (it is in PREFETCH_LIST), wait for it.
+  const wait = `while ! test -f pg_wal/%f && grep -qsx %f ${PREFETCH_LIST}; do sleep 0.1; done; `;
+  const restore = wait + (options.onDemand === false ? 'false'
+    : `test ! -f pg_wal/%f && ${shellWord(options.node)} ${shellWord(options.cli)} -c ${shellWord(options.configFile)} wal fetch %f %p`);
   const targetLine = target.kind === 'time' ? `recovery_target_time = ${confString(new Date(target.at).toISOString().replace('T', ' ').replace('Z', '+00'))}`
     : target.kind === 'lsn' ? `recovery_target_lsn = ${confString(formatLsn(target.lsn))}`
     : `recovery_target_name = ${confString(target.value)}`;
   return [
     '',
     `# jarvis-db point-in-time recovery: base backup ${options.backupId}, target ${target.kind} ${target.value}`,
+    ...(options.onDemand === false ? ['# the server cannot read the repositories: jarvis-db fetched the WAL it replays into pg_wal'] : []),
     `restore_command = ${confString(restore)}`,
     targetLine,
     "recovery_target_action = 'promote'",
@@ -187,18 +194,32 @@ export function walToPrefetch(archived: readonly string[], target: RecoveryTarge
 const PREFETCH_CONCURRENCY = 4;
 
 /**
+ * In the restored data directory while restore fetches WAL into pg_wal: the names still to come,
+ * one a line. restore_command waits for a file listed there (so that the server can replay while
+ * the rest is fetched); the list goes when the fetching ends, failed or not.
+ */
+export const PREFETCH_LIST = 'jarvis-db-prefetching';
+
+/**
  * Makes a restored base backup in `dir` recover to `target` on a stock `pg_ctl start`: the
  * settings, recovery.signal, and the archived WAL up to the target fetched into pg_wal
- * beforehand (walToPrefetch), four files at once, each streamed, verified and decompressed.
+ * (walToPrefetch), four files at once, in replay order, each streamed, verified and decompressed.
+ * `fetching` settles when the last is in pg_wal (the number fetched); the server may be started
+ * before: restore_command waits for the files still listed in PREFETCH_LIST.
  */
-export async function prepareRecovery(desired: Desired, dir: string, target: RecoveryTarget, plan: { base: BasePoint; window: TimelineWindow }, env: NodeJS.ProcessEnv): Promise<{ prefetched: number }> {
-  await appendFile(join(dir, 'postgresql.auto.conf'), recoverySettings({ target, node: process.execPath, cli: cliEntry(), configFile: desired.configFile, backupId: plan.base.id }));
-  await writeFile(join(dir, 'recovery.signal'), '');
+export async function prepareRecovery(desired: Desired, dir: string, target: RecoveryTarget, plan: { base: BasePoint; window: TimelineWindow }, env: NodeJS.ProcessEnv): Promise<{ fetching: Promise<number> }> {
   const ids = await serverUserIds();
   const repository = openRepositories(desired, env).find((r) => r.name === plan.window.repository)!;
   const store = walStore(repository);
   const archive = await listArchive(store);
   const wanted = walToPrefetch(archive.flatMap((tl) => tl.names), target, plan, ids === null, await archiveSegmentBytes(store, archive));
+  await writeFile(join(dir, PREFETCH_LIST), wanted.names.map((n) => `${n}\n`).join(''), { mode: 0o644 });
+  await appendFile(join(dir, 'postgresql.auto.conf'), recoverySettings({ target, node: process.execPath, cli: cliEntry(), configFile: desired.configFile, backupId: plan.base.id, onDemand: ids === null }));
+  await writeFile(join(dir, 'recovery.signal'), '');
+  if (ids) {
+    // The base backup's restore handed the rest to the server user already; each WAL file is given as it is fetched.
+    for (const f of [PREFETCH_LIST, 'postgresql.auto.conf', 'recovery.signal']) await chown(join(dir, f), ids.uid, ids.gid);
+  }
   let next = 0;
   let stopAt = wanted.names.length;
   let prefetched = 0;
@@ -206,7 +227,9 @@ export async function prepareRecovery(desired: Desired, dir: string, target: Rec
     while (next < stopAt) {
       const i = next++;
       const name = wanted.names[i]!;
-      const manifest = await fetchWalFileFrom(desired, repository, name, join(dir, 'pg_wal', name), env).catch((e: unknown) => {
+      // Not fsynced: a restore the machine's crash interrupts is made again, and the server's
+      // end-of-recovery checkpoint makes what it replayed durable.
+      const manifest = await fetchWalFileFrom(desired, repository, name, join(dir, 'pg_wal', name), env, { durable: false, owner: ids ?? undefined }).catch((e: unknown) => {
         stopAt = 0; // a damaged or missing file: the others stop too, and restore fails naming it
         throw e;
       });
@@ -214,28 +237,38 @@ export async function prepareRecovery(desired: Desired, dir: string, target: Rec
       if (wanted.stopAfterArchivedAt !== null && manifest.kind === 'segment' && Date.parse(manifest.archivedAt) > wanted.stopAfterArchivedAt) stopAt = Math.min(stopAt, i + 1);
     }
   };
-  await Promise.all(Array.from({ length: PREFETCH_CONCURRENCY }, worker));
-  if (ids) {
-    const r = await runToolToEnd('chown', ['-R', `${ids.uid}:${ids.gid}`, dir]);
-    if (r.code !== 0) throw new JarvisError('RESTORE_FAILED', `chown -R postgres ${dir} failed: ${r.stderr.trim()}`);
-  }
-  return { prefetched };
+  const fetching = Promise.all(Array.from({ length: PREFETCH_CONCURRENCY }, worker))
+    .finally(() => rm(join(dir, PREFETCH_LIST), { force: true }))
+    .then(() => prefetched);
+  fetching.catch(() => undefined);
+  return { fetching };
 }
 
 // ------------------------------------------------------------------ --start
 
 export interface StartedRecovery { port: number; reached: string; stop: string; log: string }
 
-/** Starts the prepared copy on `port`, waits until it reached the target and was promoted. */
-export async function startRecovered(desired: Desired, dir: string, port: number, base: BasePoint, env: NodeJS.ProcessEnv, timeoutMs = 600_000): Promise<StartedRecovery> {
+/**
+ * Starts the prepared copy on `port`, waits until it reached the target and was promoted.
+ * `fetching` (prepareRecovery's): the WAL still being fetched; when that fails, the server is
+ * stopped and its error is the restore's.
+ */
+export async function startRecovered(desired: Desired, dir: string, port: number, base: BasePoint, env: NodeJS.ProcessEnv, fetching: Promise<number> = Promise.resolve(0), timeoutMs = 600_000): Promise<StartedRecovery> {
+  let fetchFailure: unknown = null;
+  fetching.catch((e: unknown) => { fetchFailure = e; });
   await appendFile(join(dir, 'postgresql.auto.conf'), `# jarvis-db restore --start\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n`);
   const log = join(dir, 'jarvis-db-recovery.log');
   const major = Math.floor(base.serverVersionNum / 10000);
   const pgCtl = findPostgresTool('pg_ctl', major, env);
   const stop = `${isRoot() ? 'runuser -u postgres -- ' : ''}${pgCtl} -D ${dir} stop`;
+  const stopAndThrow = async (e: unknown): Promise<never> => {
+    await asServerUser(pgCtl, ['-D', dir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+    throw e;
+  };
   try {
     await asServerUser(pgCtl, ['-D', dir, '-l', log, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), 'start']);
   } catch (e) {
+    await fetching.catch((f: unknown) => { throw f; }); // a damaged file explains a failed start best
     throw new JarvisError('RESTORE_FAILED', `the restored copy in ${dir} did not start: ${await logTail(log) || messageOf(e)}`, { hint: `see ${log}` });
   }
   const u = new URL(desired.services.postgres!.url);
@@ -244,13 +277,17 @@ export async function startRecovered(desired: Desired, dir: string, port: number
   u.search = '';
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (fetchFailure) await stopAndThrow(fetchFailure);
     const state = await recoveryState(u.toString()).catch(() => null);
     if (state && !state.recovering) break;
     if (Date.now() > deadline) throw new JarvisError('RESTORE_FAILED', `the restored copy in ${dir} is still recovering after ${timeoutMs / 1000}s: ${await logTail(log)}`, { hint: `see ${log}; stop it with ${stop}` });
     const text = await readFile(log, 'utf8').catch(() => '');
+    if (/FATAL|PANIC/.test(text) && !state) await fetching.catch((f: unknown) => { throw f; }); // the fetching's failure first
     if (/FATAL|PANIC/.test(text) && !state) throw new JarvisError('RESTORE_FAILED', `recovery of ${dir} failed: ${await logTail(log)}`, { hint: `see ${log}` });
     await new Promise((r) => setTimeout(r, 300));
   }
+  // Promoted before the fetching ended: a file it failed on is still a refused restore.
+  await fetching.catch(stopAndThrow);
   const text = await readFile(log, 'utf8').catch(() => '');
   const reached = /recovery stopping [^\n]*/.exec(text)?.[0] ?? /last completed transaction was at log time [^\n]*/.exec(text)?.[0] ?? 'recovery finished';
   return { port, reached, stop, log };

@@ -36,12 +36,15 @@ t.test('latest is the newest base backup that ended before the target; outside t
   t.throws(() => choosePitrBase('nope', recoveryTargetOf({ toTime: '2026-12-01T12:00:00Z' })!, BASES, [WINDOW]), /no physical base backup nope/);
 });
 
-t.test('the recovery settings: restore_command leaves a file already in pg_wal to the server, else calls wal fetch with absolute paths, the target, promote, no archiving', async (t) => {
+t.test('the recovery settings: restore_command waits for a file restore is still fetching, leaves one in pg_wal to the server, else calls wal fetch with absolute paths, the target, promote, no archiving', async (t) => {
   const text = recoverySettings({ target: recoveryTargetOf({ toTime: '2026-12-02T13:59:00.5Z' })!, node: '/usr/bin/node', cli: '/opt/jarvis db/bin/jarvis-db.js', configFile: "/etc/it's/jarvis-db.yaml", backupId: 'X' });
-  t.match(text, /^restore_command = 'test ! -f pg_wal\/%f && \/usr\/bin\/node "\/opt\/jarvis db\/bin\/jarvis-db.js" -c "\/etc\/it''s\/jarvis-db.yaml" wal fetch %f %p'$/m);
+  t.match(text, /^restore_command = 'while ! test -f pg_wal\/%f && grep -qsx %f jarvis-db-prefetching; do sleep 0\.1; done; test ! -f pg_wal\/%f && \/usr\/bin\/node "\/opt\/jarvis db\/bin\/jarvis-db.js" -c "\/etc\/it''s\/jarvis-db.yaml" wal fetch %f %p'$/m);
   t.match(text, /^recovery_target_time = '2026-12-02 13:59:00.500\+00'$/m);
   t.match(text, /^recovery_target_action = 'promote'$/m);
   t.match(text, /^archive_mode = off$/m);
+  const root = recoverySettings({ target: recoveryTargetOf({ toLsn: '0/7a' })!, node: 'n', cli: 'c', configFile: 'f', backupId: 'X', onDemand: false });
+  t.match(root, /^restore_command = 'while ! test -f pg_wal\/%f && grep -qsx %f jarvis-db-prefetching; do sleep 0\.1; done; false'$/m, 'a server that cannot read the repositories is not made to start node for each file it probes');
+  t.match(root, /^# the server cannot read the repositories: jarvis-db fetched the WAL it replays into pg_wal$/m);
   t.match(recoverySettings({ target: recoveryTargetOf({ toName: "before deploy's" })!, node: 'n', cli: 'c', configFile: 'f', backupId: 'X' }), /^recovery_target_name = 'before deploy''s'$/m);
   t.match(recoverySettings({ target: recoveryTargetOf({ toLsn: '0/7a' })!, node: 'n', cli: 'c', configFile: 'f', backupId: 'X' }), /^recovery_target_lsn = '0\/7A'$/m);
 });
