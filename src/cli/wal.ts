@@ -120,11 +120,16 @@ export async function restoreToPoint(id: string, opts: PointInTimeFlags, cmd: Co
   const { restoreCommand } = await import('../backup/commands.js');
   const { progressFor } = await import('../render/progress.js');
   const progress = await progressFor(`restore ${plan.base.id}`, g.json);
+  // The WAL is fetched while the base backup is unpacked.
+  const walFetch = await recovery.startWalFetch(desired, dir, target, plan, process.env);
   await restoreCommand(desired, plan.base.id, {
     target: undefined, force: Boolean(opts.force), flush: false, env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)), targetDir: dir,
     repository: opts.repository,
+  }).catch(async (e: unknown) => {
+    await walFetch.abort();
+    throw e;
   }).finally(() => progress.stop());
-  const { fetching } = await recovery.prepareRecovery(desired, dir, target, plan, process.env);
+  const { fetching } = await recovery.prepareRecovery(desired, dir, target, plan, walFetch);
   const details = { id: plan.base.id, dir, target: { kind: target.kind, value: target.value }, window: plan.window };
   if (!opts.start) {
     const prefetched = await fetching;

@@ -3,7 +3,7 @@
  * and the recovery settings written into a restored physical base backup so that a stock
  * `pg_ctl start` replays the archived WAL (through `jarvis-db wal fetch`) up to the target.
  */
-import { appendFile, chown, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chown, copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Desired } from '../config/types.js';
@@ -200,46 +200,103 @@ const PREFETCH_CONCURRENCY = 4;
  */
 export const PREFETCH_LIST = 'jarvis-db-prefetching';
 
+/** WAL a restore fetches (startWalFetch), begun before the base backup is unpacked; prepareRecovery hands it pg_wal. */
+export interface WalFetch {
+  names: readonly string[];
+  /** Whether the server can fetch on demand (not when root runs it as postgres). */
+  onDemand: boolean;
+  /** From now on the files go into `pgWal` (those fetched already are moved there). */
+  deliver(pgWal: string): Promise<void>;
+  /** Settles once every file is in pg_wal: the number fetched, or the first failure (a damaged file). */
+  fetching: Promise<number>;
+  /** Stops (the restore failed) and removes what was fetched. */
+  abort(): Promise<void>;
+}
+
+/** Renames, or copies where `to` is on another file system (a --target-dir that is a mount point). */
+async function moveFile(from: string, to: string): Promise<void> {
+  await rename(from, to).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EXDEV') throw e;
+    await copyFile(from, to);
+    await rm(from, { force: true });
+  });
+}
+
 /**
- * Makes a restored base backup in `dir` recover to `target` on a stock `pg_ctl start`: the
- * settings, recovery.signal, and the archived WAL up to the target fetched into pg_wal
- * (walToPrefetch), four files at once, in replay order, each streamed, verified and decompressed.
- * `fetching` settles when the last is in pg_wal (the number fetched); the server may be started
- * before: restore_command waits for the files still listed in PREFETCH_LIST.
+ * Starts fetching the WAL recovery from `plan` to `target` replays (walToPrefetch), four files at
+ * once in replay order, each streamed, verified and decompressed, into a directory beside `dir`
+ * (`DIR.jarvis-db-wal`) until prepareRecovery hands it DIR/pg_wal: so that the fetching overlaps
+ * the base backup's unpacking. Not fsynced: a restore the machine's crash interrupts is made
+ * again, and the server's end-of-recovery checkpoint makes what it replayed durable.
  */
-export async function prepareRecovery(desired: Desired, dir: string, target: RecoveryTarget, plan: { base: BasePoint; window: TimelineWindow }, env: NodeJS.ProcessEnv): Promise<{ fetching: Promise<number> }> {
+export async function startWalFetch(desired: Desired, dir: string, target: RecoveryTarget, plan: { base: BasePoint; window: TimelineWindow }, env: NodeJS.ProcessEnv): Promise<WalFetch> {
   const ids = await serverUserIds();
   const repository = openRepositories(desired, env).find((r) => r.name === plan.window.repository)!;
   const store = walStore(repository);
   const archive = await listArchive(store);
   const wanted = walToPrefetch(archive.flatMap((tl) => tl.names), target, plan, ids === null, await archiveSegmentBytes(store, archive));
-  await writeFile(join(dir, PREFETCH_LIST), wanted.names.map((n) => `${n}\n`).join(''), { mode: 0o644 });
-  await appendFile(join(dir, 'postgresql.auto.conf'), recoverySettings({ target, node: process.execPath, cli: cliEntry(), configFile: desired.configFile, backupId: plan.base.id, onDemand: ids === null }));
-  await writeFile(join(dir, 'recovery.signal'), '');
-  if (ids) {
-    // The base backup's restore handed the rest to the server user already; each WAL file is given as it is fetched.
-    for (const f of [PREFETCH_LIST, 'postgresql.auto.conf', 'recovery.signal']) await chown(join(dir, f), ids.uid, ids.gid);
-  }
+  const staging = `${dir}.jarvis-db-wal`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true, mode: 0o700 });
+  let into: string | null = null;
+  const fetched: string[] = [];
+  let delivered!: () => void;
+  const handed = new Promise<void>((r) => { delivered = r; });
   let next = 0;
   let stopAt = wanted.names.length;
-  let prefetched = 0;
+  let count = 0;
   const worker = async (): Promise<void> => {
     while (next < stopAt) {
       const i = next++;
       const name = wanted.names[i]!;
-      // Not fsynced: a restore the machine's crash interrupts is made again, and the server's
-      // end-of-recovery checkpoint makes what it replayed durable.
-      const manifest = await fetchWalFileFrom(desired, repository, name, join(dir, 'pg_wal', name), env, { durable: false, owner: ids ?? undefined }).catch((e: unknown) => {
+      const manifest = await fetchWalFileFrom(desired, repository, name, join(staging, name), env, { durable: false, owner: ids ?? undefined }).catch((e: unknown) => {
         stopAt = 0; // a damaged or missing file: the others stop too, and restore fails naming it
         throw e;
       });
-      prefetched++;
+      count++;
+      if (into) await moveFile(join(staging, name), join(into, name));
+      else fetched.push(name);
       if (wanted.stopAfterArchivedAt !== null && manifest.kind === 'segment' && Date.parse(manifest.archivedAt) > wanted.stopAfterArchivedAt) stopAt = Math.min(stopAt, i + 1);
     }
   };
-  const fetching = Promise.all(Array.from({ length: PREFETCH_CONCURRENCY }, worker))
-    .finally(() => rm(join(dir, PREFETCH_LIST), { force: true }))
-    .then(() => prefetched);
+  const workers = Promise.all(Array.from({ length: PREFETCH_CONCURRENCY }, worker));
+  const fetching = workers.then(async () => {
+    await handed;
+    return count;
+  }).finally(() => rm(staging, { recursive: true, force: true }));
+  fetching.catch(() => undefined);
+  return {
+    names: wanted.names, onDemand: ids === null, fetching,
+    deliver: async (pgWal) => {
+      into = pgWal;
+      for (const name of fetched.splice(0)) await moveFile(join(staging, name), join(pgWal, name));
+      delivered();
+    },
+    abort: async () => {
+      stopAt = 0;
+      delivered();
+      await fetching.catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Makes a restored base backup in `dir` recover to `target` on a stock `pg_ctl start`: the
+ * settings, recovery.signal, and the WAL `fetch` brings into pg_wal. `fetching` settles when the
+ * last file is there (the number fetched); the server may be started before: restore_command
+ * waits for the files still listed in PREFETCH_LIST.
+ */
+export async function prepareRecovery(desired: Desired, dir: string, target: RecoveryTarget, plan: { base: BasePoint }, fetch: WalFetch): Promise<{ fetching: Promise<number> }> {
+  await writeFile(join(dir, PREFETCH_LIST), fetch.names.map((n) => `${n}\n`).join(''), { mode: 0o644 });
+  await appendFile(join(dir, 'postgresql.auto.conf'), recoverySettings({ target, node: process.execPath, cli: cliEntry(), configFile: desired.configFile, backupId: plan.base.id, onDemand: fetch.onDemand }));
+  await writeFile(join(dir, 'recovery.signal'), '');
+  const ids = await serverUserIds();
+  if (ids) {
+    // The base backup's restore handed the rest to the server user already; each WAL file is given as it is fetched.
+    for (const f of [PREFETCH_LIST, 'postgresql.auto.conf', 'recovery.signal']) await chown(join(dir, f), ids.uid, ids.gid);
+  }
+  await fetch.deliver(join(dir, 'pg_wal'));
+  const fetching = fetch.fetching.finally(() => rm(join(dir, PREFETCH_LIST), { force: true }));
   fetching.catch(() => undefined);
   return { fetching };
 }
