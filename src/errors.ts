@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'ARCHIVE_INVALID'
   | 'HEALTH_FAILED'
   | 'WAL_NOT_FOUND'
+  | 'INTERRUPTED'
   | 'INTERNAL';
 
 export class JarvisError extends Error {

@@ -9,6 +9,27 @@ export interface CreateBackupParams {
   repository?: string;
   /** Added by the engine planner: this backup runs before the migrations (schema.backupBefore). */
   preChange?: boolean;
+  /** A member of a recovery point: with PITR, the WAL position and time are read as it starts. */
+  point?: boolean;
+}
+
+/**
+ * A recovery point (src/backup/points.ts): the backups the create_backup actions `members` of
+ * this apply wrote, recorded once they (and their copies) are published, in every repository that
+ * holds them all.
+ */
+export interface CreatePointParams {
+  /** The `service: all` schedule, or `all`. */
+  schedule: string;
+  /** Ids of create_backup actions of this apply, in service order. */
+  members: string[];
+}
+
+/** A point whose anchor (its PostgreSQL member) the keep rules prune, deleted before it. */
+export interface PrunePointParams {
+  id: string;
+  /** The repository it is deleted from (absent: the first). */
+  repository?: string;
 }
 
 /**
@@ -32,8 +53,13 @@ export interface PruneBackupParams {
   service: ServiceName;
   /** The repository it is deleted from (absent: the first). Each repository prunes by its own keep rules. */
   repository?: string;
-  /** It is the last valid backup of its schedule (allowPruneLast). */
+  /** It is the last valid backup of its schedule (allowPruneLast; `backup delete --force`). */
   lastValid?: boolean;
+  /**
+   * Asked for by id (`backup delete`), not by the keep rules: the newest valid backup may go, the
+   * last valid one only with `lastValid`.
+   */
+  byId?: boolean;
 }
 
 /**
@@ -79,13 +105,15 @@ export interface RestoreBackupParams {
 
 const service: FieldRule = { kind: 'one-of', values: ['postgres', 'redis', 'chroma'] };
 
-export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'copy_backup' | 'prune_backup' | 'prune_wal' | 'verify_backup' | 'restore_backup'> = {
-  create_backup: { fields: { schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, preChange: { kind: 'boolean', optional: true } } },
+export const BACKUP_PARAM_RULES: Pick<ParamRuleTable, 'create_backup' | 'copy_backup' | 'prune_backup' | 'prune_wal' | 'verify_backup' | 'restore_backup' | 'create_point' | 'prune_point'> = {
+  create_backup: { fields: { schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, preChange: { kind: 'boolean', optional: true }, point: { kind: 'boolean', optional: true } } },
+  create_point: { fields: { schedule: { kind: 'string' }, members: { kind: 'string-list' } } },
+  prune_point: { fields: { id: { kind: 'string' }, repository: { kind: 'string', optional: true } } },
   copy_backup: {
     fields: { schedule: { kind: 'string' }, service, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true }, from: { kind: 'string' }, to: { kind: 'string' } },
     exactlyOne: ['id', 'fromAction'],
   },
-  prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, lastValid: { kind: 'boolean', optional: true } } },
+  prune_backup: { fields: { id: { kind: 'string' }, schedule: { kind: 'string' }, service, repository: { kind: 'string', optional: true }, lastValid: { kind: 'boolean', optional: true }, byId: { kind: 'boolean', optional: true } } },
   prune_wal: { fields: { repository: { kind: 'string' }, before: { kind: 'wal-segment' }, files: { kind: 'count' }, bytes: { kind: 'count' } } },
   verify_backup: {
     fields: { schedule: { kind: 'string' }, restoreTest: { kind: 'boolean' }, id: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true } },

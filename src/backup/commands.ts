@@ -1,16 +1,18 @@
 /**
- * What `jarvis-db backup create|prune` and `jarvis-db restore` do: each a narrowed plan of the
+ * What `jarvis-db backup create|prune|delete` and `jarvis-db restore` do: each a narrowed plan of the
  * backup module's actions run by the engine's `apply` (docs/architecture.md §4 rule 6: one
  * lock, one journal), as `migrate up` and `retention run` do.
  */
-import type { BackupSchedule, Desired } from '../config/types.js';
+import type { BackupSchedule, Desired, PointSchedule } from '../config/types.js';
 import { commandModule, errorOfResult, newRecord, recording, throwIfFailed } from '../engine/command.js';
 import type { ApplyReporter, EngineParts } from '../engine/index.js';
-import type { Action, CopyBackup, CreateBackup, Plan, Progress, PruneBackup, PruneWal, RestoreBackup, RunResult } from '../engine/types.js';
-import { findBackup } from './catalog.js';
+import type { Action, CopyBackup, CreateBackup, CreatePoint, Plan, Progress, PruneBackup, PrunePoint, PruneWal, RestoreBackup, RunResult } from '../engine/types.js';
+import { findBackup, findBackupCopies } from './catalog.js';
 import type { RestoreOptions } from './driver.js';
-import { backupModule, copiesOfNewBackup, createBackupAction, newestValidBackup, planPrunes, planWalPrunes, type BackupObserved } from './module.js';
+import { backupModule, copiesOfNewBackup, createBackupAction, createBackupHandlerWith, newestValidBackup, planPrunes, planWalPrunes, type BackupObserved } from './module.js';
 import { checkRestoreFlags, keepDecisions, repositoriesFor } from './operations.js';
+import { withPoint } from './point-plan.js';
+import { protectPointMembers, type PointMember } from './points.js';
 
 async function engine() {
   const [{ HANDLERS }, run] = await Promise.all([import('../engine/registry.js'), import('../engine/index.js')]);
@@ -34,12 +36,23 @@ export type CopyOutcome =
   | { schedule: BackupSchedule; to: string; ok: false; error: unknown };
 
 export interface CreateCommandOptions extends CommandApplyOptions {
+  /** Aborted to stop the running backups (SIGTERM): each removes what it staged and ends INTERRUPTED. */
+  signal?: AbortSignal;
   progressFor?(schedule: BackupSchedule): Progress & { stop(): void };
   /** Each backup as it ends (the CLI prints its line then, while the others still run). */
   finished?(outcome: CreateOutcome): void;
   /** Each copy of a new backup to another repository, as it ends. */
   copied?(outcome: CopyOutcome): void;
+  /** `--service all`: the recovery points to record once their members are published. */
+  points?: readonly PointSchedule[];
+  /** Each recovery point, once recorded or not. */
+  pointed?(outcome: PointOutcome): void;
 }
+
+/** A recovery point of `backup create --service all`: recorded, or why not (a member failed: not run). */
+export type PointOutcome =
+  | { schedule: string; ok: true; id: string; members: PointMember[]; repositories: string[]; pitr?: { lsn: string; at: string } }
+  | { schedule: string; ok: false; error: unknown };
 
 /**
  * `backup create`: one create_backup action per schedule (ids and params as `plan` makes
@@ -52,33 +65,44 @@ export async function createBackupsCommand(desired: Desired, schedules: readonly
   const record = newRecord();
   const bySchedule = new Map(schedules.map((s) => [s.name, s]));
   // Written to the first repository that answered, then copied to the other ones that did (lanes: the copies after their create).
-  const module = commandModule<BackupObserved>(backupModule, (d, observed) => schedules.flatMap((s): Action[] => {
+  const module = commandModule<BackupObserved>(backupModule, (d, observed) => (options.points ?? []).reduce(
+    // A recovery point after its members (and their copies), which it requires.
+    (actions, point) => withPoint(d, observed, point, 'requested (backup create --service all)', actions),
+    schedules.flatMap((s): Action[] => {
     const { services: _reached, ...action } = createBackupAction(s, `requested (backup create --service ${s.service})`, newestValidBackup(s, observed));
     const reachable = (observed.repositories ?? []).filter((r) => r.reachable).map((r) => r.name);
     const first = observed.repositories?.[0]?.name;
     const create: CreateBackup = reachable[0] !== undefined && reachable[0] !== first ? { ...action, params: { ...action.params, repository: reachable[0] } } : action;
     // A copy to a repository that did not answer is tried too: it fails naming it, the backup stands.
     return [create, ...copiesOfNewBackup(d, observed, create)];
-  }));
+  })));
   const parts: EngineParts = {
     modules: [module],
-    handlers: { ...HANDLERS, create_backup: recording(HANDLERS.create_backup, record), copy_backup: recording(HANDLERS.copy_backup, record) },
+    handlers: { ...HANDLERS, create_backup: recording(options.signal ? createBackupHandlerWith(options.signal) : HANDLERS.create_backup, record), copy_backup: recording(HANDLERS.copy_backup, record), create_point: recording(HANDLERS.create_point, record) },
   };
   const outcomes: CreateOutcome[] = [];
   const sinks = new Map<string, { stop(): void }>();
   const run = await apply({
-    desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, keepGoing: true, probeServices: false,
+    desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, keepGoing: true, probeServices: false, ...(options.signal ? { signal: options.signal } : {}),
     lanes: (action) => (action.type === 'create_backup' || action.type === 'copy_backup' ? action.params.service : action.id),
     reporter: {
       ...(options.waitingForLock ? { waitingForLock: options.waitingForLock } : {}),
       actionStarted: (action) => {
-        if (action.type === 'copy_backup') return undefined;
+        if (action.type !== 'create_backup') return undefined;
         const sink = options.progressFor?.(bySchedule.get(action.target)!);
         if (sink) sinks.set(action.id, sink);
         return sink;
       },
       actionFinished: (action, result) => {
         sinks.get(action.id)?.stop();
+        if (action.type === 'create_point') {
+          const point = action as CreatePoint;
+          const d = record.outcomes.get(action.id)?.details;
+          options.pointed?.(result.status === 'done' && d
+            ? { schedule: point.params.schedule, ok: true, id: String(d.id), members: d.members as PointMember[], repositories: d.repositories as string[], ...(d.pitr ? { pitr: d.pitr as { lsn: string; at: string } } : {}) }
+            : { schedule: point.params.schedule, ok: false, error: errorOfResult(result, record) });
+          return;
+        }
         if (action.type === 'copy_backup') {
           const copy = action as CopyBackup;
           const schedule = bySchedule.get(copy.params.schedule)!;
@@ -124,7 +148,7 @@ export interface WalPruneLine { repository: string; before: string; files: numbe
  * prune_wal actions of the WAL no kept base backup needs, run by `apply` (stopping at the first
  * failure); a dry run only plans. Also what is kept, and why.
  */
-export async function pruneBackupsCommand(desired: Desired, options: CommandApplyOptions & { dryRun: boolean }): Promise<{ pruned: PruneLine[]; kept: KeptLine[]; wal: WalPruneLine[]; run: RunResult | null }> {
+export async function pruneBackupsCommand(desired: Desired, options: CommandApplyOptions & { dryRun: boolean }): Promise<{ pruned: PruneLine[]; kept: KeptLine[]; wal: WalPruneLine[]; points: { id: string; repository?: string }[]; run: RunResult | null }> {
   const { HANDLERS, apply, makePlan } = await engine();
   const record = newRecord();
   const seen: { observed?: BackupObserved } = {};
@@ -134,7 +158,7 @@ export async function pruneBackupsCommand(desired: Desired, options: CommandAppl
     planWalPrunes(d, observed, out);
     return out.actions;
   });
-  const parts: EngineParts = { modules: [module], handlers: { ...HANDLERS, prune_backup: recording(HANDLERS.prune_backup, record), prune_wal: recording(HANDLERS.prune_wal, record) } };
+  const parts: EngineParts = { modules: [module], handlers: { ...HANDLERS, prune_backup: recording(HANDLERS.prune_backup, record), prune_wal: recording(HANDLERS.prune_wal, record), prune_point: recording(HANDLERS.prune_point, record) } };
   let plan: Plan;
   let run: RunResult | null = null;
   if (options.dryRun) {
@@ -158,7 +182,9 @@ export async function pruneBackupsCommand(desired: Desired, options: CommandAppl
     const keep = name === undefined ? undefined : configs.get(name)?.keep;
     const rules = keep ? { ...desired, backups: desired.backups.map((b) => ({ ...b, keep })) } : desired;
     const repository = names.length > 1 ? { repository: name! } : {};
-    for (const { schedule, decisions } of keepDecisions(rules, here).values()) {
+    const decided = keepDecisions(rules, here);
+    protectPointMembers(decided, (observed.points ?? []).filter((p) => name === undefined || (p.repository ?? first) === name));
+    for (const { schedule, decisions } of decided.values()) {
       for (const d of decisions) {
         if (pruning.has(`${name ?? first}\u0000${d.id}`)) pruned.push({ id: d.id, schedule: schedule.name, startedAt: d.time, totalBytes: bytes.get(d.id) ?? 0, ...repository });
         // Outside the rules but the schedule's last valid backup: the plan keeps it (its finding says so).
@@ -173,7 +199,8 @@ export async function pruneBackupsCommand(desired: Desired, options: CommandAppl
       ...(done ? { deleted: Number(done.deleted), storedBytes: Number(done.storedBytes), before: String(done.before), ...(typeof done.held === 'string' ? { held: done.held } : {}) } : {}),
     };
   });
-  return { pruned, kept, wal, run };
+  const points = plan.actions.filter((a): a is PrunePoint => a.type === 'prune_point').map((a) => ({ id: a.params.id, ...(a.params.repository ? { repository: a.params.repository } : {}) }));
+  return { pruned, kept, wal, points, run };
 }
 
 export interface RestoreCommandOptions extends CommandApplyOptions, Omit<RestoreOptions, 'jobs'> {
@@ -211,4 +238,42 @@ export async function restoreCommand(desired: Desired, id: string, options: Rest
   throwIfFailed(run, record);
   const outcome = record.outcomes.get(action.id)!;
   return { summary: outcome.summary, details: outcome.details ?? {}, run };
+}
+
+export interface DeleteCommandOptions extends CommandApplyOptions {
+  /** --repository: delete the copy in this repository only (default: every copy). */
+  repository?: string;
+  /** --force: also when it is the last valid backup of its schedule. */
+  force: boolean;
+}
+
+/**
+ * `backup delete ID`: a prune_backup action per copy (by id, not by the keep rules), run by
+ * `apply`. The handler refuses the last valid backup of a schedule in a repository without
+ * --force; the copies before it are deleted, those after it are not run.
+ */
+export async function deleteBackupCommand(desired: Desired, id: string, options: DeleteCommandOptions): Promise<{ deleted: { id: string; repository: string; totalBytes: number }[]; run: RunResult }> {
+  const copies = await findBackupCopies(repositoriesFor(desired, options.repository, options.env), id);
+  const several = (desired.repositories?.length ?? 0) > 0;
+  const actions: PruneBackup[] = copies.map((entry) => {
+    const m = entry.manifest;
+    return {
+      id: `backup.delete.${m.id}${several ? `.${entry.repository}` : ''}`, type: 'prune_backup', module: 'backup', target: `${m.id}${several ? ` in ${entry.repository}` : ''}`,
+      reason: `requested (backup delete ${m.id}${options.force ? ' --force' : ''})`, risk: 'destructive', estimate: { bytes: m.totalBytes },
+      params: { id: m.id, schedule: m.schedule, service: m.service, byId: true, ...(several ? { repository: entry.repository } : {}), ...(options.force ? { lastValid: true } : {}) },
+    };
+  });
+  const { HANDLERS, apply } = await engine();
+  const record = newRecord();
+  const parts: EngineParts = {
+    modules: [commandModule({ name: 'backup', observe: async () => ({}) }, () => actions)],
+    handlers: { ...HANDLERS, prune_backup: recording(HANDLERS.prune_backup, record) },
+  };
+  const run = await apply({ desired, parts, env: options.env, lockTimeoutMs: options.lockTimeoutMs, probeServices: false, reporter: options.waitingForLock ? { waitingForLock: options.waitingForLock } : {} });
+  const deleted = actions.flatMap((a) => {
+    const details = record.outcomes.get(a.id)?.details;
+    return details ? [{ id: String(details.id), repository: String(details.repository), totalBytes: Number(details.totalBytes) }] : [];
+  });
+  throwIfFailed(run, record);
+  return { deleted, run };
 }

@@ -14,6 +14,8 @@ export interface DriverContext {
   progress: Progress;
   /** Present when storage.encryption is configured (needed to read encrypted backups). */
   keyRing: KeyRing | null;
+  /** Aborted when the backup is to stop (SIGTERM): tools are killed, streams destroyed. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreOptions {

@@ -31,7 +31,10 @@ import { describeScheduleChanges } from './describe.js';
 import { keepDecisions, scheduleByName } from './operations.js';
 import { createActionId, withPreChangeBackup } from './pre-change.js';
 import { cleanDebris, findDebris } from './storage.js';
-import type { ArchivedTimeline } from '../wal/archive.js';
+import { planPointPrunes, planPoints } from './point-plan.js';
+import { cleanPointDebris, scanPoints, toObservedPoint } from './point-store.js';
+import { protectPointMembers, type ObservedPoint } from './points.js';
+import { observeWalArchives, type ObservedWal } from '../wal/observe.js';
 import { prunableWal, segmentCount, walCutoff, type BaseStart } from '../wal/prune.js';
 
 export interface ObservedScheduleBackup extends ObservedBackup {
@@ -52,12 +55,11 @@ export interface BackupObserved {
    * physical schedule): what the WAL prune plans from. Absent: not observed, nothing to prune.
    */
   wal?: ObservedWal[];
+  /** Recovery points, one entry per copy (src/backup/points.ts); absent: none read. */
+  points?: ObservedPoint[];
 }
 
-/** One repository's WAL archive: its files by timeline and its segment size, or why it could not be listed. */
-export type ObservedWal =
-  | { repository: string; timelines: ArchivedTimeline[]; segmentBytes: number }
-  | { repository: string; error: string };
+export type { ObservedWal } from '../wal/observe.js';
 
 /** A repository as planning sees it: its keep rules and whether its catalog was read. */
 interface RepositoryView { name: string; keep?: KeepRules; reachable: boolean; location?: string; message?: string }
@@ -166,7 +168,10 @@ export function planPrunes(desired: Desired, observed: BackupObserved, out: { ac
   const several = repositoryConfigs(desired).length > 1 || desired.repositories !== undefined;
   for (const repository of repositories) {
     if (!repository.reachable) continue;
-    const inRepository = { ...observed, backups: observed.backups.filter((b) => repositoryOf(b, repositories) === repository.name) };
+    const inRepository = {
+      ...observed, backups: observed.backups.filter((b) => repositoryOf(b, repositories) === repository.name),
+      points: (observed.points ?? []).filter((p) => repositoryOf(p, repositories) === repository.name),
+    };
     const rulesOf = (s: BackupSchedule): BackupSchedule => (repository.keep ? { ...s, keep: repository.keep } : s);
     const withRules = repository.keep ? { ...desired, backups: desired.backups.map(rulesOf) } : desired;
     planPrunesIn(withRules, inRepository, out, repository.name === repositories[0]!.name ? undefined : repository.name, several ? repository.name : undefined);
@@ -179,7 +184,10 @@ export function planPrunes(desired: Desired, observed: BackupObserved, out: { ac
  */
 function planPrunesIn(desired: Desired, observed: BackupObserved, out: { actions: Action[]; findings: Finding[] }, idSuffix: string | undefined, repository: string | undefined): void {
   const where = repository ? ` in ${repository}` : '';
-  for (const [name, { schedule, decisions }] of keepDecisions(desired, observed.backups)) {
+  const decided = keepDecisions(desired, observed.backups);
+  // The members of a kept point are kept (src/backup/points.ts); a point whose anchor goes is pruned first.
+  const { pruned: prunedPoints } = protectPointMembers(decided, observed.points ?? []);
+  for (const [name, { schedule, decisions }] of decided) {
     const mine = backupsOf(schedule, observed);
     const byId = new Map(mine.map((b) => [b.id, b]));
     const pruned = new Set(decisions.filter((d) => !d.keep).map((d) => d.id));
@@ -206,6 +214,7 @@ function planPrunesIn(desired: Desired, observed: BackupObserved, out: { actions
       });
     }
   }
+  planPointPrunes(observed.points ?? [], prunedPoints, out, repository, idSuffix);
 }
 
 /**
@@ -367,6 +376,7 @@ export function planBackups(desired: Desired, observed: BackupObserved, now: Dat
     }
   }
   planCopies(desired, observed, created, out);
+  planPoints(desired, observed, now, out);
   planPrunes(desired, observed, out);
   planWalPrunes(desired, observed, out);
   for (const schedule of desired.backups) planVerify(schedule, backupsOf(schedule, unique), created.has(schedule.name), out.actions);
@@ -376,20 +386,6 @@ export function planBackups(desired: Desired, observed: BackupObserved, now: Dat
 /** Whether the config archives WAL or takes base backups: only then is the WAL archive read. */
 function archivesWal(desired: Desired): boolean {
   return desired.services.postgres?.pitr?.enabled === true || desired.backups.some((s) => s.service === 'postgres' && s.method === 'physical');
-}
-
-/** The WAL archive of each repository: one listing each, and the manifest of its newest segment (the segment size). */
-async function observeWal(repositories: readonly Repository[]): Promise<ObservedWal[]> {
-  const { archiveSegmentBytes, listArchive, walStore } = await import('../wal/archive.js');
-  return Promise.all(repositories.map(async (r): Promise<ObservedWal> => {
-    try {
-      const store = walStore(r);
-      const timelines = await listArchive(store);
-      return { repository: r.name, timelines, segmentBytes: await archiveSegmentBytes(store, timelines) };
-    } catch (e) {
-      return { repository: r.name, error: messageOf(e) };
-    }
-  }));
 }
 
 export const backupModule: DomainModule<BackupObserved> = {
@@ -410,7 +406,8 @@ export const backupModule: DomainModule<BackupObserved> = {
         const u = down.get(r.name);
         return u ? { name: r.name, reachable: false, location: r.location, message: u.message } : { name: r.name, reachable: true, location: r.location };
       }),
-      ...(archivesWal(ctx.desired) ? { wal: await observeWal(repositories.filter((r) => !down.has(r.name))) } : {}),
+      ...(archivesWal(ctx.desired) ? { wal: await observeWalArchives(repositories.filter((r) => !down.has(r.name))) } : {}),
+      points: (await scanPoints(repositories.filter((r) => !down.has(r.name)))).points.map(toObservedPoint),
     };
   },
   plan(desired, observed, now, all) {
@@ -432,25 +429,43 @@ export const backupModule: DomainModule<BackupObserved> = {
     return { backups: observed.backups.map((b) => (b.repository && b.repository !== first ? `${b.repository}:${b.id}` : b.id)).sort() };
   },
   async beforeApply(ctx) {
-    return (await cleanDebris(openRepositories(ctx.desired, ctx.env))).map((path) => `removed ${path}, left by a killed backup`);
+    const repositories = openRepositories(ctx.desired, ctx.env);
+    return [...await cleanDebris(repositories), ...await cleanPointDebris(repositories)].map((path) => `removed ${path}, left by a killed backup`);
   },
 };
 
-export const createBackupHandler: Handler<CreateBackup> = async (action, ctx, progress) => {
-  const { createBackup } = await import('./operations.js');
-  const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository);
-  const m = entry.manifest;
-  return {
-    summary: `backup ${m.id} written${ctx.desired.repositories ? ` to ${entry.repository}` : ''}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
-    details: { id: m.id, repository: entry.repository, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs, encrypted: m.encrypted },
+/**
+ * create_backup. With `stop`, the backup itself stops when it aborts (`backup create` on
+ * SIGTERM: its tool killed, what it staged removed); without, an apply or the daemon stopping
+ * lets the running backup finish (a second signal forces the exit).
+ */
+export function createBackupHandlerWith(stop?: AbortSignal): Handler<CreateBackup> {
+  return async (action, ctx, progress) => {
+    const { createBackup } = await import('./operations.js');
+    // A recovery point's PostgreSQL member: with PITR, where the WAL is as it starts (a PITR restore can reach it).
+    const start = action.params.point ? await (await import('./point-store.js')).pointStart(ctx.desired) : null;
+    const entry = await createBackup(ctx.desired, scheduleByName(ctx.desired, action.params.schedule), ctx.env, progress, new Date(), action.params.repository, stop);
+    const m = entry.manifest;
+    return {
+      summary: `backup ${m.id} written${ctx.desired.repositories ? ` to ${entry.repository}` : ''}, ${formatBytes(m.totalBytes)} in ${plural(m.files.length, 'file')}`,
+      details: {
+        id: m.id, service: m.service, schedule: m.schedule, repository: entry.repository, dir: entry.dir, totalBytes: m.totalBytes, files: m.files.length, durationMs: m.durationMs,
+        encrypted: m.encrypted, ...(start ? { startLsn: start.lsn, startAt: start.at } : {}),
+      },
+    };
   };
-};
+}
+
+export const createBackupHandler: Handler<CreateBackup> = createBackupHandlerWith();
 
 export const pruneBackupHandler: Handler<PruneBackup> = async (action, ctx) => {
   const { pruneOne } = await import('./operations.js');
-  const schedule = scheduleByName(ctx.desired, action.params.schedule);
-  const entry = await pruneOne(ctx.desired, action.params.id, Boolean(schedule.allowPruneLast), action.params.repository, ctx.env);
-  return { summary: `backup ${entry.manifest.id} deleted${action.params.repository ? ` from ${action.params.repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})` };
+  const { id, repository, byId, lastValid } = action.params;
+  // By id (`backup delete`), the backup's schedule may be gone from the config.
+  const allowPruneLast = Boolean((byId ? ctx.desired.backups.find((b) => b.name === action.params.schedule) : scheduleByName(ctx.desired, action.params.schedule))?.allowPruneLast);
+  const allowLast = allowPruneLast || (byId === true && lastValid === true);
+  const entry = await pruneOne(ctx.desired, id, { allowLast, allowNewest: allowLast || byId === true, byId: byId === true }, repository, ctx.env);
+  return { summary: `backup ${entry.manifest.id} deleted${repository ? ` from ${repository}` : ''} (${formatBytes(entry.manifest.totalBytes)})`, details: { id: entry.manifest.id, repository: entry.repository, totalBytes: entry.manifest.totalBytes } };
 };
 
 /** Deletes the archived WAL of one repository that no base backup there needs (src/wal/prune.ts: never past what one needs now). */
@@ -491,7 +506,13 @@ export const verifyBackupHandler: Handler<VerifyBackup> = async (action, ctx, pr
   const entry = await findBackup(openRepositories(ctx.desired, ctx.env), backupIdOf(action, ctx.outcomes));
   const r = await verifyBackup(ctx.desired, entry, { restoreTest: action.params.restoreTest, env: ctx.env, progress });
   if (!r.ok) throw new JarvisError('VERIFY_FAILED', `backup ${entry.manifest.id} failed verification: ${r.message}`);
-  return { summary: `backup ${entry.manifest.id} verified: ${r.message}`, details: { id: entry.manifest.id } };
+  // A base backup is only as good as the WAL its recovery replays.
+  const { verifyWalOfBase, walChecked, walProblems, WAL_FAILED_HINT } = await import('../wal/verify.js');
+  const repository = openRepositories(ctx.desired, ctx.env).find((x) => x.name === entry.repository)!;
+  const wal = await verifyWalOfBase(ctx.desired, entry.manifest, repository, { env: ctx.env });
+  if (wal && !wal.ok) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entry.manifest.id} failed verification: ${walProblems(wal)[0]}`, { hint: WAL_FAILED_HINT });
+  const walSummary = wal ? `; WAL ${walChecked(wal)}: checksums match` : '';
+  return { summary: `backup ${entry.manifest.id} verified: ${r.message}${walSummary}`, details: { id: entry.manifest.id, ...(wal ? { walFiles: wal.files } : {}) } };
 };
 
 /** `jarvis-db restore` (command-only): checksums first, then the service's driver. */

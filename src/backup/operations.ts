@@ -50,23 +50,30 @@ export function repositoriesFor(desired: Desired, name?: string, env: NodeJS.Pro
  * Creates one backup for a schedule, in the first repository (or the one named: the first one
  * that answered when the plan was made). Cleans up the debris of killed runs there first.
  */
-export async function createBackup(desired: Desired, schedule: BackupSchedule, env: NodeJS.ProcessEnv, progress: Progress = silentProgress, now = new Date(), repositoryName?: string): Promise<CatalogEntry> {
+export async function createBackup(desired: Desired, schedule: BackupSchedule, env: NodeJS.ProcessEnv, progress: Progress = silentProgress, now = new Date(), repositoryName?: string, signal?: AbortSignal): Promise<CatalogEntry> {
   const repository = repositoriesFor(desired, repositoryName, env)[0]!;
   await cleanDebris(repository);
   const driver = await driverFor(schedule.service);
   const ring = keyRingFor(desired, env);
   const writer = await BackupWriter.begin({
     repository, service: schedule.service, schedule: schedule.name, now,
-    encryption: ring ? new EncryptionSession(ring) : null, env,
+    encryption: ring ? new EncryptionSession(ring) : null, env, ...(signal ? { signal } : {}),
   });
   try {
-    const fields = await driver.create(schedule, { desired, env, progress, keyRing: ring }, writer);
+    const fields = await driver.create(schedule, { desired, env, progress, keyRing: ring, ...(signal ? { signal } : {}) }, writer);
     return await writer.publish(fields);
   } catch (e) {
     await writer.abort().catch(() => undefined);
+    // Stopped on purpose (SIGTERM): whatever the driver saw, the backup was stopped and its staged files removed.
+    if (signal?.aborted) throw new JarvisError('INTERRUPTED', `backup of ${schedule.name} stopped (${stopReason(signal)}): nothing was published, its staged files are removed`, { cause: e });
     if (e instanceof JarvisError) throw e;
     throw new JarvisError('BACKUP_FAILED', `backup of ${schedule.name} failed: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/** What stopped a backup: the signal's reason when it is a name (`SIGTERM`), else "interrupted". */
+function stopReason(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' ? signal.reason : 'interrupted';
 }
 
 export interface VerifyResult { entry: CatalogEntry; ok: boolean; message: string; how: 'checksum' | 'restore'; badFiles: string[] }
@@ -163,16 +170,21 @@ export function keepDecisions(desired: Desired, catalog: { id: string; schedule:
 }
 
 /** Deletes one backup by id in one repository (default: the first); the last valid backup of its schedule there needs allowPruneLast. */
-export async function pruneOne(desired: Desired, id: string, allowLast: boolean, repositoryName?: string, env: NodeJS.ProcessEnv = process.env): Promise<CatalogEntry> {
+/**
+ * Deletes one backup from one repository. Never the last valid backup of its schedule there
+ * unless `allowLast`, nor its newest unless `allowNewest` (the keep rules never choose it).
+ */
+export async function pruneOne(desired: Desired, id: string, allow: { allowLast: boolean; allowNewest: boolean; byId?: boolean }, repositoryName?: string, env: NodeJS.ProcessEnv = process.env): Promise<CatalogEntry> {
   const repository = repositoriesFor(desired, repositoryName, env)[0]!;
   const entry = await findBackup(repository, id);
   const siblings = (await listBackups(repository)).filter((e) => e.manifest.schedule === entry.manifest.schedule && e.manifest.service === entry.manifest.service);
-  if (siblings.length <= 1 && !allowLast) {
-    throw new JarvisError('CONFIRMATION_REQUIRED', `backup ${entry.manifest.id} is the last valid backup of ${entry.manifest.schedule}; not pruning it`, {
-      hint: `set allowPruneLast: true on schedule ${entry.manifest.schedule} to allow it`,
+  const where = repositoryName ? ` in ${repositoryName}` : '';
+  if (siblings.length <= 1 && !allow.allowLast) {
+    throw new JarvisError('CONFIRMATION_REQUIRED', `backup ${entry.manifest.id} is the last valid backup of ${entry.manifest.schedule}${where}; not ${allow.byId ? 'deleting' : 'pruning'} it`, {
+      hint: allow.byId ? 'nothing would be left to restore from: pass --force to delete it anyway' : `set allowPruneLast: true on schedule ${entry.manifest.schedule} to allow it`,
     });
   }
-  if (siblings[0]?.manifest.id === entry.manifest.id && !allowLast) {
+  if (siblings[0]?.manifest.id === entry.manifest.id && !allow.allowNewest) {
     throw new JarvisError('CONFIRMATION_REQUIRED', `backup ${entry.manifest.id} is the newest valid backup of ${entry.manifest.schedule}; not pruning it`);
   }
   await deleteBackup(entry);

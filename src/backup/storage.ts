@@ -9,7 +9,7 @@
  * Service-agnostic: the postgres, redis and chroma drivers all write through `BackupWriter`.
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, Readable } from 'node:stream';
 import { JarvisError } from '../errors.js';
 import type { ServiceName } from '../config/types.js';
 import { canonicalJson, newTimestampId, testPausePoint } from '../storage/durable.js';
@@ -83,6 +83,8 @@ export interface BeginOptions {
   now: Date;
   encryption?: EncryptionSession | null;
   env?: NodeJS.ProcessEnv;
+  /** Aborted when the backup is to stop: every stream being written is destroyed, no new one starts. */
+  signal?: AbortSignal;
 }
 
 export type ManifestFields = Omit<BackupManifest, 'formatVersion' | 'id' | 'service' | 'schedule' | 'files' | 'totalBytes' | 'encrypted' | 'verification' | 'manifestSha256' | 'startedAt' | 'finishedAt' | 'durationMs'>;
@@ -100,6 +102,7 @@ export class BackupWriter {
     readonly startedAt: Date,
     readonly encryption: EncryptionSession | null,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly signal?: AbortSignal,
   ) {}
 
   static async begin(options: BeginOptions): Promise<BackupWriter> {
@@ -109,7 +112,7 @@ export class BackupWriter {
     const repository = typeof options.repository === 'string' ? storagePathRepository(options.repository) : options.repository;
     const store = backupStore(repository);
     const item = await store.begin(backupKey({ service: options.service, schedule: options.schedule, id }), { env });
-    const writer = new BackupWriter(id, options.service, options.schedule, store, repository.name, item, options.now, options.encryption ?? null, env);
+    const writer = new BackupWriter(id, options.service, options.schedule, store, repository.name, item, options.now, options.encryption ?? null, env, options.signal);
     await testPausePoint('started', writer.env);
     return writer;
   }
@@ -130,7 +133,9 @@ export class BackupWriter {
 
   /** Streams `source` (through encryption when on) into `name`, hashing the stored bytes. */
   async writeStream(name: string, source: Readable | AsyncIterable<Buffer>): Promise<FileEntry> {
-    const entry = await this.item.writeFile(name, source, this.encryption ? [this.encryption.encryptor()] : []);
+    this.signal?.throwIfAborted();
+    const stoppable = this.signal ? addAbortSignal(this.signal, source instanceof Readable ? source : Readable.from(source)) : source;
+    const entry = await this.item.writeFile(name, stoppable, this.encryption ? [this.encryption.encryptor()] : []);
     this.files.push(entry);
     await testPausePoint('file-written', this.env);
     return entry;
@@ -142,6 +147,7 @@ export class BackupWriter {
    * `hashed` was taken while the tool wrote it) and fsynced.
    */
   async adoptFile(localPath: string, name: string, hashed?: { sha256: string; bytes: number }): Promise<FileEntry> {
+    this.signal?.throwIfAborted();
     const entry = await this.item.adoptLocalFile(localPath, name, this.encryption ? [this.encryption.encryptor()] : [], hashed);
     this.files.push(entry);
     await testPausePoint('file-written', this.env);

@@ -73,6 +73,10 @@ export function define(program: Command): void {
         for (const [table, n] of Object.entries(r.inserted)) {
           print(`+ ${table}: ${plural(n, 'row')} restored${r.alreadyThere[table] ? `, ${formatCount(r.alreadyThere[table]!)} already there` : ''}`);
         }
+        if (r.partition) {
+          const { placementText } = await import('../retention/archives.js');
+          print(`+ ${placementText(r.partition)}`);
+        }
         if (r.pendingSkipped) note(`! ${plural(r.pendingSkipped, 'pending chunk')} skipped (not settled: see \`jarvis-db archive verify ${r.archiveId}\`)`);
         print(`archive ${r.archiveId}: ${plural(r.chunks, 'chunk')} restored.`);
       }

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { formatAge, formatBytes, formatCount, formatDuration, plural, renderTable } from '../render/format.js';
-import { exitWith, globalOptions, loadDesired, lockWait, note, print, printJson } from './common.js';
+import { durationFlag, exitWith, globalOptions, loadDesired, lockWait, note, print, printJson } from './common.js';
 
 const SERVICES = ['postgres', 'redis', 'chroma'] as const;
 
@@ -18,7 +18,8 @@ export function define(program: Command): void {
     .requiredOption('--service <service>', 'postgres | redis | chroma | all')
     .option('--schedule <name>', 'only this schedule (default: every schedule of the service)')
     .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
-    .action(async (opts: { service: string; schedule?: string; lockTimeout: string }, cmd: Command) => {
+    .option('--stop-timeout <duration>', 'on SIGTERM or SIGINT, how long the running backups have to stop and remove what they staged (exit 0), before jarvis-db exits anyway (exit 1)', '30s')
+    .action(async (opts: { service: string; schedule?: string; lockTimeout: string; stopTimeout: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const { JarvisError } = await import('../errors.js');
       if (opts.service !== 'all' && !(SERVICES as readonly string[]).includes(opts.service)) {
@@ -40,13 +41,30 @@ export function define(program: Command): void {
       const results: Record<string, unknown>[] = [];
       const copies: Record<string, unknown>[] = [];
       const failures: string[] = [];
+      const stopped: string[] = [];
+      const stop = await stopOnSignal(await durationFlag('--stop-timeout', opts.stopTimeout), opts.stopTimeout);
+      const points: Record<string, unknown>[] = [];
+      // --service all records a recovery point of each service: all schedule (or of the first schedule of each service).
+      const { implicitPoint } = await import('../backup/point-plan.js');
+      const pointSchedules = opts.service === 'all' && !opts.schedule ? (desired.points?.length ? desired.points : [implicitPoint(desired)]) : [];
       await createBackupsCommand(desired, schedules, {
-        env: process.env, ...(await lockWait(desired, opts.lockTimeout)),
+        points: pointSchedules,
+        pointed: (outcome) => {
+          if (!outcome.ok) {
+            failures.push(`recovery point ${outcome.schedule} not recorded: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`);
+            return;
+          }
+          points.push({ id: outcome.id, schedule: outcome.schedule, members: outcome.members, repositories: outcome.repositories, ...(outcome.pitr ? { pitr: outcome.pitr } : {}) });
+          if (!g.json) print(`+ recovery point ${outcome.id}: ${outcome.members.map((m) => `${m.service} ${m.id}`).join(', ')}${outcome.pitr ? ` (WAL ${outcome.pitr.lsn})` : ''}`);
+        },
+        env: process.env, ...(await lockWait(desired, opts.lockTimeout)), signal: stop.signal,
         progressFor: (schedule) => progressFor(`${schedule.service}/${schedule.name}`),
         finished: (outcome) => {
           const { schedule } = outcome;
           if (!outcome.ok) {
-            failures.push(`${schedule.service}/${schedule.name}: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`);
+            const line = `${schedule.service}/${schedule.name}: ${describeFailure(outcome.error, g.debug).replace(/^error: /, '')}`;
+            if (outcome.error instanceof JarvisError && outcome.error.code === 'INTERRUPTED') stopped.push(line);
+            else failures.push(line);
             return;
           }
           const m = outcome;
@@ -62,8 +80,9 @@ export function define(program: Command): void {
           copies.push({ id: outcome.id, schedule: schedule.name, repository: outcome.to, dir: outcome.dir });
           if (!g.json) print(`+ ${schedule.service}/${schedule.name} ${outcome.id}: copied to ${outcome.to}`);
         },
-      });
-      if (g.json) printJson({ backups: results, ...(copies.length ? { copies } : {}), failures });
+      }).finally(() => stop.dispose());
+      if (g.json) printJson({ backups: results, ...(copies.length ? { copies } : {}), ...(pointSchedules.length ? { points } : {}), failures, ...(stopped.length ? { stopped } : {}) });
+      else for (const s of stopped) print(`- stopped ${s}`);
       if (failures.length) {
         if (failures.length === 1 && results.length === 0 && !g.json) throw new JarvisError('BACKUP_FAILED', failures[0]!);
         for (const f of failures) note(`error: ${f}`);
@@ -105,8 +124,11 @@ export function define(program: Command): void {
       const pitr = desired.services.postgres?.pitr?.enabled
         ? await (await import('../wal/status.js')).windowsOf(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name)), scan.valid)
         : null;
+      const { listedPoints, scanPoints } = await import('../backup/point-store.js');
+      const points = listedPoints(await scanPoints(repositories.filter((r) => !scan.unreachable.some((u) => u.repository === r.name))), scan.valid, scan.invalid, several);
       if (g.json) {
         printJson({
+          points: points.map((p) => ({ ...p, broken: p.broken.length ? p.broken : null })),
           backups: [...backups.values()].map(({ entry: { manifest: m }, copies }) => ({
             id: m.id, service: m.service, schedule: m.schedule, startedAt: m.startedAt, finishedAt: m.finishedAt, durationMs: m.durationMs,
             totalBytes: m.totalBytes, files: m.files.length, encrypted: m.encrypted, format: m.format ?? null,
@@ -129,6 +151,16 @@ export function define(program: Command): void {
             verificationLabel(m.verification, now), ...(several ? [copies.map((c) => c.repository).join(', ')] : [])]);
         }
         print(renderTable(rows, { align: [, , , 'right', 'right'] }));
+      }
+      if (points.length) {
+        const rows = [['POINT', 'SCHEDULE', 'AGE', 'MEMBERS', 'STATUS', ...(several ? ['REPOSITORY'] : [])]];
+        for (const p of points) {
+          rows.push([p.id, p.schedule, p.startedAt ? formatAge(now - Date.parse(p.startedAt)) : '?', p.members.map((m) => `${m.service} ${m.id}`).join(', ') || '?',
+            p.broken.length ? 'BROKEN' : p.pitr ? `ok (WAL ${p.pitr.lsn})` : 'ok', ...(several ? [p.repositories.join(', ')] : [])]);
+        }
+        print('');
+        print(renderTable(rows, { align: [, , 'right'] }));
+        for (const p of points) for (const problem of p.broken) note(`! recovery point ${p.id} is broken: ${problem}`);
       }
       if (pitr) {
         const { pitrWindowLines } = await import('../render/pitr.js');
@@ -180,27 +212,24 @@ export function define(program: Command): void {
           if (!g.json) print(`FAILED ${b.service}/${b.schedule} ${b.id}${several ? ` in ${b.repository}` : ''}: ${b.problem}`);
         }
       }
-      // The archived WAL: from a physical base backup's start to the end of its chain, in the repository
-      // of the copy verified; with --all, the whole archive of each repository.
-      const { baseStartOf } = await import('../wal/prune.js');
-      const base = opts.all ? null : baseStartOf(entries[0]!.manifest);
-      const walChecks = opts.all
-        ? repositories.map((repository) => ({ repository, from: undefined }))
-        : base ? [{ repository: repositories.find((r) => r.name === entries[0]!.repository)!, from: { timeline: base.timeline, startLsn: base.startLsn } }] : [];
+      // The archived WAL: a physical base backup's, in the repository of the copy verified
+      // (wal/verify.ts); with --all, the whole archive of each repository.
       const { verifyWalArchive } = await import('../wal/archive.js');
-      const wal: Awaited<ReturnType<typeof verifyWalArchive>>[] = [];
-      for (const { repository, from } of walChecks) {
+      const { verifyWalOfBase, walChecked, walProblems, WAL_FAILED_HINT } = await import('../wal/verify.js');
+      const wal: NonNullable<Awaited<ReturnType<typeof verifyWalOfBase>>>[] = [];
+      const walTargets = opts.all ? repositories : [repositories.find((r) => r.name === entries[0]!.repository)!];
+      for (const repository of walTargets) {
         const progress = progressFor(`verify WAL in ${repository.name}`);
-        const r = await verifyWalArchive(desired, repository, { from, onFile: (name, done, total) => { progress.update(done, total); progress.note(`checked ${name}`); } })
-          .finally(() => progress.stop());
-        // No WAL archived there (no point-in-time recovery): nothing to say.
-        if (r.files === 0) continue;
+        const onFile = (name: string, done: number, total: number) => { progress.update(done, total); progress.note(`checked ${name}`); };
+        const r = await (opts.all
+          ? verifyWalArchive(desired, repository, { onFile }).then((x) => (x.files ? x : null))
+          : verifyWalOfBase(desired, entries[0]!.manifest, repository, { onFile })).finally(() => progress.stop());
+        // No WAL archived there (no point-in-time recovery), or not a base backup: nothing to say.
+        if (!r) continue;
         wal.push(r);
         if (g.json) continue;
-        const what = `${plural(r.files, 'file')}${r.from ? ` from ${r.from} to the end of the chain` : ''}, ${formatBytes(r.bytes)}`;
-        if (r.ok) print(`ok WAL in ${r.repository}: ${what}: checksums match`);
-        for (const d of r.damaged) print(`FAILED WAL in ${r.repository}: ${d.problem}`);
-        for (const gap of r.gaps) print(`FAILED WAL in ${r.repository}: the chain is broken: ${plural(gap.missing, 'segment')} missing, ${gap.from} – ${gap.to}`);
+        if (r.ok) print(`ok WAL in ${r.repository}: ${walChecked(r)}: checksums match`);
+        for (const problem of walProblems(r)) print(`FAILED WAL in ${r.repository}: ${problem}`);
       }
       const walFailed = wal.filter((r) => !r.ok);
       if (g.json) printJson({ results, ...(wal.length ? { wal } : {}) });
@@ -209,9 +238,7 @@ export function define(program: Command): void {
         exitWith(1);
       }
       if (walFailed.length) {
-        const r = walFailed[0]!;
-        const first = r.damaged[0]?.problem ?? `the WAL chain in repository ${r.repository} is broken: ${plural(r.gaps[0]!.missing, 'segment')} missing, ${r.gaps[0]!.from} – ${r.gaps[0]!.to}`;
-        if (!opts.all && !g.json) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entries[0]!.manifest.id} failed verification: ${first}`, { hint: 'a point-in-time recovery past it cannot work: take a new base backup (jarvis-db backup create --service postgres)' });
+        if (!opts.all && !g.json) throw new JarvisError('VERIFY_FAILED', `the archived WAL of backup ${entries[0]!.manifest.id} failed verification: ${walProblems(walFailed[0]!)[0]}`, { hint: WAL_FAILED_HINT });
         exitWith(1);
       }
     });
@@ -225,19 +252,21 @@ export function define(program: Command): void {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
       const { pruneBackupsCommand } = await import('../backup/commands.js');
-      const { pruned, kept, wal } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
+      const { pruned, kept, wal, points } = await pruneBackupsCommand(desired, { dryRun: Boolean(opts.dryRun), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
       if (g.json) {
         printJson({
           dryRun: Boolean(opts.dryRun),
           pruned: pruned.map((c) => ({ id: c.id, schedule: c.schedule, startedAt: c.startedAt, totalBytes: c.totalBytes, ...(c.repository ? { repository: c.repository } : {}) })),
           kept: kept.map((c) => ({ id: c.id, schedule: c.schedule, reasons: c.reasons, ...(c.repository ? { repository: c.repository } : {}) })),
           wal,
+          points,
         });
         return;
       }
       const inRepository = (c: { repository?: string }) => (c.repository ? ` in ${c.repository}` : '');
       for (const c of kept) print(`  keep ${c.schedule} ${c.id}${inRepository(c)} (${c.reasons.join(', ')})`);
       for (const c of pruned) print(`${opts.dryRun ? '- would delete' : '- deleted'} ${c.schedule} ${c.id}${inRepository(c)} (${formatBytes(c.totalBytes)}; outside keep rules)`);
+      for (const p of points) print(`${opts.dryRun ? '- would delete' : '- deleted'} recovery point ${p.id}${inRepository(p)} (its PostgreSQL backup is outside keep rules)`);
       for (const w of wal) {
         print(opts.dryRun || w.deleted === undefined
           ? `- would delete ${plural(w.files, 'WAL file')} before ${w.before} in ${w.repository} (${formatBytes(w.bytes)} uncompressed; needed by no kept base backup)`
@@ -245,4 +274,54 @@ export function define(program: Command): void {
       }
       print(`${plural(pruned.length, 'backup')} ${opts.dryRun ? 'would be pruned' : 'pruned'}, ${formatCount(kept.length)} kept.`);
     });
+
+  backup
+    .command('delete <id>')
+    .description('Delete one backup (every copy, or the one in --repository); the last valid backup of a schedule only with --force')
+    .option('--repository <name>', 'delete the copy in this repository only')
+    .option('--force', 'also when it is the last valid backup of its schedule')
+    .option('--lock-timeout <duration>', 'how long to wait for an apply on the same storage to finish', '60s')
+    .action(async (id: string, opts: { repository?: string; force?: boolean; lockTimeout: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const desired = await loadDesired(g);
+      const { deleteBackupCommand } = await import('../backup/commands.js');
+      const { deleted } = await deleteBackupCommand(desired, id, { repository: opts.repository, force: Boolean(opts.force), env: process.env, ...(await lockWait(desired, opts.lockTimeout)) });
+      if (g.json) return printJson({ deleted });
+      const several = desired.repositories !== undefined;
+      for (const d of deleted) print(`- deleted ${d.id}${several ? ` from ${d.repository}` : ''} (${formatBytes(d.totalBytes)})`);
+    });
 }
+
+/**
+ * SIGTERM or SIGINT while backups run: abort them (each kills its tool, removes what it staged and
+ * ends INTERRUPTED; the command then exits 0). If they have not stopped within `timeoutMs`, or at a
+ * second signal, exit at once (1, or 130): what they staged is then removed by the next run.
+ */
+async function stopOnSignal(timeoutMs: number, shown: string): Promise<{ signal: AbortSignal; dispose(): void }> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      note(`${sig} again: exiting now; what the backups staged is removed by the next run`);
+      process.exit(130);
+    }
+    note(`${sig}: stopping the backups (up to ${shown}); nothing half-written is published`);
+    controller.abort(sig);
+    timer = setTimeout(() => {
+      note(`the backups did not stop within ${shown}: exiting; what they staged is removed by the next run`);
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+

@@ -5,15 +5,17 @@
  * removing what the running action had staged (a backup's `.tmp-…` work dir).
  */
 import type { Command } from 'commander';
+import { randomUUID } from 'node:crypto';
 import { globalOptions, loadDesired } from './common.js';
 
 export function define(program: Command): void {
   program
     .command('daemon')
     .description('Run the schedules (apply what is due), health checks every health.interval, /metrics and /healthz; JSON logs on stdout')
-    .option('--listen <host:port>', 'where /metrics and /healthz are served', '127.0.0.1:9187')
+    .option('--listen <host:port>', 'where the status page (/), /metrics and /healthz are served', '127.0.0.1:9187')
+    .option('--listen-token-env <name>', 'the variable holding the status page\'s token (required for the page off loopback): Authorization: Bearer TOKEN, or open /?token=TOKEN once')
     .option('--lock-timeout <duration>', 'how long an apply waits for another one to finish', '60s')
-    .action(async (opts: { listen: string; lockTimeout: string }, cmd: Command) => {
+    .action(async (opts: { listen: string; lockTimeout: string; listenTokenEnv?: string }, cmd: Command) => {
       const options = globalOptions(cmd);
       const { JarvisError } = await import('../errors.js');
       const listen = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(opts.listen);
@@ -21,6 +23,10 @@ export function define(program: Command): void {
       const { checkDuration } = await import('../config/durations.js');
       const lockTimeout = checkDuration(opts.lockTimeout);
       if (typeof lockTimeout === 'string') throw new JarvisError('USAGE', `--lock-timeout: ${lockTimeout}`);
+      const host = listen[1]!.replace(/^\[|\]$/g, '');
+      const token = opts.listenTokenEnv === undefined ? undefined : process.env[opts.listenTokenEnv];
+      if (opts.listenTokenEnv !== undefined && !token) throw new JarvisError('USAGE', `--listen-token-env ${opts.listenTokenEnv}: the variable is not set or empty`, { hint: 'export it with the token the status page is to need' });
+      const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
       const desired = await loadDesired(options);
       const { Daemon } = await import('../daemon/daemon.js');
       const { daemonLogger } = await import('../daemon/logger.js');
@@ -32,8 +38,10 @@ export function define(program: Command): void {
       const logger = daemonLogger(undefined, options.debug ? 'debug' : 'info');
       const daemon = new Daemon({
         desired,
-        host: listen[1]!.replace(/^\[|\]$/g, ''),
+        host,
         port: Number(listen[2]),
+        // Off loopback without a token, the page stays closed (401); /metrics and /healthz stay open.
+        ...(token ? { token } : loopback ? {} : { token: randomUUID() }),
         logger,
         loadConfig: () => loadDesired(options),
         runHealth: (signal, current) => runHealthCheck(current, { signal, connections }),
@@ -56,6 +64,8 @@ export function define(program: Command): void {
       process.on('SIGHUP', onHangup);
       try {
         await daemon.start();
+        if (!loopback && !token) logger.warn({ event: 'status_page_closed', listen: opts.listen }, `the status page on ${opts.listen} is not loopback and has no token: it answers 401; pass --listen-token-env NAME to open it`);
+        else logger.info({ event: 'status_page', url: `http://${opts.listen}/`, token: token ? 'required' : 'none (loopback)' }, `status page at http://${opts.listen}/${token ? ' (token required)' : ''}`);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE' || code === 'EACCES') {

@@ -7,9 +7,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { OUTPUT_FORMATS } from './common.js';
 import { reportFailure } from './failure.js';
+import * as alerts from './alerts.js';
 import * as apply from './apply.js';
 import * as archive from './archive.js';
 import * as backup from './backup.js';
+import * as completion from './completion.js';
 import * as daemon from './daemon.js';
 import * as health from './health.js';
 import * as init from './init.js';
@@ -38,7 +40,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.configureHelp({ sortSubcommands: false });
-  for (const command of [plan, apply, validate, backup, restore, health, schedule, migrate, retention, archive, wal, init, daemon, sandbox]) {
+  for (const command of [plan, apply, validate, backup, restore, health, alerts, schedule, migrate, retention, archive, wal, init, daemon, sandbox, completion]) {
     command.define(program);
   }
   addFormatOptions(program);
@@ -48,8 +50,8 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Commands whose output has one form: the daemon logs JSON lines, `sandbox env` prints shell. */
-const ONE_FORM = new Set(['daemon', 'sandbox env']);
+/** Commands whose output has one form: the daemon logs JSON lines, `sandbox env` prints shell, `alerts` a rules file or a dashboard. */
+const ONE_FORM = new Set(['daemon', 'sandbox env', 'alerts rules', 'alerts dashboard', 'completion', '__complete']);
 
 /** Every command that prints takes `--format text|json` (those that offer more declare their own). */
 function addFormatOptions(program: Command): void {

@@ -8,8 +8,9 @@ import { globalOptions, loadDesired, lockWait, print, printJson } from './common
 
 export function define(program: Command): void {
   program
-    .command('restore <id>')
-    .description('Restore a backup (postgres: into a new database <db>_restore_<id> by default; a physical one into --target-dir)')
+    .command('restore [id]')
+    .description('Restore a backup (postgres: into a new database <db>_restore_<id> by default; a physical one into --target-dir), or with --point ID every backup of a recovery point')
+    .option('--point <id>', 'restore every member of this recovery point (backup list shows them), each to its usual target with the flags that apply to it')
     .option('--target-db <name>', 'postgres: the database to restore into')
     .option('--force', 'restore onto a non-empty target, or restore a backup whose checksums fail (destructive)')
     .option('--flush', 'redis: empty the target first (FLUSHALL for an RDB backup, FLUSHDB of its databases for a logical one; destructive)')
@@ -25,12 +26,30 @@ export function define(program: Command): void {
     .option('--to-name <name>', 'postgres physical: recover to this restore point (jarvis-db restore-point NAME)')
     .option('--start', 'with --to-*: start the recovered server, wait until it reached the target and is promoted')
     .option('--port <port>', 'with --start: the port of the recovered server (default: a free one)')
-    .action(async (id: string, opts: { targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; repository?: string; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }, cmd: Command) => {
+    .action(async (id: string | undefined, opts: { point?: string; targetDb?: string; force?: boolean; flush?: boolean; collection?: string; as?: string; targetDir?: string; repository?: string; lockTimeout: string; toTime?: string; toLsn?: string; toName?: string; start?: boolean; port?: string }, cmd: Command) => {
+      const { JarvisError } = await import('../errors.js');
+      if ((id === undefined) === (opts.point === undefined)) throw new JarvisError('USAGE', id === undefined ? 'give a backup ID, or --point ID' : 'give a backup ID or --point ID, not both');
       if (opts.toTime !== undefined || opts.toLsn !== undefined || opts.toName !== undefined || opts.start || opts.port !== undefined) {
+        if (id === undefined) throw new JarvisError('USAGE', '--to-time, --to-lsn and --to-name recover one PostgreSQL base backup: give its ID (or latest), not --point', { hint: 'backup list --json shows a point\'s WAL position (pitr.lsn) to pass to --to-lsn' });
         return (await import('./wal.js')).restoreToPoint(id, opts, cmd);
       }
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);
+      if (opts.point !== undefined) {
+        if (opts.collection !== undefined || opts.as !== undefined) throw new JarvisError('USAGE', '--collection and --as restore one collection of one backup: not with --point');
+        const { restorePointCommand } = await import('../backup/point-commands.js');
+        const { progressFor } = await import('../render/progress.js');
+        const progress = await progressFor(`restore point ${opts.point}`, g.json);
+        const r = await restorePointCommand(desired, opts.point, {
+          target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)),
+          repository: opts.repository, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
+        }).finally(() => progress.stop());
+        if (g.json) return printJson({ point: r.point.id, restored: r.restored.map(({ service, schedule, id: backup, details }) => ({ service, schedule, id: backup, ...details })) });
+        for (const m of r.restored) print(`${m.service} ${m.id}: ${m.summary}`);
+        print(`Recovery point ${r.point.id} restored (${r.restored.length} backups).`);
+        return;
+      }
+      if (id === undefined) return;
       const { restoreCommand } = await import('../backup/commands.js');
       const { progressFor } = await import('../render/progress.js');
       const progress = await progressFor(`restore ${id}`, g.json);

@@ -140,6 +140,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   checker.checkRepositories(root, source);
   checker.checkBackups(root, source);
   checker.checkPolicies(root, source, policies);
+  checker.checkPartitions(root, source);
   checker.checkSchema(root, source);
   checker.checkThresholds(root, source);
   await checkTarget(root, source, problems);

@@ -7,8 +7,9 @@ import { relative, resolve } from 'node:path';
 import { parseDuration } from './durations.js';
 import { formatPath, type Path } from './problems.js';
 import { METHODS, parseThreshold } from './semantic.js';
+import { SERVICE_NAMES } from './types.js';
 import type {
-  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
+  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, PartitionDeclaration, PointSchedule, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
 } from './types.js';
 
 export const DEFAULTS = {
@@ -29,13 +30,15 @@ export const DEFAULTS = {
   anonymizeMarker: 'anonymized_at',
   interval: '60s',
   history: '30d',
+  journalKeep: '90d',
   alertRetries: 3,
   s3Region: 'us-east-1',
+  premake: 4,
 } as const;
 
 /* The value has passed the schema: these shapes hold. */
 interface RawBackup {
-  name: string; service: ServiceName; cron: string; timezone?: string; keep: KeepRules; verify?: BackupSchedule['verify'];
+  name: string; service: ServiceName | 'all'; cron: string; timezone?: string; keep: KeepRules; members?: Partial<Record<ServiceName, string>>; verify?: BackupSchedule['verify'];
   format?: 'directory' | 'custom'; jobs?: number; compression?: number; method?: string; allowPruneLast?: boolean;
 }
 interface RawPolicy {
@@ -54,12 +57,14 @@ interface RawConfig {
   repositories?: RawRepository[];
   schema?: { migrations?: string; target?: string; allowDown?: boolean; backupBefore?: boolean };
   backups?: RawBackup[];
+  partitions?: { table: string; column: string; interval: PartitionDeclaration['interval']; premake?: number }[];
   health?: { thresholds?: Record<string, { warning?: number | string; critical?: number | string }>; interval?: string; history?: string; alerts?: { webhook: string; retries?: number } };
+  journal?: { keep?: string };
 }
 
 export interface PolicyInput { value: unknown; file: string; path: Path }
 
-function backup(raw: RawBackup, index: number): BackupSchedule {
+function backup(raw: RawBackup & { service: ServiceName }, index: number): BackupSchedule {
   const out: BackupSchedule = {
     name: raw.name,
     service: raw.service,
@@ -82,6 +87,21 @@ function backup(raw: RawBackup, index: number): BackupSchedule {
   }
   if (raw.allowPruneLast !== undefined) out.allowPruneLast = raw.allowPruneLast;
   return out;
+}
+
+/**
+ * A `service: all` entry: its members as given, else for each configured service the first
+ * schedule of it (for PostgreSQL the first logical one, else the first), in service order.
+ */
+function point(raw: RawBackup, index: number, schedules: readonly BackupSchedule[]): PointSchedule {
+  const members = SERVICE_NAMES.flatMap((service) => {
+    const named = raw.members?.[service];
+    if (raw.members) return named ? [{ service, schedule: named }] : [];
+    const mine = schedules.filter((s) => s.service === service);
+    const first = mine.find((s) => service !== 'postgres' || s.method !== 'physical') ?? mine[0];
+    return first ? [{ service, schedule: first.name }] : [];
+  });
+  return { name: raw.name, cron: raw.cron, timezone: raw.timezone ?? DEFAULTS.timezone, members, path: `backups[${index}]` };
 }
 
 /** `/prod//` → `prod/`, `''` stays `''`: keys under it are `<prefix><key>`. */
@@ -161,6 +181,9 @@ export function toDesired(value: unknown, configFile: string, configHash: string
     const c = raw.services.chroma;
     services.chroma = { ...c, ...(c.path ? { path: resolve(base, c.path) } : {}), ...(c.collections ? { collections: [...c.collections] } : {}) };
   }
+  const indexed = (raw.backups ?? []).map((b, i) => ({ b, i }));
+  const schedules = indexed.flatMap(({ b, i }) => (b.service === 'all' ? [] : [backup(b as RawBackup & { service: ServiceName }, i)]));
+  const points = indexed.flatMap(({ b, i }) => (b.service === 'all' ? [point(b, i, schedules)] : []));
   const desired: Desired = {
     version: 1,
     project: raw.project ?? DEFAULTS.project,
@@ -172,10 +195,16 @@ export function toDesired(value: unknown, configFile: string, configHash: string
       ...(raw.storage?.encryption ? { encryption: { passphraseEnv: raw.storage.encryption.passphraseEnv } } : {}),
     },
     ...(raw.repositories ? { repositories: repositories(raw.repositories, base) } : {}),
-    backups: (raw.backups ?? []).map(backup),
+    backups: schedules,
+    ...(points.length ? { points } : {}),
     retention: policies.map((p) => policy(p.value as RawPolicy, relative(base, p.file) || p.file, p.path)),
     health: health(raw.health),
+    journal: { keepSeconds: parseDuration(raw.journal?.keep ?? DEFAULTS.journalKeep) },
   };
+  if (raw.partitions?.length) {
+    const file = relative(base, configFile) || configFile;
+    desired.partitions = raw.partitions.map((p, i) => ({ table: p.table, column: p.column, interval: p.interval, premake: p.premake ?? DEFAULTS.premake, source: { file, path: `partitions[${i}]` } }));
+  }
   if (raw.schema) {
     desired.schema = {
       migrations: resolve(base, raw.schema.migrations ?? DEFAULTS.migrations),

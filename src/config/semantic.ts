@@ -92,6 +92,35 @@ export class SemanticChecker {
     return true;
   }
 
+  /**
+   * A `service: all` entry (a recovery point, src/backup/points.ts): no settings of a single
+   * service's backups, and members naming schedules of their service (or, without members, at
+   * least one schedule to take).
+   */
+  checkPointSchedule(backup: Obj, schedules: unknown[], source: SourceFile, at: (key: string) => Path): void {
+    for (const key of ['keep', 'verify', 'format', 'jobs', 'compression', 'method', 'allowPruneLast']) {
+      if (backup[key] === undefined) continue;
+      this.report(source, at(key), key === 'keep'
+        ? 'keep does not apply to service: all: a recovery point is kept while its PostgreSQL member is kept by its own schedule\'s keep rules; remove keep'
+        : `${key} does not apply to service: all: set it on the member schedule; remove ${key}`);
+    }
+    const others = schedules.filter((b): b is Obj => isObj(b) && typeof b.name === 'string' && b.service !== 'all');
+    if (isObj(backup.members)) {
+      for (const [service, name] of Object.entries(backup.members)) {
+        if (typeof name !== 'string') continue;
+        const found = others.find((b) => b.name === name);
+        if (!found) {
+          const mine = others.filter((b) => b.service === service).map((b) => String(b.name));
+          this.report(source, [...at('members'), service], `no backup schedule named "${name}" (${service} schedules: ${mine.join(', ') || 'none'})`);
+        } else if (found.service !== service) {
+          this.report(source, [...at('members'), service], `schedule "${name}" backs up ${String(found.service)}, not ${service}`);
+        }
+      }
+    } else if (backup.members === undefined && others.length === 0) {
+      this.report(source, at('service'), 'a recovery point (service: all) takes one backup of each service\'s schedule: add a backup schedule for postgres, redis or chroma');
+    }
+  }
+
   checkBackups(config: Obj, source: SourceFile): void {
     const services = isObj(config.services) ? config.services : {};
     const seen = new Map<string, Path>();
@@ -118,6 +147,11 @@ export class SemanticChecker {
         const problem = cronProblem(backup.cron, timezone as string);
         if (problem) this.report(source, at('cron'), `"${backup.cron}" is not a valid cron expression (${problem})`);
       }
+      if (service === 'all') {
+        this.checkPointSchedule(backup, list(config.backups), source, at);
+        return;
+      }
+      if (backup.members !== undefined) this.report(source, at('members'), 'members applies to service: all (a recovery point) only');
       if (isObj(backup.keep)) this.checkKeepsSomething(backup.keep, source, at('keep'));
       if (service && service in METHODS) {
         const methods = METHODS[service]!;
@@ -219,6 +253,22 @@ export class SemanticChecker {
     if (wellTyped && !keepsSomething && Object.keys(keep).every((k) => (KEEP_RULES as readonly string[]).includes(k))) {
       this.report(source, path, `keep rules keep nothing: set at least one of ${KEEP_RULES.join(', ')} above zero`);
     }
+  }
+
+  /** `partitions:`: PostgreSQL tables, each declared once. */
+  checkPartitions(config: Obj, source: SourceFile): void {
+    if (!Array.isArray(config.partitions)) return;
+    const services = isObj(config.services) ? config.services : {};
+    if (config.partitions.length > 0 && !isObj(services.postgres)) this.report(source, ['partitions'], 'declared partitions are PostgreSQL tables, but services.postgres is not configured');
+    const seen = new Map<string, Path>();
+    config.partitions.forEach((entry, index) => {
+      if (!isObj(entry) || typeof entry.table !== 'string') return;
+      const at: Path = ['partitions', index, 'table'];
+      const key = entry.table.includes('.') ? entry.table : `public.${entry.table}`;
+      const first = seen.get(key);
+      if (first) this.report(source, at, `table "${entry.table}" is already declared at ${fmt(first.slice(0, -1))} (${where(source, source.locate(first), source)}); declare each table once`);
+      else seen.set(key, at);
+    });
   }
 
   checkPolicies(config: Obj, configSource: SourceFile, policies: Located[]): void {

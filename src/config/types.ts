@@ -81,6 +81,21 @@ export interface BackupSchedule {
   path: string;
 }
 
+/**
+ * A schedule with `service: all` (src/backup/points.ts): at its cron, one backup of each member
+ * schedule taken together and recorded as one recovery point. It has no keep rules of its own: a
+ * point is kept while its PostgreSQL member (else its first) is kept by that schedule's rules.
+ */
+export interface PointSchedule {
+  name: string;
+  cron: string;
+  timezone: string;
+  /** The member schedule of each service, in the order postgres, redis, chroma. */
+  members: { service: ServiceName; schedule: string }[];
+  /** Where it came from in the YAML: `backups[3]`. */
+  path: string;
+}
+
 export type RetentionAction = 'delete' | 'archive' | 'anonymize' | 'compress';
 
 export type AnonymizeStrategy = 'null' | 'redact' | 'hash' | 'email';
@@ -103,6 +118,17 @@ export interface RetentionPolicy {
   compress?: { bucket: string; groupBy: string[]; value: string; into: string };
   enabled: boolean;
   /** Where the policy came from: `policies/messages.yaml` and its path in it. */
+  source: { file: string; path: string };
+}
+
+/** `partitions:` one table whose partitions are created ahead of time. */
+export interface PartitionDeclaration {
+  table: string;
+  column: string;
+  interval: '1d' | '1w' | '1mo';
+  /** Intervals after the current one made ahead of time. */
+  premake: number;
+  /** Where it is written: `jarvis-db.yaml partitions[0]`. */
   source: { file: string; path: string };
 }
 
@@ -135,6 +161,11 @@ export interface Desired {
   repositories?: RepositoryConfig[];
   schema?: SchemaSettings;
   backups: BackupSchedule[];
+  /** The `service: all` entries of `backups:` (recovery points); absent: none. */
+  points?: PointSchedule[];
   retention: RetentionPolicy[];
+  /** Declared partitions (absent: none). */
+  partitions?: PartitionDeclaration[];
   health: HealthSettings;
+  journal: { keepSeconds: number };
 }

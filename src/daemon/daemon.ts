@@ -11,7 +11,7 @@
  * The apply, the health check and the config loader are passed in, so that tests (and the
  * engine) plug in; each apply and check is given the config in force when it starts.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -21,6 +21,7 @@ import { messageOf } from '../errors.js';
 import type { HealthReport, RecordOutcome } from '../health/check.js';
 import { healthFamilies, PROMETHEUS_CONTENT_TYPE, renderExposition } from '../render/prometheus.js';
 import { daemonFamilies, newCounters, type DaemonCounters } from './metrics.js';
+import { StatusBoard } from './status.js';
 import { walFamilies, WalStreamSupervisor } from '../wal/supervisor.js';
 import { describeChange, describeLoadFailure } from './reload.js';
 import { MAX_TIMER_MS, nextWake } from './wake.js';
@@ -50,6 +51,8 @@ export interface DaemonOptions {
   /** Reads the config file again (the loader used at start). Without it, `reload` keeps the config. */
   loadConfig?: () => Promise<Desired>;
   clock?: () => Date;
+  /** The status page needs it (Authorization: Bearer, or the cookie `/?token=` sets); required off loopback. */
+  token?: string;
 }
 
 export interface Liveness {
@@ -87,6 +90,7 @@ export class Daemon {
   private stopping = false;
   /** The WAL stream when services.postgres.pitr.enabled (src/wal/supervisor.ts). */
   readonly walStream: WalStreamSupervisor;
+  private readonly board = new StatusBoard();
 
   constructor(private readonly options: DaemonOptions) {
     this.clock = options.clock ?? (() => new Date());
@@ -213,6 +217,7 @@ export class Daemon {
         const r = await this.options.runHealth(this.abort.signal, this.desired);
         this.latest = r;
         this.lastCheckAt = this.clock();
+        await this.board.refresh(this.desired, this.clock()).catch(() => undefined);
         this.counters.healthChecks++;
         const notHealthy = r.findings.filter((f) => f.status !== 'HEALTHY').map((f) => ({ check: f.check, status: f.status, message: f.message }));
         const line = { event: 'health_checked', checkId, trigger, status: r.status, durationMs: r.observation.durationMs, notHealthy, alertsSent: r.alertsSent };
@@ -277,6 +282,7 @@ export class Daemon {
         this.counters.runs.set(result.status, (this.counters.runs.get(result.status) ?? 0) + 1);
         for (const r of result.results) this.counters.actions.set(`${r.type}/${r.status}`, (this.counters.actions.get(`${r.type}/${r.status}`) ?? 0) + 1);
         this.counters.lastRun = { finishedAt: this.clock(), durationMs: result.durationMs, status: result.status };
+        this.board.recordRun(result, this.clock());
         for (const e of result.errors ?? []) this.log.error({ event: 'plan_error', runId, cycle, module: e.module, service: e.service, error: e.message }, `${e.module}: ${e.message}`);
         const causes = (result.errors ?? []).map((e) => `${e.module}: ${e.message}`);
         const line = { event: 'apply_finished', runId, cycle, status: result.status, durationMs: result.durationMs, actions: result.results.map((r) => ({ action: r.id, status: r.status })), errors: causes };
@@ -315,7 +321,41 @@ export class Daemon {
       res.writeHead(body.ok ? 200 : 503, { 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : JSON.stringify(body) + '\n');
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+    if (path === '/' || path === '/status.json') {
+      void this.serveStatus(req, res, path);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /, /metrics or /healthz\n');
+  }
+
+  /** The read-only status page and its data (render/status-page.ts), behind the token when there is one. */
+  private async serveStatus(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const token = this.options.token;
+    const query = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+    if (token && query !== null && path === '/' && sameSecret(query, token)) {
+      // The token leaves the address bar: a cookie carries it from now on.
+      res.writeHead(303, { location: '/', 'set-cookie': `jarvis_db_token=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` }).end();
+      return;
+    }
+    if (token && !this.authorized(req, token)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' }).end('401: this status page needs its token (Authorization: Bearer TOKEN, or open /?token=TOKEN once)\n');
+      return;
+    }
+    try {
+      const { renderStatusPage, statusJson } = await import('../render/status-page.js');
+      const sections = await this.board.sections(this.desired, this.latest, { applying: this.applying !== null, ...(this.counters.nextApplyAt ? { nextApplyAt: this.counters.nextApplyAt } : {}) });
+      const now = this.clock();
+      const body = path === '/' ? renderStatusPage(this.desired.project, sections, now, Math.min(5, this.desired.health.intervalSeconds)) : JSON.stringify(statusJson(sections, now));
+      res.writeHead(200, { 'content-type': path === '/' ? 'text/html; charset=utf-8' : 'application/json', 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body);
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`the status page failed: ${messageOf(e)}\n`);
+    }
+  }
+
+  private authorized(req: IncomingMessage, token: string): boolean {
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const cookie = /(?:^|;\s*)jarvis_db_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+    return (bearer !== undefined && sameSecret(bearer, token)) || (cookie !== undefined && sameSecret(decodeURIComponent(cookie), token));
   }
 
   /**
@@ -342,4 +382,11 @@ export class Daemon {
       ...(problem ? { problem } : {}),
     };
   }
+}
+
+/** Compares secrets in constant time (no early exit that a timing could reveal). */
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -67,6 +67,7 @@ function configChanges(base: Desired, head: Desired, describers: readonly Change
 
 /** The config entry an action comes from. */
 export function subjectOf(action: Action): string {
+  if (action.type === 'create_partition') return 'partitions';
   if ('schedule' in action.params) return action.params.schedule;
   if ('policy' in action.params) return action.params.policy;
   return action.module === 'migrate' ? 'schema' : action.module;
@@ -88,6 +89,8 @@ const COUNT_WORDS: Partial<Record<string, (n: number, more: boolean) => string>>
   migrate_up: (n, more) => (more ? `${plural(n, 'migration')} to apply` : `${plural(n, 'migration')} fewer to apply`),
   migrate_down: (n, more) => (more ? `${plural(n, 'migration')} to revert` : `${plural(n, 'migration')} fewer to revert`),
   prune_archive: (n, more) => (more ? `${plural(n, 'archive')} will be deleted` : `${plural(n, 'archive')} fewer deleted`),
+  retention_drop_partition: (n, more) => (more ? `${plural(n, 'partition')} will be dropped` : `${plural(n, 'partition')} fewer dropped`),
+  create_partition: (n, more) => (more ? `${plural(n, 'partition')} to create` : `${plural(n, 'partition')} fewer to create`),
 };
 
 function planEffects(basePlan: Plan, headPlan: Plan, lines: Lines): void {

@@ -8,7 +8,7 @@
 import type { Desired } from '../config/types.js';
 import { JarvisError, isJarvisError, messageOf } from '../errors.js';
 import { redact } from '../services/redact.js';
-import { Journal, newRunId } from './journal.js';
+import { Journal, newRunId, pruneJournals } from './journal.js';
 import { acquireApplyLock, type LockOwner } from './lock.js';
 import { acquireRepositoryLocks, type RepositoryLockRecord, type RepositoryLocks } from './repository-lock.js';
 import { applicableModules, blockedActions, buildPlan, errorsFor, fingerprintOf, narrowPlan, targetModuleOf, type Observation } from './planner.js';
@@ -233,13 +233,18 @@ export async function apply(options: ApplyOptions): Promise<RunResult> {
     if (errors.length) await journal.write('plan_errors', { errors });
     const results = await execute(plan, blocked, { desired, parts, env, runId, journal, reporter, signal: options.signal, clock, lanes: options.lanes, keepGoing: options.keepGoing === true });
     const finishedAt = clock();
-    const status: RunResult['status'] = errors.length || results.some((r) => r.status === 'failed') ? 'failed'
+    // An action a signal stopped on purpose (a backup, on SIGTERM) is part of a cancelled run, not a failure.
+    const interrupted = (r: ActionResult) => r.status === 'failed' && r.error?.code === 'INTERRUPTED' && options.signal?.aborted === true;
+    const status: RunResult['status'] = errors.length || results.some((r) => r.status === 'failed' && !interrupted(r)) ? 'failed'
       : plan.actions.length === 0 ? 'nothing_to_do'
-        : results.some((r) => r.status === 'not_executed') ? 'cancelled' : 'succeeded';
+        : results.some((r) => r.status === 'not_executed' || interrupted(r)) ? 'cancelled' : 'succeeded';
     const counts = { done: 0, failed: 0, not_executed: 0 };
     for (const r of results) counts[r.status]++;
     const durationMs = finishedAt.getTime() - startedAt.getTime();
-    await journal.write('run_finished', { status, ...counts, durationMs });
+    // journal.keep: the journals of runs older than it go, under the same lock as the run.
+    const journalsPruned = await pruneJournals(desired.storage.path, finishedAt, desired.journal.keepSeconds)
+      .catch(async (e: unknown) => { await journal!.write('journal_prune_failed', { error: errorOf(e, env) }); return 0; });
+    await journal.write('run_finished', { status, ...counts, durationMs, ...(journalsPruned ? { journalsPruned } : {}) });
     return { runId, status, startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), durationMs, prepared, plan, errors, results, journalFile: journal.file };
   } finally {
     await journal?.close().catch(() => undefined);

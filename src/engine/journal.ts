@@ -9,7 +9,7 @@
  */
 import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { newTimestampId } from '../storage/durable.js';
+import { newTimestampId, timeOfTimestampId } from '../storage/durable.js';
 import { writingStorage } from '../storage/failures.js';
 import { redact } from '../services/redact.js';
 
@@ -93,4 +93,24 @@ export async function listJournals(storagePath: string): Promise<string[]> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
+}
+
+/**
+ * Pure: the journal files (names) older than `keepSeconds` at `now`, by the time in their run id.
+ * A name of another shape is never chosen: it is not ours to delete.
+ */
+export function journalsToPrune(names: readonly string[], now: Date, keepSeconds: number): string[] {
+  const before = now.getTime() - keepSeconds * 1000;
+  return names.filter((name) => {
+    const at = name.endsWith('.jsonl') ? timeOfTimestampId(name.slice(0, -'.jsonl'.length)) : null;
+    return at !== null && at.getTime() < before;
+  });
+}
+
+/** Deletes the journal files older than `keepSeconds` (journal.keep); returns how many. */
+export async function pruneJournals(storagePath: string, now: Date, keepSeconds: number): Promise<number> {
+  const files = await listJournals(storagePath);
+  const old = journalsToPrune(files.map((f) => f.slice(f.lastIndexOf('/') + 1)), now, keepSeconds);
+  for (const name of old) await unlink(join(storagePath, JOURNAL_DIR, name)).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+  return old.length;
 }

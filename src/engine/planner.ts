@@ -37,6 +37,9 @@ const PHASE: Record<ActionType, number> = {
   migrate_down: 1,
   create_backup: 2,
   copy_backup: 3,
+  // Declared partitions before retention; whole old partitions before the batches of the rest.
+  create_partition: 3,
+  retention_drop_partition: 4,
   retention_archive: 4,
   retention_anonymize: 5,
   retention_compress: 6,
@@ -44,6 +47,9 @@ const PHASE: Record<ActionType, number> = {
   prune_backup: 8,
   // After the prune_backup actions it follows from (its `requires`).
   prune_wal: 8,
+  // After every member and copy it `requires`; a point goes before the member it is pruned with (that prune requires it).
+  create_point: 3,
+  prune_point: 8,
   prune_archive: 8,
   verify_backup: 9,
   // Command-only types (never planned together with the others): a restore replaces data as a

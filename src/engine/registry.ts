@@ -38,6 +38,8 @@ type AnyModule = DomainModule<any>; // eslint-disable-line @typescript-eslint/no
 /** One line per domain, in the order their findings and errors are listed. */
 export const MODULE_LOADERS: Record<string, () => Promise<AnyModule>> = {
   backup: async () => (await import('../backup/module.js')).backupModule,
+  // PITR findings only (no actions): the backup module's WAL listing, the server's side.
+  wal: async () => (await import('../wal/module.js')).walModule,
   migrate: async () => (await import('../migrate/module.js')).migrateModule,
   retention: async () => (await import('../retention/module.js')).retentionModule,
   health: async () => (await import('../health/module.js')).healthModule,
@@ -69,12 +71,16 @@ export const HANDLERS: HandlerMap = {
   verify_backup: lazy(backup, (m) => m.verifyBackupHandler),
   prune_backup: lazy(backup, (m) => m.pruneBackupHandler),
   prune_wal: lazy(backup, (m) => m.pruneWalHandler),
+  create_point: lazy(() => import('../backup/point-actions.js'), (m) => m.createPointHandler),
+  prune_point: lazy(() => import('../backup/point-actions.js'), (m) => m.prunePointHandler),
   migrate_up: lazy(migrate, (m) => m.migrateUpHandler),
   migrate_down: lazy(migrate, (m) => m.migrateDownHandler),
   retention_delete: lazy(retention, (m) => m.retentionDeleteHandler),
   retention_archive: lazy(retention, (m) => m.retentionArchiveHandler),
   retention_anonymize: lazy(retention, (m) => m.retentionAnonymizeHandler),
   retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
+  retention_drop_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.dropPartitionHandler),
+  create_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.createPartitionHandler),
   prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),
   restore_backup: lazy(backup, (m) => m.restoreBackupHandler),
   restore_archive: lazy(() => import('../retention/archives.js'), (m) => m.restoreArchiveHandler),

@@ -1,11 +1,11 @@
 /**
  * The plan is plain data (docs/architecture.md §2). Everything here is JSON-serialisable.
  */
-import type { CopyBackupParams, CreateBackupParams, PruneBackupParams, PruneWalParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
+import type { CopyBackupParams, CreateBackupParams, CreatePointParams, PruneBackupParams, PrunePointParams, PruneWalParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
-import type { PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
+import type { CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -17,12 +17,16 @@ export const ACTION_TYPES = [
   'verify_backup',
   'prune_backup',
   'prune_wal',
+  'create_point',
+  'prune_point',
   'migrate_up',
   'migrate_down',
   'retention_delete',
   'retention_archive',
   'retention_anonymize',
   'retention_compress',
+  'retention_drop_partition',
+  'create_partition',
   'prune_archive',
   // Command-only: `plan` never makes these; `restore`, `archive restore` and `init --seed` do.
   'restore_backup',
@@ -40,12 +44,16 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   verify_backup: 'change',
   prune_backup: 'destroy',
   prune_wal: 'destroy',
+  create_point: 'create',
+  prune_point: 'destroy',
   migrate_up: 'change',
   migrate_down: 'change',
   retention_delete: 'destroy',
   retention_archive: 'change',
   retention_anonymize: 'change',
   retention_compress: 'change',
+  retention_drop_partition: 'destroy',
+  create_partition: 'create',
   prune_archive: 'destroy',
   restore_backup: 'change',
   restore_archive: 'change',
@@ -108,21 +116,25 @@ export type CopyBackup = ActionOf<'copy_backup', CopyBackupParams>;
 export type VerifyBackup = ActionOf<'verify_backup', VerifyBackupParams>;
 export type PruneBackup = ActionOf<'prune_backup', PruneBackupParams>;
 export type PruneWal = ActionOf<'prune_wal', PruneWalParams>;
+export type CreatePoint = ActionOf<'create_point', CreatePointParams>;
+export type PrunePoint = ActionOf<'prune_point', PrunePointParams>;
 export type MigrateUp = ActionOf<'migrate_up', MigrateStepParams<'up'>>;
 export type MigrateDown = ActionOf<'migrate_down', MigrateStepParams<'down'>>;
 export type RetentionDelete = ActionOf<'retention_delete', RetentionParams>;
 export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
 export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
+export type RetentionDropPartition = ActionOf<'retention_drop_partition', DropPartitionParams>;
+export type CreatePartition = ActionOf<'create_partition', CreatePartitionParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
 export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
 export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
 export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 
 export type Action =
-  | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal
+  | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | PruneArchive
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset;
 
 /** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */

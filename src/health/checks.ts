@@ -10,7 +10,7 @@
  */
 import type { Threshold } from '../config/types.js';
 
-export const HEALTH_SERVICES = ['postgres', 'redis', 'chroma', 'system', 'backups', 'repository'] as const;
+export const HEALTH_SERVICES = ['postgres', 'redis', 'chroma', 'system', 'backups', 'repository', 'wal'] as const;
 export type HealthService = (typeof HEALTH_SERVICES)[number];
 
 export type MetricType = 'gauge' | 'counter';
@@ -185,6 +185,26 @@ export const CHECKS = {
   'repository.backup_age_interval_ratio': {
     service: 'repository', type: 'gauge', help: 'Age of the newest valid backup of each schedule in each repository (when there are several), over the interval of the schedule\'s cron.', labels: ['repository', 'schedule'],
     threshold: { warning: 1.5, critical: 3, lowerIsWorse: false }, source: 'ours: as backups.age_interval_ratio', whenMissing: 'CRITICAL', display: 'number',
+  },
+
+  // With services.postgres.pitr.enabled (src/health/probes/wal.ts, the facts and lag of src/wal/findings.ts).
+  'wal.receiver_running': {
+    service: 'wal', type: 'gauge', help: '1 when a WAL receiver (wal stream, the daemon) holds the replication slot, 0 when none does.',
+    threshold: { critical: 1, lowerIsWorse: true }, source: 'ours: without it nothing is archived', display: 'bool',
+  },
+  'wal.archive_lag_seconds': {
+    service: 'wal', type: 'gauge', help: 'Age of the oldest WAL not yet in the first repository (an upper bound: since the last archived segment was complete, 0 when nothing was written after it).', display: 'seconds',
+  },
+  'wal.archive_lag_rpo_ratio': {
+    service: 'wal', type: 'gauge', help: 'The archive lag over services.postgres.pitr.rpo.',
+    threshold: { warning: 1, critical: 2, lowerIsWorse: false }, source: 'ours: WARNING past the rpo, CRITICAL past twice it', display: 'number',
+  },
+  'wal.last_archived_segment_age_seconds': {
+    service: 'wal', type: 'gauge', help: 'Seconds since the newest segment of the first repository was archived.', display: 'seconds',
+  },
+  'wal.window_start_timestamp_seconds': {
+    service: 'wal', type: 'gauge', help: 'Start of the recoverable window of each repository (Unix time): the end of the oldest base backup the WAL chain continues from.', labels: ['repository'],
+    display: 'timestamp',
   },
 } as const satisfies Record<string, CheckSpec>;
 

@@ -18,9 +18,11 @@ export const healthModule: DomainModule<HealthObservation> = {
   name: 'health',
   appliesTo: () => true,
   async observe(ctx) {
-    const { observeHealth } = await import('./check.js');
+    const { configuredProbes, observeHealth } = await import('./check.js');
     // A plan does not wait for a CPU window: CPU use is measured over the check's own probes.
-    return observeHealth(ctx.desired, { env: ctx.env, now: ctx.now, cpuWindowMs: 0 });
+    // PITR is the wal module's in a plan (from the backup module's WAL listing, not a second one).
+    const services = configuredProbes(ctx.desired).filter((s) => s !== 'wal');
+    return observeHealth(ctx.desired, { env: ctx.env, now: ctx.now, cpuWindowMs: 0, services });
   },
   plan: (desired, observed) => planHealth(desired, observed),
   describeChange: describeHealthChanges,

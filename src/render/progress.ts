@@ -7,7 +7,7 @@ import type { ApplyReporter } from '../engine/index.js';
 import { ACTION_KIND, type Action, type ActionType, type Progress } from '../engine/types.js';
 import { redact } from '../services/redact.js';
 import type { Palette } from './color.js';
-import { formatDuration } from './format.js';
+import { formatCount, formatDuration } from './format.js';
 
 export interface ProgressSink extends Progress { stop(): void }
 
@@ -16,34 +16,75 @@ function line(text: string): void {
 }
 
 /**
- * A maker of progress sinks: bars on a terminal (cli-progress, loaded here once), plain note
- * lines on stderr otherwise; nothing with `quiet`.
+ * Pure: how far along, how fast and how long to go, from the done count, the total and the time
+ * since the first update: `45% (1,234 of 2,741), 250/s, ETA 6.0s`. Without a total: the count and
+ * the rate; without a measurable rate yet: no ETA.
  */
-export async function progressMaker(quiet: boolean): Promise<(label: string) => ProgressSink> {
-  if (process.stderr.isTTY && !quiet) {
+export function progressSummary(done: number, total: number | undefined, elapsedMs: number): string {
+  const rate = elapsedMs >= 250 ? done / (elapsedMs / 1000) : 0;
+  const rateText = rate > 0 ? `, ${rate >= 10 ? formatCount(rate) : rate.toFixed(1)}/s` : '';
+  if (!total) return `${formatCount(done)}${rateText}`;
+  const percent = Math.min(100, Math.floor((done / total) * 100));
+  const eta = rate > 0 && done < total ? `, ETA ${formatDuration(((total - done) / rate) * 1000)}` : '';
+  return `${percent}% (${formatCount(done)} of ${formatCount(total)})${rateText}${eta}`;
+}
+
+/** Off a terminal, a progress line at most this often (a log file, CI, journald). */
+const PLAIN_INTERVAL_MS = 5_000;
+
+/**
+ * A maker of progress sinks: bars on a terminal (cli-progress, loaded here once) with the
+ * percentage, rate and ETA; off a terminal, note lines and every few seconds a line of how far it
+ * is (progressSummary); nothing with `quiet`.
+ */
+export async function progressMaker(quiet: boolean, env: NodeJS.ProcessEnv = process.env): Promise<(label: string) => ProgressSink> {
+  if (quiet) return () => ({ note() { /* quiet */ }, update() { /* quiet */ }, stop() { /* quiet */ } });
+  if (process.stderr.isTTY) {
     const { SingleBar, Presets } = await import('cli-progress');
     return (label) => {
-      const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} {note}`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic);
-      let started = false;
+      const bar = new SingleBar({
+        format: `${label} [{bar}] {summary} {note}`, stream: process.stderr, hideCursor: true, clearOnComplete: true, fps: 5,
+      }, Presets.shades_classic);
+      let startedAt = 0;
       let noteText = '';
+      let last = { done: 0, total: undefined as number | undefined };
+      const payload = () => ({ note: noteText, summary: progressSummary(last.done, last.total, Date.now() - startedAt) });
       return {
         // Before the first update there is no bar yet: a note is a line of its own.
-        note(message: string) { noteText = message.slice(0, 60); if (started) bar.update({ note: noteText }); else line(`${label}: ${message}`); },
+        note(message: string) { noteText = message.slice(0, 60); if (startedAt) bar.update(payload()); else line(`${label}: ${message}`); },
         update(done: number, total?: number) {
-          if (!started) { bar.start(total ?? 1, 0, { note: noteText }); started = true; }
+          last = { done, total };
+          if (!startedAt) { startedAt = Date.now(); bar.start(total ?? 1, 0, payload()); }
           if (total !== undefined) bar.setTotal(total);
-          bar.update(done, { note: noteText });
+          bar.update(done, payload());
         },
-        stop() { if (started) bar.stop(); },
+        stop() { if (startedAt) bar.stop(); },
       };
     };
   }
+  const every = Number(env.JARVIS_DB_PROGRESS_INTERVAL_MS) || PLAIN_INTERVAL_MS;
   return (label) => {
-    let last = '';
+    let lastNote = '';
+    let startedAt = 0;
+    let state: { done: number; total?: number } | null = null;
+    let shown: { done: number; total?: number } | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    const report = () => {
+      if (!state || (shown && shown.done === state.done && shown.total === state.total)) return;
+      shown = { ...state };
+      line(`${label}: ${progressSummary(state.done, state.total, Date.now() - startedAt)}`);
+    };
     return {
-      note(message: string) { if (message !== last && !quiet) line(`${label}: ${message}`); last = message; },
-      update() { /* plain output: notes only */ },
-      stop() { /* nothing to clear */ },
+      note(message: string) { if (message !== lastNote) line(`${label}: ${message}`); lastNote = message; },
+      update(done: number, total?: number) {
+        state = { done, ...(total !== undefined ? { total } : {}) };
+        if (!startedAt) {
+          startedAt = Date.now();
+          timer = setInterval(report, every);
+          timer.unref();
+        }
+      },
+      stop() { if (timer) clearInterval(timer); },
     };
   };
 }

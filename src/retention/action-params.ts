@@ -15,6 +15,42 @@ export interface RetentionParams {
   overlapsWith?: string[];
 }
 
+/** retention_drop_partition: a partition wholly older than the cut-off, detached, archived whole (policy archive), dropped. */
+export interface DropPartitionParams {
+  policy: string;
+  /** The parent, `schema.name` for people. */
+  table: string;
+  /** The partition, `schema.name` for people, and its parts (SQL never splits a name at a dot). */
+  partition: string;
+  partitionSchema: string;
+  partitionName: string;
+  column: string;
+  /** ISO: the partition's upper bound must be at or before it. */
+  cutoff: string;
+  archiveFirst: boolean;
+  /** Planned as already detached by an interrupted run (its marker found). */
+  detached: boolean;
+  /** DETACH … CONCURRENTLY (PostgreSQL 14+, no default partition). */
+  concurrently: boolean;
+  /** The range, as the server's text of its bounds (MINVALUE / MAXVALUE for an open end). */
+  from: string;
+  to: string;
+}
+
+/** create_partition: a declared partition still to come. */
+export interface CreatePartitionParams {
+  /** The parent, `schema.name` for people, and its parts. */
+  table: string;
+  tableSchema: string;
+  tableName: string;
+  /** The new partition's name (in the parent's schema). */
+  partition: string;
+  column: string;
+  /** ISO timestamps: FROM (inclusive) TO (exclusive). */
+  from: string;
+  to: string;
+}
+
 export interface PruneArchiveParams {
   archiveId: string;
   policy: string;
@@ -34,8 +70,24 @@ const run: ParamRules<RetentionParams> = {
   },
 };
 
-export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'prune_archive' | 'restore_archive'> = {
+const dropPartition: ParamRules<DropPartitionParams> = {
+  fields: {
+    policy: { kind: 'string' }, table: { kind: 'string' }, partition: { kind: 'string' }, partitionSchema: { kind: 'string' }, partitionName: { kind: 'string' },
+    column: { kind: 'string' }, cutoff: { kind: 'timestamp' }, archiveFirst: { kind: 'boolean' }, detached: { kind: 'boolean' }, concurrently: { kind: 'boolean' },
+    from: { kind: 'string' }, to: { kind: 'string' },
+  },
+};
+
+const createPartition: ParamRules<CreatePartitionParams> = {
+  fields: {
+    table: { kind: 'string' }, tableSchema: { kind: 'string' }, tableName: { kind: 'string' }, partition: { kind: 'string' }, column: { kind: 'string' },
+    from: { kind: 'timestamp' }, to: { kind: 'timestamp' },
+  },
+};
+
+export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partition' | 'create_partition' | 'prune_archive' | 'restore_archive'> = {
   retention_delete: run, retention_archive: run, retention_anonymize: run, retention_compress: run,
+  retention_drop_partition: dropPartition, create_partition: createPartition,
   prune_archive: { fields: { archiveId: { kind: 'string' }, policy: { kind: 'string' } } },
   restore_archive: { fields: { archiveId: { kind: 'string' }, table: { kind: 'string', optional: true } } },
 };

@@ -18,6 +18,7 @@ import { readChunk, type Row } from './chunk.js';
 import { resolvePending, type Resolution } from './resolve.js';
 import { beginSql, DEFAULT_SESSION, openSession } from './session.js';
 import { restoreInsert } from './sql.js';
+import type { PartitionPlacement } from './partition-run.js';
 import { archiveRepository, deleteArchive, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
 
 export function archiveKeyRing(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): KeyRing | null {
@@ -74,6 +75,8 @@ export interface ArchiveRestoreResult {
   /** Rows already present (ON CONFLICT DO NOTHING). */
   alreadyThere: Record<string, number>;
   pendingSkipped: number;
+  /** An archive of a whole partition: where its rows went back (partition-run.ts). */
+  partition?: PartitionPlacement;
 }
 
 const INSERT_ROWS = 1000;
@@ -115,6 +118,11 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
     const check = await verifyArchive({ ...entry, chunks: committed }, ring);
     if (!check.ok) throw new JarvisError('ARCHIVE_INVALID', `archive ${entry.header.id} fails verification: ${check.problems[0]}`, { hint: `jarvis-db archive verify ${entry.header.id} lists every problem` });
     const result: ArchiveRestoreResult = { archiveId: entry.header.id, chunks: 0, inserted: {}, alreadyThere: {}, pendingSkipped: entry.chunks.length - committed.length };
+    if (entry.header.partition && committed.length) {
+      const { placeArchivedPartition } = await import('./partition-run.js');
+      const placed = await placeArchivedPartition(client, entry.header);
+      if (placed) result.partition = placed;
+    }
     const live = new Map<string, LiveTable>();
     let done = 0;
     const total = committed.reduce((n, c) => n + c.manifest.rows, 0);
@@ -167,13 +175,18 @@ export async function restoreArchiveById(desired: Desired, id: string, options: 
   }
 }
 
+/** Where a partition archive's rows went, in words. */
+export function placementText(p: PartitionPlacement): string {
+  return p.how === 'created' ? `partition ${p.partition} created again for its rows` : p.how === 'default' ? `its rows went to the default partition ${p.partition} (the partition could not be created)` : `its rows went to the existing partition${p.partition.includes(', ') ? 's' : ''} ${p.partition}`;
+}
+
 /** The restore_archive handler; `onResult` gets the result as it is (`archive restore` prints it). */
 export function restoreArchiveHandlerWith(onResult: (result: ArchiveRestoreResult) => void = () => undefined): Handler<RestoreArchive> {
   return async (action, ctx, progress) => {
     const r = await restoreArchiveById(ctx.desired, action.params.archiveId, { ...(action.params.table ? { table: action.params.table } : {}), env: ctx.env, progress });
     onResult(r);
     const rows = Object.values(r.inserted).reduce((n, x) => n + x, 0);
-    return { summary: `archive ${r.archiveId}: ${r.chunks} chunks, ${rows} rows restored`, details: { ...r } };
+    return { summary: `archive ${r.archiveId}: ${r.chunks} chunks, ${rows} rows restored${r.partition ? `, ${placementText(r.partition)}` : ''}`, details: { ...r } };
   };
 }
 

@@ -45,6 +45,11 @@ export interface ResolvedPolicy {
 export interface CheckResult {
   errors: string[];
   warnings: CheckWarning[];
+  /**
+   * What the policy's deletes do to other tables by the schema's own design (ON DELETE SET NULL or
+   * SET DEFAULT): said in the action's reason, not as a finding, since nothing is wrong.
+   */
+  effects: string[];
   resolved: ResolvedPolicy | null;
   /** A table or column the policy names does not exist (yet: pending migrations may create it). */
   missingObjects: boolean;
@@ -71,9 +76,10 @@ function childReference(table: TableInfo, child: TableInfo, columnName: string):
 export function checkPolicy(policy: RetentionPolicy, catalog: PolicyCatalog, env: CheckEnv): CheckResult {
   const errors: string[] = [];
   const warnings: CheckWarning[] = [];
+  const effects: string[] = [];
   let missingObjects = false;
   const missing = (message: string) => { missingObjects = true; errors.push(message); };
-  const fail = (): CheckResult => ({ errors, warnings, resolved: null, missingObjects });
+  const fail = (): CheckResult => ({ errors, warnings, effects, resolved: null, missingObjects });
   const table = catalog.table;
   if (!table) {
     missing(`table "${policy.table}" does not exist`);
@@ -107,7 +113,7 @@ export function checkPolicy(policy: RetentionPolicy, catalog: PolicyCatalog, env
           ? `${verb} rows of ${name} would delete rows of ${describeRef(ref)} through ON DELETE CASCADE (${ref.constraint}) without archiving them: add { table: ${ref.table}, column: ${ref.columns[0]} } to the children of ${policy.name}`
           : `${verb} rows of ${name} would delete rows of ${describeRef(ref)} through ON DELETE CASCADE (${ref.constraint}), and those are not archived: use an archive policy with { table: ${ref.table}, column: ${ref.columns[0]} } as a child`);
       } else if (ref.onDelete === 'set null' || ref.onDelete === 'set default') {
-        warnings.push({ check: `retention.reference.${name}.${ref.constraint}`, value: ref.onDelete, message: `${verb} rows of ${name} sets ${describeRef(ref)} to ${ref.onDelete === 'set null' ? 'NULL' : 'its default'} (ON DELETE ${ref.onDelete.toUpperCase()})` });
+        effects.push(`sets ${describeRef(ref)} to ${ref.onDelete === 'set null' ? 'NULL' : 'its default'} (ON DELETE ${ref.onDelete.toUpperCase()})`);
       } else {
         resolved.blockers.push(ref);
         warnings.push({ check: `retention.reference.${name}.${ref.constraint}`, value: ref.onDelete, message: `rows of ${name} still referenced by ${describeRef(ref)} (ON DELETE ${ref.onDelete.toUpperCase()}) are skipped by ${policy.name}` });
@@ -194,5 +200,5 @@ export function checkPolicy(policy: RetentionPolicy, catalog: PolicyCatalog, env
       if (!errors.length && value) resolved.rollup = { info: rollup, groupBy, value, bucketSeconds: env.bucketSeconds ?? 3600 };
     }
   }
-  return errors.length ? fail() : { errors, warnings, resolved, missingObjects };
+  return errors.length ? fail() : { errors, warnings, effects, resolved, missingObjects };
 }

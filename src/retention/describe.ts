@@ -51,5 +51,21 @@ export function describePolicyChanges(base: Desired, head: Desired): ConfigChang
   for (const name of before.keys()) {
     if (!after.has(name)) out.push({ subject: name, text: 'retention policy removed' });
   }
+  return [...out, ...describePartitionChanges(base, head)];
+}
+
+const PARTITION_FIELDS: FieldVocabulary = { table: { ignore: true }, source: { ignore: true }, column: {}, interval: {}, premake: {} };
+
+/** `partitions:` entries, by table (subject `partitions`, as their create_partition actions). */
+function describePartitionChanges(base: Desired, head: Desired): ConfigChange[] {
+  const before = new Map((base.partitions ?? []).map((d) => [d.table, d]));
+  const out: ConfigChange[] = [];
+  for (const d of head.partitions ?? []) {
+    const old = before.get(d.table);
+    if (!old) out.push({ subject: 'partitions', text: `${d.table}: partitions of ${d.interval} declared, ${d.premake} ahead` });
+    else for (const change of fieldChanges(old, d, PARTITION_FIELDS)) out.push({ subject: 'partitions', ...change, text: `${d.table}: ${change.text}` });
+  }
+  const after = new Set((head.partitions ?? []).map((d) => d.table));
+  for (const table of before.keys()) if (!after.has(table)) out.push({ subject: 'partitions', text: `${table}: no longer declared (its partitions stay; none are made ahead)` });
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * The `retention` domain module: observe (catalog, eligible rows, archives; read-only),
  * plan (pure), and the handlers of retention_delete, retention_archive, retention_anonymize,
- * retention_compress and prune_archive. Handlers never re-decide: they take the policy and the
+ * retention_compress and prune_archive (retention_drop_partition and create_partition: partition-run.ts). Handlers never re-decide: they take the policy and the
  * planned cut-off from the action and check the live catalog before touching a row.
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
@@ -15,7 +15,7 @@ import { hasPendingMigrations, type MigrateObserved } from '../migrate/observe.j
 
 export const retentionModule: DomainModule<RetentionObserved> = {
   name: 'retention',
-  appliesTo: (desired) => desired.retention.some((p) => p.enabled) || desired.retention.some((p) => p.archive?.deleteAfter !== undefined),
+  appliesTo: (desired) => desired.retention.some((p) => p.enabled) || desired.retention.some((p) => p.archive?.deleteAfter !== undefined) || Boolean(desired.partitions?.length),
   async observe(ctx) {
     const { observeRetention } = await import('./observe.js');
     return observeRetention(ctx.desired, ctx.env, ctx.now);
@@ -80,7 +80,9 @@ export const pruneArchiveHandler: Handler<PruneArchive> = async (action, ctx) =>
 };
 
 /** The handlers this module provides, for the engine's handler map. */
-export const retentionHandlers: Pick<HandlerMap, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'prune_archive'> = {
+export const retentionHandlers: Pick<HandlerMap, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partition' | 'create_partition' | 'prune_archive'> = {
+  retention_drop_partition: async (action, ctx, progress) => (await import('./partition-run.js')).dropPartitionHandler(action, ctx, progress),
+  create_partition: async (action, ctx, progress) => (await import('./partition-run.js')).createPartitionHandler(action, ctx, progress),
   retention_delete: retentionDeleteHandler,
   retention_archive: retentionArchiveHandler,
   retention_anonymize: retentionAnonymizeHandler,

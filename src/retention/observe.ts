@@ -9,17 +9,24 @@
  * estimate of the number (shown with "~") and an exact EXISTS for "any at all", which stops at
  * the first row instead of reading every eligible one (a plan of a 350 MB database spent
  * 300–400 ms counting rows it only displays).
+ *
+ * Partitions (partition-catalog.ts): each policy table's partitioning, and once per observation
+ * pg_partman's configuration and the tables a run detached without dropping. On a table whose
+ * old partitions are dropped whole (partition-plan.ts), the eligible rows are counted in the
+ * partitions that are not (straddling, default), and the dropped ones' rows per partition.
  */
 import type pg from 'pg';
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import { parseDuration } from '../config/durations.js';
 import { sqlState } from '../services/postgres.js';
-import { inspectTable, type TableInfo } from './catalog.js';
+import { displayName, ident, inspectTable, regclassText, type TableInfo } from './catalog.js';
 import { checkPolicy, type PolicyCatalog, type ResolvedPolicy } from './check.js';
-import { openSession } from './session.js';
+import { openSession, serverVersion } from './session.js';
 import { anyOfCount, capBoundary, countCapped, countChildren, countEligible, notAnonymized, rowsOfCount, sampleRowBytes, type Phase, type Sql } from './sql.js';
 import { archiveRepository, findArchiveDebris, scanArchives, summarize, type ArchiveSummary } from './store.js';
-import { displayName } from './catalog.js';
+import { countPartition, findDetached, inspectPartitioning, partmanSchemas, type DetachedPartition, type Partitioning } from './partition-catalog.js';
+import { routeOf, type PartitionRoute } from './partition-plan.js';
+import type { DeclaredObserved } from './partition-declare.js';
 
 export interface PolicyCounts {
   /** Rows older than the cut-off (not yet anonymized, for anonymize). */
@@ -36,8 +43,21 @@ export interface PolicyCounts {
   bytes: number;
 }
 
+/** A policy's table as partitions (partition-catalog.ts): what partition-plan.ts decides from. */
+export interface PolicyPartitions {
+  /** null: the table is not partitioned. */
+  partitioning: Partitioning | null;
+  serverVersion: number;
+  /** The rows of each partition wholly older than the cut-off (`schema.name`); null when not counted. */
+  rows: Record<string, { n: number; exact: boolean } | null>;
+  /** Tables an interrupted run of this policy detached and did not drop. */
+  detached: DetachedPartition[];
+}
+
 export interface PolicyObserved {
   policy: string;
+  /** Partitioned or not; absent in observations made before partitions were observed. */
+  partitions?: PolicyPartitions;
   /** The cut-off the counts were taken at (ISO). */
   cutoff: string;
   catalog: PolicyCatalog;
@@ -50,6 +70,10 @@ export interface PolicyObserved {
 
 export interface RetentionObserved {
   policies: PolicyObserved[];
+  /** Tables detached by a run of a policy that is not an enabled policy of the config now. */
+  detachedElsewhere?: DetachedPartition[];
+  /** The tables of `partitions:` (absent in observations made before they were declared). */
+  declared?: DeclaredObserved[];
   archives: ArchiveSummary[];
   invalidArchives: { dir: string; problem: string }[];
   debris: number;
@@ -122,9 +146,22 @@ async function rowBytes(client: Queryable, table: TableInfo): Promise<number> {
   return r.rows[0]!.b ?? 0;
 }
 
-async function countPolicy(client: Queryable, policy: RetentionPolicy, resolved: ResolvedPolicy, cutoff: string, budgetMs: number): Promise<PolicyCounts> {
+/** The rows older than the cut-off: in the whole table, or (whole partitions dropped) in the partitions that are not. */
+async function countOlder(client: Queryable, resolved: ResolvedPolicy, cutoff: string, budgetMs: number, route: PartitionRoute): Promise<{ n: number; exact: boolean }> {
   const phase: Phase = { op: '<', bound: cutoff };
-  const eligible = await countWithin(client, countEligible(resolved, phase, notAnonymized(resolved)), [cutoff], budgetMs, resolved.table);
+  if (route.mode !== 'partitions') return countWithin(client, countEligible(resolved, phase, notAnonymized(resolved)), [cutoff], budgetMs, resolved.table);
+  const total = { n: 0, exact: true };
+  for (const p of route.rest) {
+    const table = { ...resolved.table, schema: p.schema, name: p.name, estimatedRows: Math.max(0, p.estimatedRows) };
+    const c = await countWithin(client, countEligible({ ...resolved, table }, phase), [cutoff], budgetMs, table);
+    total.n += c.n;
+    total.exact &&= c.exact;
+  }
+  return total;
+}
+
+async function countPolicy(client: Queryable, policy: RetentionPolicy, resolved: ResolvedPolicy, cutoff: string, budgetMs: number, route: PartitionRoute): Promise<PolicyCounts> {
+  const eligible = await countOlder(client, resolved, cutoff, budgetMs, route);
   const counts: PolicyCounts = { eligible: eligible.n, exact: eligible.exact, children: {}, capBoundary: null, capRows: 0, bytes: 0 };
   const parentRow = await rowBytes(client, resolved.table);
   let bytes = eligible.n * parentRow;
@@ -156,6 +193,24 @@ export interface ObserveOptions {
   countBudgetMs?: number;
 }
 
+/** The declared tables: their catalog names, partitions, and whether the default partition holds a row. */
+async function observeDeclared(client: Queryable, tables: string[], partman: string[]): Promise<DeclaredObserved[]> {
+  const out: DeclaredObserved[] = [];
+  for (const table of tables) {
+    const r = await client.query<{ schema: string; name: string }>(`SELECT n.nspname::text AS schema, c.relname::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`, [regclassText(table)]);
+    const resolved = r.rows[0] ?? null;
+    const partitioning = resolved ? await inspectPartitioning(client, resolved, partman) : null;
+    let defaultHasRows: boolean | null = null;
+    const def = partitioning?.partitions.find((p) => p.isDefault);
+    if (def) {
+      const e = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${ident(def.schema)}.${ident(def.name)}) AS any`);
+      defaultHasRows = e.rows[0]!.any;
+    }
+    out.push({ table, resolved, partitioning, defaultHasRows });
+  }
+  return out;
+}
+
 export async function observeRetention(desired: Desired, env: NodeJS.ProcessEnv, now: Date, options: ObserveOptions = {}): Promise<RetentionObserved> {
   const scan = await scanArchives(archiveRepository(desired));
   const out: RetentionObserved = {
@@ -165,18 +220,35 @@ export async function observeRetention(desired: Desired, env: NodeJS.ProcessEnv,
     debris: (await findArchiveDebris(archiveRepository(desired))).length,
   };
   const policies = desired.retention.filter((p) => p.enabled);
-  if (policies.length === 0) return out;
+  const declared = desired.partitions ?? [];
+  if (policies.length === 0 && declared.length === 0) return out;
   const { postgresUrl } = await import('../services/postgres.js');
   const client = await openSession(postgresUrl(desired), undefined, 'jarvis-db retention observe');
   try {
+    const version = await serverVersion(client);
+    const partman = await partmanSchemas(client);
+    const detached = await findDetached(client);
+    const budget = options.countBudgetMs ?? 5_000;
+    if (declared.length) out.declared = await observeDeclared(client, declared.map((d) => d.table), partman);
+    const orphans = detached.filter((d) => !policies.some((p) => p.name === d.marker.policy));
+    if (orphans.length) out.detachedElsewhere = orphans;
     for (const policy of policies) {
       const started = Date.now();
       const cutoff = cutoffFor(policy, now).toISOString();
       const catalog = await readPolicyCatalog(client, policy);
       const salt = saltSet(policy, env);
       const check = checkPolicy(policy, catalog, { saltSet: salt, bucketSeconds: bucketSecondsOf(policy) });
-      const counts = check.resolved ? await countPolicy(client, policy, check.resolved, cutoff, options.countBudgetMs ?? 5_000) : null;
-      out.policies.push({ policy: policy.name, cutoff, catalog, saltSet: salt, counts, ms: Date.now() - started });
+      const partitioning = catalog.table ? await inspectPartitioning(client, catalog.table, partman) : null;
+      const route = catalog.table ? routeOf(policy, catalog.table, partitioning, Date.parse(cutoff), version) : { mode: 'plain' as const };
+      const partitions: PolicyPartitions = { partitioning, serverVersion: version, rows: {}, detached: detached.filter((d) => d.marker.policy === policy.name) };
+      if (route.mode === 'partitions') {
+        for (const p of route.drop) {
+          const n = p.estimatedRows <= EXACT_COUNT_ROWS ? await countPartition(client, p, budget) : null;
+          partitions.rows[`${p.schema}.${p.name}`] = n !== null ? { n, exact: true } : p.estimatedRows >= 0 ? { n: Math.round(p.estimatedRows), exact: false } : null;
+        }
+      }
+      const counts = check.resolved ? await countPolicy(client, policy, check.resolved, cutoff, budget, route) : null;
+      out.policies.push({ policy: policy.name, cutoff, catalog, saltSet: salt, counts, partitions, ms: Date.now() - started });
     }
   } finally {
     await client.end().catch(() => undefined);

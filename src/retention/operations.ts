@@ -11,9 +11,9 @@ import { JarvisError } from '../errors.js';
 import { plural } from '../render/format.js';
 import { retentionHandlers, retentionModule } from './module.js';
 import type { RetentionObserved } from './observe.js';
-import { policyPreviews, type PolicyPreview } from './render.js';
+import { partitionLines, policyPreviews, type PolicyPreview } from './render.js';
 
-/** The config with only the named policy. */
+/** The config with only the named policy (and no declared partitions). */
 export function onlyPolicy(desired: Desired, name: string | undefined): Desired {
   if (!name) return desired;
   const policy = desired.retention.find((p) => p.name === name);
@@ -22,7 +22,9 @@ export function onlyPolicy(desired: Desired, name: string | undefined): Desired 
       hint: desired.retention.length ? `policies: ${desired.retention.map((p) => p.name).join(', ')}` : 'add policies under retention:',
     });
   }
-  return { ...desired, retention: [policy] };
+  // One policy: its actions only, not the partitions declared for other reasons.
+  const { partitions: _declared, ...rest } = desired;
+  return { ...rest, retention: [policy] };
 }
 
 /** The engine with the retention module only (and every handler). */
@@ -39,7 +41,9 @@ export async function previewRetention(desired: Desired, options: { policy?: str
   const observed = observation.modules.retention;
   // When the observation failed, the plan holds the error; no line can be counted.
   const retention: RetentionObserved = observed?.ok ? observed.observed as RetentionObserved : { policies: [], archives: [], invalidArchives: [], debris: 0 };
-  return { plan, policies: policyPreviews(narrowed, retention, new Date(observation.at)) };
+  const byPolicy = partitionLines(plan);
+  const policies = policyPreviews(narrowed, retention, new Date(observation.at)).map((p) => (byPolicy.has(p.policy) ? { ...p, partitions: byPolicy.get(p.policy)! } : p));
+  return { plan, policies };
 }
 
 export interface RunNowOptions {

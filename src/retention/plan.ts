@@ -12,6 +12,8 @@ import type {
 import type { RetentionParams } from './action-params.js';
 import { checkPolicy } from './check.js';
 import { bucketSecondsOf, cutoffFor, type PolicyObserved, type RetentionObserved } from './observe.js';
+import { batchNote, dropActions, finishDetachedActions, routeOf } from './partition-plan.js';
+import { planDeclared } from './partition-declare.js';
 
 import { formatCount as n, plural } from '../render/format.js';
 
@@ -19,7 +21,7 @@ const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_
   archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete',
 };
 const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive' };
-const ORDER: ActionType[] = ['retention_archive', 'retention_compress', 'retention_anonymize', 'retention_delete', 'prune_archive'];
+const ORDER: ActionType[] = ['create_partition', 'retention_drop_partition', 'retention_archive', 'retention_compress', 'retention_anonymize', 'retention_delete', 'prune_archive'];
 
 /** A retention run (delete, archive, anonymize, compress): an action with RetentionParams. */
 export type RetentionRun = RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress;
@@ -77,26 +79,48 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       });
       continue;
     }
+    const cutoff = cutoffFor(policy, now).toISOString();
+    // A partition an interrupted run detached is finished first, whatever else holds the policy back.
+    const finishing = finishDetachedActions(policy.name, cutoff, obs.partitions?.detached ?? []);
+    actions.push(...finishing);
     for (const e of check.errors) errors.push({ module: 'retention', message: `policy "${policy.name}": ${e}`, path: where(policy) });
     for (const w of check.warnings) findings.push({ check: w.check, service: 'postgres', status: 'WARNING', value: w.value, threshold: null, message: `${policy.name}: ${w.message}` });
     if (check.errors.length || !obs.counts) continue;
+    const table = check.resolved!.table;
+    const route = obs.partitions ? routeOf(policy, table, obs.partitions.partitioning, Date.parse(cutoff), obs.partitions.serverVersion) : { mode: 'plain' as const };
+    const drops = route.mode === 'partitions'
+      ? dropActions({ policy, table: `${table.schema}.${table.name}`, cutoff, concurrently: route.concurrently }, route.drop.filter((p) => !finishing.some((f) => f.target === `${p.schema}.${p.name}`)), obs.partitions!.rows)
+      : [];
+    if (route.mode === 'partitions' && route.why) drops.forEach((d) => { d.reason += `; ${route.why}`; });
+    actions.push(...drops);
     const rows = obs.counts.eligible + obs.counts.capRows;
     if (rows === 0) continue;
-    const cutoff = cutoffFor(policy, now).toISOString();
     const childRows = Object.values(obs.counts.children).reduce((a, b) => a + b, 0);
     const params: RetentionParams = { policy: policy.name, table: `${check.resolved!.table.schema}.${check.resolved!.table.name}`, column: policy.age.column, cutoff, batchSize: policy.batchSize };
     if (obs.counts.capBoundary !== null && obs.counts.capRows > 0) params.capBoundary = obs.counts.capBoundary;
+    const note = batchNote(route);
     actions.push({
       id: `retention.${policy.action}.${policy.name}`,
       type: TYPES[policy.action],
       module: 'retention',
       target: params.table,
-      reason: reasonFor(policy, obs, cutoff),
+      reason: [reasonFor(policy, obs, cutoff), ...check.effects.map((e) => `also ${e}`), ...(note ? [note] : [])].join('; '),
       risk: RISK[policy.action],
       estimate: { rows: rows + childRows, bytes: obs.counts.bytes },
       params,
       services: ['postgres'],
+      ...(drops.length ? { requires: drops.map((d) => d.id) } : {}),
     });
+  }
+  for (const d of observed.detachedElsewhere ?? []) {
+    findings.push({ check: `retention.partition.detached.${d.schema}.${d.name}`, service: 'postgres', status: 'WARNING', value: d.marker.policy, threshold: null,
+      message: `${d.schema}.${d.name} was detached from ${d.marker.parent} by policy ${d.marker.policy}, which is not an enabled policy now, and not dropped: enable the policy to finish it, or attach it again` });
+  }
+  if (desired.partitions?.length) {
+    const declared = planDeclared(desired.partitions, observed.declared ?? [], now);
+    actions.push(...declared.actions);
+    findings.push(...declared.findings);
+    errors.push(...declared.errors);
   }
   for (const archive of observed.archives) {
     const policy = desired.retention.find((p) => p.name === archive.policy);
@@ -160,7 +184,12 @@ export function retentionFingerprint(observed: RetentionObserved): unknown {
       children: p.catalog.children.map((c) => ({ table: c.table, column: c.column, info: strip(c.info) })),
       rollup: strip(p.catalog.rollup),
       saltSet: p.saltSet,
+      partitions: p.partitions ? {
+        partitions: (p.partitions.partitioning?.partitions ?? []).map((x) => `${x.schema}.${x.name} ${x.bound}`),
+        detached: p.partitions.detached.map((d) => `${d.schema}.${d.name}`),
+      } : null,
     })),
     archives: observed.archives.map((a) => a.id).sort(),
+    declared: (observed.declared ?? []).map((d) => ({ table: d.table, partitions: (d.partitioning?.partitions ?? []).map((p) => `${p.schema}.${p.name} ${p.bound}`) })),
   };
 }

@@ -6,9 +6,24 @@ import type { Desired } from '../config/types.js';
 import { formatBytes, formatCount, formatTimestamp, renderTable } from '../render/format.js';
 import { cutoffFor, type RetentionObserved } from './observe.js';
 import type { ArchiveSummary } from './store.js';
+import type { Plan } from '../engine/types.js';
 
 /** One line of `retention preview` per enabled policy: what it would touch now. */
-export interface PolicyPreview { policy: string; table: string; action: string; rows: number | null; exact: boolean; cutoff: string }
+export interface PolicyPreview {
+  policy: string; table: string; action: string; rows: number | null; exact: boolean; cutoff: string;
+  /** Per partition dropped whole: `drop partition metrics_p20261001: 86,400 rows, archived first`. */
+  partitions?: string[];
+}
+
+/** The per-partition words of a plan's retention_drop_partition actions, by policy. */
+export function partitionLines(plan: Pick<Plan, 'actions'>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const a of plan.actions) {
+    if (a.type !== 'retention_drop_partition') continue;
+    out.set(a.params.policy, [...(out.get(a.params.policy) ?? []), a.reason.split('; ')[0]!]);
+  }
+  return out;
+}
 
 /** Pure: every enabled policy of the config, with the rows now eligible (null when they could not be counted). */
 export function policyPreviews(desired: Desired, observed: RetentionObserved, now: Date): PolicyPreview[] {
@@ -27,7 +42,8 @@ export function renderPolicyPreviews(previews: PolicyPreview[]): string {
   for (const p of previews) {
     rows.push([p.policy, p.table, p.action, p.rows === null ? 'not counted' : `${p.exact ? '' : '~'}${formatCount(p.rows)}`, p.cutoff.slice(0, 19) + 'Z']);
   }
-  return renderTable(rows);
+  const lines = previews.flatMap((p) => (p.partitions ?? []).map((l) => `  ${p.policy}: ${l}`));
+  return renderTable(rows) + (lines.length ? `\nWhole partitions (the ELIGIBLE rows above are the others, through batches):\n${lines.join('\n')}` : '');
 }
 
 export function renderArchiveList(archives: ArchiveSummary[]): string {

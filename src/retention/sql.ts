@@ -64,7 +64,7 @@ function byKey(key: ColumnInfo[], alias: string, first = 1): { using: string; wh
 }
 
 /** A row as a JSON array of its columns' text: what an archive chunk stores, built by the server. */
-function rowJson(alias: string, table: TableInfo): string {
+export function rowJson(alias: string, table: TableInfo): string {
   return `array_to_json(ARRAY[${table.columns.map((c) => `${col(alias, c)}::text`).join(', ')}])::text`;
 }
 

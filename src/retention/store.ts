@@ -62,6 +62,11 @@ export interface ArchiveHeader {
   writer: { pid: number; host: string };
   database: DatabaseIdentity;
   encrypted: boolean;
+  /**
+   * An archive of a whole partition (retention_drop_partition): its name and range, so that a
+   * restore through the parent can create it again when no partition takes its rows.
+   */
+  partition?: { schema: string; name: string; from: string; to: string };
 }
 
 export type ChunkState = 'committed' | 'pending';

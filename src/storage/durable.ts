@@ -18,6 +18,12 @@ export function newTimestampId(now: Date, random: Buffer = randomBytes(2)): stri
   return `${stamp}-${random.toString('hex')}`;
 }
 
+/** The time a timestamp id was made at (to the second), or null for a name of another shape. */
+export function timeOfTimestampId(id: string): Date | null {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-[0-9a-f]{4}$/.exec(id);
+  return m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)) : null;
+}
+
 /** JSON with keys sorted at every level: the form manifest checksums are taken over. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;

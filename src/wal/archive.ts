@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { accessSync, constants as fsConstants, createReadStream } from 'node:fs';
-import { chown, rename, unlink } from 'node:fs/promises';
+import { chown, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Duplex, Writable, type Readable, type Transform } from 'node:stream';
@@ -47,7 +47,20 @@ export interface WalManifest {
   encrypted: boolean;
   /** The stored file (compressed, encrypted when on). */
   file: StoredFile;
+  /** When the item was published (what `wal status` shows as archived). */
   archivedAt: string;
+  /**
+   * When the file was complete where it was pushed from (its modification time: pg_receivewal's
+   * rename of a whole segment, PostgreSQL's last write before archive_command); at or before
+   * `archivedAt`. The archive lag is measured from it (src/wal/lag.ts). Absent in older manifests.
+   */
+  completedAt?: string;
+  /**
+   * The server's next transaction id (xid8) when `wal stream` switched away from this segment
+   * (pg_switch_wal) with no transaction in progress: while it is still the next one, the WAL
+   * written since holds no transaction (a checkpoint, a standby snapshot), nothing to lose.
+   */
+  quietNextXid?: string;
   host: string;
 }
 
@@ -129,6 +142,8 @@ export interface PushOptions {
   now?: () => Date;
   /** Warnings (a repository after the first that failed), one line each. */
   warn?: (line: string) => void;
+  /** `wal stream`: the manifest's `quietNextXid` (the segment it switched away from at a quiet moment). */
+  quietNextXid?: string;
 }
 
 export type PushOutcome = 'archived' | 'already-archived';
@@ -146,12 +161,13 @@ export async function pushWalFile(desired: Desired, path: string, options: PushO
   const raw = await hashFile(path).catch((e: unknown) => {
     throw new JarvisError('USAGE', `cannot read WAL file ${path}: ${messageOf(e)}`);
   });
+  const completedAt = (await stat(path)).mtime;
   const ring = keyRingOf(desired, env);
   const repositories = openRepositories(desired, env);
   const result: PushResult = { name: file.name, bytes: raw.bytes, sha256: raw.sha256, repositories: [] };
   for (const [i, repository] of repositories.entries()) {
     try {
-      const outcome = await pushInto(walStore(repository), repository, file, path, raw, ring, env, options.now ?? (() => new Date()));
+      const outcome = await pushInto(walStore(repository), repository, file, path, { ...raw, completedAt, quietNextXid: options.quietNextXid }, ring, env, options.now ?? (() => new Date()));
       result.repositories.push({ name: repository.name, outcome });
     } catch (e) {
       // The first repository is the durable one: archive_command must fail and PostgreSQL retry.
@@ -165,7 +181,7 @@ export async function pushWalFile(desired: Desired, path: string, options: PushO
 }
 
 async function pushInto(
-  store: SealedStore, repository: Repository, file: WalFileName, path: string, raw: { sha256: string; bytes: number },
+  store: SealedStore, repository: Repository, file: WalFileName, path: string, raw: { sha256: string; bytes: number; completedAt: Date; quietNextXid?: string },
   ring: KeyRing | null, env: NodeJS.ProcessEnv, now: () => Date,
 ): Promise<PushOutcome> {
   const existing = await readWalManifest(store, file);
@@ -186,7 +202,8 @@ async function pushInto(
     await testPausePoint('wal-push-staged', env);
     const manifest: WalManifest = {
       format: WAL_FORMAT, name: file.name, kind: file.kind, timeline: file.timeline, bytes: raw.bytes, sha256: raw.sha256,
-      compression, encrypted: ring !== null, file: stored, archivedAt: now().toISOString(), host: hostname(),
+      compression, encrypted: ring !== null, file: stored, ...archivedTimes(raw.completedAt, now()),
+      ...(raw.quietNextXid ? { quietNextXid: raw.quietNextXid } : {}), host: hostname(),
     };
     await item.publish(`${JSON.stringify(manifest, null, 2)}\n`);
     return 'archived';
@@ -194,6 +211,11 @@ async function pushInto(
     await item.abort().catch(() => undefined);
     throw e;
   }
+}
+
+/** Pure: the manifest's times; a file modified after the clock (a skewed mount) counts as completed now. */
+export function archivedTimes(modified: Date, now: Date): { archivedAt: string; completedAt: string } {
+  return { archivedAt: now.toISOString(), completedAt: (modified.getTime() > now.getTime() ? now : modified).toISOString() };
 }
 
 // ------------------------------------------------------------------ fetch
@@ -384,9 +406,13 @@ export async function verifyWalArchive(desired: Desired, repository: Repository,
  * made with another --wal-segsize name their segments differently), else PostgreSQL's default.
  */
 export async function archiveSegmentBytes(store: SealedStore, archive: readonly ArchivedTimeline[]): Promise<number> {
+  return (await newestSegmentManifest(store, archive))?.bytes || DEFAULT_SEGMENT_BYTES;
+}
+
+/** The manifest of the newest segment of the newest timeline (null: no segment archived). */
+export async function newestSegmentManifest(store: SealedStore, archive: readonly ArchivedTimeline[]): Promise<WalManifest | null> {
   const newest = [...archive].sort((a, b) => b.timeline - a.timeline).flatMap((t) => t.names.filter((n) => parseWalFileName(n)?.kind === 'segment').slice(-1))[0];
-  if (!newest) return DEFAULT_SEGMENT_BYTES;
-  return (await readWalManifest(store, walFileName(newest)))?.bytes || DEFAULT_SEGMENT_BYTES;
+  return newest ? readWalManifest(store, walFileName(newest)) : null;
 }
 
 // ------------------------------------------------------------------ listing

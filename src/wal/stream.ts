@@ -19,10 +19,13 @@ import { runToolToEnd, spawnTool } from '../platform/processes.js';
 import { findPostgresTool, libpqEnv } from '../services/postgres.js';
 import { pushWalFile, removeWalDebris } from './archive.js';
 import { parseWalFileName } from './segments.js';
+import { SegmentSwitcher } from './switcher.js';
 
 export const STREAM_DIR = 'wal-stream';
 export const STREAM_STATE = 'stream.json';
 export const DEFAULT_SLOT = 'jarvis_db';
+/** The rpo of a stream without services.postgres.pitr (the config's default). */
+export const DEFAULT_RPO_SECONDS = 60;
 
 export interface StreamState {
   pid: number;
@@ -74,10 +77,12 @@ async function writeState(dir: string, state: StreamState, onState?: (state: Str
 }
 
 /** Pushes every completed file of the staging directory, oldest first, removing each once archived. */
-export async function pushCompleted(desired: Desired, dir: string, state: StreamState, env: NodeJS.ProcessEnv, log: (line: string) => void, onState?: (state: StreamState) => void): Promise<number> {
+export async function pushCompleted(desired: Desired, dir: string, state: StreamState, env: NodeJS.ProcessEnv, log: (line: string) => void, onState?: (state: StreamState) => void, quiet?: Map<string, string>): Promise<number> {
   let pushed = 0;
   for (const name of readyToPush(await readdir(dir))) {
-    const result = await pushWalFile(desired, join(dir, name), { env, warn: log });
+    const quietNextXid = quiet?.get(name);
+    const result = await pushWalFile(desired, join(dir, name), { env, warn: log, ...(quietNextXid ? { quietNextXid } : {}) });
+    quiet?.delete(name);
     await unlink(join(dir, name));
     pushed++;
     state.archived++;
@@ -90,12 +95,13 @@ export async function pushCompleted(desired: Desired, dir: string, state: Stream
 }
 
 /** The server's major version and WAL segment size, and a clear error when it cannot stream WAL (wal_level, REPLICATION). */
-async function serverInfo(url: string): Promise<{ major: number; segmentBytes: number }> {
+async function serverInfo(url: string): Promise<{ major: number; segmentBytes: number; timeline: number | null }> {
   const { connectPostgres } = await import('../services/postgres.js');
   const client = await connectPostgres(url, { applicationName: 'jarvis-db wal stream' });
   try {
-    const info = (await client.query<{ num: string; wal_level: string; replication: boolean; segment: string }>(
+    const info = (await client.query<{ num: string; wal_level: string; replication: boolean; segment: string; timeline: string | null }>(
       `SELECT current_setting('server_version_num') AS num, current_setting('wal_level') AS wal_level,
+              CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END AS timeline,
               (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS segment,
               (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`)).rows[0]!;
     if (info.wal_level === 'minimal') {
@@ -104,7 +110,7 @@ async function serverInfo(url: string): Promise<{ major: number; segmentBytes: n
     if (!info.replication) {
       throw new JarvisError('SERVICE_ERROR', 'the user of services.postgres.url has no REPLICATION permission: pg_receivewal needs it', { hint: 'ALTER ROLE <user> REPLICATION, and allow it in pg_hba.conf (host replication <user> ...)' });
     }
-    return { major: Math.floor(Number(info.num) / 10000), segmentBytes: Number(info.segment) };
+    return { major: Math.floor(Number(info.num) / 10000), segmentBytes: Number(info.segment), timeline: info.timeline === null ? null : parseInt(info.timeline, 16) };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -160,38 +166,49 @@ export async function streamWal(desired: Desired, options: StreamOptions = {}): 
   let current: ChildProcess | null = null;
   void options.stop?.then(() => { stopping = true; current?.kill('SIGTERM'); });
   const pollMs = options.pollMs ?? 500;
-  for (let attempt = 1; ; attempt++) {
-    await removeHalfPadded(dir, server.segmentBytes, log);
-    const child: ChildProcess = spawnTool(tool, args, { env: toolEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-    current = child;
-    if (stopping) child.kill('SIGTERM');
-    state.receiverPid = child.pid ?? null;
-    await writeState(dir, state, options.onState);
-    log(`pg_receivewal on slot ${slot} into ${dir} (pid ${child.pid})`);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-4000); });
-    const exited = new Promise<number>((resolve) => {
-      child.on('error', () => resolve(127));
-      child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-    });
-    let code: number | null = null;
-    void exited.then((c) => { code = c; });
-    while (code === null) {
-      await pushCompleted(desired, dir, state, env, log, options.onState);
-      state.caughtUpAt = new Date().toISOString();
-      options.onState?.({ ...state });
-      await Promise.race([exited, new Promise((r) => setTimeout(r, pollMs))]);
+  // A standby cannot switch segments (its primary's archive_timeout or stream does).
+  const switcher = server.timeline === null ? null : new SegmentSwitcher({ url: pg.url, slot, rpoSeconds: pg.pitr?.rpoSeconds ?? DEFAULT_RPO_SECONDS, timeline: server.timeline, segmentBytes: server.segmentBytes, log });
+  try {
+    return await receive();
+  } finally {
+    await switcher?.close();
+  }
+
+  async function receive(): Promise<StreamState> {
+    for (let attempt = 1; ; attempt++) {
+      await removeHalfPadded(dir, server.segmentBytes, log);
+      const child: ChildProcess = spawnTool(tool, args, { env: toolEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+      current = child;
+      if (stopping) child.kill('SIGTERM');
+      state.receiverPid = child.pid ?? null;
+      await writeState(dir, state, options.onState);
+      log(`pg_receivewal on slot ${slot} into ${dir} (pid ${child.pid})`);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-4000); });
+      const exited = new Promise<number>((resolve) => {
+        child.on('error', () => resolve(127));
+        child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+      });
+      let code: number | null = null;
+      void exited.then((c) => { code = c; });
+      while (code === null) {
+        await pushCompleted(desired, dir, state, env, log, options.onState, switcher?.quiet);
+        state.caughtUpAt = new Date().toISOString();
+        options.onState?.({ ...state });
+        if (!stopping) await switcher?.tick();
+        await Promise.race([exited, new Promise((r) => setTimeout(r, pollMs))]);
+      }
+      await pushCompleted(desired, dir, state, env, log, options.onState, switcher?.quiet);
+      state.receiverPid = null;
+      await writeState(dir, state, options.onState);
+      if (stopping) return state;
+      // A receiver killed a moment ago may still hold the slot until the server notices it is gone.
+      if (/replication slot .* is active/.test(stderr) && attempt < 20) {
+        log(`slot ${slot} is still held by a receiver that is gone: retrying`);
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      throw new JarvisError('TOOL_FAILED', `pg_receivewal exited (code ${code}): ${stderr.trim().split('\n').slice(-2).join(' | ') || 'no output'}`);
     }
-    await pushCompleted(desired, dir, state, env, log, options.onState);
-    state.receiverPid = null;
-    await writeState(dir, state, options.onState);
-    if (stopping) return state;
-    // A receiver killed a moment ago may still hold the slot until the server notices it is gone.
-    if (/replication slot .* is active/.test(stderr) && attempt < 20) {
-      log(`slot ${slot} is still held by a receiver that is gone: retrying`);
-      await new Promise((r) => setTimeout(r, 500));
-      continue;
-    }
-    throw new JarvisError('TOOL_FAILED', `pg_receivewal exited (code ${code}): ${stderr.trim().split('\n').slice(-2).join(' | ') || 'no output'}`);
   }
 }

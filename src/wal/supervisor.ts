@@ -2,7 +2,7 @@
  * The daemon's WAL stream (services.postgres.pitr.enabled): runs `streamWal` and restarts it with
  * back-off when pg_receivewal exits or fails (1 s, doubling to 60 s; back to 1 s after a run that
  * lasted a minute), follows a config reload (started or stopped with pitr.enabled), and gives
- * /metrics the age of the last archived segment and the archive lag (pure `walFamilies`).
+ * /metrics whether it runs and its restarts (pure `walFamilies`).
  */
 import type { Logger } from 'pino';
 import type { Desired } from '../config/types.js';
@@ -26,23 +26,16 @@ export function backoffMs(n: number): number {
   return Math.min(60_000, 1000 * 2 ** Math.min(n, 6));
 }
 
-/** Pure: the /metrics families of the WAL stream at `now`. */
+/**
+ * Pure: the /metrics families of the WAL stream itself at `now`. The archive lag, the last
+ * archived segment's age and the window are the health check's `wal.*` (src/health/probes/wal.ts),
+ * measured against the server and the first repository, in the same /metrics.
+ */
 export function walFamilies(m: WalStreamMetrics, now: Date): MetricFamily[] {
   const families: MetricFamily[] = [
     { name: 'jarvis_db_wal_stream_up', help: 'Whether the daemon\'s WAL stream (pg_receivewal) is running.', type: 'gauge', samples: [{ value: m.running ? 1 : 0 }] },
     { name: 'jarvis_db_wal_stream_restarts_total', help: 'Restarts of the WAL stream after pg_receivewal exited or failed.', type: 'counter', samples: [{ value: m.restarts }] },
   ];
-  if (m.lastArchivedAt) {
-    families.push({
-      name: 'jarvis_db_wal_last_archived_segment_age_seconds', help: 'Seconds since the WAL stream last archived a segment.', type: 'gauge',
-      samples: [{ labels: { segment: m.lastArchived ?? '' }, value: Math.max(0, (now.getTime() - m.lastArchivedAt.getTime()) / 1000) }],
-    });
-  }
-  // The lag: how long the archive has not been caught up with what pg_receivewal completed.
-  const since = m.caughtUpAt ?? m.lastArchivedAt;
-  if (since) {
-    families.push({ name: 'jarvis_db_wal_archive_lag_seconds', help: 'Seconds since the WAL archive last held every segment pg_receivewal had completed.', type: 'gauge', samples: [{ value: m.running ? Math.max(0, (now.getTime() - since.getTime()) / 1000) : 0 }] });
-  }
   return families;
 }
 

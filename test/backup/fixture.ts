@@ -45,7 +45,7 @@ export function makeDesired(url: string, storagePath: string, schedule: Partial<
     services: { postgres: { url } },
     storage: { path: storagePath, ...(encryption ? { encryption: { passphraseEnv: encryption } } : {}) },
     backups: [{ name: 'nightly', service: 'postgres', cron: '0 3 * * *', timezone: 'UTC', keep: { last: 3 }, verify: 'checksum', format: 'directory', jobs: 2, compression: 1, path: 'backups[0]', ...schedule }],
-    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 

@@ -14,7 +14,7 @@ function desired(schedules: Partial<BackupSchedule>[]): Desired {
   return {
     version: 1, project: 'jarvis', configFile: '/x/jarvis-db.yaml', configHash: 'h', services: {}, storage: { path: '/x/backups' },
     backups: schedules.map((s, i) => ({ name: `s${i}`, service: 'postgres', cron: '0 3 * * *', timezone: 'UTC', keep: { last: 2 }, verify: 'checksum', path: `backups[${i}]`, ...s })) as BackupSchedule[],
-    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 const b = (id: string, startedAt: string, schedule = 's0', verified: boolean | null = true, verifiedBy: ObservedScheduleBackup['verifiedBy'] = verified === null ? null : 'checksum', service = 'postgres'): ObservedScheduleBackup =>

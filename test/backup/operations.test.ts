@@ -32,10 +32,10 @@ t.test('pruning the newest or the last valid backup of a schedule needs allowPru
   const old = await backupAt(dir, '2026-11-10T03:00:00Z');
   const newest = await backupAt(dir, '2026-11-11T03:00:00Z');
   const desired = makeDesired('postgres://x@127.0.0.1/x', dir);
-  await t.rejects(pruneOne(desired, newest, false), { code: 'CONFIRMATION_REQUIRED', message: /newest valid backup/ });
-  await pruneOne(desired, old, false);
-  await t.rejects(pruneOne(desired, newest, false), { code: 'CONFIRMATION_REQUIRED', message: /last valid backup/ });
-  await pruneOne(desired, newest, true);
+  await t.rejects(pruneOne(desired, newest, { allowLast: false, allowNewest: false }), { code: 'CONFIRMATION_REQUIRED', message: /newest valid backup/ });
+  await pruneOne(desired, old, { allowLast: false, allowNewest: false });
+  await t.rejects(pruneOne(desired, newest, { allowLast: false, allowNewest: false }), { code: 'CONFIRMATION_REQUIRED', message: /last valid backup/ });
+  await pruneOne(desired, newest, { allowLast: true, allowNewest: true });
   t.same(await listBackups(dir), []);
 });
 

@@ -13,10 +13,10 @@ function leaves(cmd: Command, path: string[] = []): { path: string; cmd: Command
   return cmd.commands.flatMap((c) => leaves(c, [...path, c.name()]));
 }
 
-t.test('every command that prints takes --format with text and json; the daemon and sandbox env have one form', async (t) => {
+t.test('every command that prints takes --format with text and json; the daemon, sandbox env, the generated alert rules and dashboard and the completion have one form', async (t) => {
   for (const { path, cmd } of leaves(buildProgram())) {
     const format = cmd.options.find((o) => o.long === '--format');
-    if (path === 'daemon' || path === 'sandbox env') {
+    if (['daemon', 'sandbox env', 'alerts rules', 'alerts dashboard', 'completion', '__complete'].includes(path)) {
       t.notOk(format, `${path} has no --format`);
       continue;
     }

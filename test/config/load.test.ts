@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
@@ -53,18 +53,25 @@ t.test('the root jarvis-db.yaml loads: the JARVIS schedules, the default policie
   t.match(d.configHash, /^[0-9a-f]{64}$/);
 });
 
-t.test('every file in examples/ validates', async (t) => {
-  const files = readdirSync(join(ROOT, 'examples')).filter((f) => /\.ya?ml$/.test(f));
+t.test('every jarvis-db config in examples/ validates', async (t) => {
+  // A config's first line points at the schema; other YAML there (prometheus-rules.yml) is not one.
+  const files = readdirSync(join(ROOT, 'examples')).filter((f) => /\.ya?ml$/.test(f) && /jarvis-db\.schema\.json/.test(readFileSync(join(ROOT, 'examples', f), 'utf8').split('\n')[0]!));
   t.ok(files.includes('minimal.yaml') && files.includes('full.yaml'));
   for (const file of files) {
     const d = await loadConfig(join(ROOT, 'examples', file), ENV);
-    t.ok(d.backups.length > 0, `${file} loads`);
+    t.ok(d.backups.length > 0 || d.retention.length > 0, `${file} loads`);
   }
+});
+
+t.test('examples/partitioned-metrics.yaml declares its daily partitions and archives whole ones', async (t) => {
+  const d = await loadConfig(join(ROOT, 'examples', 'partitioned-metrics.yaml'), ENV);
+  t.match(d.partitions, [{ table: 'events', column: 'recorded_at', interval: '1d', premake: 7 }]);
+  t.match(d.retention, [{ name: 'events-archive', table: 'events', action: 'archive', age: { column: 'recorded_at', olderThan: '30d' } }]);
 });
 
 t.test('examples/full.yaml sets every top-level and service option', async (t) => {
   const d = await loadConfig(join(ROOT, 'examples', 'full.yaml'), ENV);
-  t.ok(d.storage.encryption && d.schema && d.health.alerts && d.services.redis?.databases && d.services.chroma?.collections);
+  t.ok(d.storage.encryption && d.schema && d.health.alerts && d.services.redis?.databases && d.services.chroma?.collections && d.partitions?.length);
   t.same(new Set(d.retention.map((p) => p.action)), new Set(['delete', 'archive', 'anonymize', 'compress']));
   t.equal(d.services.chroma?.path, join(ROOT, 'examples', 'chroma-data'), 'relative to the config file');
   t.same(d.repositories?.map((r) => [r.name, r.kind]), [['local', 'local'], ['offsite', 's3']]);
@@ -212,4 +219,17 @@ t.test('schema.target may name a migration file that exists', async (t) => {
   t.equal((await loadConfig(file, ENV)).schema?.target, '002_users');
   await writeFile(join(dir, 'jarvis-db.yaml'), MINIMAL + 'schema: { target: 003_nope }\n');
   await t.rejects(loadConfig(file, ENV), { code: 'CONFIG_INVALID', details: [/schema\.target: "003_nope" is not a migration/] });
+});
+
+t.test('partitions: declared tables load with their defaults; a bad interval or a table declared twice is refused naming the file and line', async (t) => {
+  const dir = t.testdir();
+  const file = await write(dir, { 'jarvis-db.yaml': MINIMAL + 'partitions:\n  - { table: metrics, column: recorded_at, interval: 1d, premake: 7 }\n  - { table: public.events, column: at, interval: 1mo }\n' });
+  t.same((await loadConfig(file, ENV)).partitions, [
+    { table: 'metrics', column: 'recorded_at', interval: '1d', premake: 7, source: { file: 'jarvis-db.yaml', path: 'partitions[0]' } },
+    { table: 'public.events', column: 'at', interval: '1mo', premake: 4, source: { file: 'jarvis-db.yaml', path: 'partitions[1]' } },
+  ]);
+  await writeFile(file, MINIMAL + 'partitions:\n  - { table: metrics, column: recorded_at, interval: 2d }\n');
+  await t.rejects(loadConfig(file, ENV), { code: 'CONFIG_INVALID', details: [/jarvis-db\.yaml:7.*partitions\[0\]\.interval.*(1d|must be one of)/] });
+  await writeFile(file, MINIMAL + 'partitions:\n  - { table: metrics, column: recorded_at, interval: 1d }\n  - { table: public.metrics, column: recorded_at, interval: 1w }\n');
+  await t.rejects(loadConfig(file, ENV), { code: 'CONFIG_INVALID', details: [/jarvis-db\.yaml:8.*partitions\[1\]\.table: table "public\.metrics" is already declared at partitions\[0\]/] });
 });

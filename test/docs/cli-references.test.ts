@@ -102,6 +102,7 @@ t.test('the README command reference names every command, and README and docs to
   }));
   for (const { path, command } of commandPaths(program)) {
     if (command.commands.length > 0) continue; // a group: its subcommands are checked
+    if ((command as { _hidden?: boolean })._hidden) continue; // internal (the completion's callback)
     t.ok(referenced.has(path), `the command reference shows \`jarvis-db ${path}\``);
   }
   const docs = [readme, ...filesUnder(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => readFileSync(f, 'utf8'))].join('\n');

@@ -252,3 +252,21 @@ t.test('the debris of a killed backup is removed at the start of an apply, befor
   t.same(debrisSeenByHandler, []);
   t.match((await readJournal(result.journalFile)).find((e) => e.event === 'prepared'), { lines: [/left by a killed backup/] });
 });
+
+t.test('journal.keep: an apply deletes the journals of runs older than it, keeps newer ones and files that are not journals', async (t) => {
+  const { desired, parts, storage } = setup(t, [fakeModule('backup', { actions: [] })]);
+  const dir = join(storage, 'journal');
+  await mkdir(dir, { recursive: true });
+  const day = 86_400_000;
+  const idAt = (ms: number) => `${new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-abcd.jsonl`;
+  const old = [idAt(Date.now() - 91 * day), idAt(Date.now() - 400 * day)];
+  const recent = idAt(Date.now() - 89 * day);
+  for (const name of [...old, recent, 'notes.txt', 'README.jsonl']) await writeFile(join(dir, name), '{}\n');
+  const result = await apply({ desired: { ...desired, journal: { keepSeconds: 90 * 86_400 } }, parts });
+  const left = await readdir(dir);
+  t.same(left.filter((n) => old.includes(n)), [], 'the journals older than 90 days are gone');
+  t.ok(left.includes(recent) && left.includes('notes.txt') && left.includes('README.jsonl'), 'a newer journal and foreign files stay');
+  t.ok(left.includes(`${result.runId}.jsonl`), 'the run\'s own journal stays');
+  const finished = (await readJournal(result.journalFile)).find((e) => e.event === 'run_finished');
+  t.equal(finished?.journalsPruned, 2, 'the run says how many it pruned');
+});

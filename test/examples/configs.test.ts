@@ -164,6 +164,6 @@ t.test('every jarvis-db config under examples/ is covered by a test of this file
     }
   };
   walk('examples');
-  t.same(configs.sort(), ['examples/docker-compose/jarvis-db.yaml', 'examples/full.yaml', 'examples/minimal.yaml', 'examples/pitr.yaml'],
+  t.same(configs.sort(), ['examples/docker-compose/jarvis-db.yaml', 'examples/full.yaml', 'examples/minimal.yaml', 'examples/partitioned-metrics.yaml', 'examples/pitr.yaml'],
     'a new example config needs its own test above (examples/*.yaml are loaded by test/config/load.test.ts)');
 });

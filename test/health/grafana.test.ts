@@ -1,6 +1,10 @@
-/** examples/grafana-dashboard.json is a valid dashboard over metrics the exporter really emits. */
+/** examples/grafana-dashboard.json is what `jarvis-db alerts dashboard` generates, a valid dashboard over metrics the exporter really emits. */
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Desired } from '../../src/config/types.js';
+import { grafanaDashboard } from '../../src/health/dashboard.js';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { CHECK_NAMES, checkSpec, metricName } from '../../src/health/checks.js';
 import { evaluate } from '../../src/health/evaluate.js';
@@ -78,4 +82,24 @@ t.test('every check and every daemon metric has a panel', async (t) => {
   const queried = new Set(targets.flatMap((target) => [...target.expr.matchAll(/\bjarvis_db_[a-z0-9_]+/g)].map((m) => m[0])));
   for (const check of CHECK_NAMES) t.ok(queried.has(metricName(check)), `${metricName(check)} is on the dashboard`);
   for (const name of exportedNames()) if (name.startsWith('jarvis_db_daemon_')) t.ok(queried.has(name), `${name} is on the dashboard`);
+});
+
+t.test('examples/grafana-dashboard.json is what `jarvis-db alerts dashboard` generates from the root jarvis-db.yaml (regenerate it when this fails)', async (t) => {
+  const root = new URL('../..', import.meta.url).pathname;
+  const env: NodeJS.ProcessEnv = { ...process.env, JARVIS_PG_URL: 'postgres://jarvis@localhost/jarvis', JARVIS_REDIS_URL: 'redis://localhost:6379', JARVIS_CHROMA_URL: 'http://localhost:8000' };
+  delete env.JARVIS_DB_CONFIG;
+  const r = spawnSync(process.execPath, [join(root, 'bin/jarvis-db.js'), 'alerts', 'dashboard', '-c', 'jarvis-db.yaml'], { cwd: root, env, encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.same(JSON.parse(r.stdout), dashboard, 'node bin/jarvis-db.js alerts dashboard > examples/grafana-dashboard.json (with the three URLs set)');
+});
+
+t.test('a threshold changed in the config moves the panel\'s threshold lines; lower-is-worse goes red below the critical', async (t) => {
+  const health = (thresholds: Desired['health']['thresholds']) => ({ health: { thresholds, intervalSeconds: 60 } as Desired['health'] });
+  const stepsOf = (d: ReturnType<typeof grafanaDashboard>, title: string) =>
+    ((d.panels as { title: string; fieldConfig?: { defaults: { thresholds: { steps: unknown[] } } } }[]).find((p) => p.title === title)!).fieldConfig!.defaults.thresholds.steps;
+  t.same(stepsOf(grafanaDashboard(health({})), 'Connections used'), [{ color: 'green', value: null }, { color: 'orange', value: 0.8 }, { color: 'red', value: 0.95 }]);
+  t.same(stepsOf(grafanaDashboard(health({ 'postgres.connections_used_ratio': { warning: 0.6, critical: 0.7, lowerIsWorse: false } })), 'Connections used'),
+    [{ color: 'green', value: null }, { color: 'orange', value: 0.6 }, { color: 'red', value: 0.7 }]);
+  t.same(stepsOf(grafanaDashboard(health({ 'system.disk_free_ratio': { warning: 0.3, critical: 0.2, lowerIsWorse: true } })), 'Disk free (storage)'),
+    [{ color: 'red', value: null }, { color: 'orange', value: 0.2 }, { color: 'green', value: 0.3 }]);
 });

@@ -22,10 +22,13 @@ export interface DaemonProcessOptions {
   onLine?: (line: LogLine, signal: (s: NodeJS.Signals) => void) => void;
   /** Each text line of stderr (such as `jarvis-db: test pause at …`), as soon as it is read. */
   onStderrLine?: (line: string, signal: (s: NodeJS.Signals) => void) => void;
+  /** The host to listen on (default 127.0.0.1), and more daemon flags. */
+  host?: string;
+  args?: string[];
 }
 
 export function startDaemon(t: Teardownable, options: DaemonProcessOptions) {
-  const daemon = spawn(process.execPath, [BIN, '-c', options.config, 'daemon', '--listen', `127.0.0.1:${options.port}`], {
+  const daemon = spawn(process.execPath, [BIN, '-c', options.config, 'daemon', '--listen', `${options.host ?? '127.0.0.1'}:${options.port}`, ...(options.args ?? [])], {
     env: { ...process.env, ...sandboxEnv(options.state), ...options.env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: LogLine[] = [];

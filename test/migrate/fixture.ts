@@ -91,7 +91,7 @@ export function makeDesired(url: string, migrations: string, schema: Partial<Non
     version: 1, project: 'jarvis', configFile: join(migrations, '..', 'jarvis-db.yaml'), configHash: 'test',
     services: { postgres: { url } }, storage: { path: join(migrations, '..', 'storage') },
     schema: { migrations, target: 'latest', allowDown: false, backupBefore: false, ...schema },
-    backups: [], retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    backups: [], retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 

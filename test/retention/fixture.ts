@@ -84,7 +84,7 @@ export function desiredWith(policies: RetentionPolicy[], o: { url?: string; stor
     version: 1, project: 'jarvis', configFile: `${o.storage ?? '/nonexistent'}/jarvis-db.yaml`, configHash: 'test',
     services: { postgres: { url: o.url ?? 'postgres://jarvis:pw@127.0.0.1:1/jarvis' } },
     storage: { path: o.storage ?? '/nonexistent/storage', ...(o.encryption ? { encryption: { passphraseEnv: o.encryption } } : {}) },
-    backups: [], retention: policies, health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    backups: [], retention: policies, health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 
@@ -172,4 +172,22 @@ export async function seed(url: string, o: { users?: number; conversations?: num
              now() - ((i * ${days})::float8 / ${messages} || ' days')::interval - ((i * 37) % 86400 || ' seconds')::interval
         FROM generate_series(1, ${messages}) i;
     ANALYZE;`);
+}
+
+const q = (s: string) => pg.escapeIdentifier(s);
+
+/** A table range-partitioned by day on recorded_at: a partition per day from 10 days ago to tomorrow, `perDay` rows each day up to now. */
+export async function dailyTable(url: string, table: string, o: { perDay?: number; schema?: string; partition?: (k: number) => string; withDefault?: boolean } = {}): Promise<void> {
+  const schema = o.schema ?? 'public';
+  const full = `${q(schema)}.${q(table)}`;
+  if (schema !== 'public') await sql(url, `CREATE SCHEMA ${q(schema)}`);
+  await sql(url, `CREATE TABLE ${full} (id bigint GENERATED ALWAYS AS IDENTITY, name text NOT NULL, value float8 NOT NULL, recorded_at timestamptz NOT NULL, PRIMARY KEY (id, recorded_at)) PARTITION BY RANGE (recorded_at);
+    CREATE INDEX ON ${full} (recorded_at)`);
+  for (let k = -10; k <= 1; k++) {
+    const name = o.partition ? o.partition(k) : `${table}_d${k + 10}`;
+    await sql(url, `CREATE TABLE ${q(schema)}.${q(name)} PARTITION OF ${full} FOR VALUES FROM (date_trunc('day', now()) + interval '${k} days') TO (date_trunc('day', now()) + interval '${k + 1} days')`);
+  }
+  if (o.withDefault) await sql(url, `CREATE TABLE ${q(schema)}.${q(`${table}_default`)} PARTITION OF ${full} DEFAULT`);
+  const per = o.perDay ?? 200;
+  await sql(url, `INSERT INTO ${full} (name, value, recorded_at) SELECT 'm' || (i % 7), random(), now() - (i * interval '10 days' / ${per * 10}) FROM generate_series(1, ${per * 10 - 1}) i; ANALYZE ${full}`);
 }

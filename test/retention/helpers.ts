@@ -3,6 +3,7 @@
  * tables and archives back as rows of PostgreSQL text (the archives' own representation).
  */
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import pg from 'pg';
 import type { Desired } from '../../src/config/types.js';
 import { makePlan } from '../../src/engine/index.js';
@@ -11,6 +12,9 @@ import { readChunk, type Row } from '../../src/retention/chunk.js';
 import { retentionHandlers } from '../../src/retention/module.js';
 import { retentionParts } from '../../src/retention/operations.js';
 import { scanArchives, verifyArchive } from '../../src/retention/store.js';
+import { sql } from './fixture.js';
+
+const CLI_BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
 
 export const silent = { note: () => undefined, update: () => undefined };
 
@@ -100,4 +104,32 @@ export function accountFor(original: Map<string, Row>, left: Map<string, Row>, a
     if (l && JSON.stringify(l) !== JSON.stringify(o)) problems.push(`row ${k} changed in the table`);
   }
   return problems;
+}
+
+/** The compiled CLI, killed with SIGKILL at a pause point or after a delay when asked. */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv, kill: { pause?: string; afterMs?: number } = {}): Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }> {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...env, JARVIS_DB_TEST_PAUSE_AT: kill.pause ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d; });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  if (kill.pause || kill.afterMs !== undefined) {
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => { stderr += d; if (kill.pause && stderr.includes(`test pause at ${kill.pause}`)) resolve(); });
+      if (kill.afterMs !== undefined) setTimeout(resolve, kill.afterMs);
+      void exited.then(() => resolve());
+    });
+    child.kill('SIGKILL');
+  } else child.stderr.on('data', (d: Buffer) => { stderr += d; });
+  return { ...(await exited), stderr, stdout };
+}
+
+/** The killed client's server session ends once the server notices; wait for it. */
+export async function sessionsGone(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const [{ n }] = await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'jarvis-db retention%' AND datname = current_database()`);
+    if (n === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the killed run\'s session did not end');
 }

@@ -6,18 +6,16 @@
  * gives back the original tables. The child runs the compiled CLI (build first: npx tsc -p tsconfig.json).
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { settle } from '../../src/retention/archives.js';
 import { scanArchives } from '../../src/retention/store.js';
 import { desiredWith, freshDatabase, sql } from './fixture.js';
-import { accountFor, archivedRows, rowsAsText } from './helpers.js';
+import { accountFor, archivedRows, rowsAsText, runCli, sessionsGone } from './helpers.js';
 import type { Row } from '../../src/retention/chunk.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin', 'jarvis-db.js');
 const PAUSES = ['archive-selected', 'chunk-data-written', 'chunk-published', 'before-commit', 'committed'];
 
 /** A small seeded PRNG (mulberry32), so that a failing seed can be replayed. */
@@ -29,33 +27,6 @@ function random(seed: number): () => number {
     x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-async function runCli(args: string[], env: NodeJS.ProcessEnv, kill: { pause?: string; afterMs?: number } = {}): Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, JARVIS_DB_TEST_PAUSE_AT: kill.pause ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d; });
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  if (kill.pause || kill.afterMs !== undefined) {
-    await new Promise<void>((resolve) => {
-      child.stderr.on('data', (d: Buffer) => { stderr += d; if (kill.pause && stderr.includes(`test pause at ${kill.pause}`)) resolve(); });
-      if (kill.afterMs !== undefined) setTimeout(resolve, kill.afterMs);
-      void exited.then(() => resolve());
-    });
-    child.kill('SIGKILL');
-  } else child.stderr.on('data', (d: Buffer) => { stderr += d; });
-  return { ...(await exited), stderr, stdout };
-}
-
-/** The killed client's server session ends once the server notices; wait for it. */
-async function sessionsGone(url: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const [{ n }] = await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'jarvis-db retention%' AND datname = current_database()`);
-    if (n === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the killed run\'s session did not end');
 }
 
 t.test('kill -9 at random moments of archive runs loses no row, archives none twice, and the archives restore the original tables', async (t) => {

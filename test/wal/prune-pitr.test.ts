@@ -33,9 +33,9 @@ t.test('base backups pruned take the WAL only they needed; a kill -9 mid prune l
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const config = join(dir, 'jarvis-db.yaml');
   const storage = join(dir, 'backups');
-  const writeConfig = (keep: string) => writeFile(config, [
+  const writeConfig = (keep: string, more = '') => writeFile(config, [
     'version: 1', 'project: jarvis', 'services:', '  postgres: { url: "${JARVIS_PG_URL}", pitr: { enabled: true } }', 'storage:', `  path: ${storage}`,
-    'backups:', `  - { name: base, service: postgres, method: physical, cron: "0 3 * * *", timezone: UTC, compression: 1, keep: ${keep} }`, '',
+    'backups:', `  - { name: base, service: postgres, method: physical, cron: "0 3 * * *", timezone: UTC, compression: 1, keep: ${keep}${more} }`, '',
   ].join('\n'));
   await writeConfig('{ last: 3 }');
   const env = { JARVIS_PG_URL: db.url, JARVIS_DB_CONFIG: config };
@@ -153,4 +153,13 @@ t.test('base backups pruned take the WAL only they needed; a kill -9 mid prune l
   t.equal(refusedStart.code, 1, 'a restore --start that needs the damaged segment fails');
   t.match(refusedStart.stderr, new RegExp(`${victim} in repository local is damaged`));
   await t.rejects(stat(join(startedTarget, 'postmaster.pid')), 'and the server it started is stopped');
+
+  // A scheduled restore test (verify: restore) of the base backup checks its WAL too.
+  await writeConfig('{ last: 1 }', ', verify: restore');
+  const verifyPlan = JSON.parse(cli(['plan', '--json'], env).stdout) as Plan;
+  t.ok(verifyPlan.actions.some((x) => x.id === `backup.verify.${b}`), 'the newest base backup is due for its restore test');
+  const scheduled = cli(['apply', '--auto-approve', '--target', `backup.verify.${b}`], env);
+  t.equal(scheduled.code, 1, scheduled.stdout + scheduled.stderr);
+  t.match(scheduled.stdout + scheduled.stderr, new RegExp(`the archived WAL of backup ${b} failed verification: ${victim} in repository local is damaged`));
+  t.notMatch(scheduled.stderr, /\n\s+at /);
 });

@@ -70,7 +70,7 @@ function desired(keep: KeepRules, repositories: { name: string; keep?: KeepRules
     version: 1, project: 'jarvis', configFile: '/x/jarvis-db.yaml', configHash: 'h', services: {}, storage: { path: '/x/state' },
     repositories: repositories.map((r, i): RepositoryConfig => ({ name: r.name, path: `repositories[${i}]`, kind: 'local', dir: `/x/${r.name}`, ...(r.keep ? { keep: r.keep } : {}) })),
     backups: [{ name: 'base', service: 'postgres', method: 'physical', cron: '0 3 * * *', timezone: 'UTC', keep, verify: 'checksum', path: 'backups[0]' }] as BackupSchedule[],
-    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 

@@ -41,8 +41,9 @@ const APP = { applicationName: 'jarvis-db backup' };
 
 interface RunResult { code: number; stderr: string }
 
-function run(cmd: string, args: string[], env: Record<string, string>, options: { onStderrLine?: (line: string) => void; stdout?: 'ignore' | 'pipe' } = {}): { done: Promise<RunResult>; child: ChildProcess } {
-  const child = spawnTool(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] });
+function run(cmd: string, args: string[], env: Record<string, string>, options: { onStderrLine?: (line: string) => void; stdout?: 'ignore' | 'pipe'; signal?: AbortSignal } = {}): { done: Promise<RunResult>; child: ChildProcess } {
+  // An abort (the backup stopping) kills the tool's guard, and the guard its process group.
+  const child = spawnTool(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'], ...(options.signal ? { signal: options.signal } : {}) });
   const tail: string[] = [];
   let partial = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -57,6 +58,8 @@ function run(cmd: string, args: string[], env: Record<string, string>, options: 
   });
   const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', (e) => {
+      // Stopped on purpose: the tool was killed and 'close' follows with its exit.
+      if (e.name === 'AbortError') return;
       const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'TOOL_MISSING' : 'TOOL_FAILED';
       reject(new JarvisError(code, `cannot run ${cmd}: ${messageOf(e)}`, { cause: e, hint: code === 'TOOL_MISSING' ? 'install the PostgreSQL client tools (Debian: apt-get install postgresql-client)' : undefined }));
     });
@@ -183,7 +186,7 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
       // pg_dump -Fd writes into an empty directory that exists. Data files are adopted as
       // pg_dump finishes them (adopt.ts), the rest after it exits.
       adopter.dir = staged.path;
-      const { done } = run(dumpTool, [...args, '-Fd', '-j', String(jobs), '--no-sync', '-f', staged.path], env, { onStderrLine });
+      const { done } = run(dumpTool, [...args, '-Fd', '-j', String(jobs), '--no-sync', '-f', staged.path], env, { onStderrLine, signal: ctx.signal });
       try {
         await testPausePoint('dump-running', ctx.env);
         const result = await done;
@@ -197,7 +200,7 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
       }
       await staged.release();
     } else {
-      const { done, child } = run(dumpTool, [...args, '-Fc'], env, { onStderrLine, stdout: 'pipe' });
+      const { done, child } = run(dumpTool, [...args, '-Fc'], env, { onStderrLine, stdout: 'pipe', signal: ctx.signal });
       const name = writer.encrypted ? 'dump.pgc.enc' : 'dump.pgc';
       const written = writer.writeStream(name, child.stdout!);
       const [result] = await Promise.all([done, written.catch((e) => { child.kill('SIGTERM'); throw e; })]);

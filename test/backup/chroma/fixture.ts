@@ -24,7 +24,7 @@ export function makeChromaDesired(url: string, storagePath: string, options: { s
     services: { chroma: { url, ...(options.path ? { path: options.path } : {}), ...(options.collections ? { collections: options.collections } : {}) } },
     storage: { path: storagePath, ...(options.encryption ? { encryption: { passphraseEnv: options.encryption } } : {}) },
     backups: [{ name: 'daily', service: 'chroma', cron: '30 3 * * *', timezone: 'UTC', keep: { last: 3 }, verify: 'checksum', method: 'logical', path: 'backups[0]', ...options.schedule }],
-    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 

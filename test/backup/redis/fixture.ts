@@ -25,7 +25,7 @@ export function redisDesired(url: string, storagePath: string, schedule: Partial
     services: { redis: { url, ...(options.databases ? { databases: options.databases } : {}) } },
     storage: { path: storagePath, ...(options.encryption ? { encryption: { passphraseEnv: options.encryption } } : {}) },
     backups: [{ name: 'hourly', service: 'redis', cron: '0 * * * *', timezone: 'UTC', keep: { last: 3 }, verify: 'checksum', method: 'rdb', path: 'backups[0]', ...schedule }],
-    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 },
+    retention: [], health: { thresholds: {}, intervalSeconds: 60, historySeconds: 3600 }, journal: { keepSeconds: 90 * 86_400 },
   };
 }
 
