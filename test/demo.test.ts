@@ -1,6 +1,8 @@
 /**
  * The README's quickstart stays true: `npm run demo` (scripts/demo.sh) runs start to end on
- * throwaway servers and stops them. The installs are skipped here: the test run has them.
+ * throwaway servers and stops them, the point-in-time recovery drill of examples/pitr.yaml included
+ * (a restore point, a dropped table, the table back in a recovered copy, which is stopped). The
+ * installs are skipped here: the test run has them.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -38,6 +40,14 @@ t.test('the demo runs every step against its own sandbox and stops it', async (t
   }
   t.match(stdout, /\+ copy_backup postgres-nightly\/<new backup> to offsite/, 'the plan shows the off-site copy');
   t.match(stdout, /conversations-archive\s+public\.conversations/, 'archive list shows the archive');
+  t.match(stdout, /wal stream \(examples\/pitr\.yaml[\s\S]*\+ postgres\/postgres-base \S+: .* in 3 files/, 'a physical base backup with the WAL streamed alongside');
+  t.match(stdout, /restore point "before-drop" created at LSN [0-9A-F]+\/[0-9A-F]+\nmetrics dropped/);
+  t.match(stdout, /^  timeline 1: \d+ segments .*\n    recoverable from \S+ to \S+ \(base backup \S+\)$/m, 'wal status shows the window');
+  t.match(stdout, /recovery stopping at restore point "before-drop"[^\n]*; promoted, listening on 127\.0\.0\.1:\d+/, 'recovered to the restore point and promoted');
+  const before = /^metrics has (\d+) rows$/m.exec(stdout)?.[1];
+  t.ok(Number(before) > 0, 'the seeded metrics');
+  t.match(stdout, new RegExp(`^metrics is back in the recovered copy: ${before} rows$`, 'm'), 'the dropped table is back, every row of it');
+  t.match(stdout, /== stop the recovered copy: .*pg_ctl -D \S+ stop/);
   t.match(stdout, /Demo done\./);
   t.equal(await readSandbox(dir), null, 'the sandbox is stopped at the end');
 });

@@ -143,11 +143,12 @@ export class BackupWriter {
 
   /**
    * Takes in a file a tool wrote under a staged local directory (`localPath`) as `name`: with
-   * encryption, streamed through the encryptor (the plain file removed); without, hashed and fsynced.
+   * encryption, streamed through the encryptor (the plain file removed); without, hashed (unless
+   * `hashed` was taken while the tool wrote it) and fsynced.
    */
-  async adoptFile(localPath: string, name: string): Promise<FileEntry> {
+  async adoptFile(localPath: string, name: string, hashed?: { sha256: string; bytes: number }): Promise<FileEntry> {
     this.signal?.throwIfAborted();
-    const entry = await this.item.adoptLocalFile(localPath, name, this.encryption ? [this.encryption.encryptor()] : []);
+    const entry = await this.item.adoptLocalFile(localPath, name, this.encryption ? [this.encryption.encryptor()] : [], hashed);
     this.files.push(entry);
     await testPausePoint('file-written', this.env);
     return entry;

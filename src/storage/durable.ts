@@ -79,12 +79,15 @@ export async function testPausePoint(point: string, env: NodeJS.ProcessEnv = pro
   await new Promise<never>(() => undefined);
 }
 
-/** A sink that hashes and counts what passes, writes it to a new file and fsyncs it at the end. */
+/**
+ * A sink that hashes and counts what passes, writes it to a new file and fsyncs it at the end
+ * (`durable: false`: not, for a scratch copy that is made again when lost).
+ */
 export class HashingFileSink extends Writable {
   readonly hash = createHash('sha256');
   bytes = 0;
   private handle: FileHandle | null = null;
-  constructor(private readonly path: string) {
+  constructor(private readonly path: string, private readonly durable = true) {
     super({ highWaterMark: 1 << 20 });
   }
   override _construct(done: (error?: Error | null) => void): void {
@@ -100,7 +103,7 @@ export class HashingFileSink extends Writable {
     this._write(all, 'binary', done);
   }
   override _final(done: (error?: Error | null) => void): void {
-    this.handle!.sync().then(() => this.handle!.close()).then(() => { this.handle = null; done(); }, (e: unknown) => this.fail(e, done));
+    (this.durable ? this.handle!.sync() : Promise.resolve()).then(() => this.handle!.close()).then(() => { this.handle = null; done(); }, (e: unknown) => this.fail(e, done));
   }
   /** A failed write names the file (a full disk, a read-only file system) instead of only the errno. */
   private fail(e: unknown, done: (error?: Error | null) => void): void {
@@ -119,6 +122,39 @@ export async function hashFile(path: string): Promise<{ sha256: string; bytes: n
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
     hash.update(chunk as Buffer);
     bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+/**
+ * The SHA-256 and size of a file another process is appending to (pg_basebackup writing its
+ * tar), read as it grows, so that the hashing overlaps the writing instead of reading the whole
+ * file again after it. `finished` settles when the writer has exited: the rest is read then. The
+ * file may not exist yet when this starts; it must only ever be appended to.
+ */
+export async function hashGrowingFile(path: string, finished: Promise<unknown>, pollMs = 40): Promise<{ sha256: string; bytes: number }> {
+  let done = false;
+  void finished.then(() => { done = true; }, () => { done = true; });
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  let bytes = 0;
+  let handle: FileHandle | null = null;
+  try {
+    for (;;) {
+      const last = done; // read after the writer exited: this pass reaches the true end
+      handle ??= await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT' && !last) return null;
+        throw e;
+      });
+      for (let n = 1; handle && n > 0; bytes += n) {
+        n = (await handle.read(buffer, 0, buffer.length, bytes)).bytesRead;
+        hash.update(buffer.subarray(0, n));
+      }
+      if (last) break;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  } finally {
+    await handle?.close();
   }
   return { sha256: hash.digest('hex'), bytes };
 }

@@ -96,7 +96,7 @@ class LocalStagedItem implements StagedItem {
     };
   }
 
-  async adoptLocalFile(localPath: string, name: string, transforms: Transform[] = []): Promise<StoredFile> {
+  async adoptLocalFile(localPath: string, name: string, transforms: Transform[] = [], hashed?: { sha256: string; bytes: number }): Promise<StoredFile> {
     const target = this.pathOf(name);
     const inside = relative(this.stagedLocation, localPath);
     if (inside.startsWith('..') || inside.startsWith(sep)) throw new JarvisError('INTERNAL', `${localPath} is not in a staged local directory of ${this.key}`);
@@ -111,7 +111,7 @@ class LocalStagedItem implements StagedItem {
         await rename(localPath, target);
       });
     }
-    const { sha256, bytes } = await hashFile(target);
+    const { sha256, bytes } = hashed && (await stat(target)).size === hashed.bytes ? hashed : await hashFile(target);
     await fsyncPath(target);
     this.written.add(name);
     return { name, bytes, sha256 };

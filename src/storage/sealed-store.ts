@@ -69,8 +69,12 @@ export interface StagedItem {
    * with `adoptLocalFile`; `release` removes what was not adopted.
    */
   stageLocalDirectory(name: string): Promise<LocalDirectory>;
-  /** Takes in a file a tool wrote under a staged local directory as `name` (through `transforms`). */
-  adoptLocalFile(localPath: string, name: string, transforms?: Transform[]): Promise<StoredFile>;
+  /**
+   * Takes in a file a tool wrote under a staged local directory as `name` (through `transforms`).
+   * `hashed`: its SHA-256 and size, taken while the tool wrote it (hashGrowingFile): a file kept
+   * as it is (no transforms, local) is then not read again, only its size checked.
+   */
+  adoptLocalFile(localPath: string, name: string, transforms?: Transform[], hashed?: { sha256: string; bytes: number }): Promise<StoredFile>;
   /** Writes the manifest last and atomically: from here on the item is listed. */
   publish(manifest: string): Promise<void>;
   /** Removes what was staged of an item that will not be published. */

@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { accessSync, constants as fsConstants, createReadStream } from 'node:fs';
-import { rename, stat, unlink } from 'node:fs/promises';
+import { chown, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Duplex, Writable, type Readable, type Transform } from 'node:stream';
@@ -284,12 +284,32 @@ async function readRawInto(store: SealedStore, repository: Repository, m: WalMan
   }
 }
 
-async function fetchFrom(store: SealedStore, repository: Repository, m: WalManifest, dest: string, desired: Desired, env: NodeJS.ProcessEnv): Promise<void> {
+/**
+ * Writes archived `name` of `repository` alone to `dest`, verified (the fetch path without the
+ * fallback to other repositories); its manifest. WAL_NOT_FOUND when the repository lacks it.
+ */
+export async function fetchWalFileFrom(desired: Desired, repository: Repository, name: string, dest: string, env: NodeJS.ProcessEnv, options: WriteOptions = {}): Promise<WalManifest> {
+  const store = walStore(repository);
+  const manifest = await readWalManifest(store, walFileName(name));
+  if (!manifest) throw new JarvisError('WAL_NOT_FOUND', `${name} is not archived in ${repository.name}`);
+  await fetchFrom(store, repository, manifest, dest, desired, env, options);
+  return manifest;
+}
+
+/**
+ * `durable: false` leaves out the fsyncs (a restore's prefetch: made again if the machine
+ * crashes); `owner`: the file is given to that user before it appears under its name.
+ */
+export interface WriteOptions { durable?: boolean; owner?: { uid: number; gid: number } }
+
+async function fetchFrom(store: SealedStore, repository: Repository, m: WalManifest, dest: string, desired: Desired, env: NodeJS.ProcessEnv, options: WriteOptions = {}): Promise<void> {
   const tmp = join(dirname(dest), `.${basename(dest)}.jarvis-db-${process.pid}`);
+  const durable = options.durable ?? true;
   try {
-    await readRawInto(store, repository, m, new HashingFileSink(tmp), desired, env);
+    await readRawInto(store, repository, m, new HashingFileSink(tmp, durable), desired, env);
+    if (options.owner) await chown(tmp, options.owner.uid, options.owner.gid);
     await rename(tmp, dest);
-    await fsyncPath(dirname(dest));
+    if (durable) await fsyncPath(dirname(dest));
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     throw e;

@@ -147,6 +147,13 @@ t.test('the root jarvis-db.yaml without any repository variable: the local one a
   t.equal(local.kind === 'local' && local.dir, d.storage.path, 'backups beside the local state, where they always were');
 });
 
+t.test('examples/pitr.yaml archives the WAL of the service continuously and takes physical base backups for it', async (t) => {
+  const d = await loadConfig(join(ROOT, 'examples/pitr.yaml'), { ...secretsFor(['JARVIS_PG_URL']), JARVIS_STORAGE: '/var/lib/jarvis-db' });
+  t.same(d.services.postgres?.pitr, { enabled: true, slot: 'jarvis_db', rpoSeconds: 60 });
+  t.match(d.backups, [{ name: 'postgres-base', service: 'postgres', method: 'physical' }], 'a physical schedule: the window opens at its base backups');
+  t.same(d.repositories?.map((r) => r.name), ['local']);
+});
+
 t.test('every jarvis-db config under examples/ is covered by a test of this file or of test/config', async (t) => {
   const configs: string[] = [];
   const walk = (dir: string) => {
@@ -157,6 +164,6 @@ t.test('every jarvis-db config under examples/ is covered by a test of this file
     }
   };
   walk('examples');
-  t.same(configs.sort(), ['examples/docker-compose/jarvis-db.yaml', 'examples/full.yaml', 'examples/minimal.yaml', 'examples/partitioned-metrics.yaml'],
+  t.same(configs.sort(), ['examples/docker-compose/jarvis-db.yaml', 'examples/full.yaml', 'examples/minimal.yaml', 'examples/partitioned-metrics.yaml', 'examples/pitr.yaml'],
     'a new example config needs its own test above (examples/*.yaml are loaded by test/config/load.test.ts)');
 });

@@ -10,7 +10,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Plan, PruneWal } from '../../src/engine/types.js';
@@ -146,6 +146,13 @@ t.test('base backups pruned take the WAL only they needed; a kill -9 mid prune l
   t.equal(refused.code, 1, 'a restore that needs the damaged segment fails');
   t.match(refused.stderr, new RegExp(`${victim} in repository local is damaged`));
   t.notMatch(refused.stderr, /\n\s+at /);
+  // With --start the server replays while the WAL is fetched: the damaged segment stops it, and is named.
+  const startedTarget = join(dir, 'refused-started');
+  stopOnTeardown(t, startedTarget);
+  const refusedStart = cli(['restore', 'latest', '--to-time', T, '--target-dir', startedTarget, '--start', '--port', String(await freePort())], env);
+  t.equal(refusedStart.code, 1, 'a restore --start that needs the damaged segment fails');
+  t.match(refusedStart.stderr, new RegExp(`${victim} in repository local is damaged`));
+  await t.rejects(stat(join(startedTarget, 'postmaster.pid')), 'and the server it started is stopped');
 
   // A scheduled restore test (verify: restore) of the base backup checks its WAL too.
   await writeConfig('{ last: 1 }', ', verify: restore');

@@ -3,7 +3,7 @@
  * picks and the window check, and the recovery settings a stock pg_ctl start follows.
  */
 import t from 'tap';
-import { choosePitrBase, recoverySettings, recoveryTargetOf, type TimelineWindow } from '../../src/wal/recovery.js';
+import { choosePitrBase, recoverySettings, recoveryTargetOf, walToPrefetch, type TimelineWindow } from '../../src/wal/recovery.js';
 import { parseLsn } from '../../src/wal/segments.js';
 import type { BasePoint } from '../../src/wal/status.js';
 
@@ -36,12 +36,31 @@ t.test('latest is the newest base backup that ended before the target; outside t
   t.throws(() => choosePitrBase('nope', recoveryTargetOf({ toTime: '2026-12-01T12:00:00Z' })!, BASES, [WINDOW]), /no physical base backup nope/);
 });
 
-t.test('the recovery settings: restore_command calls wal fetch with absolute paths, the target, promote, no archiving', async (t) => {
+t.test('the recovery settings: restore_command waits for a file restore is still fetching, leaves one in pg_wal to the server, else calls wal fetch with absolute paths, the target, promote, no archiving', async (t) => {
   const text = recoverySettings({ target: recoveryTargetOf({ toTime: '2026-12-02T13:59:00.5Z' })!, node: '/usr/bin/node', cli: '/opt/jarvis db/bin/jarvis-db.js', configFile: "/etc/it's/jarvis-db.yaml", backupId: 'X' });
-  t.match(text, /^restore_command = '\/usr\/bin\/node "\/opt\/jarvis db\/bin\/jarvis-db.js" -c "\/etc\/it''s\/jarvis-db.yaml" wal fetch %f %p'$/m);
+  t.match(text, /^restore_command = 'while ! test -f pg_wal\/%f && grep -qsx %f jarvis-db-prefetching; do sleep 0\.1; done; test ! -f pg_wal\/%f && \/usr\/bin\/node "\/opt\/jarvis db\/bin\/jarvis-db.js" -c "\/etc\/it''s\/jarvis-db.yaml" wal fetch %f %p'$/m);
   t.match(text, /^recovery_target_time = '2026-12-02 13:59:00.500\+00'$/m);
   t.match(text, /^recovery_target_action = 'promote'$/m);
   t.match(text, /^archive_mode = off$/m);
+  const root = recoverySettings({ target: recoveryTargetOf({ toLsn: '0/7a' })!, node: 'n', cli: 'c', configFile: 'f', backupId: 'X', onDemand: false });
+  t.match(root, /^restore_command = 'while ! test -f pg_wal\/%f && grep -qsx %f jarvis-db-prefetching; do sleep 0\.1; done; false'$/m, 'a server that cannot read the repositories is not made to start node for each file it probes');
+  t.match(root, /^# the server cannot read the repositories: jarvis-db fetched the WAL it replays into pg_wal$/m);
   t.match(recoverySettings({ target: recoveryTargetOf({ toName: "before deploy's" })!, node: 'n', cli: 'c', configFile: 'f', backupId: 'X' }), /^recovery_target_name = 'before deploy''s'$/m);
   t.match(recoverySettings({ target: recoveryTargetOf({ toLsn: '0/7a' })!, node: 'n', cli: 'c', configFile: 'f', backupId: 'X' }), /^recovery_target_lsn = '0\/7A'$/m);
+});
+
+t.test('restore fetches the WAL from the segment of the base backup\'s end up to the target, or to the window\'s end when the server cannot fetch on demand', async (t) => {
+  const archived = ['000000010000000000000005', '000000010000000000000006', '000000010000000000000007', '000000010000000000000008', '000000010000000000000009',
+    '000000010000000000000006.00000028.backup', '00000002.history', '000000020000000000000009'];
+  const plan = { base: BASES[1]!, window: WINDOW };
+  const lsn = walToPrefetch(archived, recoveryTargetOf({ toLsn: '0/7000100' })!, plan, true);
+  t.same(lsn.names, ['00000002.history', '000000010000000000000006', '000000010000000000000007', '000000010000000000000008'], 'the target\'s segment and the next; no backup label, no other timeline\'s segment');
+  t.equal(lsn.stopAfterArchivedAt, null);
+  const time = walToPrefetch(archived, recoveryTargetOf({ toTime: '2026-12-02T13:59:00Z' })!, plan, true);
+  t.equal(time.names.at(-1), '000000010000000000000009', 'a time target: every segment, stopped by the archive times');
+  t.equal(time.stopAfterArchivedAt, Date.parse('2026-12-02T13:59:00Z'));
+  const root = walToPrefetch(archived, recoveryTargetOf({ toLsn: '0/7000100' })!, plan, false);
+  t.equal(root.names.at(-1), '000000010000000000000009', 'no restore_command on demand: up to the window\'s end');
+  t.equal(walToPrefetch(archived, recoveryTargetOf({ toTime: '2026-12-02T13:59:00Z' })!, plan, false).stopAfterArchivedAt, null);
+  t.equal(walToPrefetch(archived, recoveryTargetOf({ toName: 'x' })!, plan, true).names.at(-1), '000000010000000000000009', 'a restore point: its position is unknown');
 });

@@ -9,10 +9,11 @@
  *   labelled with the backup id. WAL is streamed beside the data over a temporary slot, so the
  *   backup is self-contained: it recovers to its end point without any archive. The files
  *   (base.tar.*, pg_wal.tar.*, backup_manifest) are adopted into the staged item after
- *   pg_basebackup exits (encrypted when on); a kill before leaves debris only.
+ *   pg_basebackup exits (encrypted when on); a kill before leaves debris only. The base tar is
+ *   hashed as pg_basebackup writes it (storage/durable.ts hashGrowingFile), not read again after.
  * - The manifest's extra: the WAL range (timeline, start and stop LSN) read from backup_manifest,
  *   the system identifier (pg_control_system()), and the tables with their row counts, counted
- *   just after the backup (exact only when nothing wrote meanwhile: restoreTest compares tables).
+ *   while the backup runs (exact only when nothing wrote meanwhile: restoreTest compares tables).
  * - restore: unpacks base into an empty `--target-dir` (0700, owned by `postgres` when root) and
  *   pg_wal.tar into its pg_wal/; backup_manifest is placed beside them so that pg_verifybackup can
  *   check the directory before it is started.
@@ -37,6 +38,7 @@ import {
 } from '../../scratch/servers.js';
 import { decryptor } from '../../storage/crypto.js';
 import type { DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
+import { hashGrowingFile } from '../../storage/durable.js';
 import { testPausePoint, type BackupWriter, type CatalogEntry, type FileEntry, type ManifestFields } from '../storage.js';
 import { checkToolVersion, compareRowCounts, countRows, toolVersion, type RowCounts } from './driver.js';
 
@@ -205,24 +207,37 @@ export async function createPhysical(schedule: BackupSchedule, ctx: DriverContex
     }
     const serverNum = Number(info.num);
     const tool = findPostgresTool('pg_basebackup', Math.floor(serverNum / 10000), ctx.env);
+    // The version check, the compression probe and the staged directory at once: each is a process or a disk round trip.
+    const supported = supportedCompressions(tool);
+    const staging = writer.stageLocalDirectory('basebackup');
+    supported.catch(() => undefined);
+    staging.catch(() => undefined);
     const version = await toolVersion(tool);
     checkToolVersion('pg_basebackup', version.major, serverNum);
-    const compression = chooseCompression(schedule.compression ?? 1, await supportedCompressions(tool));
-    const staged = await writer.stageLocalDirectory('basebackup');
+    const compression = chooseCompression(schedule.compression ?? 1, await supported);
+    const staged = await staging;
     const label = `jarvis-db ${writer.id}`;
     ctx.progress.note(`pg_basebackup -Ft -X stream --compress=${compressOption(compression)} of the cluster`);
     const args = ['-D', staged.path, '-Ft', '-X', 'stream', '--checkpoint=fast', `--compress=${compressOption(compression)}`,
       '--manifest-checksums=SHA256', '-l', label, '-P', '--no-password'];
     let files: string[];
     let range: WalRange;
+    let rowCounts: RowCounts;
+    // Overlapped with pg_basebackup: the row counts on the connection already open, and the hash
+    // of the base tar as it is written (not read again after; with encryption it is streamed anyway).
+    const counting = countRows(client);
+    counting.catch(() => undefined);
     try {
       let writing = false;
+      const baseTar = `base.tar${TAR_EXTENSION[compression.algorithm]}`;
       const { done } = runTool(tool, args, libpqEnv(url), (line) => {
         const p = progressOf(line);
         if (p && p.totalKb > 0) ctx.progress.update(Math.min(p.doneKb, p.totalKb), p.totalKb);
         // A kill test's moment "pg_basebackup has written data": not awaited, pg_basebackup goes on.
         if (p && p.doneKb > 0 && !writing) { writing = true; void testPausePoint('basebackup-writing', ctx.env); }
       });
+      const hashing = writer.encrypted ? null : hashGrowingFile(join(staged.path, baseTar), done);
+      hashing?.catch(() => undefined);
       await testPausePoint('basebackup-running', ctx.env);
       const result = await done;
       if (result.code !== 0) {
@@ -238,11 +253,12 @@ export async function createPhysical(schedule: BackupSchedule, ctx: DriverContex
       }
       range = walRangeOf(await readFile(join(staged.path, 'backup_manifest'), 'utf8'));
       ctx.progress.note(`adopting ${plural(files.length, 'file')} (WAL ${range.startLsn} – ${range.stopLsn})`);
-      for (const f of files) await writer.adoptFile(join(staged.path, f), writer.encrypted ? `${f}.enc` : f);
+      const hashed = hashing ? await hashing : undefined;
+      for (const f of files) await writer.adoptFile(join(staged.path, f), writer.encrypted ? `${f}.enc` : f, f === baseTar ? hashed : undefined);
+      rowCounts = await counting;
     } finally {
       await staged.release();
     }
-    const rowCounts = await countRows(client);
     return {
       method: PHYSICAL_METHOD,
       format: 'tar',
@@ -276,6 +292,9 @@ function sourceOf(entry: CatalogEntry, file: FileEntry, ctx: DriverContext): { s
   }
   return { stream: entry.store.read(entry.key, file), transforms: [decryptor(ctx.keyRing, file.name)] };
 }
+
+/** The name pg_basebackup -Ft gives a tar compressed by the client with each algorithm. */
+const TAR_EXTENSION: Record<Algorithm, string> = { none: '', gzip: '.gz', zstd: '.zst', lz4: '.lz4' };
 
 const TAR_FLAGS: Record<Algorithm, string[]> = { none: [], gzip: ['--gzip'], zstd: ['--zstd'], lz4: ['--use-compress-program=lz4'] };
 
