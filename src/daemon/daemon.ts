@@ -220,7 +220,8 @@ export class Daemon {
         const r = await this.options.runHealth(this.abort.signal, this.desired);
         this.latest = r;
         this.lastCheckAt = this.clock();
-        await this.board.refresh(this.desired, this.clock()).catch(() => undefined);
+        // In the background: a slow listing (or plan) never holds the health loop.
+        this.board.refresh(this.desired, this.clock());
         this.counters.healthChecks++;
         const notHealthy = r.findings.filter((f) => f.status !== 'HEALTHY').map((f) => ({ check: f.check, status: f.status, message: f.message }));
         const line = { event: 'health_checked', checkId, trigger, status: r.status, durationMs: r.observation.durationMs, notHealthy, alertsSent: r.alertsSent };

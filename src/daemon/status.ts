@@ -50,8 +50,15 @@ export class StatusBoard {
     }));
   }
 
-  /** Reads the sections that come from storage (after each health check). */
-  async refresh(desired: Desired, now: Date): Promise<void> {
+  private refreshing: Promise<void> | null = null;
+
+  /** Reads the sections that come from storage (after each health check); one refresh at a time, a request during one is dropped. */
+  refresh(desired: Desired, now: Date): void {
+    if (this.refreshing) return;
+    this.refreshing = this.read(desired, now).catch(() => undefined).finally(() => { this.refreshing = null; });
+  }
+
+  private async read(desired: Desired, now: Date): Promise<void> {
     const read = async (id: string, title: string, make: () => Promise<StatusSection>): Promise<StatusSection> =>
       make().catch((e: unknown) => ({ id, title, status: 'UNKNOWN' as const, note: `cannot be read: ${messageOf(e)}` }));
     const [{ historySection }, { archivesSection }] = await Promise.all([import('../health/status-section.js'), import('../retention/status-section.js')]);
