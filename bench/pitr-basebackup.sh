@@ -20,15 +20,12 @@ chmod 755 "$WORK"
 JDB=(node "$ROOT/bin/jarvis-db.js")
 PROFILE="${JARVIS_BENCH_PROFILE:-}"
 JDB_RUN=(node ${PROFILE:+--cpu-prof --cpu-prof-dir "$PROFILE"} "$ROOT/bin/jarvis-db.js")
-# shellcheck source=bench/raw-postgres.sh
-source "$ROOT/bench/raw-postgres.sh"
-cleanup() { "${JDB[@]}" sandbox down --dir "$WORK/sandbox" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
+cleanup() { sandbox_down; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-"${JDB[@]}" sandbox up --dir "$WORK/sandbox" --services postgres >/dev/null
-eval "$("${JDB[@]}" sandbox env --dir "$WORK/sandbox")"
-PGBIN="$(node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); console.log(s.postgres.binDir)' "$WORK/sandbox/sandbox.json")"
-raw_postgres_env
+sandbox_up postgres
 
 cat > "$WORK/jarvis-db.yaml" <<YAML
 version: 1
@@ -54,8 +51,6 @@ echo "jarvis-db init --seed --scale $SCALE ..."
 "${JDB[@]}" init --seed --scale "$SCALE" | grep seeded
 CLUSTER=$(raw "$PGBIN/psql" -Atc "SELECT sum(pg_database_size(oid)) FROM pg_database WHERE datallowconn")
 
-now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RAW_T=(); JDB_T=(); RATIOS=(); RAW_BYTES=0; JDB_BYTES=0; RSS=0
 for i in $(seq 1 "$PAIRS"); do
@@ -69,14 +64,12 @@ for i in $(seq 1 "$PAIRS"); do
   /usr/bin/time -v -o "$WORK/time.txt" "${JDB_RUN[@]}" --json backup create --service postgres > "$WORK/create.json"
   t1=$(now)
   J=$(secs "$t0" "$t1"); JDB_T+=("$J"); RATIOS+=("$(echo "$J / $R" | bc -l)")
-  KB=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/time.txt")
+  KB=$(peak_kb "$WORK/time.txt")
   [ "$KB" -gt "$RSS" ] && RSS=$KB
   JDB_BYTES=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).backups[0]; console.log(r.totalBytes)' "$WORK/create.json")
   printf 'pair %d: pg_basebackup %.2f s, jarvis-db %.2f s, ratio %.3f\n' "$i" "$R" "$J" "$(echo "$J / $R" | bc -l)"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-minmax() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f–%.2f", lo, hi}'; }
 RM=$(median "${RAW_T[@]}"); JM=$(median "${JDB_T[@]}")
 
 echo

@@ -22,8 +22,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/jarvis-bench-pitr-restore.XXXXXX)"
 chmod 755 "$WORK"
 JDB=(node "$ROOT/bin/jarvis-db.js")
-# shellcheck source=bench/raw-postgres.sh
-source "$ROOT/bench/raw-postgres.sh"
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 STREAM=""
 AS_PG=()
 [ "$(id -u)" = 0 ] && AS_PG=(runuser -u postgres --)
@@ -32,15 +32,12 @@ cleanup() {
   [ -n "$STREAM" ] && kill "$STREAM" 2>/dev/null && wait "$STREAM" 2>/dev/null
   for d in "$WORK"/bare-* "$WORK"/jdb-*; do [ -d "$d" ] && stop_copy "$d"; done
   if [ -n "${JARVIS_BENCH_KEEP:-}" ]; then echo "kept $WORK (its sandbox runs: jarvis-db sandbox down --dir $WORK/sandbox)"; return; fi
-  "${JDB[@]}" sandbox down --dir "$WORK/sandbox" >/dev/null 2>&1 || true
+  sandbox_down
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-"${JDB[@]}" sandbox up --dir "$WORK/sandbox" --services postgres >/dev/null
-eval "$("${JDB[@]}" sandbox env --dir "$WORK/sandbox")"
-PGBIN="$(node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); console.log(s.postgres.binDir)' "$WORK/sandbox/sandbox.json")"
-raw_postgres_env
+sandbox_up postgres
 psql_() { raw "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 cat > "$WORK/jarvis-db.yaml" <<YAML
@@ -123,8 +120,6 @@ CONF
   wait_promoted "$2"
 }
 
-now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RAW_T=(); JDB_T=(); RATIOS=()
 for i in $(seq 1 "$PAIRS"); do
@@ -144,8 +139,6 @@ for i in $(seq 1 "$PAIRS"); do
   printf 'pair %d: bare untar + cp recovery %.2f s, jarvis-db restore --to-time --start %.2f s, ratio %.3f (both: %s rows at T)\n' "$i" "$R" "$J" "$(echo "$J / $R" | bc -l)" "$AT_T"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-minmax() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f–%.2f", lo, hi}'; }
 RM=$(median "${RAW_T[@]}"); JM=$(median "${JDB_T[@]}")
 
 echo

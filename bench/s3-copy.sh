@@ -21,18 +21,13 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/jarvis-bench-s3.XXXXXX)"
 chmod 755 "$WORK"
 JDB=(node "$ROOT/bin/jarvis-db.js")
-# shellcheck source=bench/raw-postgres.sh
-source "$ROOT/bench/raw-postgres.sh"
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 AWS=/usr/bin/aws
 [ -x "$AWS" ] || { echo "Debian's awscli is the baseline: apt-get install -y awscli" >&2; exit 1; }
-cleanup() { "${JDB[@]}" sandbox down --dir "$WORK/sandbox" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+cleanup() { sandbox_down; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-minmax() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f–%.2f", lo, hi}'; }
-peak_kb() { awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$1"; }
 s3() { "$AWS" --endpoint-url "$JARVIS_S3_ENDPOINT" --no-cli-pager s3 "$@"; }
 
 cat > "$WORK/jarvis-db.yaml" <<YAML
@@ -69,12 +64,9 @@ export JARVIS_DB_CONFIG="$WORK/jarvis-db.yaml"
 
 REPORT=()
 for SCALE in $SCALES; do
-  "${JDB[@]}" sandbox down --dir "$WORK/sandbox" >/dev/null 2>&1 || true
+  sandbox_down
   rm -rf "$WORK/sandbox" "$WORK/storage" "$WORK/repo"
-  "${JDB[@]}" sandbox up --dir "$WORK/sandbox" --services postgres,s3 >/dev/null
-  eval "$("${JDB[@]}" sandbox env --dir "$WORK/sandbox")"
-  PGBIN="$(node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); console.log(s.postgres.binDir)' "$WORK/sandbox/sandbox.json")"
-  raw_postgres_env
+  sandbox_up postgres,s3
 
   echo "scale $SCALE: jarvis-db init --seed ..."
   BENCH_OFFSITE=false "${JDB[@]}" init --seed --scale "$SCALE" | grep seeded

@@ -8,7 +8,8 @@ import { JarvisError, messageOf } from '../errors.js';
 import type { Desired } from '../config/types.js';
 import { testPausePoint } from '../storage/durable.js';
 import { repositoriesAt, type Repository, type RepositoryPlace } from '../storage/repositories.js';
-import type { Debris, SealedStore } from '../storage/sealed-store.js';
+import type { SealedStore } from '../storage/sealed-store.js';
+import { removeDebrisIn } from './storage.js';
 import { parsePoint, pointProblems, POINT_MANIFEST, POINTS_PREFIX, type ObservedPoint, type PointManifest } from './points.js';
 
 export function pointStore(repository: Repository): SealedStore {
@@ -76,19 +77,7 @@ export async function deletePoint(repository: Repository, id: string): Promise<v
 
 /** Removes what killed point writes left, in every repository that answers. Returns where it was. */
 export async function cleanPointDebris(place: RepositoryPlace): Promise<string[]> {
-  const removed: string[] = [];
-  for (const repository of repositoriesAt(place)) {
-    const store = pointStore(repository);
-    let debris: Debris[];
-    try {
-      debris = await store.findDebris('');
-    } catch {
-      continue;
-    }
-    await store.removeDebris(debris);
-    removed.push(...debris.map((d) => d.location));
-  }
-  return removed;
+  return removeDebrisIn(place, pointStore, (store) => store.findDebris(''));
 }
 
 /** With point-in-time recovery on: the server's WAL position and time now (the start of a point). */

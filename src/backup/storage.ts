@@ -223,12 +223,20 @@ export async function findDebris(place: RepositoryPlace, services: readonly stri
 
 /** Removes what `findDebris` finds, in every repository that answers. Returns where it was. */
 export async function cleanDebris(place: RepositoryPlace): Promise<string[]> {
+  return removeDebrisIn(place, backupStore, (store) => debrisOf(store, ALL_SERVICES));
+}
+
+/**
+ * Removes the debris `find` finds in each repository's store (`storeOf`: backups, recovery
+ * points), in every repository that answers. Returns where it was.
+ */
+export async function removeDebrisIn(place: RepositoryPlace, storeOf: (repository: Repository) => SealedStore, find: (store: SealedStore) => Promise<Debris[]>): Promise<string[]> {
   const removed: string[] = [];
   for (const repository of repositoriesAt(place)) {
-    const store = backupStore(repository);
+    const store = storeOf(repository);
     let debris: Debris[];
     try {
-      debris = await debrisOf(store, ALL_SERVICES);
+      debris = await find(store);
     } catch {
       continue; // unreachable: its actions are held back by the plan, its debris waits for the next run
     }

@@ -315,7 +315,7 @@ export class Daemon {
     }
     if (path === '/metrics') {
       const families = [...(this.latest ? healthFamilies(this.latest.observation, this.latest.findings) : []), ...daemonFamilies(this.counters),
-        ...(this.desired.services.postgres?.pitr?.enabled ? walFamilies(this.walStream.metrics, this.clock()) : [])];
+        ...(this.desired.services.postgres?.pitr?.enabled ? walFamilies(this.walStream.metrics) : [])];
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(req.method === 'HEAD' ? undefined : renderExposition(families));
       return;
     }

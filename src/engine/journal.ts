@@ -8,7 +8,7 @@
  * no empty journal behind.
  */
 import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { newTimestampId, timeOfTimestampId } from '../storage/durable.js';
 import { writingStorage } from '../storage/failures.js';
 import { redact } from '../services/redact.js';
@@ -110,7 +110,7 @@ export function journalsToPrune(names: readonly string[], now: Date, keepSeconds
 /** Deletes the journal files older than `keepSeconds` (journal.keep); returns how many. */
 export async function pruneJournals(storagePath: string, now: Date, keepSeconds: number): Promise<number> {
   const files = await listJournals(storagePath);
-  const old = journalsToPrune(files.map((f) => f.slice(f.lastIndexOf('/') + 1)), now, keepSeconds);
+  const old = journalsToPrune(files.map((f) => basename(f)), now, keepSeconds);
   for (const name of old) await unlink(join(storagePath, JOURNAL_DIR, name)).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
   return old.length;
 }

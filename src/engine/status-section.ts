@@ -1,14 +1,13 @@
 /** The pending plan on the daemon's status page: what `apply` would do now, with its reasons. Data only. */
 import type { StatusSection } from '../render/status-page.js';
-import { ACTION_KIND, type ActionType, type Plan } from './types.js';
-
-const SYMBOL = { create: '+', change: '~', destroy: '-' } as const;
+import { symbolOf } from '../render/progress.js';
+import type { Plan } from './types.js';
 
 export function planSection(plan: Plan): StatusSection {
   const rows = [
     ...plan.errors.map((e) => ({ cells: ['!', 'error', e.module, e.message], status: 'CRITICAL' as const })),
     ...plan.actions.map((a) => ({
-      cells: [SYMBOL[ACTION_KIND[a.type as ActionType] ?? 'change'], `${a.type}${a.risk === 'destructive' ? ' (destructive)' : ''}`, a.target, a.reason],
+      cells: [symbolOf(a), `${a.type}${a.risk === 'destructive' ? ' (destructive)' : ''}`, a.target, a.reason],
     })),
   ];
   return {

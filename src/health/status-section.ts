@@ -2,13 +2,14 @@
  * The health parts of the daemon's status page (render/status-page.ts): each service with its
  * worst check and the checks that are not healthy, and the health history as charts. Data only.
  */
-import type { Desired } from '../config/types.js';
+import type { Desired, Threshold } from '../config/types.js';
 import type { Finding, Status } from '../engine/types.js';
 import type { StatusChart, StatusSection } from '../render/status-page.js';
-import { CHECKS, checkSpec, type HealthService } from './checks.js';
+import { CHECK_NAMES, checkSpec } from './checks.js';
 import type { HealthReport } from './check.js';
 import { effectiveThreshold, worstStatus } from './evaluate.js';
 import { readHistory } from './history.js';
+import { keyMatches } from './samples.js';
 
 const SERVICE_NAMES: Record<string, string> = { postgres: 'PostgreSQL', redis: 'Redis', chroma: 'Chroma', system: 'machine', backups: 'backups', repository: 'repositories', wal: 'point-in-time recovery' };
 
@@ -43,19 +44,28 @@ const MAX_POINTS = 240;
 /** The last day of the health history: one chart per judged check that has values, with its level lines. */
 export async function historySection(desired: Desired, now: Date): Promise<StatusSection> {
   const since = new Date(now.getTime() - 86_400_000);
+  // Each sample key (`backups.age_seconds.nightly`) resolved to its judged check once, not per record.
+  const checkOf = new Map<string, { check: string; threshold: Threshold } | null>();
+  const judged = (key: string) => {
+    if (!checkOf.has(key)) {
+      const check = CHECK_NAMES.find((c) => keyMatches(key, c));
+      const threshold = check ? effectiveThreshold(check, desired.health.thresholds) : undefined;
+      checkOf.set(key, check && threshold ? { check, threshold } : null);
+    }
+    return checkOf.get(key)!;
+  };
   const series = new Map<string, [number, number][]>();
   for await (const record of readHistory(desired.storage.path, since)) {
     const at = Date.parse(record.at);
     for (const [key, value] of Object.entries(record.values)) {
-      if (value === null) continue;
-      const check = Object.keys(CHECKS).find((c) => key === c || key.startsWith(`${c}.`));
-      if (!check || !effectiveThreshold(check, desired.health.thresholds)) continue;
-      series.set(key, [...(series.get(key) ?? []), [at, value]]);
+      if (value === null || !judged(key)) continue;
+      const points = series.get(key);
+      if (points) points.push([at, value]);
+      else series.set(key, [[at, value]]);
     }
   }
   const charts: StatusChart[] = [...series.entries()].slice(0, MAX_CHARTS).map(([key, points]) => {
-    const check = Object.keys(CHECKS).find((c) => key === c || key.startsWith(`${c}.`))!;
-    const t = effectiveThreshold(check, desired.health.thresholds)!;
+    const { check, threshold: t } = judged(key)!;
     const step = Math.max(1, Math.ceil(points.length / MAX_POINTS));
     const levels = [
       ...(t.warning !== undefined ? [{ value: t.warning, status: 'WARNING' as Status }] : []),
@@ -65,5 +75,3 @@ export async function historySection(desired: Desired, now: Date): Promise<Statu
   });
   return { id: 'history', title: 'Health, the last 24 hours', charts, ...(charts.length ? {} : { note: 'no history yet: the daemon records a check every health.interval' }) };
 }
-
-export type { HealthService };

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
-import { runToolToEnd } from '../platform/processes.js';
 import { asServerUser, isRoot, serverUserIds } from '../scratch/servers.js';
 import { findPostgresTool } from '../services/postgres.js';
 import { openRepositories } from '../storage/repositories.js';

@@ -27,16 +27,15 @@ export function backoffMs(n: number): number {
 }
 
 /**
- * Pure: the /metrics families of the WAL stream itself at `now`. The archive lag, the last
+ * Pure: the /metrics families of the WAL stream itself. The archive lag, the last
  * archived segment's age and the window are the health check's `wal.*` (src/health/probes/wal.ts),
  * measured against the server and the first repository, in the same /metrics.
  */
-export function walFamilies(m: WalStreamMetrics, now: Date): MetricFamily[] {
-  const families: MetricFamily[] = [
+export function walFamilies(m: WalStreamMetrics): MetricFamily[] {
+  return [
     { name: 'jarvis_db_wal_stream_up', help: 'Whether the daemon\'s WAL stream (pg_receivewal) is running.', type: 'gauge', samples: [{ value: m.running ? 1 : 0 }] },
     { name: 'jarvis_db_wal_stream_restarts_total', help: 'Restarts of the WAL stream after pg_receivewal exited or failed.', type: 'counter', samples: [{ value: m.restarts }] },
   ];
-  return families;
 }
 
 export class WalStreamSupervisor {
