@@ -11,7 +11,7 @@ import { globalOptions, loadDesired } from './common.js';
 export function define(program: Command): void {
   program
     .command('daemon')
-    .description('Run the schedules (apply what is due), health checks every health.interval, /metrics and /healthz; JSON logs on stdout')
+    .description('Run the schedules (apply what is due), health checks every health.interval, the status page (/), /metrics and /healthz; JSON logs on stdout')
     .option('--listen <host:port>', 'where the status page (/), /metrics and /healthz are served', '127.0.0.1:9187')
     .option('--listen-token-env <name>', 'the variable holding the status page\'s token (required for the page off loopback): Authorization: Bearer TOKEN, or open /?token=TOKEN once')
     .option('--lock-timeout <duration>', 'how long an apply waits for another one to finish', '60s')
