@@ -141,9 +141,13 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   checker.checkBackups(root, source);
   checker.checkPolicies(root, source, policies);
   checker.checkPartitions(root, source);
+  checker.checkLinks(root, source);
   checker.checkSchema(root, source);
   checker.checkThresholds(root, source);
   await checkTarget(root, source, problems);
   problems.throwIfAny(display);
-  return toDesired(value, configFile, hash.digest('hex'), policyInputs);
+  const desired = toDesired(value, configFile, hash.digest('hex'), policyInputs);
+  // Tables and collections are checked against the services later; their errors name the line.
+  desired.links?.forEach((link, i) => { link.source.line = source.locate(['links', i])?.line; });
+  return desired;
 }

@@ -9,7 +9,7 @@ import { formatPath, type Path } from './problems.js';
 import { METHODS, parseThreshold } from './semantic.js';
 import { SERVICE_NAMES } from './types.js';
 import type {
-  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, PartitionDeclaration, PointSchedule, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
+  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, LinkDeclaration, PartitionDeclaration, PointSchedule, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
 } from './types.js';
 
 export const DEFAULTS = {
@@ -51,6 +51,10 @@ interface RawRepository {
   name: string; path?: string; keep?: KeepRules; enabled?: boolean;
   s3?: { bucket: string; prefix?: string; region?: string; endpoint?: string; forcePathStyle?: boolean };
 }
+interface RawLink {
+  name: string; postgres: LinkDeclaration['postgres'];
+  chroma?: { collection: string; metadata: string }; redis?: { pattern: string; database?: number };
+}
 interface RawConfig {
   version: 1; project?: string; services: Services;
   storage?: { path?: string; encryption?: { passphraseEnv: string } };
@@ -58,8 +62,18 @@ interface RawConfig {
   schema?: { migrations?: string; target?: string; allowDown?: boolean; backupBefore?: boolean };
   backups?: RawBackup[];
   partitions?: { table: string; column: string; interval: PartitionDeclaration['interval']; premake?: number }[];
+  links?: RawLink[];
   health?: { thresholds?: Record<string, { warning?: number | string; critical?: number | string }>; interval?: string; history?: string; alerts?: { webhook: string; retries?: number } };
   journal?: { keep?: string };
+}
+
+function link(raw: RawLink, source: LinkDeclaration['source']): LinkDeclaration {
+  const postgres = { ...raw.postgres };
+  // The semantic check has made sure exactly one side is there.
+  const side: LinkDeclaration['side'] = raw.chroma
+    ? { store: 'chroma', collection: raw.chroma.collection, metadata: raw.chroma.metadata }
+    : { store: 'redis', pattern: raw.redis!.pattern, ...(raw.redis!.database !== undefined ? { database: raw.redis!.database } : {}) };
+  return { name: raw.name, postgres, side, source };
 }
 
 export interface PolicyInput { value: unknown; file: string; path: Path }
@@ -204,6 +218,10 @@ export function toDesired(value: unknown, configFile: string, configHash: string
   if (raw.partitions?.length) {
     const file = relative(base, configFile) || configFile;
     desired.partitions = raw.partitions.map((p, i) => ({ table: p.table, column: p.column, interval: p.interval, premake: p.premake ?? DEFAULTS.premake, source: { file, path: `partitions[${i}]` } }));
+  }
+  if (raw.links?.length) {
+    const file = relative(base, configFile) || configFile;
+    desired.links = raw.links.map((l, i) => link(l, { file, path: `links[${i}]` }));
   }
   if (raw.schema) {
     desired.schema = {

@@ -271,6 +271,36 @@ export class SemanticChecker {
     });
   }
 
+  /** `links:`: unique names, one other side whose service is configured, a Redis pattern with one `{key}`. */
+  checkLinks(config: Obj, source: SourceFile): void {
+    if (!Array.isArray(config.links)) return;
+    const services = isObj(config.services) ? config.services : {};
+    const seen = new Map<string, Path>();
+    config.links.forEach((entry, index) => {
+      if (!isObj(entry)) return;
+      const at = (...rest: (string | number)[]): Path => ['links', index, ...rest];
+      if (typeof entry.name === 'string') {
+        const first = seen.get(entry.name);
+        if (first) this.report(source, at('name'), `link "${entry.name}" is already defined at ${fmt(first.slice(0, -1))} (${where(source, source.locate(first), source)}); link names must be unique`);
+        else seen.set(entry.name, at('name'));
+      }
+      const sides = (['chroma', 'redis'] as const).filter((side) => entry[side] !== undefined);
+      if (sides.length === 0) this.report(source, at(), 'a link joins a postgres table to chroma or to redis: add chroma: { collection, metadata } or redis: { pattern }');
+      if (sides.length === 2) this.report(source, at('redis'), 'a link has one other side: split it into one link to chroma and one to redis', true);
+      for (const service of ['postgres', ...sides]) {
+        if (entry[service] !== undefined && !isObj(services[service])) this.report(source, at(service), `this link reaches ${service}, but services.${service} is not configured`, true);
+      }
+      const redis = isObj(entry.redis) ? entry.redis : undefined;
+      if (redis && typeof redis.pattern === 'string') {
+        const holes = redis.pattern.split('{key}').length - 1;
+        if (holes !== 1) this.report(source, at('redis', 'pattern'), `the pattern must hold {key} exactly once, where the row's key goes (got ${JSON.stringify(redis.pattern)}; for example "session:{key}")`);
+        else if (/[*?[\]\\]/.test(redis.pattern)) this.report(source, at('redis', 'pattern'), `the pattern is literal apart from {key}: remove the glob characters * ? [ ] \\ (got ${JSON.stringify(redis.pattern)})`);
+      }
+      const postgres = isObj(entry.postgres) ? entry.postgres : undefined;
+      if (postgres && postgres.until !== undefined && postgres.until === postgres.key) this.report(source, at('postgres', 'until'), 'until is a timestamp column, not the key column');
+    });
+  }
+
   checkPolicies(config: Obj, configSource: SourceFile, policies: Located[]): void {
     const services = isObj(config.services) ? config.services : {};
     if (policies.length > 0 && !isObj(services.postgres)) {

@@ -132,6 +132,18 @@ export interface PartitionDeclaration {
   source: { file: string; path: string };
 }
 
+/**
+ * `links:` a PostgreSQL table whose rows another store describes (src/links): Chroma records
+ * carrying the row's key in a metadata field, or one Redis key per row.
+ */
+export interface LinkDeclaration {
+  name: string;
+  postgres: { table: string; key: string; user?: string; until?: string };
+  side: { store: 'chroma'; collection: string; metadata: string } | { store: 'redis'; pattern: string; database?: number };
+  /** Where it is written, for errors found against the services: `jarvis-db.yaml:42 links[0]`. */
+  source: { file: string; path: string; line?: number };
+}
+
 export interface Threshold {
   warning?: number;
   critical?: number;
@@ -166,6 +178,8 @@ export interface Desired {
   retention: RetentionPolicy[];
   /** Declared partitions (absent: none). */
   partitions?: PartitionDeclaration[];
+  /** Links between the stores (absent: none). */
+  links?: LinkDeclaration[];
   health: HealthSettings;
   journal: { keepSeconds: number };
 }
