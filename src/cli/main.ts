@@ -3,6 +3,7 @@
  * which declares its flags and an action that imports the heavy modules it needs only when
  * it runs, so that `jarvis-db --version` and `--help` start fast.
  */
+import '../services/pg-runtime.js';
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { OUTPUT_FORMATS } from './common.js';
