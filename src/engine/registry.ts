@@ -27,7 +27,6 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { describeScheduleChanges } from '../backup/describe.js';
-import { JarvisError } from '../errors.js';
 import { describeHealthChanges } from '../health/describe.js';
 import { describeSchemaChanges } from '../migrate/describe.js';
 import { describePolicyChanges } from '../retention/describe.js';
