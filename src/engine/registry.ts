@@ -80,6 +80,7 @@ export const HANDLERS: HandlerMap = {
   retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
   retention_drop_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.dropPartitionHandler),
   create_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.createPartitionHandler),
+  copy_archive: lazy(() => import('../retention/archive-copy.js'), (m) => m.copyArchiveHandler),
   prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),
   restore_backup: lazy(backup, (m) => m.restoreBackupHandler),
   restore_archive: lazy(() => import('../retention/archives.js'), (m) => m.restoreArchiveHandler),

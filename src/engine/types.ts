@@ -5,7 +5,7 @@ import type { CopyBackupParams, CreateBackupParams, CreatePointParams, PruneBack
 import type { FieldChange } from '../config/changes.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
-import type { CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
+import type { CopyArchiveParams, CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -27,6 +27,7 @@ export const ACTION_TYPES = [
   'retention_compress',
   'retention_drop_partition',
   'create_partition',
+  'copy_archive',
   'prune_archive',
   // Command-only: `plan` never makes these; `restore`, `archive restore` and `init --seed` do.
   'restore_backup',
@@ -54,6 +55,7 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_compress: 'change',
   retention_drop_partition: 'destroy',
   create_partition: 'create',
+  copy_archive: 'create',
   prune_archive: 'destroy',
   restore_backup: 'change',
   restore_archive: 'change',
@@ -126,6 +128,7 @@ export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
 export type RetentionDropPartition = ActionOf<'retention_drop_partition', DropPartitionParams>;
 export type CreatePartition = ActionOf<'create_partition', CreatePartitionParams>;
+export type CopyArchive = ActionOf<'copy_archive', CopyArchiveParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
 export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
 export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
@@ -134,7 +137,7 @@ export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
 export type Action =
   | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | PruneArchive
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | CopyArchive | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset;
 
 /** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */
