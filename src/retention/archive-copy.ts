@@ -19,7 +19,7 @@ import { isFinished } from './archive-copies.js';
 import { chunkBaseName } from './chunk.js';
 import { ARCHIVE_ID, HEADER, archiveStore, deleteArchive, findArchive, summarize, type ArchiveEntry, type ArchiveHeader } from './store.js';
 
-/** Chunks copied at once. */
+/** Chunks copied at once, their three files each at once: about what `aws s3 cp` keeps in flight. */
 const COPY_CONCURRENCY = 4;
 
 function repositoryNamed(desired: Desired, name: string, env: NodeJS.ProcessEnv): Repository {
@@ -64,19 +64,21 @@ export async function copyArchive(entry: ArchiveEntry, to: Repository, env: Node
   const item = await target.begin(entry.key, { env });
   let bytes = 0;
   try {
-    // Chunks are small objects: a few in flight, as `aws s3 cp` does, instead of one round trip after another.
+    // Chunks are small objects: round trips, not bytes, bound the copy.
     await mapLimit(entry.chunks, COPY_CONCURRENCY, async ({ manifest }) => {
       const base = chunkBaseName(manifest.chunk);
+      const record = await entry.store.readText(entry.key, `${base}.json`);
+      if (record === null) throw new JarvisError('ARCHIVE_INVALID', `archive ${entry.header.id}: ${base}.json is gone`);
       // read() fails the stream when the source bytes differ from the manifest; the copy is checked too.
-      const stored = await item.writeFile(manifest.file.name, entry.store.read(entry.key, manifest.file));
+      const [stored] = await Promise.all([
+        item.writeFile(manifest.file.name, entry.store.read(entry.key, manifest.file)),
+        item.writeFile(`${base}.json`, Readable.from([Buffer.from(record)])),
+        item.writeFile(`${base}.committed`, Readable.from([Buffer.alloc(0)])),
+      ]);
       if (stored.sha256 !== manifest.file.sha256 || stored.bytes !== manifest.file.bytes) {
         throw new JarvisError('VERIFY_FAILED', `archive ${entry.header.id} ${manifest.file.name}: the copy in ${to.name} does not match its manifest`);
       }
       bytes += stored.bytes;
-      const record = await entry.store.readText(entry.key, `${base}.json`);
-      if (record === null) throw new JarvisError('ARCHIVE_INVALID', `archive ${entry.header.id}: ${base}.json is gone`);
-      await item.writeFile(`${base}.json`, Readable.from([Buffer.from(record)]));
-      await item.writeFile(`${base}.committed`, Readable.from([Buffer.alloc(0)]));
       await testPausePoint('archive-copy-chunk', env);
     });
     await item.publish(header);
