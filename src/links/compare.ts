@@ -48,8 +48,11 @@ export interface LinkFailure {
   other: OtherStore;
   /** One line, starting with the link's file:line when the config is at fault. */
   problem: string;
-  /** true when the link names something that does not exist (a config error); false: a service or backup problem. */
-  broken: boolean;
+  /**
+   * `broken`: the link names something that does not exist (a config error); `failed`: a service
+   * or backup could not be read; `skipped`: the backup cannot be compared without a restore.
+   */
+  kind: 'broken' | 'failed' | 'skipped';
 }
 
 export type LinkOutcome = LinkReport | LinkFailure;

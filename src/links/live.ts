@@ -56,8 +56,8 @@ function close(c: Connections): void {
   if (c.redis && !(c.redis instanceof Error)) c.redis.close();
 }
 
-function failure(link: LinkDeclaration, problem: string, broken: boolean): LinkFailure {
-  return { link: link.name, source: sourceOf(link), other: link.side.store, problem, broken };
+function failure(link: LinkDeclaration, problem: string, kind: LinkFailure['kind']): LinkFailure {
+  return { link: link.name, source: sourceOf(link), other: link.side.store, problem, kind };
 }
 
 /** Compares every configured link (or the named ones). Never throws for one link's sake. */
@@ -75,7 +75,7 @@ export async function checkLinksLive(desired: Desired, options: LiveOptions = {}
 }
 
 function unreachable(link: LinkDeclaration, service: string, c: Error | null): LinkFailure {
-  return failure(link, c ? `${service} cannot be reached: ${messageOf(c)}` : `services.${service} is not configured`, false);
+  return failure(link, c ? `${service} cannot be reached: ${messageOf(c)}` : `services.${service} is not configured`, 'failed');
 }
 
 async function checkOne(link: LinkDeclaration, conns: Connections, options: LiveOptions): Promise<LinkOutcome> {
@@ -88,7 +88,7 @@ async function checkOne(link: LinkDeclaration, conns: Connections, options: Live
   } catch (e) {
     const config = e instanceof Error && 'code' in e && (e as { code: unknown }).code === 'CONFIG_INVALID';
     const message = other === 'chroma' && !config ? describeChromaFailure(e) : messageOf(e);
-    return failure(link, message, config);
+    return failure(link, message, config ? 'broken' : 'failed');
   }
 }
 

@@ -15,7 +15,7 @@ export function consistencySamples(outcomes: readonly LinkOutcome[]): Sample[] {
   const broken: string[] = [];
   for (const o of outcomes) {
     if (isFailure(o)) {
-      if (o.broken) broken.push(o.problem);
+      if (o.kind === 'broken') broken.push(o.problem);
       for (const side of ['postgres', o.other]) samples.push({ check: 'consistency.orphans', labels: { link: o.link, side }, value: null, problem: o.problem });
       continue;
     }
