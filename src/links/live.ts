@@ -1,14 +1,15 @@
 /**
  * The links compared on the live services (the health check `consistency`): per link, every key
- * of both sides when both are small (up to `fullLimit` keys each), else a bounded sample of each
- * side looked up on the other; the report says which. One connection per service for all the
+ * of both sides when both are small (up to `fullLimit` keys each) and they can be read within the
+ * link's time budget, else a bounded sample of each side looked up on the other; the report says
+ * which. One connection per service for all the
  * links, the links one after the other (a health check must not load the servers). A service
  * that cannot be reached fails only the links that need it; a link naming an unknown table,
  * column or collection fails alone, as a config error naming its file:line.
  */
 import type pg from 'pg';
 import type { Desired, LinkDeclaration } from '../config/types.js';
-import { messageOf } from '../errors.js';
+import { JarvisError, messageOf } from '../errors.js';
 import { ChromaRest, describeChromaFailure } from '../services/chroma.js';
 import { connectPostgres } from '../services/postgres.js';
 import { parseRedisUrl } from '../services/redis.js';
@@ -23,11 +24,18 @@ import {
 export const FULL_LIMIT = 200_000;
 /** Keys drawn from each side beyond it. */
 export const SAMPLE_SIZE = 2_000;
+/** Time a link's full comparison may take before it gives way to the sample (the probe's limit is 10 s for all links). */
+export const FULL_BUDGET_MS = 4_000;
+
+/** The full comparison ran out of its time budget. */
+class OverBudget extends Error {}
 
 export interface LiveOptions {
   now?: Date;
   fullLimit?: number;
   sampleSize?: number;
+  /** Time budget of a link's full comparison (default FULL_BUDGET_MS). */
+  budgetMs?: number;
   /** Only these links (by name). */
   links?: string[];
 }
@@ -86,7 +94,7 @@ async function checkOne(link: LinkDeclaration, conns: Connections, options: Live
   try {
     return await compareLive(link, conns.pg, side, conns.redisDb, options);
   } catch (e) {
-    const config = e instanceof Error && 'code' in e && (e as { code: unknown }).code === 'CONFIG_INVALID';
+    const config = e instanceof JarvisError && e.code === 'CONFIG_INVALID';
     const message = other === 'chroma' && !config ? describeChromaFailure(e) : messageOf(e);
     return failure(link, message, config ? 'broken' : 'failed');
   }
@@ -133,14 +141,28 @@ async function compareLive(link: LinkDeclaration, client: pg.Client, conn: Chrom
   const [rowsTotal, sideTotal] = [await countRows(client, table), await side.total()];
   const limit = options.fullLimit ?? FULL_LIMIT;
   const base = { link: link.name, source: sourceOf(link), other: link.side.store };
+  let why = `more than ${limit.toLocaleString('en-US')} keys on a side`;
   if (rowsTotal <= limit && sideTotal <= limit) {
+    const budget = options.budgetMs ?? FULL_BUDGET_MS;
+    const deadline = performance.now() + budget;
+    const inTime = () => { if (performance.now() > deadline) throw new OverBudget(); };
     const matcher = new KeyMatcher();
-    await side.all((item) => ('key' in item ? matcher.sideKey(item.key) : matcher.sideWithoutKey(item.unkeyed)));
-    await streamRows(client, table, atMs, (rows) => {
-      for (const [key, expected] of rows) if (key !== null) matcher.row(key, expected);
-    });
-    const { expected, ...r } = matcher.finish();
-    return { ...base, mode: 'all', ...r, note: describeCompared('all', r.rows, r.records, link.side.store, undefined, expected) };
+    try {
+      await side.all((item) => {
+        inTime();
+        if ('key' in item) matcher.sideKey(item.key);
+        else matcher.sideWithoutKey(item.unkeyed);
+      });
+      await streamRows(client, table, atMs, (rows) => {
+        inTime();
+        for (const [key, expected] of rows) if (key !== null) matcher.row(key, expected);
+      });
+      const { expected, ...r } = matcher.finish();
+      return { ...base, mode: 'all', ...r, note: describeCompared('all', r.rows, r.records, link.side.store, undefined, expected) };
+    } catch (e) {
+      if (!(e instanceof OverBudget)) throw e;
+      why = `every key could not be read within ${budget / 1000} s`;
+    }
   }
   const size = options.sampleSize ?? SAMPLE_SIZE;
   const rows = await sampleRows(client, table, rowsTotal, size, atMs);
@@ -154,6 +176,6 @@ async function compareLive(link: LinkDeclaration, client: pg.Client, conn: Chrom
   orphans.examples = [...unkeyed, ...orphans.examples].slice(0, 5);
   return {
     ...base, mode: 'sample', rows: rows.length, records: items.length, missing, orphans,
-    note: describeCompared('sample', rows.length, items.length, link.side.store, { rows: rowsTotal, records: sideTotal }),
+    note: `${describeCompared('sample', rows.length, items.length, link.side.store, { rows: rowsTotal, records: sideTotal })} (${why})`,
   };
 }
