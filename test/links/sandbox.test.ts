@@ -94,6 +94,11 @@ t.test('the links between the seeded stores', async (t) => {
     const [row] = (await sql(pgUrl, 'SELECT user_id::int, content FROM memory WHERE id = 1'))[0]!.rows as { user_id: number; content: string }[];
     t.same(page.metadatas[0], { memory_id: 1, user_id: row!.user_id });
     t.equal(page.documents[0], row!.content);
+
+    const again = cli(['init', '--seed', '--scale', SCALE], env);
+    t.equal(again.code, 1, 'a second seed is refused');
+    t.match(again.stderr, /^error: cannot seed: the Chroma collection memories at http:\/\/127\.0\.0\.1:\d+ already has records; --seed fills empty stores$/m);
+    t.notMatch(again.stderr, /\n\s+at /, 'no stack trace');
   });
 
   let before = '';
