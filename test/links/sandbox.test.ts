@@ -134,6 +134,8 @@ t.test('the links between the seeded stores', async (t) => {
     const [sampled] = await checkLinksLive(desired, { fullLimit: 10, sampleSize: 100_000, links: ['memory-vectors'] });
     t.match(sampled, { mode: 'sample', missing: { count: 1, examples: ['7'] } }, 'the sampled check (large stores) finds it too when the sample holds the row');
     t.match((sampled as { note: string }).note, /^a sample of .* \(more than 10 keys on a side\)$/);
+    const [sessions] = await checkLinksLive(desired, { fullLimit: 10, sampleSize: 100_000, links: ['user-sessions'] });
+    t.match(sessions, { mode: 'sample', missing: { count: 0 }, orphans: { count: 1, examples: ['00000000-0000-0000-0000-00000000beef'] } }, 'and the sampled Redis side its orphan key');
     const [late] = await checkLinksLive(desired, { budgetMs: 0, sampleSize: 100_000, links: ['memory-vectors'] });
     t.match(late, { mode: 'sample', missing: { count: 1, examples: ['7'] } }, 'a full comparison out of its time budget gives way to the sample');
     t.match((late as { note: string }).note, /\(every key could not be read within 0 s\)$/);
