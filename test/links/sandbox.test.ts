@@ -3,7 +3,8 @@
  * compiled CLI (build first): `init --seed` fills all three so that they agree; the health check
  * `consistency` and `verify --point` report a vector deleted by hand as an orphan naming the link
  * and the id; a point restores all three to one moment (zero orphans after `restore --point`);
- * the sampled live check finds the same; a broken link and a service down stop only their link.
+ * the sampled live check finds the same; a link naming an unknown table, column or collection is a
+ * broken link naming its file:line, and it and a service down stop only their link.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -162,10 +163,18 @@ t.test('the links between the seeded stores', async (t) => {
 
   await t.test('a link naming an unknown table is a broken link naming its file:line; a service down stops only its links', async (t) => {
     const other = t.testdir();
-    const broken = await config(other, ['  - name: typo', '    postgres: { table: memroy, key: id }', '    chroma: { collection: memories, metadata: memory_id }']);
+    const broken = await config(other, [
+      '  - name: typo', '    postgres: { table: memroy, key: id }', '    chroma: { collection: memories, metadata: memory_id }',
+      '  - name: no-column', '    postgres: { table: memory, key: uuid }', '    chroma: { collection: memories, metadata: memory_id }',
+      '  - name: no-collection', '    postgres: { table: memory, key: id }', '    chroma: { collection: memoirs, metadata: memory_id }',
+    ]);
     const { code, health } = consistency({ ...env, JARVIS_DB_CONFIG: broken, RD: 'redis://127.0.0.1:1/0' });
     t.equal(code, 2, 'CRITICAL');
-    t.match(health.findings.find((f) => f.check === 'consistency.broken_links')?.message, /jarvis-db\.yaml:19 links\[2\]\.postgres\.table: table memroy does not exist/);
+    const brokenLinks = health.findings.find((f) => f.check === 'consistency.broken_links')?.message;
+    t.match(brokenLinks, /^consistency\.broken_links 3 /);
+    t.match(brokenLinks, /jarvis-db\.yaml:19 links\[2\]\.postgres\.table: table memroy does not exist/);
+    t.match(brokenLinks, /jarvis-db\.yaml:22 links\[3\]\.postgres\.key: table memory has no column uuid/);
+    t.match(brokenLinks, /jarvis-db\.yaml:25 links\[4\]\.chroma\.collection: collection memoirs does not exist in Chroma/);
     t.equal(value(health, 'consistency.orphans.memory-vectors.postgres'), 0, 'the other links are still compared');
     t.equal(health.findings.find((f) => f.check === 'consistency.orphans.user-sessions.redis')?.status, 'UNKNOWN', 'the link on the Redis that is down is UNKNOWN');
   });
