@@ -23,6 +23,7 @@ import * as retention from './retention.js';
 import * as sandbox from './sandbox.js';
 import * as schedule from './schedule.js';
 import * as validate from './validate.js';
+import * as verify from './verify.js';
 import * as wal from './wal.js';
 
 function packageVersion(): string {
@@ -41,7 +42,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.configureHelp({ sortSubcommands: false });
-  for (const command of [plan, apply, validate, backup, restore, health, alerts, schedule, migrate, retention, archive, wal, init, daemon, sandbox, completion]) {
+  for (const command of [plan, apply, validate, backup, restore, verify, health, alerts, schedule, migrate, retention, archive, wal, init, daemon, sandbox, completion]) {
     command.define(program);
   }
   addFormatOptions(program);

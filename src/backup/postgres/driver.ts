@@ -248,7 +248,7 @@ function restoreName(database: string, kind: 'restore' | 'verify', id: string): 
 }
 
 /** The backup's data in a form pg_restore reads: the backup's own directory, or decrypted into a scratch dir when encrypted. */
-async function restoreSource(entry: CatalogEntry, ctx: DriverContext): Promise<{ path: string; cleanup: () => Promise<void> }> {
+export async function restoreSource(entry: CatalogEntry, ctx: Pick<DriverContext, 'keyRing'>): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const m = entry.manifest;
   const inner = m.format === 'custom' ? 'dump.pgc' : 'data';
   if (!m.encrypted) {
