@@ -246,7 +246,8 @@ async function loadTable(client: pg.Client, task: Task, now: Date): Promise<numb
     const indexes = await secondaryIndexes(client, task.name);
     for (const ix of indexes) await client.query(`DROP INDEX ${ix.name}`);
     const inserted = await client.query(task.sql, [now.toISOString(), ...task.params]);
-    for (const ix of indexes) await client.query(ix.definition);
+    // A partitioned table's index reads `ON ONLY`, which would build it on the parent alone (invalid, no partition indexed).
+    for (const ix of indexes) await client.query(ix.definition.replace(/ ON ONLY /, ' ON '));
     if (['users', 'conversations', 'messages', 'memory', 'metrics'].includes(task.name)) {
       await client.query(`SELECT setval(pg_get_serial_sequence('${task.name}', 'id'), (SELECT max(id) FROM ${task.name}))`);
     }
