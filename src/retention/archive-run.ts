@@ -5,8 +5,9 @@
  *   2. delete the rows of each child table that point at them, returning them as chunk lines
  *      (built by the server), and check that none is left (the cascade would take it unarchived);
  *   3. delete the parents by key, returning them as chunk lines;
- *   4. write the chunk (gzip, fsync, manifest published: store.ts);
+ *   4. write the chunk (zstd or gzip, fsync, manifest published: store.ts);
  *   5. COMMIT, then mark the chunk committed.
+ * A plain table without children does 1 and 3 in one statement (sql.ts archiveBatchByCtid).
  * The rows disappear only if the transaction commits, and it commits only once their chunk is
  * durable. A crash before 5 rolls the deletes back and leaves a pending chunk that resolve.ts
  * voids (or keeps, if the commit made it), so no row is lost and none is restored twice.
