@@ -102,9 +102,12 @@ async function archiveAndDrop(client: pg.Client, desired: Desired, policy: Reten
   const repo = archiveRepository(desired, env);
   const enc = desired.storage.encryption;
   const ring = enc ? keyRingFromEnv(enc.passphraseEnv, env) : null;
-  // An earlier attempt's chunks: void if its drop rolled back (the table is still here).
-  await cleanArchiveDebris(repo);
-  await resolvePending(client, repo, { policy: policy.name, ring });
+  // An earlier attempt's chunks: void if its drop rolled back (the table is still here). Only a
+  // partition an earlier run detached can have them: a fresh one skips the scans of every archive.
+  if (result.detached === 'earlier') {
+    await cleanArchiveDebris(repo);
+    await resolvePending(client, repo, { policy: policy.name, ring });
+  }
   const version = await serverVersion(client);
   const parentName = marker.parent;
   const writer = await ArchiveWriter.begin(repo, {
