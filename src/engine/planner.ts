@@ -57,6 +57,9 @@ const PHASE: Record<ActionType, number> = {
   restore_backup: 1,
   seed_dataset: 2,
   restore_archive: 4,
+  // After the restores it requires; an erasure on its own.
+  erase_user: 7,
+  reapply_tombstones: 9,
 };
 /** Action types of test modules (not in ACTION_TYPES) run after the due backups. */
 const UNKNOWN_PHASE = 3;

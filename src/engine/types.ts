@@ -3,6 +3,7 @@
  */
 import type { CopyBackupParams, CreateBackupParams, CreatePointParams, PruneBackupParams, PrunePointParams, PruneWalParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { FieldChange } from '../config/changes.js';
+import type { EraseUserParams, ReapplyTombstonesParams } from '../erasure/action-params.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
 import type { CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
@@ -32,6 +33,9 @@ export const ACTION_TYPES = [
   'restore_backup',
   'restore_archive',
   'seed_dataset',
+  // Command-only: `erase --user` makes the first, a restore the second (src/erasure).
+  'erase_user',
+  'reapply_tombstones',
 ] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
@@ -58,9 +62,11 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   restore_backup: 'change',
   restore_archive: 'change',
   seed_dataset: 'create',
+  erase_user: 'destroy',
+  reapply_tombstones: 'destroy',
 };
 
-export type ModuleName = 'backup' | 'migrate' | 'retention' | 'health' | (string & {});
+export type ModuleName = 'backup' | 'migrate' | 'retention' | 'health' | 'erasure' | (string & {});
 
 export type Risk = 'safe' | 'destructive';
 
@@ -130,12 +136,15 @@ export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
 export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
 export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
 export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
+export type EraseUser = ActionOf<'erase_user', EraseUserParams>;
+export type ReapplyTombstones = ActionOf<'reapply_tombstones', ReapplyTombstonesParams>;
 
 export type Action =
   | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
   | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | PruneArchive
-  | RestoreBackup | RestoreArchive | SeedDataset;
+  | RestoreBackup | RestoreArchive | SeedDataset
+  | EraseUser | ReapplyTombstones;
 
 /** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */
 export type ActionFor<K extends ActionType> = Extract<Action, { type: K }>;
