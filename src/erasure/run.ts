@@ -11,7 +11,8 @@
  */
 import type { Desired } from '../config/types.js';
 import { JarvisError, messageOf } from '../errors.js';
-import { connectPostgres, postgresUrl } from '../services/postgres.js';
+import type pg from 'pg';
+import { connectPostgres, postgresUrl, withDatabase } from '../services/postgres.js';
 import { parseRedisUrl, redisUrl } from '../services/redis.js';
 import { testPausePoint } from '../storage/durable.js';
 import { openRepositories } from '../storage/repositories.js';
@@ -51,14 +52,19 @@ export function sidesOf(desired: Desired, r: ResolvedErasure, keys: Map<string, 
 interface Surveyed { resolved: ResolvedErasure; sides: TombstoneSide[]; earlier: Tombstone[]; rows: Record<string, number>; userRow: 'absent' | 'present' | 'anonymized' }
 
 /** Read-only: what erasing the user touches (the keys of its rows and of its earlier tombstones). */
-async function survey(desired: Desired, user: string, env: NodeJS.ProcessEnv): Promise<Surveyed> {
-  const scan = await scanTombstones(openRepositories(desired, env));
+async function survey(desired: Desired, user: string, env: NodeJS.ProcessEnv, client: pg.Client): Promise<Surveyed> {
+  const [scan, resolved] = await Promise.all([scanTombstones(openRepositories(desired, env)), resolveOn(client, desired)]);
   const earlier = scan.tombstones.filter((t) => t.user === user);
-  const client = await connectPostgres(postgresUrl(desired), { applicationName: 'jarvis-db erase' });
+  const keys = await linkKeys(client, resolved, user);
+  return { resolved, earlier, sides: sidesOf(desired, resolved, keys, earlier), rows: await countUserRows(client, resolved, user), userRow: await userRowState(client, resolved, user) };
+}
+
+/** One connection for the whole of an erasure (or its preview, or its verification). */
+async function withPostgres<T>(desired: Desired, database: string | undefined, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const url = database === undefined ? postgresUrl(desired) : withDatabase(postgresUrl(desired), database);
+  const client = await connectPostgres(url, { applicationName: 'jarvis-db erase' });
   try {
-    const resolved = await resolveOn(client, desired);
-    const keys = await linkKeys(client, resolved, user);
-    return { resolved, earlier, sides: sidesOf(desired, resolved, keys, earlier), rows: await countUserRows(client, resolved, user), userRow: await userRowState(client, resolved, user) };
+    return await work(client);
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -69,14 +75,18 @@ const redisOf = (sides: readonly TombstoneSide[]) => sides.filter((s): s is Extr
 
 /** What an erasure would touch, nothing written (`erase --dry-run`). */
 export async function previewErasure(desired: Desired, user: string, env: NodeJS.ProcessEnv): Promise<ErasureReport> {
-  const s = await survey(desired, user, env);
+  const s = await withPostgres(desired, undefined, (client) => survey(desired, user, env, client));
   const sides = [...(await chromaSides(desired, chromaOf(s.sides), user, s.resolved.settings.userMetadata, false, env)), ...(await redisSides(desired, redisOf(s.sides), false))];
   return { user, postgres: { rows: s.rows, user: s.userRow }, sides, skipped: s.resolved.skipped };
 }
 
 /** Erases the user everywhere: the tombstone first, then Chroma, Redis, PostgreSQL. */
 export async function eraseUser(desired: Desired, user: string, env: NodeJS.ProcessEnv, now = new Date()): Promise<ErasureReport> {
-  const s = await survey(desired, user, env);
+  return withPostgres(desired, undefined, (client) => eraseWith(client, desired, user, env, now));
+}
+
+async function eraseWith(client: pg.Client, desired: Desired, user: string, env: NodeJS.ProcessEnv, now: Date): Promise<ErasureReport> {
+  const s = await survey(desired, user, env, client);
   const r = s.resolved;
   const tombstone: Tombstone = {
     formatVersion: 1, id: tombstoneId(user, now), user, at: now.toISOString(), links: r.links.map((l) => l.link.name),
@@ -89,26 +99,15 @@ export async function eraseUser(desired: Desired, user: string, env: NodeJS.Proc
   await testPausePoint('erase-after-chroma', env);
   sides.push(...(await redisSides(desired, redisOf(s.sides), true)));
   await testPausePoint('erase-after-redis', env);
-  const postgres = await onPostgres(desired, undefined, (client) => erasePostgres(client, r, user, env), r);
+  const postgres = await erasePostgres(client, r, user, env);
   return { user, tombstone: { id: tombstone.id, repositories }, postgres, sides, skipped: r.skipped };
-}
-
-async function onPostgres<T>(desired: Desired, database: string | undefined, work: (client: import('pg').Client, r: ResolvedErasure) => Promise<T>, resolved?: ResolvedErasure): Promise<T> {
-  const { withDatabase } = await import('../services/postgres.js');
-  const url = database === undefined ? postgresUrl(desired) : withDatabase(postgresUrl(desired), database);
-  const client = await connectPostgres(url, { applicationName: 'jarvis-db erase' });
-  try {
-    return await work(client, resolved ?? (await resolveOn(client, desired)));
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 export interface Remaining { store: 'postgres' | 'chroma' | 'redis'; what: string; count: number }
 
 /** `erase --verify`: what is left of the user in every store (nothing, once erased). */
 export async function verifyErasure(desired: Desired, user: string, env: NodeJS.ProcessEnv): Promise<{ remaining: Remaining[]; checked: string[]; tombstones: number }> {
-  const s = await survey(desired, user, env);
+  const s = await withPostgres(desired, undefined, (client) => survey(desired, user, env, client));
   const remaining: Remaining[] = [];
   for (const [table, n] of Object.entries(s.rows)) if (n > 0) remaining.push({ store: 'postgres', what: `${table} rows`, count: n });
   if (s.userRow === 'present') remaining.push({ store: 'postgres', what: `${s.resolved.users.schema}.${s.resolved.users.name} row not ${s.resolved.settings.user === 'delete' ? 'deleted' : 'anonymized'}`, count: 1 });
@@ -137,7 +136,7 @@ export async function reapplyTombstones(desired: Desired, tombstones: readonly T
       if (target.chroma) chroma += sum(await chromaSides(desired, chromaOf(t.sides), t.user, t.userMetadata, true, env, target.chroma));
       if (target.redis) redis += sum(await redisSides(desired, redisOf(t.sides), true));
       if (target.postgres) {
-        const done: PostgresErased = await onPostgres(desired, target.postgres.database, (client, r) => erasePostgres(client, r, t.user, env));
+        const done: PostgresErased = await withPostgres(desired, target.postgres.database, async (client) => erasePostgres(client, await resolveOn(client, desired), t.user, env));
         postgresRows += Object.values(done.rows).reduce((a, b) => a + b, 0);
       }
     } catch (e) {
