@@ -85,6 +85,22 @@ t.test('erase --user on PostgreSQL, Redis and Chroma', async (t) => {
     t.equal(cli(['erase', '--verify', '--user', '1'], env).code, 0, 'verify agrees');
   });
 
+  await t.test('restore ID of one member re-applies the tombstone to the database it writes; a backup taken after the erasure has none to apply', async (t) => {
+    const members = (JSON.parse(create.stdout) as { points: { members: { service: string; id: string }[] }[] }).points[0]!.members;
+    const pgBackup = members.find((m) => m.service === 'postgres')!.id;
+    const r = cli(['restore', pgBackup, '--target-db', 'erase_copy'], env);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^Tombstones: 1 tombstone applied \(erasures since \S+\): 14 rows, 0 Chroma records, 0 Redis keys removed again$/m, 'only PostgreSQL was restored');
+    const copy = (await sql(j.pgUrl.replace('/erase_db', '/erase_copy'), 'SELECT user_id::int AS u, count(*)::int AS n FROM memory GROUP BY 1 ORDER BY 1'))[0]!.rows;
+    t.same(copy, [{ u: 2, n: 4 }, { u: 3, n: 4 }], 'user 1 has no memory in the restored copy');
+    const later = cli(['--json', 'backup', 'create', '--service', 'redis'], env);
+    t.equal(later.code, 0, later.stderr);
+    const id = (JSON.parse(later.stdout) as { backups: { id: string }[] }).backups[0]!.id;
+    const again = cli(['restore', id, '--flush'], env);
+    t.equal(again.code, 0, again.stderr);
+    t.match(again.stdout, /^Tombstones: 0 tombstones applied \(no erasure recorded since the backup was taken\)$/m);
+  });
+
   await t.test('a hostile user id is a value, never SQL', async (t) => {
     for (const id of ['1; DROP TABLE users; --', "1' OR '1'='1", '$1']) {
       const r = cli(['erase', '--user', id, '--dry-run'], env);
