@@ -96,7 +96,8 @@ export interface PointSchedule {
   path: string;
 }
 
-export type RetentionAction = 'delete' | 'archive' | 'anonymize' | 'compress';
+/** `erase`: each row is a user erased from every store (src/erasure), as `erase --user` does. */
+export type RetentionAction = 'delete' | 'archive' | 'anonymize' | 'compress' | 'erase';
 
 export type AnonymizeStrategy = 'null' | 'redact' | 'hash' | 'email';
 

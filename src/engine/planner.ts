@@ -42,6 +42,7 @@ const PHASE: Record<ActionType, number> = {
   retention_drop_partition: 4,
   retention_archive: 4,
   retention_anonymize: 5,
+  retention_erase: 5,
   retention_compress: 6,
   retention_delete: 7,
   prune_backup: 8,

@@ -26,6 +26,7 @@ export const ACTION_TYPES = [
   'retention_archive',
   'retention_anonymize',
   'retention_compress',
+  'retention_erase',
   'retention_drop_partition',
   'create_partition',
   'prune_archive',
@@ -56,6 +57,7 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_archive: 'change',
   retention_anonymize: 'change',
   retention_compress: 'change',
+  retention_erase: 'destroy',
   retention_drop_partition: 'destroy',
   create_partition: 'create',
   prune_archive: 'destroy',
@@ -130,6 +132,7 @@ export type RetentionDelete = ActionOf<'retention_delete', RetentionParams>;
 export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
 export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
+export type RetentionErase = ActionOf<'retention_erase', RetentionParams>;
 export type RetentionDropPartition = ActionOf<'retention_drop_partition', DropPartitionParams>;
 export type CreatePartition = ActionOf<'create_partition', CreatePartitionParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
@@ -142,7 +145,7 @@ export type ReapplyTombstones = ActionOf<'reapply_tombstones', ReapplyTombstones
 export type Action =
   | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | PruneArchive
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionErase | RetentionDropPartition | CreatePartition | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset
   | EraseUser | ReapplyTombstones;
 

@@ -1,5 +1,6 @@
 /** The params of the erasure's action types (command-only), and their rules for a saved plan. */
 import type { ParamRuleTable } from '../engine/action-params.js';
+import { RETENTION_PARAM_RULES } from '../retention/action-params.js';
 
 /** `jarvis-db erase --user ID`: the user id as given (a bind parameter, never SQL). */
 export interface EraseUserParams {
@@ -20,7 +21,9 @@ export interface ReapplyTombstonesParams {
   chroma?: string;
 }
 
-export const ERASURE_PARAM_RULES: Pick<ParamRuleTable, 'erase_user' | 'reapply_tombstones'> = {
+export const ERASURE_PARAM_RULES: Pick<ParamRuleTable, 'erase_user' | 'reapply_tombstones' | 'retention_erase'> = {
+  // A retention policy's run, with the params of the others (src/retention/action-params.ts).
+  retention_erase: RETENTION_PARAM_RULES.retention_anonymize,
   erase_user: { fields: { user: { kind: 'string' } } },
   reapply_tombstones: {
     fields: {

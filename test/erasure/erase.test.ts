@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from '../backup/fixture.js';
 import { BIN, cli, holdings, jarvis, sessionKeys } from './fixture.js';
@@ -101,6 +101,24 @@ t.test('erase --user on PostgreSQL, Redis and Chroma', async (t) => {
     t.match(again.stdout, /^Tombstones: 0 tombstones applied \(no erasure recorded since the backup was taken\)$/m);
   });
 
+  await t.test('a retention policy with action: erase erases every user past its age from every store, and counts an erased one no more', async (t) => {
+    const config = j.config.replace(/\.yaml$/, '-retention.yaml');
+    await writeFile(config, (await readFile(j.config, 'utf8')) + [
+      'retention:', '  policies:', '    - { name: users-erase, table: users, age: { column: last_active_at, olderThan: 1y }, action: erase }', '',
+    ].join('\n'));
+    const renv = { ...env, JARVIS_DB_CONFIG: config };
+    await sql(j.pgUrl, `UPDATE users SET last_active_at = now() - interval '2 years' WHERE id IN (1, 3)`);
+    const plan = JSON.parse(cli(['--json', 'plan', '--target', 'retention'], renv).stdout) as { actions: { id: string; type: string; risk: string; reason: string; services: string[] }[] };
+    t.match(plan.actions, [{ id: 'retention.erase.users-erase', type: 'retention_erase', risk: 'destructive', services: ['postgres', 'redis', 'chroma'] }], 'planned, destructive, reaching every linked store');
+    t.match(plan.actions[0]!.reason, /^1 user older than 1y not yet erased \(last_active_at < \S+\), erased from every store per the links/, 'user 1, erased already, is not counted');
+    const r = cli(['retention', 'run', '--policy', 'users-erase', '--auto-approve'], renv);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout + r.stderr, /1 user of users erased \(users-erase\): 14 rows deleted, 4 Chroma records, 2 Redis keys; a tombstone each/);
+    t.equal(cli(['erase', '--verify', '--user', '3'], renv).code, 0, 'user 3 is erased everywhere');
+    t.match(((await holdings(j)) as { rows: Record<string, unknown>[] }).rows[1], { user: 2, memory: 4, sessions: 2 }, 'user 2, active, untouched');
+    t.notMatch(cli(['plan', '--target', 'retention'], renv).stdout, /retention\.erase\.users-erase/, 'nothing left to erase');
+  });
+
   await t.test('a hostile user id is a value, never SQL', async (t) => {
     for (const id of ['1; DROP TABLE users; --', "1' OR '1'='1", '$1']) {
       const r = cli(['erase', '--user', id, '--dry-run'], env);
@@ -126,11 +144,12 @@ t.test('erase --user on PostgreSQL, Redis and Chroma', async (t) => {
       await exited;
     };
     const tombstones = async () => (await readdir(join(j.storage, 'tombstones'))).filter((n) => !n.startsWith('.')).length;
+    const already = await tombstones();
     await pausedAt('tombstone-before-manifest');
-    t.equal(await tombstones(), 1, 'killed before its tombstone is published: no tombstone of user 2');
+    t.equal(await tombstones(), already, 'killed before its tombstone is published: no tombstone of user 2');
     t.match((await holdings(j) as { rows: Record<string, unknown>[] }).rows[1], { memory: 4, sessions: 2 }, 'and nothing of user 2 touched');
     await pausedAt('erase-after-chroma');
-    t.equal(await tombstones(), 2, 'the tombstone was recorded before the first store was touched');
+    t.equal(await tombstones(), already + 1, 'the tombstone was recorded before the first store was touched');
     const half = await holdings(j) as { rows: Record<string, unknown>[]; vectors: Record<string, string[]>; keys: string[] };
     t.equal(half.vectors['2'], undefined, 'killed after Chroma: the vectors are gone');
     t.match(half.rows[1], { memory: 4, sessions: 2 }, 'the rows are still there');
