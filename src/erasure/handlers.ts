@@ -57,6 +57,7 @@ export const reapplyTombstonesHandler: Handler<ReapplyTombstones> = async (actio
   const target = targetOf(action, ctx.outcomes, notes);
   progress.note(`re-applying ${plural(tombstones.length, 'tombstone')}`);
   const done = await reapplyTombstones(ctx.desired, tombstones, target, ctx.env);
+  notes.push(...done.notes);
   const summary = `${plural(done.applied, 'tombstone')} applied (erasures since ${action.params.since}): ${plural(done.postgresRows, 'row')}, ${plural(done.chroma, 'Chroma record')}, ${plural(done.redis, 'Redis key')} removed again`;
-  return { summary: [summary, ...notes.map((n) => `! ${n}`)].join('\n'), details: { ...done, notes } };
+  return { summary: [summary, ...notes.map((n) => `! ${n}`)].join('\n'), details: { applied: done.applied, postgresRows: done.postgresRows, chroma: done.chroma, redis: done.redis, notes } };
 };

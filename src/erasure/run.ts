@@ -16,8 +16,8 @@ import { connectPostgres, postgresUrl, withDatabase } from '../services/postgres
 import { parseRedisUrl, redisUrl } from '../services/redis.js';
 import { testPausePoint } from '../storage/durable.js';
 import { openRepositories } from '../storage/repositories.js';
-import { countUserRows, erasePostgres, linkKeys, resolveOn, userRowState, type PostgresErased } from './postgres.js';
-import type { ResolvedErasure } from './resolve.js';
+import { countUserRows, erasePostgres, linkKeys, readErasureCatalog, resolveOn, userRowState, type PostgresErased } from './postgres.js';
+import { erasureSettingsOf, resolveErasure, type ResolvedErasure } from './resolve.js';
 import { chromaSides, redisSides, type ChromaTarget, type SideCount } from './stores.js';
 import { recordTombstone, scanTombstones, tombstoneId, type Tombstone, type TombstoneSide } from './tombstones.js';
 
@@ -127,16 +127,25 @@ export interface ReapplyTarget {
 }
 
 /** Re-applies tombstones to what a restore brought back; returns what each removed. */
-export async function reapplyTombstones(desired: Desired, tombstones: readonly Tombstone[], target: ReapplyTarget, env: NodeJS.ProcessEnv): Promise<{ applied: number; postgresRows: number; chroma: number; redis: number }> {
+export async function reapplyTombstones(desired: Desired, tombstones: readonly Tombstone[], target: ReapplyTarget, env: NodeJS.ProcessEnv): Promise<{ applied: number; postgresRows: number; chroma: number; redis: number; notes: string[] }> {
   let postgresRows = 0;
   let chroma = 0;
   let redis = 0;
+  const notes: string[] = [];
+  // A restored database without the users table holds no user to erase (another schema's backup).
+  const resolved = target.postgres && tombstones.length
+    ? await withPostgres(desired, target.postgres.database, async (client) => {
+      const catalog = await readErasureCatalog(client, desired);
+      return catalog.get(erasureSettingsOf(desired).users.table) ? resolveErasure(desired, catalog) : null;
+    })
+    : null;
+  if (target.postgres && tombstones.length && !resolved) notes.push(`postgres: database "${target.postgres.database}" has no table ${erasureSettingsOf(desired).users.table}: no rows to erase there`);
   for (const t of tombstones) {
     try {
       if (target.chroma) chroma += sum(await chromaSides(desired, chromaOf(t.sides), t.user, t.userMetadata, true, env, target.chroma));
       if (target.redis) redis += sum(await redisSides(desired, redisOf(t.sides), true));
-      if (target.postgres) {
-        const done: PostgresErased = await withPostgres(desired, target.postgres.database, async (client) => erasePostgres(client, await resolveOn(client, desired), t.user, env));
+      if (target.postgres && resolved) {
+        const done: PostgresErased = await withPostgres(desired, target.postgres.database, (client) => erasePostgres(client, resolved, t.user, env));
         postgresRows += Object.values(done.rows).reduce((a, b) => a + b, 0);
       }
     } catch (e) {
@@ -145,7 +154,7 @@ export async function reapplyTombstones(desired: Desired, tombstones: readonly T
       });
     }
   }
-  return { applied: tombstones.length, postgresRows, chroma, redis };
+  return { applied: tombstones.length, postgresRows, chroma, redis, notes };
 }
 
 const sum = (counts: readonly SideCount[]) => counts.reduce((a, c) => a + c.count, 0);
