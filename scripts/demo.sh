@@ -51,7 +51,8 @@ step "jarvis-db plan (exit 0: nothing left to do)"
 "${JDB[@]}" plan --detailed-exitcode
 
 # The machine's own checks (load, disk) are left out: they judge the machine the demo runs on.
-for service in postgres redis chroma backups; do
+# consistency: the seed filled the three stores alike, and retention kept them so (links: in jarvis-db.yaml).
+for service in postgres redis chroma backups consistency; do
   step "jarvis-db health check --service $service (exit 0: healthy; retention vacuumed what it deleted)"
   "${JDB[@]}" health check --service "$service"
 done

@@ -31,7 +31,7 @@ t.test('the demo runs every step against its own sandbox and stops it', async (t
   t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 6 to create, /, 'the seeded data needs backups (and their off-site copies) and retention');
   t.match(stdout, /Apply complete: \d+ actions done/, 'apply does all of it');
   t.match(stdout, /plan \(exit 0: nothing left to do\)[\s\S]*No changes\. Observed state matches jarvis-db\.yaml\./, 'and converges');
-  for (const service of ['postgres', 'redis', 'chroma', 'backups']) {
+  for (const service of ['postgres', 'redis', 'chroma', 'backups', 'consistency']) {
     t.match(stdout, new RegExp(`health check --service ${service} \\(exit 0[^\\n]*\\nHealth: HEALTHY\\b`), `and ends healthy: ${service} (no dead tuples left by its own retention run)`);
   }
   t.match(stderr, /then VACUUM \(ANALYZE\) of public\.\w+/, 'the retention run vacuumed the tables it emptied');

@@ -11,7 +11,7 @@ import { repositoriesAt, type Repository, type RepositoryPlace } from '../storag
 import type { SealedStore } from '../storage/sealed-store.js';
 import { baseStartOf } from '../wal/prune.js';
 import {
-  BACKUP_ID, MANIFEST, backupKey, backupStore, manifestChecksum, manifestText, sealManifest,
+  BACKUP_ID, MANIFEST, backupKey, manifestChecksum, manifestText, sealManifest,
   type BackupManifest, type CatalogEntry, type Verification,
 } from './storage.js';
 

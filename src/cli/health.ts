@@ -10,7 +10,7 @@ export function define(program: Command): void {
     .command('check')
     .description('Run every health check once; exit 0 healthy, 1 warning, 2 critical, 3 unknown')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json', 'prometheus']).default('text'))
-    .addOption(new Option('--service <service>', 'only this service').choices(['postgres', 'redis', 'chroma', 'system', 'backups', 'repository']))
+    .addOption(new Option('--service <service>', 'only this service').choices(['postgres', 'redis', 'chroma', 'system', 'backups', 'repository', 'consistency']))
     .action(async (opts: { format: string; service?: string }, cmd: Command) => {
       const options = globalOptions(cmd);
       const desired = await loadDesired(options);

@@ -3,6 +3,7 @@
  * which declares its flags and an action that imports the heavy modules it needs only when
  * it runs, so that `jarvis-db --version` and `--help` start fast.
  */
+import '../services/pg-runtime.js';
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { OUTPUT_FORMATS } from './common.js';
@@ -23,6 +24,7 @@ import * as retention from './retention.js';
 import * as sandbox from './sandbox.js';
 import * as schedule from './schedule.js';
 import * as validate from './validate.js';
+import * as verify from './verify.js';
 import * as wal from './wal.js';
 
 function packageVersion(): string {
@@ -41,7 +43,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.configureHelp({ sortSubcommands: false });
-  for (const command of [plan, apply, validate, backup, restore, erase, health, alerts, schedule, migrate, retention, archive, wal, init, daemon, sandbox, completion]) {
+  for (const command of [plan, apply, validate, backup, restore, verify, erase, health, alerts, schedule, migrate, retention, archive, wal, init, daemon, sandbox, completion]) {
     command.define(program);
   }
   addFormatOptions(program);

@@ -9,6 +9,7 @@ import type { Desired } from '../config/types.js';
 import type { Plan } from '../engine/types.js';
 import { messageOf } from '../errors.js';
 import type { HealthReport } from '../health/check.js';
+import type { HistoryCharts } from '../health/status-section.js';
 import type { StatusSection } from '../render/status-page.js';
 import { formatDuration } from '../render/format.js';
 
@@ -51,6 +52,7 @@ export class StatusBoard {
   }
 
   private refreshing: Promise<void> | null = null;
+  private history: HistoryCharts | undefined;
 
   /** Reads the sections that come from storage (after each health check); one refresh at a time, a request during one is dropped. */
   refresh(desired: Desired, now: Date): void {
@@ -61,11 +63,13 @@ export class StatusBoard {
   private async read(desired: Desired, now: Date): Promise<void> {
     const read = async (id: string, title: string, make: () => Promise<StatusSection>): Promise<StatusSection> =>
       make().catch((e: unknown) => ({ id, title, status: 'UNKNOWN' as const, note: `cannot be read: ${messageOf(e)}` }));
-    const [{ historySection }, { archivesSection }] = await Promise.all([import('../health/status-section.js'), import('../retention/status-section.js')]);
+    const [{ HistoryCharts }, { archivesSection }] = await Promise.all([import('../health/status-section.js'), import('../retention/status-section.js')]);
+    this.history ??= new HistoryCharts();
+    const history = this.history;
     await this.readRuns(desired).catch(() => undefined);
     this.slow = await Promise.all([
       read('archives', 'Retention archives', () => archivesSection(desired)),
-      read('history', 'Health, the last 24 hours', () => historySection(desired, now)),
+      read('history', 'Health, the last 24 hours', () => history.section(desired, now)),
     ]);
     if (this.runPlan && now.getTime() - this.plannedAt >= PLAN_EVERY_MS) {
       this.plannedAt = now.getTime();

@@ -88,6 +88,7 @@ const COUNT_WORDS: Partial<Record<string, (n: number, more: boolean) => string>>
   verify_backup: (n, more) => (more ? `${plural(n, 'restore test')} will run` : `${plural(n, 'restore test')} fewer`),
   migrate_up: (n, more) => (more ? `${plural(n, 'migration')} to apply` : `${plural(n, 'migration')} fewer to apply`),
   migrate_down: (n, more) => (more ? `${plural(n, 'migration')} to revert` : `${plural(n, 'migration')} fewer to revert`),
+  copy_archive: (n, more) => (more ? `${plural(n, 'archive copy', 'archive copies')} to make` : `${plural(n, 'archive copy', 'archive copies')} fewer`),
   prune_archive: (n, more) => (more ? `${plural(n, 'archive')} will be deleted` : `${plural(n, 'archive')} fewer deleted`),
   retention_drop_partition: (n, more) => (more ? `${plural(n, 'partition')} will be dropped` : `${plural(n, 'partition')} fewer dropped`),
   create_partition: (n, more) => (more ? `${plural(n, 'partition')} to create` : `${plural(n, 'partition')} fewer to create`),

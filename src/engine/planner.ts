@@ -51,6 +51,8 @@ const PHASE: Record<ActionType, number> = {
   // After every member and copy it `requires`; a point goes before the member it is pruned with (that prune requires it).
   create_point: 3,
   prune_point: 8,
+  // After the archive runs of the same apply (their archives are finished by then; copied by the next plan).
+  copy_archive: 8,
   prune_archive: 8,
   verify_backup: 9,
   // Command-only types (never planned together with the others): a restore replaces data as a

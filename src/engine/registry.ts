@@ -27,7 +27,6 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { describeScheduleChanges } from '../backup/describe.js';
-import { JarvisError } from '../errors.js';
 import { describeHealthChanges } from '../health/describe.js';
 import { describeSchemaChanges } from '../migrate/describe.js';
 import { describePolicyChanges } from '../retention/describe.js';
@@ -81,6 +80,7 @@ export const HANDLERS: HandlerMap = {
   retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
   retention_drop_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.dropPartitionHandler),
   create_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.createPartitionHandler),
+  copy_archive: lazy(() => import('../retention/archive-copy.js'), (m) => m.copyArchiveHandler),
   prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),
   restore_backup: lazy(backup, (m) => m.restoreBackupHandler),
   restore_archive: lazy(() => import('../retention/archives.js'), (m) => m.restoreArchiveHandler),

@@ -6,7 +6,7 @@ import type { FieldChange } from '../config/changes.js';
 import type { EraseUserParams, ReapplyTombstonesParams } from '../erasure/action-params.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
-import type { CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
+import type { CopyArchiveParams, CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -29,6 +29,7 @@ export const ACTION_TYPES = [
   'retention_erase',
   'retention_drop_partition',
   'create_partition',
+  'copy_archive',
   'prune_archive',
   // Command-only: `plan` never makes these; `restore`, `archive restore` and `init --seed` do.
   'restore_backup',
@@ -60,6 +61,7 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_erase: 'destroy',
   retention_drop_partition: 'destroy',
   create_partition: 'create',
+  copy_archive: 'create',
   prune_archive: 'destroy',
   restore_backup: 'change',
   restore_archive: 'change',
@@ -135,6 +137,7 @@ export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
 export type RetentionErase = ActionOf<'retention_erase', RetentionParams>;
 export type RetentionDropPartition = ActionOf<'retention_drop_partition', DropPartitionParams>;
 export type CreatePartition = ActionOf<'create_partition', CreatePartitionParams>;
+export type CopyArchive = ActionOf<'copy_archive', CopyArchiveParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
 export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
 export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
@@ -145,7 +148,7 @@ export type ReapplyTombstones = ActionOf<'reapply_tombstones', ReapplyTombstones
 export type Action =
   | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionErase | RetentionDropPartition | CreatePartition | PruneArchive
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionErase | RetentionDropPartition | CreatePartition | CopyArchive | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset
   | EraseUser | ReapplyTombstones;
 

@@ -37,6 +37,7 @@ export function configuredProbes(desired: Desired): HealthService[] {
     if (s === 'backups') return desired.backups.length > 0;
     if (s === 'repository') return Boolean(desired.repositories?.length);
     if (s === 'wal') return desired.services.postgres?.pitr?.enabled === true;
+    if (s === 'consistency') return Boolean(desired.links?.length);
     return Boolean(desired.services[s]);
   });
 }
@@ -134,7 +135,8 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
       return await withTimeout(run(), timeout, service);
     } catch (e) {
       if (service === 'postgres' || service === 'redis' || service === 'chroma') return unreachable(service, e);
-      return [{ check: service === 'system' ? 'system.disk_free_ratio' : service === 'repository' ? 'repository.up' : service === 'wal' ? 'wal.receiver_running' : 'backups.valid', value: null, problem: messageOf(e) }];
+      const check = { system: 'system.disk_free_ratio', repository: 'repository.up', wal: 'wal.receiver_running', consistency: 'consistency.orphans', backups: 'backups.valid' }[service];
+      return [{ check, value: null, problem: messageOf(e) }];
     } finally {
       probeMs[service] = Math.round(performance.now() - t0);
     }
@@ -148,6 +150,7 @@ export async function observeHealth(desired: Desired, options: ObserveOptions = 
     // Each repository has its own time limit inside, shorter than the probe's.
     repository: async () => (await import('./probes/backups.js')).probeRepositories(desired, now, options.env, Math.max(timeout - 500, 100)),
     wal: async () => (await import('./probes/wal.js')).probeWal(desired, now, options.env),
+    consistency: async () => (await import('./probes/consistency.js')).probeConsistency(desired, now),
     system: async () => {
       const { probeSystem } = await import('./probes/system.js');
       const windowMs = options.cpuWindowMs ?? 100;

@@ -10,7 +10,7 @@
  */
 import type { Threshold } from '../config/types.js';
 
-export const HEALTH_SERVICES = ['postgres', 'redis', 'chroma', 'system', 'backups', 'repository', 'wal'] as const;
+export const HEALTH_SERVICES = ['postgres', 'redis', 'chroma', 'system', 'backups', 'repository', 'wal', 'consistency'] as const;
 export type HealthService = (typeof HEALTH_SERVICES)[number];
 
 export type MetricType = 'gauge' | 'counter';
@@ -205,6 +205,20 @@ export const CHECKS = {
   'wal.window_start_timestamp_seconds': {
     service: 'wal', type: 'gauge', help: 'Start of the recoverable window of each repository (Unix time): the end of the oldest base backup the WAL chain continues from.', labels: ['repository'],
     display: 'timestamp',
+  },
+
+  // With `links:` in the config (src/links/live.ts): the stores compared through each link.
+  'consistency.orphans': {
+    service: 'consistency', type: 'gauge', labels: ['link', 'side'],
+    help: 'Orphans of each link on each side: rows whose record or key the other store lacks (side postgres), records or keys whose row is gone (side chroma or redis); of every key, or of a sample on large stores.',
+    threshold: { warning: 1, lowerIsWorse: false }, source: 'ours: any orphan means the stores disagree', display: 'count',
+  },
+  'consistency.keys_compared': {
+    service: 'consistency', type: 'gauge', labels: ['link'], help: 'Keys of both sides each link compared (all of them, or a sample on large stores: the detail says which).', display: 'count',
+  },
+  'consistency.broken_links': {
+    service: 'consistency', type: 'gauge', help: 'Links that name a table, column or collection that does not exist (config errors naming the link\'s file:line).',
+    threshold: { critical: 1, lowerIsWorse: false }, source: 'ours: a broken link checks nothing', display: 'count',
   },
 } as const satisfies Record<string, CheckSpec>;
 

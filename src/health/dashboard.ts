@@ -99,6 +99,14 @@ export const DASHBOARD_LAYOUT: RowLayout[] = [
     ],
   },
   {
+    title: 'Consistency across the stores',
+    panels: [
+      { title: 'Orphans per link and side', kind: 'timeseries', min: 0, targets: [c('consistency.orphans', '{{link}} {{side}}')] },
+      { title: 'Keys compared per link', kind: 'timeseries', min: 0, targets: [c('consistency.keys_compared', '{{link}}')] },
+      { title: 'Broken links', kind: 'stat', w: 24, h: 5, targets: [c('consistency.broken_links', 'broken')] },
+    ],
+  },
+  {
     title: 'Machine',
     panels: [
       { title: 'Load per CPU', kind: 'timeseries', w: 6, targets: [c('system.load_per_cpu', '1-minute load / CPUs')] },

@@ -21,7 +21,8 @@ export const healthModule: DomainModule<HealthObservation> = {
     const { configuredProbes, observeHealth } = await import('./check.js');
     // A plan does not wait for a CPU window: CPU use is measured over the check's own probes.
     // PITR is the wal module's in a plan (from the backup module's WAL listing, not a second one).
-    const services = configuredProbes(ctx.desired).filter((s) => s !== 'wal');
+    // The cross-store comparison reads every key of the links: a health check's work, not a plan's.
+    const services = configuredProbes(ctx.desired).filter((s) => s !== 'wal' && s !== 'consistency');
     return observeHealth(ctx.desired, { env: ctx.env, now: ctx.now, cpuWindowMs: 0, services });
   },
   plan: (desired, observed) => planHealth(desired, observed),

@@ -41,37 +41,61 @@ export function servicesSection(desired: Desired, report: HealthReport | undefin
 const MAX_CHARTS = 12;
 const MAX_POINTS = 240;
 
-/** The last day of the health history: one chart per judged check that has values, with its level lines. */
-export async function historySection(desired: Desired, now: Date): Promise<StatusSection> {
-  const since = new Date(now.getTime() - 86_400_000);
-  // Each sample key (`backups.age_seconds.nightly`) resolved to its judged check once, not per record.
-  const checkOf = new Map<string, { check: string; threshold: Threshold } | null>();
-  const judged = (key: string) => {
-    if (!checkOf.has(key)) {
+/**
+ * The last day of the health history as charts, kept between refreshes: the first read takes the
+ * whole day, later ones only the records after the newest one seen (the current hour's file),
+ * and points older than a day are dropped. A config reload (other thresholds) starts it again.
+ */
+export class HistoryCharts {
+  private readonly series = new Map<string, [number, number][]>();
+  /** Each sample key (`backups.age_seconds.nightly`) resolved to its judged check once, not per record. */
+  private readonly checkOf = new Map<string, { check: string; threshold: Threshold } | null>();
+  private newest = -Infinity;
+  private desired: Desired | undefined;
+
+  private judged(key: string): { check: string; threshold: Threshold } | null {
+    if (!this.checkOf.has(key)) {
       const check = CHECK_NAMES.find((c) => keyMatches(key, c));
-      const threshold = check ? effectiveThreshold(check, desired.health.thresholds) : undefined;
-      checkOf.set(key, check && threshold ? { check, threshold } : null);
+      const threshold = check ? effectiveThreshold(check, this.desired!.health.thresholds) : undefined;
+      this.checkOf.set(key, check && threshold ? { check, threshold } : null);
     }
-    return checkOf.get(key)!;
-  };
-  const series = new Map<string, [number, number][]>();
-  for await (const record of readHistory(desired.storage.path, since)) {
-    const at = Date.parse(record.at);
-    for (const [key, value] of Object.entries(record.values)) {
-      if (value === null || !judged(key)) continue;
-      const points = series.get(key);
-      if (points) points.push([at, value]);
-      else series.set(key, [[at, value]]);
-    }
+    return this.checkOf.get(key)!;
   }
-  const charts: StatusChart[] = [...series.entries()].slice(0, MAX_CHARTS).map(([key, points]) => {
-    const { check, threshold: t } = judged(key)!;
-    const step = Math.max(1, Math.ceil(points.length / MAX_POINTS));
-    const levels = [
-      ...(t.warning !== undefined ? [{ value: t.warning, status: 'WARNING' as Status }] : []),
-      ...(t.critical !== undefined ? [{ value: t.critical, status: 'CRITICAL' as Status }] : []),
-    ];
-    return { title: key, points: points.filter((_, i) => i % step === 0 || i === points.length - 1), levels: checkSpec(check)?.display === 'bool' ? [] : levels };
-  });
-  return { id: 'history', title: 'Health, the last 24 hours', charts, ...(charts.length ? {} : { note: 'no history yet: the daemon records a check every health.interval' }) };
+
+  async section(desired: Desired, now: Date): Promise<StatusSection> {
+    if (desired !== this.desired) {
+      this.desired = desired;
+      this.series.clear();
+      this.checkOf.clear();
+      this.newest = -Infinity;
+    }
+    const dayAgo = now.getTime() - 86_400_000;
+    const since = new Date(Math.max(dayAgo, this.newest + 1));
+    for await (const record of readHistory(desired.storage.path, since)) {
+      const at = Date.parse(record.at);
+      if (at <= this.newest) continue;
+      this.newest = at;
+      for (const [key, value] of Object.entries(record.values)) {
+        if (value === null || !this.judged(key)) continue;
+        const points = this.series.get(key);
+        if (points) points.push([at, value]);
+        else this.series.set(key, [[at, value]]);
+      }
+    }
+    for (const [key, points] of this.series) {
+      const keep = points.findIndex(([at]) => at >= dayAgo);
+      if (keep === -1) this.series.delete(key);
+      else if (keep > 0) points.splice(0, keep);
+    }
+    const charts: StatusChart[] = [...this.series.entries()].slice(0, MAX_CHARTS).map(([key, points]) => {
+      const { check, threshold: t } = this.judged(key)!;
+      const step = Math.max(1, Math.ceil(points.length / MAX_POINTS));
+      const levels = [
+        ...(t.warning !== undefined ? [{ value: t.warning, status: 'WARNING' as Status }] : []),
+        ...(t.critical !== undefined ? [{ value: t.critical, status: 'CRITICAL' as Status }] : []),
+      ];
+      return { title: key, points: points.filter((_, i) => i % step === 0 || i === points.length - 1), levels: checkSpec(check)?.display === 'bool' ? [] : levels };
+    });
+    return { id: 'history', title: 'Health, the last 24 hours', charts, ...(charts.length ? {} : { note: 'no history yet: the daemon records a check every health.interval' }) };
+  }
 }

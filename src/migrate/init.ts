@@ -14,6 +14,10 @@ import type { MigrateObserved } from './observe.js';
 import type { MigrateRequest } from './plan.js';
 import type { MigrateResult } from './run.js';
 import { seedDatabase, type SeedResult } from '../dataset/seed.js';
+import { checkStoresReady, seedStores, type StoreSeed } from '../dataset/seed-stores.js';
+
+/** The seed of all three stores: the PostgreSQL rows, then the Chroma records and Redis keys made from them. */
+export type SeedAllResult = SeedResult & { stores: StoreSeed[] };
 
 /** Extensions jarvis-db uses when the server has them: gen_random_uuid/digests, query stats, embeddings. */
 export const WANTED_EXTENSIONS = ['pgcrypto', 'pg_stat_statements', 'vector'] as const;
@@ -37,7 +41,7 @@ export interface InitResult {
   created: boolean;
   extensions: ExtensionOutcome[];
   migrations: MigrateResult;
-  seed: SeedResult | null;
+  seed: SeedAllResult | null;
 }
 
 /** Creates the database named by the URL unless it exists; true when it created it. */
@@ -128,7 +132,7 @@ export async function initDatabase(desired: Desired, options: InitOptions): Prom
     },
   };
   const record = newRecord();
-  let seed: SeedResult | null = null;
+  let seed: SeedAllResult | null = null;
   const parts: EngineParts = {
     modules: [module],
     handlers: { ...HANDLERS, migrate_up: recording(HANDLERS.migrate_up, record), seed_dataset: recording(seedDatasetHandlerWith((r) => { seed = r; }), record) },
@@ -151,9 +155,13 @@ export async function initDatabase(desired: Desired, options: InitOptions): Prom
 }
 
 /** The seed_dataset handler; `onResult` gets the seed's result as it is (init prints it). */
-function seedDatasetHandlerWith(onResult: (result: SeedResult) => void = () => undefined): Handler<SeedDataset> {
+function seedDatasetHandlerWith(onResult: (result: SeedAllResult) => void = () => undefined): Handler<SeedDataset> {
   return async (action, ctx, progress) => {
-    const seed = await seedDatabase(postgresUrl(ctx.desired), { scale: action.params.scale, progress });
+    const url = postgresUrl(ctx.desired);
+    // Refused before any row is written: a seed fills empty stores.
+    await checkStoresReady(ctx.desired);
+    const rows = await seedDatabase(url, { scale: action.params.scale, progress });
+    const seed: SeedAllResult = { ...rows, stores: await seedStores(ctx.desired, url, { progress }) };
     onResult(seed);
     return { summary: `seeded at scale ${seed.scale}: ${seed.counts.users} users, ${seed.counts.messages} messages`, details: { ...seed } };
   };

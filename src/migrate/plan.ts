@@ -4,7 +4,7 @@
  * vanished applied file, files out of order, a target that does not exist, a down without
  * opt-in). No I/O, no clock.
  */
-import type { Desired, SchemaSettings } from '../config/types.js';
+import type { SchemaSettings } from '../config/types.js';
 import type { Finding, MigrateDown, MigrateUp, ModulePlan, PlanError } from '../engine/types.js';
 import type { MigrationFile } from './files.js';
 import type { AppliedMigration, MigrateObserved } from './observe.js';

@@ -55,6 +55,11 @@ export function formatInit(result: InitResult): string {
     lines.push(`+ seeded at scale ${s.scale} in ${formatDuration(s.ms)}: ${plural(c.users, 'user')}, ${plural(c.sessions, 'session')}, `
       + `${plural(c.conversations, 'conversation')}, ${plural(c.messages, 'message')}, ${plural(c.memory, 'memory', 'memories')}, ${plural(c.metrics, 'metric')}, `
       + `${plural(c.metricsHourly, 'hourly roll-up')}, ${plural(c.cacheEntries, 'cache entry', 'cache entries')}; database size ${formatBytes(s.databaseBytes)}`);
+    for (const store of s.stores) {
+      if ('skipped' in store) lines.push(`  ${store.store} not seeded: ${store.skipped}`);
+      else if (store.store === 'chroma') lines.push(`+ seeded chroma in ${formatDuration(store.ms)}: collection ${store.collection}, ${plural(store.records, 'record')}`);
+      else lines.push(`+ seeded redis in ${formatDuration(store.ms)}: ${plural(store.sessions, 'live session')}, ${plural(store.cacheEntries, 'cache entry', 'cache entries')}`);
+    }
   }
   return lines.join('\n');
 }

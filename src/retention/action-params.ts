@@ -54,6 +54,18 @@ export interface CreatePartitionParams {
 export interface PruneArchiveParams {
   archiveId: string;
   policy: string;
+  /** Every repository holding it; absent: the first only (a single repository). */
+  repositories?: string[];
+}
+
+/** copy_archive: a finished archive of the first repository copied to another. */
+export interface CopyArchiveParams {
+  /** The archive; absent: the one `fromAction` (an archive run of the same apply) wrote, if any. */
+  archiveId?: string;
+  fromAction?: string;
+  policy: string;
+  from: string;
+  to: string;
 }
 
 /** `jarvis-db archive restore ID` (command-only). */
@@ -85,9 +97,10 @@ const createPartition: ParamRules<CreatePartitionParams> = {
   },
 };
 
-export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partition' | 'create_partition' | 'prune_archive' | 'restore_archive'> = {
+export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partition' | 'create_partition' | 'copy_archive' | 'prune_archive' | 'restore_archive'> = {
   retention_delete: run, retention_archive: run, retention_anonymize: run, retention_compress: run,
   retention_drop_partition: dropPartition, create_partition: createPartition,
-  prune_archive: { fields: { archiveId: { kind: 'string' }, policy: { kind: 'string' } } },
+  copy_archive: { fields: { archiveId: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true }, policy: { kind: 'string' }, from: { kind: 'string' }, to: { kind: 'string' } } },
+  prune_archive: { fields: { archiveId: { kind: 'string' }, policy: { kind: 'string' }, repositories: { kind: 'string-list', optional: true } } },
   restore_archive: { fields: { archiveId: { kind: 'string' }, table: { kind: 'string', optional: true } } },
 };

@@ -19,7 +19,25 @@ import { resolvePending, type Resolution } from './resolve.js';
 import { beginSql, DEFAULT_SESSION, openSession } from './session.js';
 import { restoreInsert } from './sql.js';
 import type { PartitionPlacement } from './partition-run.js';
+import { openRepositories } from '../storage/repositories.js';
 import { archiveRepository, deleteArchive, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
+
+/**
+ * An archive by id (or prefix) in the first repository, else in the first other repository that
+ * holds it: after the loss of the host, the copies are what `archive verify|restore` read.
+ */
+export async function locateArchive(desired: Desired, id: string, env: NodeJS.ProcessEnv = process.env): Promise<ArchiveEntry> {
+  let notFound: unknown;
+  for (const repository of openRepositories(desired, env)) {
+    try {
+      return await findArchive(repository, id);
+    } catch (e) {
+      if (!(e instanceof JarvisError && e.code === 'ARCHIVE_INVALID')) throw e;
+      notFound ??= e;
+    }
+  }
+  throw notFound;
+}
 
 export function archiveKeyRing(desired: Desired, env: NodeJS.ProcessEnv, entry?: ArchiveEntry): KeyRing | null {
   const enc = desired.storage.encryption;
@@ -41,9 +59,33 @@ export async function settle(desired: Desired, env: NodeJS.ProcessEnv, entry?: A
   }
 }
 
-export async function listArchives(desired: Desired): Promise<{ archives: ArchiveSummary[]; invalid: { dir: string; problem: string }[] }> {
-  const scan = await scanArchives(archiveRepository(desired));
-  return { archives: scan.archives.map(summarize), invalid: scan.invalid };
+/**
+ * The archives of every repository, each once, oldest first; with several repositories each
+ * says where it is (`repositories`). A repository that cannot be read is reported in `invalid`.
+ */
+export async function listArchives(desired: Desired, env: NodeJS.ProcessEnv = process.env): Promise<{ archives: ArchiveSummary[]; invalid: { dir: string; problem: string }[] }> {
+  const repositories = openRepositories(desired, env);
+  const scan = await scanArchives(repositories[0]!);
+  if (repositories.length === 1) return { archives: scan.archives.map(summarize), invalid: scan.invalid };
+  const byId = new Map(scan.archives.map((a) => [a.header.id, { ...summarize(a), repositories: [repositories[0]!.name] }]));
+  const invalid = [...scan.invalid];
+  for (const repository of repositories.slice(1)) {
+    let other: Awaited<ReturnType<typeof scanArchives>>;
+    try {
+      other = await scanArchives(repository);
+    } catch (e) {
+      invalid.push({ dir: repository.location, problem: `cannot be read: ${messageOf(e)}` });
+      continue;
+    }
+    invalid.push(...other.invalid);
+    for (const a of other.archives) {
+      const known = byId.get(a.header.id);
+      if (known) known.repositories.push(repository.name);
+      else byId.set(a.header.id, { ...summarize(a), repositories: [repository.name] });
+    }
+  }
+  const archives = [...byId.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  return { archives, invalid };
 }
 
 export interface ArchiveVerifyResult {
@@ -56,7 +98,7 @@ export interface ArchiveVerifyResult {
 
 /** Settles pending chunks when the database is reachable, then reads every chunk end to end. */
 export async function verifyArchiveById(desired: Desired, id: string, env: NodeJS.ProcessEnv, options: { settle: boolean } = { settle: true }): Promise<ArchiveVerifyResult> {
-  let entry = await findArchive(archiveRepository(desired), id);
+  let entry = await locateArchive(desired, id, env);
   let resolution: Resolution | null = null;
   if (options.settle && entry.chunks.some((c) => c.state === 'pending') && desired.services.postgres) {
     resolution = await settle(desired, env, entry);
@@ -99,7 +141,7 @@ async function liveTable(client: pg.Client, archived: { table: string; columns: 
 }
 
 export async function restoreArchiveById(desired: Desired, id: string, options: { table?: string; env: NodeJS.ProcessEnv; progress?: Progress }): Promise<ArchiveRestoreResult> {
-  let entry = await findArchive(archiveRepository(desired), id);
+  let entry = await locateArchive(desired, id, options.env);
   const ring = archiveKeyRing(desired, options.env, entry);
   const client = await openSession(postgresUrl(desired), DEFAULT_SESSION, 'jarvis-db archive restore');
   try {
@@ -200,7 +242,7 @@ export const restoreArchiveHandler: Handler<RestoreArchive> = restoreArchiveHand
 export async function restoreArchiveCommand(desired: Desired, id: string, options: {
   table?: string; env: NodeJS.ProcessEnv; lockTimeoutMs: number; progress?: Progress; waitingForLock?: ApplyReporter['waitingForLock'];
 }): Promise<ArchiveRestoreResult> {
-  const entry = await findArchive(archiveRepository(desired), id);
+  const entry = await locateArchive(desired, id, options.env);
   const archiveId = entry.header.id;
   const action: RestoreArchive = {
     id: `retention.restore.${archiveId}`, type: 'restore_archive', module: 'retention', target: archiveId,

@@ -1,7 +1,8 @@
 /**
  * The `retention` domain module: observe (catalog, eligible rows, archives; read-only),
  * plan (pure), and the handlers of retention_delete, retention_archive, retention_anonymize,
- * retention_compress and prune_archive (retention_drop_partition and create_partition: partition-run.ts). Handlers never re-decide: they take the policy and the
+ * retention_compress and prune_archive (retention_drop_partition and create_partition: partition-run.ts;
+ * copy_archive: archive-copy.ts). Handlers never re-decide: they take the policy and the
  * planned cut-off from the action and check the live catalog before touching a row.
  */
 import type { Desired, RetentionPolicy } from '../config/types.js';
@@ -25,8 +26,13 @@ export const retentionModule: DomainModule<RetentionObserved> = {
   fingerprint: (observed) => retentionFingerprint(observed),
   /** Under the apply lock: removes what killed archive runs left, settles their interrupted chunks. */
   async beforeApply(ctx) {
-    const { archiveRepository, cleanArchiveDebris, scanArchives } = await import('./store.js');
-    const lines = (await cleanArchiveDebris(archiveRepository(ctx.desired, ctx.env))).map((path) => `removed ${path}, left by a killed archive run`);
+    const [{ archiveRepository, cleanArchiveDebris, scanArchives }, { openRepositories }] = await Promise.all([import('./store.js'), import('../storage/repositories.js')]);
+    const lines: string[] = [];
+    for (const [i, repository] of openRepositories(ctx.desired, ctx.env).entries()) {
+      // Another repository that cannot be read now holds back only the copies to it (the plan says so).
+      const removed = await cleanArchiveDebris(repository).catch((e: unknown) => { if (i === 0) throw e; return []; });
+      lines.push(...removed.map((path) => `removed ${path}, left by a killed archive run or copy`));
+    }
     const { archives } = await scanArchives(archiveRepository(ctx.desired, ctx.env));
     if (ctx.desired.services.postgres && archives.some((a) => a.chunks.some((c) => c.state === 'pending'))) {
       const { settle } = await import('./archives.js');
@@ -74,6 +80,12 @@ export const retentionCompressHandler = runHandler<RetentionCompress>('compress'
 
 export const pruneArchiveHandler: Handler<PruneArchive> = async (action, ctx) => {
   const id = action.params.archiveId;
+  if (action.params.repositories) {
+    const [{ pruneEverywhere }, { summarize }] = await Promise.all([import('./archive-copy.js'), import('./store.js')]);
+    const { repositories, entry } = await pruneEverywhere(ctx.desired, id, action.params.repositories, ctx.env);
+    const summary = summarize(entry);
+    return { summary: `archive ${id} of ${summary.policy} deleted from ${repositories.join(', ')} (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };
+  }
   const { pruneArchiveById } = await import('./archives.js');
   const summary = await pruneArchiveById(ctx.desired, id);
   return { summary: `archive ${id} of ${summary.policy} deleted (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };

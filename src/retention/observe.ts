@@ -23,6 +23,8 @@ import { displayName, ident, inspectTable, regclassText, type TableInfo } from '
 import { checkPolicy, type PolicyCatalog, type ResolvedPolicy } from './check.js';
 import { openSession, serverVersion } from './session.js';
 import { anyOfCount, capBoundary, countCapped, countChildren, countEligible, notAnonymized, rowsOfCount, sampleRowBytes, type Phase, type Sql } from './sql.js';
+import type { ArchiveCopiesObserved } from './archive-copies.js';
+import { observeCopies } from './archive-copy.js';
 import { archiveRepository, findArchiveDebris, scanArchives, summarize, type ArchiveSummary } from './store.js';
 import { countPartition, findDetached, inspectPartitioning, partmanSchemas, type DetachedPartition, type Partitioning } from './partition-catalog.js';
 import { routeOf, type PartitionRoute } from './partition-plan.js';
@@ -77,6 +79,10 @@ export interface RetentionObserved {
   archives: ArchiveSummary[];
   invalidArchives: { dir: string; problem: string }[];
   debris: number;
+  /** The first repository's name, where `archives` are (absent in older observations: `local`). */
+  repository?: string;
+  /** What each other repository holds (absent: there is none). */
+  copies?: ArchiveCopiesObserved[];
 }
 
 /** The cut-off of a policy at `now`: rows older than this are eligible. */
@@ -212,13 +218,16 @@ async function observeDeclared(client: Queryable, tables: string[], partman: str
 }
 
 export async function observeRetention(desired: Desired, env: NodeJS.ProcessEnv, now: Date, options: ObserveOptions = {}): Promise<RetentionObserved> {
-  const scan = await scanArchives(archiveRepository(desired));
+  const first = archiveRepository(desired, env);
+  const scan = await scanArchives(first);
   const out: RetentionObserved = {
     policies: [],
     archives: scan.archives.map(summarize),
     invalidArchives: scan.invalid,
-    debris: (await findArchiveDebris(archiveRepository(desired))).length,
+    debris: (await findArchiveDebris(first)).length,
+    repository: first.name,
   };
+  if ((desired.repositories?.length ?? 0) > 1) out.copies = await observeCopies(desired, env);
   const policies = desired.retention.filter((p) => p.enabled);
   const declared = desired.partitions ?? [];
   if (policies.length === 0 && declared.length === 0) return out;

@@ -5,7 +5,7 @@
  * Order: archive, compress, anonymize, delete, then the expiry of archives.
  */
 import type { Desired, RetentionPolicy, ServiceName } from '../config/types.js';
-import { parseDuration } from '../config/durations.js';
+import { planArchiveCopies } from './archive-copies.js';
 import type {
   Action, ActionType, Finding, ModulePlan, PlanError, RetentionAnonymize, RetentionArchive, RetentionCompress, RetentionDelete, Risk,
 } from '../engine/types.js';
@@ -21,7 +21,7 @@ const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_
   archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete', erase: 'retention_erase',
 };
 const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive', erase: 'destructive' };
-const ORDER: ActionType[] = ['create_partition', 'retention_drop_partition', 'retention_archive', 'retention_compress', 'retention_anonymize', 'retention_erase', 'retention_delete', 'prune_archive'];
+const ORDER: ActionType[] = ['create_partition', 'retention_drop_partition', 'retention_archive', 'retention_compress', 'retention_anonymize', 'retention_erase', 'retention_delete', 'copy_archive', 'prune_archive'];
 
 /** A retention run (delete, archive, anonymize, compress): an action with RetentionParams. */
 export type RetentionRun = RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress;
@@ -130,26 +130,15 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
     errors.push(...declared.errors);
   }
   for (const archive of observed.archives) {
-    const policy = desired.retention.find((p) => p.name === archive.policy);
-    const deleteAfter = policy?.archive?.deleteAfter;
     if (archive.pending > 0 && !archive.writerAlive) {
       findings.push({ check: `retention.archive.pending.${archive.id}`, service: 'storage', status: 'WARNING', value: archive.pending, threshold: null,
         message: `archive ${archive.id} (${archive.policy}) has ${plural(archive.pending, 'chunk')} whose delete was interrupted; the next run of ${archive.policy} or \`jarvis-db archive verify ${archive.id}\` settles them` });
     }
-    if (!deleteAfter || archive.writerAlive) continue;
-    const expiry = new Date(Date.parse(archive.cutoff) + parseDuration(deleteAfter) * 1000);
-    if (expiry.getTime() > now.getTime()) continue;
-    actions.push({
-      id: `retention.prune.${archive.id}`,
-      type: 'prune_archive',
-      module: 'retention',
-      target: archive.id,
-      reason: `archive of ${archive.policy} holds rows older than ${archive.cutoff}, past deleteAfter ${deleteAfter} since ${expiry.toISOString()}`,
-      risk: 'destructive',
-      estimate: { rows: archive.rows, bytes: archive.bytes },
-      params: { archiveId: archive.id, policy: archive.policy },
-    });
   }
+  const runs = actions.flatMap((a) => (a.type === 'retention_archive' || (a.type === 'retention_drop_partition' && a.params.archiveFirst) ? [{ id: a.id, policy: a.params.policy }] : []));
+  const across = planArchiveCopies(desired, observed.repository ?? 'local', observed.archives, observed.copies ?? [], now, runs);
+  actions.push(...across.copies, ...across.prunes);
+  errors.push(...across.errors);
   for (const bad of observed.invalidArchives) {
     findings.push({ check: 'retention.archive.invalid', service: 'storage', status: 'WARNING', value: bad.dir, threshold: null, message: `${bad.dir}: ${bad.problem}` });
   }

@@ -47,10 +47,11 @@ export function renderPolicyPreviews(previews: PolicyPreview[]): string {
 }
 
 export function renderArchiveList(archives: ArchiveSummary[]): string {
-  const rows = [['ID', 'POLICY', 'TABLE', 'CREATED', 'CUT-OFF', 'CHUNKS', 'ROWS', 'SIZE', 'STATE']];
+  const where = archives.some((a) => a.repositories);
+  const rows = [['ID', 'POLICY', 'TABLE', 'CREATED', 'CUT-OFF', 'CHUNKS', 'ROWS', 'SIZE', 'STATE', ...(where ? ['REPOSITORIES'] : [])]];
   for (const a of archives) {
     const state = a.writerAlive ? 'being written' : a.damaged ? `${a.damaged} damaged` : a.pending ? `${a.pending} pending` : 'ok';
-    rows.push([a.id, a.policy, a.table, formatTimestamp(a.createdAt), formatTimestamp(a.cutoff), formatCount(a.chunks), formatCount(a.rows), formatBytes(a.bytes), state]);
+    rows.push([a.id, a.policy, a.table, formatTimestamp(a.createdAt), formatTimestamp(a.cutoff), formatCount(a.chunks), formatCount(a.rows), formatBytes(a.bytes), state, ...(where ? [(a.repositories ?? []).join(', ')] : [])]);
   }
   return renderTable(rows, { align: [, , , , , 'right', 'right', 'right'] });
 }

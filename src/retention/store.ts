@@ -383,6 +383,8 @@ export interface ArchiveSummary {
   bytes: number;
   encrypted: boolean;
   writerAlive: boolean;
+  /** Listings of several repositories: the ones that hold it, the first first. */
+  repositories?: string[];
 }
 
 export function summarize(entry: ArchiveEntry): ArchiveSummary {

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { cli } from '../engine/fixtures/cli.js';

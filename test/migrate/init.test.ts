@@ -27,6 +27,7 @@ t.test('init creates the missing database and extensions, migrates to the target
   t.match(r.stdout, /^  extension vector: not available \(pgvector is not installed on the server: memory\.embedding will be real\[\]\)$|^\+ extension vector: created$/m);
   t.match(r.stdout, /^Schema at 0005_cache_entries \(was 0\)\.$/m);
   t.match(r.stdout, /^\+ seeded at scale 0\.02 in (\d+ms|[\d.]+s|\d+m \d+s): 700 users, 1,300 sessions, 2,740 conversations, [\d,]+ messages, 520 memories, 13,000 metrics, 860 hourly roll-ups, 860 cache entries; database size [\d.]+ MB$/m);
+  t.match(r.stdout, /^  chroma not seeded: services\.chroma is not configured\n  redis not seeded: services\.redis is not configured$/m, 'the stores not configured are skipped, and it says so');
   t.notMatch(r.stdout + r.stderr, new URL(server.url).password, 'the password is never printed');
   const ext = await sql<{ extname: string }>(db.url, `SELECT extname FROM pg_extension ORDER BY 1`);
   t.ok(ext.some((e) => e.extname === 'pgcrypto'), 'pgcrypto is installed');

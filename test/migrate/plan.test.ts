@@ -3,8 +3,6 @@
  * the down opt-in, and the backup-before-migrations placement the engine uses.
  */
 import t from 'tap';
-import type { BackupSchedule, Desired } from '../../src/config/types.js';
-import type { Action } from '../../src/engine/types.js';
 import type { MigrationFile } from '../../src/migrate/files.js';
 import type { MigrateObserved } from '../../src/migrate/observe.js';
 import { checkHistory, planMigrations, planMigrationSteps, resolveTarget } from '../../src/migrate/plan.js';

@@ -2,7 +2,6 @@
  * Retention test helpers on a real server: observe + plan + execute like apply does, and read
  * tables and archives back as rows of PostgreSQL text (the archives' own representation).
  */
-import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import type { Desired } from '../../src/config/types.js';

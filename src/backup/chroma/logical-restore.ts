@@ -28,7 +28,7 @@ import { digestCollection, pageSizeFor, spaceOf, type CollectionSummary } from '
 import { decryptor, type KeyRing } from '../../storage/crypto.js';
 
 /** Lines of a (possibly encrypted) brotli-compressed backup file, streamed. */
-async function* fileLines(path: string, fileName: string, keyRing: KeyRing | null): AsyncGenerator<string> {
+export async function* fileLines(path: string, fileName: string, keyRing: KeyRing | null): AsyncGenerator<string> {
   const stages: (NodeJS.ReadableStream | Transform)[] = [createReadStream(path, { highWaterMark: 1 << 20 })];
   if (fileName.endsWith('.enc')) {
     if (!keyRing) throw new JarvisError('DECRYPT_FAILED', `${fileName} is encrypted and no passphrase is configured`, { hint: 'set storage.encryption.passphraseEnv and that environment variable' });

@@ -80,7 +80,20 @@ async function tocEntries(tool: string, dump: string): Promise<number> {
   return countTocEntries(listed.stdout);
 }
 
-export async function toolVersion(tool: string): Promise<{ text: string; major: number }> {
+/** One `--version` per tool path and process: a backup asks it before it knows the server's major. */
+const versions = new Map<string, Promise<{ text: string; major: number }>>();
+
+export function toolVersion(tool: string): Promise<{ text: string; major: number }> {
+  let version = versions.get(tool);
+  if (!version) {
+    version = readToolVersion(tool);
+    versions.set(tool, version);
+    version.catch(() => versions.delete(tool));
+  }
+  return version;
+}
+
+async function readToolVersion(tool: string): Promise<{ text: string; major: number }> {
   const child = spawnTool(tool, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d; });
@@ -154,6 +167,8 @@ async function create(schedule: BackupSchedule, ctx: DriverContext, writer: Back
   const format = schedule.format ?? 'directory';
   const jobs = Math.max(1, schedule.jobs ?? 2);
   const level = schedule.compression ?? 1;
+  // The newest installed pg_dump is the usual pick: its --version runs while we connect.
+  toolVersion(findPostgresTool('pg_dump', 0, ctx.env)).catch(() => undefined);
   const client = await connectPostgres(url, APP);
   let snapshotOpen = false;
   try {
@@ -233,7 +248,7 @@ function restoreName(database: string, kind: 'restore' | 'verify', id: string): 
 }
 
 /** The backup's data in a form pg_restore reads: the backup's own directory, or decrypted into a scratch dir when encrypted. */
-async function restoreSource(entry: CatalogEntry, ctx: DriverContext): Promise<{ path: string; cleanup: () => Promise<void> }> {
+export async function restoreSource(entry: CatalogEntry, ctx: Pick<DriverContext, 'keyRing'>): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const m = entry.manifest;
   const inner = m.format === 'custom' ? 'dump.pgc' : 'data';
   if (!m.encrypted) {

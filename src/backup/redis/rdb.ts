@@ -10,6 +10,7 @@
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { Crc64 } from './crc64.js';
+import { lzfDecompress } from './lzf.js';
 
 /* ---------------------------------------------------------------- the structure walk */
 
@@ -54,6 +55,7 @@ const OP = {
   AUX: 13, // two strings kept as text
   CHECKSUM: 14, // the 8 stored bytes after EOF
   ODOUBLE: 15, // one old-style double
+  KEY: 16, // a key read whole and handed to onKey
 } as const;
 
 /** Value types whose serialisation is one string (ziplist, listpack, intset, zipmap blobs). */
@@ -102,6 +104,12 @@ export class RdbScanner {
   // results of the last readLen
   private lv = 0;
   private enc = false;
+
+  /**
+   * Set to receive each key (its database and name, decoded: LZF and integer encodings) as the
+   * walk passes it; the cross-store checks read a backup's keys this way (src/links/point.ts).
+   */
+  onKey: ((db: number, key: Buffer) => void) | null = null;
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
@@ -260,6 +268,41 @@ export class RdbScanner {
     return text;
   }
 
+  /** A whole string (a key: short), decoded; null (pos unchanged) when more bytes are needed. */
+  private readWholeString(): Buffer | null {
+    const start = this.pos;
+    if (!this.readLen()) return null;
+    const b = this.buf;
+    if (!this.enc) {
+      if (this.pos + this.lv > this.end) { this.pos = start; return null; }
+      const out = Buffer.from(b.subarray(this.pos, this.pos + this.lv));
+      this.pos += this.lv;
+      return out;
+    }
+    if (this.lv <= 2) {
+      const size = 1 << this.lv;
+      const p = this.pos;
+      if (p + size > this.end) { this.pos = start; return null; }
+      this.pos = p + size;
+      return Buffer.from(String(size === 1 ? b.readInt8(p) : size === 2 ? b.readInt16LE(p) : b.readInt32LE(p)));
+    }
+    if (this.lv !== 3) this.corrupt(`unknown string encoding ${this.lv}`);
+    if (!this.readLen()) { this.pos = start; return null; }
+    const compressed = this.lv;
+    if (!this.readLen()) { this.pos = start; return null; }
+    const plain = this.lv;
+    if (compressed > MAX_SAFE_LEN || plain > MAX_SAFE_LEN) this.corrupt('a compressed key of implausible size');
+    if (this.pos + compressed > this.end) { this.pos = start; return null; }
+    let out: Buffer;
+    try {
+      out = lzfDecompress(b.subarray(this.pos, this.pos + compressed), plain);
+    } catch (e) {
+      return this.corrupt((e as Error).message);
+    }
+    this.pos += compressed;
+    return out;
+  }
+
   private giveUp(reason: string): void {
     this.gaveUp = reason;
     this.ops = []; this.ns = []; this.nextOps = []; this.mults = []; this.variants = [];
@@ -391,6 +434,13 @@ export class RdbScanner {
         this.ns[depth]!--;
         return true;
       }
+      case OP.KEY: {
+        const key = this.readWholeString();
+        if (key === null) return false;
+        this.ns[depth]!--;
+        this.onKey!(this.db, key);
+        return true;
+      }
       case OP.AUX: {
         const text = this.readText();
         if (text === null) return false;
@@ -466,7 +516,7 @@ export class RdbScanner {
     this.keys++;
     if (this.pendingExpire) { count.expires++; this.expires++; }
     this.pendingExpire = false;
-    if (BLOB_TYPES[type] === 1) {
+    if (BLOB_TYPES[type] === 1 && !this.onKey) {
       // Fast path for the common case (a string-like value, the key whole in this chunk):
       // no frames pushed. Otherwise the frames below do the same across chunks.
       const start = this.pos;
@@ -495,7 +545,7 @@ export class RdbScanner {
       this.giveUp(`value type ${type} is not walked`);
       return true;
     }
-    this.frame(OP.STRINGS, 1);
+    this.frame(this.onKey ? OP.KEY : OP.STRINGS, 1);
     return true;
   }
 }
