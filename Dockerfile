@@ -39,8 +39,8 @@ FROM toolchain AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: the project's own `prepare` (tsc) needs the sources, copied below; the only
-# dependency with an install script is better-sqlite3, rebuilt explicitly.
-RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild better-sqlite3
+# dependencies with an install script, better-sqlite3 and zstd-napi (optional), are rebuilt explicitly.
+RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild better-sqlite3 zstd-napi
 COPY tsconfig.json ./
 COPY src ./src
 # The build step after tsc turns the config schema into standalone validators (dist/config/validators.cjs).
@@ -53,7 +53,7 @@ RUN npm run build
 FROM toolchain AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm rebuild better-sqlite3
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm rebuild better-sqlite3 zstd-napi
 
 # ---------------------------------------------------------------------------------------------
 # runtime

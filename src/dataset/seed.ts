@@ -176,7 +176,7 @@ function tasks(counts: SeedCounts, embeddingCast: string): Task[] {
     },
     {
       name: 'metrics', after: [], params: [c.metrics],
-      // 45 days of samples in time order, eight series with values in their own ranges.
+      // METRICS_DAYS (45) days of samples in time order, eight series with values in their own ranges.
       sql: `INSERT INTO metrics (id, name, value, labels, recorded_at)
         SELECT i, (ARRAY['latency_ms', 'tokens_in', 'tokens_out', 'requests', 'errors', 'queue_depth', 'cache_hit_ratio', 'memory_recall_ms'])[1 + i % 8],
                CASE i % 8 WHEN 0 THEN 80 + random() * 2000 WHEN 1 THEN floor(random() * 4000) WHEN 2 THEN floor(random() * 1500)
@@ -246,7 +246,8 @@ async function loadTable(client: pg.Client, task: Task, now: Date): Promise<numb
     const indexes = await secondaryIndexes(client, task.name);
     for (const ix of indexes) await client.query(`DROP INDEX ${ix.name}`);
     const inserted = await client.query(task.sql, [now.toISOString(), ...task.params]);
-    for (const ix of indexes) await client.query(ix.definition);
+    // A partitioned table's index reads `ON ONLY`, which would build it on the parent alone (invalid, no partition indexed).
+    for (const ix of indexes) await client.query(ix.definition.replace(/ ON ONLY /, ' ON '));
     if (['users', 'conversations', 'messages', 'memory', 'metrics'].includes(task.name)) {
       await client.query(`SELECT setval(pg_get_serial_sequence('${task.name}', 'id'), (SELECT max(id) FROM ${task.name}))`);
     }
@@ -309,6 +310,22 @@ async function runTasks(clients: pg.Client[], list: Task[], now: Date, progress?
   return { rows: done, ms };
 }
 
+/** How far back the metrics samples go (the metrics task's SQL says the same). */
+const METRICS_DAYS = 45;
+
+/**
+ * metrics range-partitioned by day (0006_partition_metrics) has partitions only for the days it
+ * had rows when it was converted: the seed's days get theirs first, else they all land in the
+ * default partition, where retention can only take them in batches.
+ */
+async function partitionMetricsDays(client: pg.Client, now: Date): Promise<void> {
+  const { rows: [row] } = await client.query<{ partitioned: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass('metrics')) AS partitioned`);
+  if (!row?.partitioned) return;
+  const { createMissingDaily } = await import('../retention/partition-run.js');
+  const { rows: [schema] } = await client.query<{ s: string }>(`SELECT n.nspname::text AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('metrics')`);
+  await createMissingDaily(client, { schema: schema!.s, name: 'metrics' }, new Date(now.getTime() - METRICS_DAYS * 86_400_000), now);
+}
+
 /** Fills an empty JARVIS schema (at the latest migration) with the dataset at `scale`. */
 export async function seedDatabase(url: string, options: SeedOptions): Promise<SeedResult> {
   if (!(options.scale > 0) || options.scale > 1000) throw new JarvisError('USAGE', `--scale must be a number above 0 and at most 1000 (got ${options.scale})`);
@@ -323,6 +340,7 @@ export async function seedDatabase(url: string, options: SeedOptions): Promise<S
     const { embeddingCast } = await checkReady(main);
     const foreignKeyChecks = await skipForeignKeyChecks(clients);
     for (const client of clients) await client.query(`SET maintenance_work_mem = '256MB'`);
+    await partitionMetricsDays(main, now);
     let t = Date.now();
     const { rows, ms } = await runTasks(clients, tasks(counts, embeddingCast), now, options.progress);
     phases.load = Date.now() - t;

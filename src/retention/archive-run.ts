@@ -5,8 +5,9 @@
  *   2. delete the rows of each child table that point at them, returning them as chunk lines
  *      (built by the server), and check that none is left (the cascade would take it unarchived);
  *   3. delete the parents by key, returning them as chunk lines;
- *   4. write the chunk (gzip, fsync, manifest published: store.ts);
+ *   4. write the chunk (zstd or gzip, fsync, manifest published: store.ts);
  *   5. COMMIT, then mark the chunk committed.
+ * A plain table without children does 1 and 3 in one statement (sql.ts archiveBatchByCtid).
  * The rows disappear only if the transaction commits, and it commits only once their chunk is
  * durable. A crash before 5 rolls the deletes back and leaves a pending chunk that resolve.ts
  * voids (or keeps, if the commit made it), so no row is lost and none is restored twice.
@@ -27,7 +28,7 @@ import { keyRange, type ChunkManifest, type ChunkTable, type Row } from './chunk
 import { account, batchSizeOf, isTransient, keysOf, phasesOf, selectValues, type BatchContext, type Walk } from './batches.js';
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, openSession, RAW, serverVersion } from './session.js';
-import { childrenLeft, deleteChildrenReturningRows, deleteReturningRows, selectBatch } from './sql.js';
+import { archiveBatchByCtid, childrenLeft, deleteChildrenReturningRows, deleteReturningRows, selectBatch } from './sql.js';
 import { ArchiveWriter, archiveRepository, cleanArchiveDebris } from './store.js';
 
 function columnsMeta(table: TableInfo): { columns: { name: string; type: string }[]; primaryKey: string[] } {
@@ -44,7 +45,9 @@ type Part = { table: string; columns: string[]; lines: string[]; meta: Omit<Chun
 interface Started {
   conn: pg.Client;
   began: number;
-  keys: Row[];
+  /** The batch's rows, and its last (age, key): where the next batch starts. */
+  rows: number;
+  keyset: Row;
   children: number[];
   chunk: Promise<ChunkManifest>;
 }
@@ -80,6 +83,24 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
     parentPos: selected.findIndex((c) => c.name === child.parentColumn.name),
   }));
 
+  // A plain table without children: steps 1 and 3 in one statement, no key list sent back and forth.
+  const oneStatement = resolved.table.plain === true && childSql.length === 0;
+  const tableMeta = { table: displayName(resolved.table), columns: resolved.table.columns.map((x) => x.name), meta: columnsMeta(resolved.table) };
+
+  /** Steps 1 and 3 at once (archiveBatchByCtid): the rows come back as [line, age, key…], in order. */
+  const lockAndDelete = async (conn: pg.Client, walk: Walk): Promise<{ parts: Part[]; rows: number; keyset: Row } | null> => {
+    const res = await conn.query<Row>({ text: archiveBatchByCtid(resolved, walk.phase, { keyset: walk.keyset !== null }).text, values: selectValues(walk, batchSizeOf(ctx)), rowMode: 'array', types: RAW });
+    const rows = res.rows;
+    if (rows.length === 0) return null;
+    const lines = new Array<string>(rows.length);
+    for (let i = 0; i < rows.length; i++) lines[i] = rows[i]![0]!;
+    const { table, columns, meta } = tableMeta;
+    return {
+      parts: [{ table, columns, lines, meta: { ...meta, keyRange: keyRange(rows, keyPos.map((p) => p + 1), keyTypes(resolved.table)) } }],
+      rows: rows.length, keyset: rows[rows.length - 1]!.slice(1, 1 + ordered.length),
+    };
+  };
+
   /** Steps 1-3 and the start of 4; null when no row is left in this phase. */
   const start = async (conn: pg.Client, walk: Walk): Promise<Started | null> => {
     for (let attempt = 1; ; attempt++) {
@@ -87,6 +108,19 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
       await conn.query(beginSql(ctx.session));
       try {
         const xid = await currentXid(conn, version);
+        if (oneStatement) {
+          const batch = await lockAndDelete(conn, walk);
+          if (!batch) {
+            await conn.query('ROLLBACK');
+            return null;
+          }
+          const deletedAt = performance.now();
+          timings.deleteMs += deletedAt - began;
+          await testPausePoint('archive-selected', env);
+          const chunk = writer.publishChunk(batch.parts, { xid, now: options.now?.() ?? new Date() });
+          chunk.then(() => { timings.writeMs += performance.now() - deletedAt; }, () => undefined);
+          return { conn, began, rows: batch.rows, keyset: batch.keyset, children: [], chunk };
+        }
         const sel = await conn.query<Row>({ text: selectBatch(resolved, walk.phase, { keyset: walk.keyset !== null, extra }).text, values: selectValues(walk, batchSizeOf(ctx)), rowMode: 'array', types: RAW });
         const keys = sel.rows;
         const selectedAt = performance.now();
@@ -120,7 +154,7 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
         await testPausePoint('archive-selected', env);
         const chunk = writer.publishChunk(parts, { xid, now: options.now?.() ?? new Date() });
         chunk.then(() => { timings.writeMs += performance.now() - deletedAt; }, () => undefined);
-        return { conn, began, keys, children, chunk };
+        return { conn, began, rows: keys.length, keyset: ordered.map((_, i) => keys[keys.length - 1]![i] ?? null), children, chunk };
       } catch (e) {
         const rolledBack = await conn.query('ROLLBACK').then(() => true, () => false);
         if (rolledBack && isTransient(e) && attempt < ctx.retries) continue;
@@ -151,7 +185,7 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
       const name = displayName(childSql[i]!.child.info);
       ctx.result.childRows[name] = (ctx.result.childRows[name] ?? 0) + n;
     });
-    account(ctx, b.keys.length, performance.now() - b.began);
+    account(ctx, b.rows, performance.now() - b.began);
   };
 
   /** A batch that cannot commit: rolled back, its chunk (if published) voided. Unknown outcomes stay pending for resolve.ts. */
@@ -181,7 +215,7 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
         if (started.status === 'rejected') throw started.reason;
         const next: Started | null = started.value;
         if (!next) break;
-        walk.keyset = ordered.map((_, i) => next.keys[next.keys.length - 1]![i] ?? null);
+        walk.keyset = next.keyset;
         inflight = next;
       }
     }

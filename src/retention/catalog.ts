@@ -51,6 +51,8 @@ export interface TableInfo {
   estimatedRows: number;
   /** pg_table_size: heap and TOAST, without indexes. */
   tableBytes: number;
+  /** A plain table (one heap, so a ctid names one row): the archive's one-statement batches need it. Unset: not known. */
+  plain?: boolean;
 }
 
 /** The types a retention age column may have. */
@@ -91,8 +93,8 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /** The catalog's description of a table, or null when the name resolves to no table. */
 export async function inspectTable(client: Queryable, configured: string): Promise<TableInfo | null> {
-  const rel = await client.query<{ oid: number; nspname: string; relname: string; reltuples: number; bytes: string }>(
-    `SELECT c.oid::int AS oid, n.nspname, c.relname, c.reltuples::float8 AS reltuples, pg_table_size(c.oid)::text AS bytes
+  const rel = await client.query<{ oid: number; nspname: string; relname: string; reltuples: number; bytes: string; plain: boolean }>(
+    `SELECT c.oid::int AS oid, n.nspname, c.relname, c.reltuples::float8 AS reltuples, pg_table_size(c.oid)::text AS bytes, c.relkind = 'r' AS plain
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`,
     [regclassText(configured)],
@@ -130,6 +132,7 @@ export async function inspectTable(client: Queryable, configured: string): Promi
   return {
     schema: row.nspname,
     name: row.relname,
+    plain: row.plain,
     columns: columns.rows.map((c) => ({
       name: c.name, type: c.type, baseType: c.base, category: c.category, notNull: c.notnull,
       identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : '') as ColumnInfo['identity'], generated: c.generated !== '',

@@ -1,7 +1,8 @@
 /**
  * The archive chunk format: one batch of rows (a table's rows and the child rows that went
- * with them) as gzip-compressed JSON lines, optionally encrypted like backups, described by
- * a manifest whose own checksum covers every field.
+ * with them) as JSON lines compressed with zstd or gzip (compression.ts; the manifest says
+ * which), optionally encrypted like backups, described by a manifest whose own checksum covers
+ * every field.
  *
  * Data file, once decompressed (and decrypted):
  *   {"table":"public.conversations","columns":["id","user_id",...]}   ← a table header line
@@ -10,15 +11,16 @@
  *   {"table":"public.messages","columns":[...]}                      ← parents before children
  *   ["901","17","user","hello",...]
  * Values are the server's own text output (exact for every type) or null; restore casts them
- * back with the live column types. `zcat chunk-000001.jsonl.gz | head` is readable as is.
+ * back with the live column types. `zstdcat chunk-000001.jsonl.zst | head` (`zcat` for a
+ * `.jsonl.gz`) is readable as is.
  */
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
 import { canonicalJson } from '../storage/durable.js';
 import type { EncryptionSession, KeyRing } from '../storage/crypto.js';
 import { decryptor } from '../storage/crypto.js';
+import { compressor, decompressor, type ChunkCompression } from './compression.js';
 
 export type Value = string | null;
 export type Row = Value[];
@@ -47,7 +49,7 @@ export interface ChunkManifest {
   ageColumn: string;
   tables: ChunkTable[];
   rows: number;
-  file: { name: string; bytes: number; sha256: string; compression: 'gzip'; encrypted: boolean };
+  file: { name: string; bytes: number; sha256: string; compression: ChunkCompression; encrypted: boolean };
   manifestSha256: string;
 }
 
@@ -119,11 +121,11 @@ function* lines(parts: ChunkPart[]): Generator<Buffer> {
 }
 
 /**
- * A chunk's data as a source and the transforms it passes before it is stored (gzip, then
- * encryption when on): the sealed store hashes and counts the stored bytes.
+ * A chunk's data as a source and the transforms it passes before it is stored (compression,
+ * then encryption when on): the sealed store hashes and counts the stored bytes.
  */
-export function chunkData(parts: ChunkPart[], options: { gzipLevel: number; encryption: EncryptionSession | null }): { source: Readable; transforms: Transform[] } {
-  const transforms: Transform[] = [createGzip({ level: options.gzipLevel, chunkSize: 1 << 18 })];
+export function chunkData(parts: ChunkPart[], options: { compression: ChunkCompression; encryption: EncryptionSession | null }): { source: Readable; transforms: Transform[] } {
+  const transforms: Transform[] = [compressor(options.compression)];
   if (options.encryption) transforms.push(options.encryption.encryptor());
   return { source: Readable.from(lines(parts)), transforms };
 }
@@ -200,7 +202,11 @@ export async function readChunk(stored: Readable, manifest: ChunkManifest, ring:
     if (!ring) return { ok: false, problem: 'the chunk is encrypted and no passphrase is configured', bytes: 0, sha256: '', rowsByTable };
     stages.push(decryptor(ring, manifest.file.name));
   }
-  stages.push(createGunzip());
+  try {
+    stages.push(decompressor(manifest.file.compression));
+  } catch (e) {
+    return { ok: false, problem: (e as Error).message, bytes: 0, sha256: '', rowsByTable };
+  }
   stages.push(async (source: AsyncIterable<Buffer>) => {
     let rest = '';
     const decoder = new TextDecoder('utf-8', { fatal: true });

@@ -66,12 +66,22 @@ function where(d: PartitionDeclaration): string {
   return `${d.source.file} ${d.source.path}`;
 }
 
-export function planDeclared(declared: PartitionDeclaration[], observed: DeclaredObserved[], now: Date): { actions: CreatePartition[]; findings: Finding[]; errors: PlanError[] } {
+/** A table the pending migrations may still create or convert (0006_partition_metrics) waits for them: a finding, not an error. */
+function waiting(d: PartitionDeclaration, why: string): Finding {
+  return { check: `partitions.waiting.${d.table}`, service: 'postgres', status: 'UNKNOWN', value: null, threshold: null,
+    message: `partitions: ${why}; waits for the pending migrations, the next plan after they are applied holds its partitions` };
+}
+
+export function planDeclared(declared: PartitionDeclaration[], observed: DeclaredObserved[], now: Date, context: { migrationsPending?: boolean } = {}): { actions: CreatePartition[]; findings: Finding[]; errors: PlanError[] } {
   const actions: CreatePartition[] = [];
   const findings: Finding[] = [];
   const errors: PlanError[] = [];
   for (const d of declared) {
     const obs = observed.find((o) => o.table === d.table);
+    if (!obs?.resolved && context.migrationsPending) {
+      findings.push(waiting(d, `table ${d.table} does not exist yet`));
+      continue;
+    }
     if (!obs?.resolved) {
       errors.push({ module: 'retention', message: `partitions: table ${d.table} does not exist`, path: where(d) });
       continue;
@@ -80,6 +90,10 @@ export function planDeclared(declared: PartitionDeclaration[], observed: Declare
     const p = obs.partitioning;
     if (!p || p.strategy !== 'range' || p.columns.length !== 1 || p.columns[0] !== d.column) {
       const how = p ? `${p.strategy}-partitioned on (${p.columns.map((c) => c ?? '(expression)').join(', ')})` : 'not partitioned';
+      if (context.migrationsPending) {
+        findings.push(waiting(d, `${display} is ${how} yet`));
+        continue;
+      }
       errors.push({ module: 'retention', message: `partitions: ${display} is ${how}, not by range on ${d.column}; convert it (a migration) or remove the entry`, path: where(d) });
       continue;
     }

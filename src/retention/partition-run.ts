@@ -29,7 +29,7 @@ import { keyRange, type ChunkManifest, type Row } from './chunk.js';
 import type { DropPartitionParams } from './action-params.js';
 import { boundTime, findDetached, inspectPartitioning, type DetachMarker } from './partition-catalog.js';
 import { CONCURRENT_DETACH_VERSION } from './partition-plan.js';
-import { coverage } from './partition-declare.js';
+import { coverage, intervalStart, nextStart, partitionName } from './partition-declare.js';
 import { createPartitionSql, declareRowsCursor, detachSql, dropSql, fetchSql, lockSql, markSql, type Name } from './partition-sql.js';
 import { isTransient } from './batches.js';
 import { resolvePending } from './resolve.js';
@@ -225,6 +225,25 @@ export async function placeArchivedPartition(client: pg.Client, header: ArchiveH
       cause: e, hint: `create a partition of ${header.table} for that range (or a default partition), then restore again`,
     });
   }
+}
+
+/**
+ * Daily partitions for [from, to] (UTC days) that no partition takes, created now: the seed
+ * loads days of samples into a table a migration partitioned with only the days it had rows for.
+ * Returns the names created.
+ */
+export async function createMissingDaily(client: Pick<pg.ClientBase, 'query'>, parent: Name, from: Date, to: Date): Promise<string[]> {
+  const partitioning = await inspectPartitioning(client, parent, []);
+  if (!partitioning) return [];
+  const created: string[] = [];
+  for (let day = intervalStart('1d', from); day.getTime() <= to.getTime(); day = nextStart('1d', day)) {
+    const next = nextStart('1d', day);
+    if (coverage({ from: day.getTime(), to: next.getTime() }, partitioning.partitions).covered) continue;
+    const name = partitionName(parent.name, day);
+    await client.query(createPartitionSql(parent, name, day.toISOString(), next.toISOString()).text);
+    created.push(name);
+  }
+  return created;
 }
 
 export const createPartitionHandler: Handler<CreatePartition> = async (action, ctx) => {

@@ -124,7 +124,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       message: `${d.schema}.${d.name} was detached from ${d.marker.parent} by policy ${d.marker.policy}, which is not an enabled policy now, and not dropped: enable the policy to finish it, or attach it again` });
   }
   if (desired.partitions?.length) {
-    const declared = planDeclared(desired.partitions, observed.declared ?? [], now);
+    const declared = planDeclared(desired.partitions, observed.declared ?? [], now, { migrationsPending: context.migrationsPending === true });
     actions.push(...declared.actions);
     findings.push(...declared.findings);
     errors.push(...declared.errors);

@@ -31,7 +31,7 @@ function stillReferenced(policy: ResolvedPolicy): string[] {
  * The keys of one batch, locked: `$1` the bound; with a keyset `$2` the last age and `$3…` the
  * last key; the limit last. Columns: the age, the key, then `extra` (a child's parent column).
  */
-export function selectBatch(policy: ResolvedPolicy, phase: Phase, options: { keyset: boolean; extra?: ColumnInfo[]; extraWhere?: string }): Sql {
+export function selectBatch(policy: ResolvedPolicy, phase: Phase, options: { keyset: boolean; extra?: ColumnInfo[]; extraWhere?: string; select?: string }): Sql {
   const { table, age, primaryKey } = policy;
   const ordered = [age, ...primaryKey];
   const columns = [...ordered, ...(options.extra ?? [])];
@@ -45,7 +45,7 @@ export function selectBatch(policy: ResolvedPolicy, phase: Phase, options: { key
   if (options.extraWhere) where.push(options.extraWhere);
   where.push(...stillReferenced(policy));
   return {
-    text: `SELECT ${columns.map((c) => col('t', c)).join(', ')} FROM ${qualified(table)} AS t WHERE ${where.join(' AND ')}`
+    text: `SELECT ${options.select ?? columns.map((c) => col('t', c)).join(', ')} FROM ${qualified(table)} AS t WHERE ${where.join(' AND ')}`
       + ` ORDER BY ${ordered.map((c) => col('t', c)).join(', ')} LIMIT $${n} FOR UPDATE OF t SKIP LOCKED`,
   };
 }
@@ -72,6 +72,25 @@ export function rowJson(alias: string, table: TableInfo): string {
 export function deleteByKey(table: TableInfo, key: ColumnInfo[]): Sql {
   const k = byKey(key, 't');
   return { text: `DELETE FROM ${qualified(table)} AS t${k.using ? ` USING ${k.using}` : ''} WHERE ${k.where}` };
+}
+
+/**
+ * One archive batch of a plain table without children in one statement, the least work per row
+ * (bench/retention-floor.mjs): the batch's rows locked as selectBatch does, deleted by ctid,
+ * returned as chunk lines, each followed by its age and key, in (age, key) order so that the
+ * last row is the next keyset. Parameters as selectBatch's. A ctid names one row of one heap
+ * only: never for a partitioned table.
+ */
+export function archiveBatchByCtid(policy: ResolvedPolicy, phase: Phase, options: { keyset: boolean }): Sql {
+  const { table, age, primaryKey } = policy;
+  const ordered = [age, ...primaryKey];
+  const locked = selectBatch(policy, phase, { keyset: options.keyset, select: 't.ctid AS tid' }).text;
+  const keys = ordered.map((c, i) => `${col('t', c)} AS k${i}`);
+  const order = ordered.map((_, i) => `d.k${i}`).join(', ');
+  return {
+    text: `WITH b AS (${locked}), d AS (DELETE FROM ${qualified(table)} AS t USING b WHERE t.ctid = b.tid RETURNING ${rowJson('t', table)} AS j, ${keys.join(', ')})`
+      + ` SELECT d.j, ${order} FROM d ORDER BY ${order}`,
+  };
 }
 
 /** Deletes rows by primary key and returns each as a chunk line (archive). */

@@ -3,7 +3,7 @@
  * backups, under `<storage>/archives/<policy>/<archive id>/`:
  *
  *   archive.json               the header: policy, table, cut-off, database, writer pid
- *   chunk-000001.jsonl.gz      a batch of rows (src/retention/chunk.ts)
+ *   chunk-000001.jsonl.zst     a batch of rows (src/retention/chunk.ts; .jsonl.gz where zstd is not available)
  *   chunk-000001.json          its manifest; its presence publishes the chunk
  *   chunk-000001.committed     the transaction that deleted the chunk's rows committed
  *
@@ -31,16 +31,15 @@ import type { Desired } from '../config/types.js';
 import { openLocalStore } from '../storage/local-store.js';
 import { openRepositories, type Repository } from '../storage/repositories.js';
 import type { Debris, SealedStore } from '../storage/sealed-store.js';
+import { chunkCompression, SUFFIX } from './compression.js';
 import { chunkBaseName, chunkData, manifestDigest, readChunk, sealChunkManifest, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable } from './chunk.js';
 
 export const ARCHIVES = 'archives';
 export const HEADER = 'archive.json';
 export const ARCHIVE_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
 const CHUNK_MANIFEST = /^chunk-(\d{6})\.json$/;
-const CHUNK_DATA = /^chunk-(\d{6})\.jsonl\.gz(\.enc)?$/;
+const CHUNK_DATA = /^chunk-(\d{6})\.jsonl\.(?:gz|zst)(\.enc)?$/;
 const CHUNK_MARK = /^chunk-(\d{6})\.committed$/;
-/** Fast compression: archiving must keep pace with a plain DELETE; JSON lines still shrink 4-8×. */
-const GZIP_LEVEL = 1;
 
 export interface DatabaseIdentity {
   /** pg_control_system().system_identifier: which cluster the xids belong to. */
@@ -161,15 +160,16 @@ export class ArchiveWriter {
   async publishChunk(parts: (ChunkPart & { meta: Omit<ChunkTable, 'rows' | 'table'> })[], fields: { xid: string; now: Date }): Promise<ChunkManifest> {
     const chunk = this.next++;
     const base = chunkBaseName(chunk);
-    const dataName = `${base}.jsonl.gz${this.encryption ? '.enc' : ''}`;
-    const { source, transforms } = chunkData(parts, { gzipLevel: GZIP_LEVEL, encryption: this.encryption });
+    const compression = chunkCompression(this.env);
+    const dataName = `${base}.jsonl${SUFFIX[compression]}${this.encryption ? '.enc' : ''}`;
+    const { source, transforms } = chunkData(parts, { compression, encryption: this.encryption });
     const { bytes, sha256 } = await this.store.addFile(this.key, dataName, source, { transforms, stagedPause: 'chunk-data-written', env: this.env });
     const manifest = sealChunkManifest({
       formatVersion: 1, kind: 'jarvis-db-archive-chunk', archiveId: this.header.id, policy: this.header.policy, chunk,
       xid: fields.xid, createdAt: fields.now.toISOString(), cutoff: this.header.cutoff, ageColumn: this.header.ageColumn,
       tables: parts.map((p) => ({ table: p.table, ...p.meta, rows: p.lines.length })),
       rows: parts.reduce((n, p) => n + p.lines.length, 0),
-      file: { name: dataName, bytes, sha256, compression: 'gzip', encrypted: this.encryption !== null },
+      file: { name: dataName, bytes, sha256, compression, encrypted: this.encryption !== null },
     });
     // The record is written atomically and durably (locally that also makes the data's rename durable).
     await this.store.writeRecord(this.key, `${base}.json`, jsonText(manifest));

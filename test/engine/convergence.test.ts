@@ -52,20 +52,21 @@ t.test('plan → apply → plan converges: 2, 0, then 0, and a second apply does
   t.match(first.stdout, /\+ create_backup pg-nightly  backup\.create\.pg-nightly\n      no backup yet; and before migrations/);
   t.match(first.stdout, /~ migrate_up 0001_users_and_sessions/);
   t.match(first.stdout, /~ migrate_up 0005_cache_entries/);
+  t.match(first.stdout, /~ migrate_up 0006_partition_metrics/);
   t.match(first.stdout, /~ marker_ensure jarvis_marker  marker\.ensure/);
   t.match(first.stdout, /~ verify_backup pg-nightly \(new backup\)/);
   t.ok(first.stdout.indexOf('create_backup') < first.stdout.indexOf('migrate_up 0001'), 'the backup comes before the migrations');
   t.match(first.stdout, /! UNKNOWN retention\.waiting\.metrics-delete: metrics-delete: waits for the\s+pending migrations/);
-  t.match(first.stdout, /Plan: 1 to create, 7 to change, 0 to destroy\./);
+  t.match(first.stdout, /Plan: 1 to create, 8 to change, 0 to destroy\./);
 
   const applied = run(['apply', '--auto-approve']);
   t.equal(applied.code, 0, applied.stderr);
   // Each action: a line as it starts, its progress notes, a line as it ends.
-  t.match(applied.stderr, /\[1\/8\] \+ create_backup pg-nightly\n(?: {6}pg-nightly: .*\n)+ {6}done in [\d.]+m?s: backup \d{8}T\d{6}Z-[0-9a-f]{4} written/);
-  t.match(applied.stderr, /\[2\/8\] ~ migrate_up 0001_users_and_sessions\n(?: {6}.*\n)*? {6}done in .*applied 0001_users_and_sessions/);
-  t.match(applied.stderr, /\[7\/8\] ~ marker_ensure jarvis_marker\n(?: {6}.*\n)*? {6}done in /);
-  t.match(applied.stderr, /\[8\/8\] ~ verify_backup pg-nightly \(new backup\)\n(?: {6}.*\n)*? {6}done in .*verified: checksums match; /);
-  t.match(applied.stdout, /Apply complete: 8 actions done in /);
+  t.match(applied.stderr, /\[1\/9\] \+ create_backup pg-nightly\n(?: {6}pg-nightly: .*\n)+ {6}done in [\d.]+m?s: backup \d{8}T\d{6}Z-[0-9a-f]{4} written/);
+  t.match(applied.stderr, /\[2\/9\] ~ migrate_up 0001_users_and_sessions\n(?: {6}.*\n)*? {6}done in .*applied 0001_users_and_sessions/);
+  t.match(applied.stderr, /\[8\/9\] ~ marker_ensure jarvis_marker\n(?: {6}.*\n)*? {6}done in /);
+  t.match(applied.stderr, /\[9\/9\] ~ verify_backup pg-nightly \(new backup\)\n(?: {6}.*\n)*? {6}done in .*verified: checksums match; /);
+  t.match(applied.stdout, /Apply complete: 9 actions done in /);
 
   const second = run(['plan', '--detailed-exitcode']);
   t.equal(second.code, 0, second.stdout + second.stderr);
@@ -98,7 +99,8 @@ t.test('plan → apply → plan converges: 2, 0, then 0, and a second apply does
     SELECT 'latency', i, now() - (i + 0.5) * interval '1 day' FROM generate_series(0, 89) i`);
   const aged = run(['plan', '--detailed-exitcode']);
   t.equal(aged.code, 2, aged.stderr);
-  t.match(aged.stdout, /- retention_delete public\.metrics.*\n\s+60 rows older than 30d/);
+  // metrics is partitioned by day (0006) from today on: these older rows are in its default partition.
+  t.match(aged.stdout, /- retention_delete public\.metrics.*\n\s+60 rows older than 30d.*in metrics_default \(the default partition\)/);
   const cleaned = run(['apply', '--auto-approve']);
   t.equal(cleaned.code, 0, cleaned.stderr);
   t.equal(run(['plan', '--detailed-exitcode']).code, 0, 'converged again');

@@ -9,13 +9,13 @@ import t from 'tap';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cli, cliBackground } from '../engine/fixtures/cli.js';
-import { configFile, freshDatabase, migrationsFolder, pgServer, sql, type PgServer } from './fixture.js';
+import { configFile, freshDatabase, migrationsFolder, MECHANICS, pgServer, sql, type PgServer } from './fixture.js';
 
 const server: PgServer = await pgServer(t);
 
 t.test('migrate up waits for a running apply, fails after --lock-timeout 1s naming it, and runs once it is done', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t);
+  const folder = await migrationsFolder(t, {}, MECHANICS);
   const dir = join(folder, '..');
   // schema.target 0: the apply that holds the lock has no migration of its own to run.
   const config = await configFile(dir, folder, { target: '0' });

@@ -6,13 +6,13 @@
 import t from 'tap';
 import { appendFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, configFile, freshDatabase, migrationsFolder, pgServer, sql, type PgServer } from './fixture.js';
+import { cli, configFile, freshDatabase, migrationsFolder, MECHANICS, pgServer, sql, type PgServer } from './fixture.js';
 
 const server: PgServer = await pgServer(t);
 
 t.test('status, up, down with and without --allow-down, dry runs and create', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t);
+  const folder = await migrationsFolder(t, {}, MECHANICS);
   const config = await configFile(join(folder, '..'), folder);
   const env = { JARVIS_PG_URL: db.url };
   const pending = cli(['migrate', 'status'], env, config);
@@ -81,7 +81,7 @@ t.test('status exits 1 and names the file when an applied migration changed; up 
 
 t.test('a failing migration through the CLI: one line naming the file, the line and the SQL error, exit 1', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t, { '0006_broken.sql': '-- Up Migration\nCREATE TABLE broken (id int);\nINSERT INTO broken VALUES (\'not a number\');\n-- Down Migration\nDROP TABLE broken;\n' });
+  const folder = await migrationsFolder(t, { '0006_broken.sql': '-- Up Migration\nCREATE TABLE broken (id int);\nINSERT INTO broken VALUES (\'not a number\');\n-- Down Migration\nDROP TABLE broken;\n' }, MECHANICS);
   const config = await configFile(join(folder, '..'), folder);
   const r = cli(['migrate', 'up'], { JARVIS_PG_URL: db.url }, config);
   t.equal(r.code, 1);

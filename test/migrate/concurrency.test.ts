@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BIN, configFile, freshDatabase, migrationsFolder, pgServer, sql, cli, type PgServer } from './fixture.js';
+import { BIN, configFile, freshDatabase, migrationsFolder, MECHANICS, pgServer, sql, cli, type PgServer } from './fixture.js';
 
 const server: PgServer = await pgServer(t);
 
@@ -81,7 +81,7 @@ async function waitForSleep(url: string, run?: ReturnType<typeof start>): Promis
 
 t.test('two concurrent migrate up: one applies, the other waits and finds nothing to do; no one ever sees a half-applied migration', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t, { '0006_slow.sql': slow(2) });
+  const folder = await migrationsFolder(t, { '0006_slow.sql': slow(2) }, MECHANICS);
   const config = await configFile(join(folder, '..'), folder);
   const env = { JARVIS_PG_URL: db.url };
   const first = start(['migrate', 'up'], env, config);
@@ -111,7 +111,7 @@ t.test('with --lock-timeout 0 the second migrate up fails at once, naming who ho
   const db = await freshDatabase(t, server);
   // The first run waits inside its migration until the second has answered, however slow the
   // machine: a timed sleep let the first finish before a slow second one started.
-  const folder = await migrationsFolder(t, { '0006_slow.sql': heldMigration() });
+  const folder = await migrationsFolder(t, { '0006_slow.sql': heldMigration() }, MECHANICS);
   const config = await configFile(join(folder, '..'), folder);
   const env = { JARVIS_PG_URL: db.url };
   const hold = await holdLock(db.url);
@@ -132,7 +132,7 @@ t.test('with --lock-timeout 0 the second migrate up fails at once, naming who ho
 
 t.test('two configs with different storages on one database: the second waits on the migration lock and fails clearly after --lock-timeout 0', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t, { '0006_slow.sql': heldMigration() });
+  const folder = await migrationsFolder(t, { '0006_slow.sql': heldMigration() }, MECHANICS);
   const config = await configFile(join(folder, '..'), folder);
   const otherDir = join(folder, '..', 'other');
   await mkdir(otherDir);
@@ -155,7 +155,7 @@ t.test('two configs with different storages on one database: the second waits on
 
 t.test('kill -9 in the middle of a migration: nothing half-applied, and the next up completes', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t, { '0006_slow.sql': slow(4) });
+  const folder = await migrationsFolder(t, { '0006_slow.sql': slow(4) }, MECHANICS);
   const config = await configFile(join(folder, '..'), folder);
   const env = { JARVIS_PG_URL: db.url };
   const victim = start(['migrate', 'up'], env, config);

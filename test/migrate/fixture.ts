@@ -56,6 +56,12 @@ export async function schemaDump(server: PgServer, url: string): Promise<string>
   return stdout;
 }
 
+/**
+ * The runner's mechanics are tested on the project's first five migrations (users … cache
+ * entries) and a test's own 0006: 0006_partition_metrics has its own test (partition-metrics.test.ts).
+ */
+export const MECHANICS = 5;
+
 /** A migrations folder for one test: the project's migrations (the first `keep` of them) and extra files. */
 export async function migrationsFolder(t: T, extra: Record<string, string> = {}, keep = Infinity): Promise<string> {
   const dir = join(t.testdir(), 'migrations');

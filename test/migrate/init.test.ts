@@ -25,7 +25,7 @@ t.test('init creates the missing database and extensions, migrates to the target
   t.match(r.stdout, new RegExp(`^\\+ database ${db.name} created$`, 'm'));
   t.match(r.stdout, /^\+ extension pgcrypto: created$/m);
   t.match(r.stdout, /^  extension vector: not available \(pgvector is not installed on the server: memory\.embedding will be real\[\]\)$|^\+ extension vector: created$/m);
-  t.match(r.stdout, /^Schema at 0005_cache_entries \(was 0\)\.$/m);
+  t.match(r.stdout, /^Schema at 0006_partition_metrics \(was 0\)\.$/m);
   t.match(r.stdout, /^\+ seeded at scale 0\.02 in (\d+ms|[\d.]+s|\d+m \d+s): 700 users, 1,300 sessions, 2,740 conversations, [\d,]+ messages, 520 memories, 13,000 metrics, 860 hourly roll-ups, 860 cache entries; database size [\d.]+ MB$/m);
   t.match(r.stdout, /^  chroma not seeded: services\.chroma is not configured\n  redis not seeded: services\.redis is not configured$/m, 'the stores not configured are skipped, and it says so');
   t.notMatch(r.stdout + r.stderr, new URL(server.url).password, 'the password is never printed');
@@ -82,12 +82,19 @@ t.test('init creates the missing database and extensions, migrates to the target
   const plain = await freshDatabase(t, server);
   await ensureExtensions(plain.url);
   await migrateTo(plain.url, PROJECT_MIGRATIONS, { target: 'latest', allowDown: false }, noLog);
-  t.equal(await schemaDump(server, db.url), await schemaDump(server, plain.url), 'the seeded schema is exactly the migrated one: every index rebuilt, nothing left behind');
+  // The seed adds the daily partitions of metrics for its 45 days (0006 made today and 7 ahead): the same ones here.
+  const partitionsOf = (url: string) => sql<{ name: string; bound: string }>(url, `SELECT c.relname::text AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'metrics'::regclass ORDER BY 1`);
+  const migrated = new Set((await partitionsOf(plain.url)).map((p) => p.name));
+  const seededDays = (await partitionsOf(db.url)).filter((p) => !migrated.has(p.name));
+  t.ok(seededDays.length >= 30, `the seed made ${seededDays.length} partitions for its days`);
+  for (const p of seededDays) await sql(plain.url, `CREATE TABLE ${p.name} PARTITION OF metrics ${p.bound}`);
+  t.equal(await schemaDump(server, db.url), await schemaDump(server, plain.url), 'the seeded schema is exactly the migrated one (and its days\' partitions): every index rebuilt, nothing left behind');
 
   const again = cli(['init'], env, config);
   t.equal(again.code, 0, 'init again exits 0');
   t.match(again.stdout, new RegExp(`^  database ${db.name} exists$`, 'm'));
-  t.match(again.stdout, /^No changes: the schema is at 0005_cache_entries\.$/m);
+  t.match(again.stdout, /^No changes: the schema is at 0006_partition_metrics\.$/m);
   const reseed = cli(['init', '--seed', '--scale', '0.01'], env, config);
   t.equal(reseed.code, 1, 'seeding a database with data is refused');
   t.match(reseed.stderr, /^error: cannot seed: table users already has rows; --seed fills an empty database$/m);
@@ -106,7 +113,7 @@ t.test('init --to stops at a migration, and init never rolls back', async (t) =>
   t.equal(cli(['init'], env, config).code, 0);
   const down = cli(['init', '--to', '0001_users_and_sessions'], env, config);
   t.equal(down.code, 1, 'a target below the schema is refused');
-  t.match(down.stderr, /--to 0001_users_and_sessions is below the applied version 0005_cache_entries: that is a down, not an up/);
+  t.match(down.stderr, /--to 0001_users_and_sessions is below the applied version 0006_partition_metrics: that is a down, not an up/);
   const bad = cli(['init', '--seed', '--scale', 'lots'], env, config);
   t.equal(bad.code, 1);
   t.match(bad.stderr, /--scale must be a positive number \(got "lots"\)/);
@@ -152,7 +159,7 @@ t.test('init is an apply: it waits for the apply lock, fails clearly after --loc
   t.match(r.stdout, /^\+ seeded at scale 0\.01 /m);
   const [run] = await runsOfAction(storage, 'migrate.seed.jarvis');
   const done = (run ?? []).filter(([e]) => e === 'action_done').map(([, a]) => a);
-  t.same(done, ['migrate.up.0001_users_and_sessions', 'migrate.up.0002_conversations_and_messages', 'migrate.up.0003_memory', 'migrate.up.0004_metrics', 'migrate.up.0005_cache_entries', 'migrate.seed.jarvis'],
+  t.same(done, ['migrate.up.0001_users_and_sessions', 'migrate.up.0002_conversations_and_messages', 'migrate.up.0003_memory', 'migrate.up.0004_metrics', 'migrate.up.0005_cache_entries', 'migrate.up.0006_partition_metrics', 'migrate.seed.jarvis'],
     'each migration, then the seed, journaled in one run');
   t.same(run?.at(-1), ['run_finished', null]);
 });

@@ -11,7 +11,7 @@ import type { Action, ExecuteContext, Handler, Plan, Progress } from '../../src/
 import { migrateHandlers, migrateModule } from '../../src/migrate/module.js';
 import type { MigrateObserved } from '../../src/migrate/observe.js';
 import { migrateTo } from '../../src/migrate/run.js';
-import { freshDatabase, makeDesired, migrationsFolder, newDatabaseUrl, noLog, pgServer, schemaDump, sql, type PgServer } from './fixture.js';
+import { freshDatabase, makeDesired, migrationsFolder, MECHANICS, newDatabaseUrl, noLog, pgServer, schemaDump, sql, type PgServer } from './fixture.js';
 
 const server: PgServer = await pgServer(t);
 const now = new Date('2026-11-25T10:00:00Z');
@@ -35,7 +35,7 @@ async function execute(desired: ReturnType<typeof makeDesired>, actions: Action[
 
 t.test('observe, plan and the handlers converge: a second plan has nothing to do, and the fingerprint moved', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t);
+  const folder = await migrationsFolder(t, {}, MECHANICS);
   const desired = makeDesired(db.url, folder);
   t.ok(migrateModule.appliesTo(desired));
   const first = await observeAndPlan(desired);
@@ -76,7 +76,7 @@ t.test('plan reports an applied migration whose file vanished, by name', async (
 
 t.test('plan on a database that does not exist says to run init, without creating it', async (t) => {
   const db = newDatabaseUrl(t, server);
-  const { plan, observed } = await observeAndPlan(makeDesired(db.url, await migrationsFolder(t)));
+  const { plan, observed } = await observeAndPlan(makeDesired(db.url, await migrationsFolder(t, {}, MECHANICS)));
   t.equal(observed.databaseExists, false);
   t.match(plan.errors[0]!.message, new RegExp(`database ${db.name} does not exist: run \`jarvis-db init\``));
   t.same(await sql(server.url, `SELECT datname FROM pg_database WHERE datname = $1`, [db.name]), [], 'observe created nothing');
@@ -95,7 +95,7 @@ t.test('a migration that fails midway leaves the schema at the previous version;
     'DROP TABLE user_locales;',
     '',
   ].join('\n');
-  const folder = await migrationsFolder(t, { '0006_user_locales.sql': bad });
+  const folder = await migrationsFolder(t, { '0006_user_locales.sql': bad }, MECHANICS);
   await migrateTo(db.url, folder, { target: '0005_cache_entries', allowDown: false }, noLog);
   const before = await schemaDump(server, db.url);
   await t.rejects(migrateTo(db.url, folder, { target: 'latest', allowDown: false }, noLog), {
@@ -134,7 +134,7 @@ t.test('a handler refuses a step that is not next any more (another process migr
 
 t.test('the down handler needs schema.allowDown and rolls back newest first', async (t) => {
   const db = await freshDatabase(t, server);
-  const folder = await migrationsFolder(t);
+  const folder = await migrationsFolder(t, {}, MECHANICS);
   await migrateTo(db.url, folder, { target: 'latest', allowDown: false }, noLog);
   const allowed = makeDesired(db.url, folder, { target: '0003_memory', allowDown: true });
   const { plan } = await observeAndPlan(allowed);
@@ -153,7 +153,7 @@ t.test('a JavaScript migration is run and checksummed like a SQL one; one withou
 export const down = (pgm) => { pgm.dropTable('notes'); };
 `;
   const noDown = `export const up = (pgm) => { pgm.sql('CREATE TABLE scratch (id int)'); };\n`;
-  const folder = await migrationsFolder(t, { '0006_notes.mjs': js, '0007_scratch.mjs': noDown });
+  const folder = await migrationsFolder(t, { '0006_notes.mjs': js, '0007_scratch.mjs': noDown }, MECHANICS);
   await migrateTo(db.url, folder, { target: 'latest', allowDown: false }, noLog);
   const [row] = await sql<{ sha256: string }>(db.url, `SELECT sha256 FROM jarvis_db_migrations WHERE name = '0006_notes'`);
   const { createHash } = await import('node:crypto');
@@ -166,7 +166,7 @@ export const down = (pgm) => { pgm.dropTable('notes'); };
 t.test('a rehearsal runs the steps for real in one transaction and rolls it back: same schema, nothing recorded; a failing step is named', async (t) => {
   const db = await freshDatabase(t, server);
   const bad = '-- Up Migration\nCREATE TABLE tmp_ok (id int);\nALTER TABLE users ADD COLUMN age int CHECK (age >= 0);\nUPDATE users SET age = -1;\n-- Down Migration\nALTER TABLE users DROP COLUMN age;\nDROP TABLE tmp_ok;\n';
-  const folder = await migrationsFolder(t, { '0006_user_age.sql': bad });
+  const folder = await migrationsFolder(t, { '0006_user_age.sql': bad }, MECHANICS);
   const empty = await schemaDump(server, db.url);
   const rehearsed = await migrateTo(db.url, folder, { target: '0005_cache_entries', allowDown: false }, { ...noLog, rehearse: true });
   t.equal(rehearsed.plan.actions.length, 5);

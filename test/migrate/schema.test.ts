@@ -53,7 +53,7 @@ t.test('the tables and columns of the data model contract', async (t) => {
     SELECT c.relname AS table_name, a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable,
            pg_get_expr(d.adbin, d.adrelid) AS def
       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped`);
+     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped`);
   const col = (table: string, column: string) => cols.find((c) => c.table_name === table && c.column_name === column);
   const expect: [string, string, string, boolean][] = [
     ['users', 'id', 'bigint', false], ['users', 'email', 'text', false], ['users', 'display_name', 'text', true],
@@ -90,6 +90,9 @@ t.test('the tables and columns of the data model contract', async (t) => {
   t.same(identity.map((r) => r.t), ['conversations', 'memory', 'messages', 'metrics', 'users'], 'bigint identity ids');
   const pk = await sql<{ def: string }>(db.url, `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'metrics_hourly'::regclass AND contype = 'p'`);
   t.same(pk.map((r) => r.def), ['PRIMARY KEY (name, bucket_start)']);
+  // 0006_partition_metrics: a partitioned table's primary key must include its partition key.
+  const [metrics] = await sql<{ kind: string; def: string }>(db.url, `SELECT c.relkind::text AS kind, pg_get_constraintdef(k.oid) AS def FROM pg_class c JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'p' WHERE c.oid = 'metrics'::regclass`);
+  t.same(metrics, { kind: 'p', def: 'PRIMARY KEY (id, recorded_at)' }, 'metrics is partitioned, keyed on (id, recorded_at)');
   const unique = await sql<{ def: string }>(db.url, `SELECT conrelid::regclass || ' ' || pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE contype = 'u' AND connamespace = 'public'::regnamespace ORDER BY 1`);
   t.same(unique.map((r) => r.def), ['sessions UNIQUE (token_hash)', 'users UNIQUE (email)']);
 });

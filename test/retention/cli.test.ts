@@ -119,7 +119,7 @@ t.test('archive list, verify and restore; a damaged chunk fails verify; expired 
   t.match(ok.stdout, `ok archive ${a.id} (old-messages, public.messages): ${chunks} chunk${chunks === 1 ? '' : 's'}, ${a.rows.toLocaleString('en-US')} rows`);
 
   const archiveDir = join(dir, 'storage', 'archives', 'old-messages', a.id);
-  const victim = join(archiveDir, (await readdir(archiveDir)).find((f) => f.endsWith('.jsonl.gz'))!);
+  const victim = join(archiveDir, (await readdir(archiveDir)).find((f) => /\.jsonl\.(gz|zst)$/.test(f))!);
   const bytes = await readFile(victim);
   bytes[20]! ^= 0xff;
   await writeFile(victim, bytes);

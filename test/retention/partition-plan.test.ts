@@ -110,6 +110,18 @@ t.test('declared partitions: the ones still to come are planned, named after the
   t.match(planDeclared(decl, [{ ...observed[0]!, resolved: null }], now).errors, [{ message: /does not exist/ }]);
 });
 
+t.test('declared partitions of a table the pending migrations create or convert wait for them: a finding, no error', async (t) => {
+  const now = new Date('2026-12-09T15:00:00Z');
+  const decl = [{ table: 'metrics', column: 'recorded_at', interval: '1d' as const, premake: 2, source: { file: 'jarvis-db.yaml', path: 'partitions[0]' } }];
+  const plain = [{ table: 'metrics', resolved: { schema: 'public', name: 'metrics' }, partitioning: null, defaultHasRows: null }];
+  const waiting = planDeclared(decl, plain, now, { migrationsPending: true });
+  t.same([waiting.actions, waiting.errors], [[], []]);
+  t.match(waiting.findings, [{ status: 'UNKNOWN', message: /^partitions: public\.metrics is not partitioned yet; waits for the pending migrations/ }]);
+  const missing = planDeclared(decl, [{ ...plain[0]!, resolved: null }], now, { migrationsPending: true });
+  t.match(missing.findings, [{ message: /table metrics does not exist yet; waits for the pending migrations/ }]);
+  t.match(planDeclared(decl, plain, now).errors, [{ message: /public\.metrics is not partitioned, not by range on recorded_at; convert it/ }], 'without pending migrations it is an error');
+});
+
 t.test('coverage: a range is taken when existing partitions cover all of it', async (t) => {
   const r = { from: Date.parse('2026-10-01T00:00:00Z'), to: Date.parse('2026-10-03T00:00:00Z') };
   t.same(coverage(r, PARTS.slice(0, 2)), { covered: true, by: ['metrics_p20261001', 'metrics_p20261002'] });

@@ -13,6 +13,7 @@ import type { RetentionPolicy } from '../../src/config/types.js';
 import { restoreArchiveById, verifyArchiveById } from '../../src/retention/archives.js';
 import { retentionHandlers } from '../../src/retention/module.js';
 import { scanArchives } from '../../src/retention/store.js';
+import { chunkCompression, SUFFIX } from '../../src/retention/compression.js';
 import { desiredWith, freshDatabase, policy, seed, snapshot, sql } from './fixture.js';
 import { accountFor, archivedRows, contextFor, planAndRun, planNow, rowsAsText, silent } from './helpers.js';
 import { variant } from '../engine/fixtures/plan-fixtures.js';
@@ -235,7 +236,7 @@ t.test('with storage encryption, archive chunks are encrypted at rest, verify an
   const [archive] = (await scanArchives(storage)).archives;
   t.equal(archive!.header.encrypted, true);
   const chunk = archive!.chunks[0]!.manifest;
-  t.match(chunk.file, { name: /\.jsonl\.gz\.enc$/, encrypted: true });
+  t.match(chunk.file, { name: /\.jsonl\.(gz|zst)\.enc$/, encrypted: true });
   const raw = await readFile(join(archive!.dir, chunk.file.name));
   t.notOk(gunzipIfPossible(raw)?.includes('message '), 'the chunk is not readable without the key');
   t.ok((await verifyArchiveById(desired, archive!.header.id, env)).ok, 'verifies with the passphrase');
@@ -243,6 +244,26 @@ t.test('with storage encryption, archive chunks are encrypted at rest, verify an
   await t.rejects(restoreArchiveById(desired, archive!.header.id, { env: { ...process.env, JARVIS_TEST_ARCHIVE_KEY: 'wrong' } }), { code: 'ARCHIVE_INVALID', message: /wrong passphrase/ });
   await restoreArchiveById(desired, archive!.header.id, { env });
   t.same(await snapshot(url, 'messages'), before, 'restored exactly');
+});
+
+t.test('archives of either compression verify and restore: gzip (written where zstd is not available, or asked for) and the default', async (t) => {
+  const url = await freshDatabase(t);
+  await seed(url, { conversations: 20, messages: 400 });
+  const before = await snapshot(url, 'messages');
+  const storage = t.testdir();
+  const desired = desiredWith([messagesArchive(150)], { url, storage });
+  const expected = chunkCompression();
+  for (const [env, compression] of [[{ ...process.env, JARVIS_DB_ARCHIVE_COMPRESSION: 'gzip' }, 'gzip'], [process.env, expected]] as const) {
+    await planAndRun(desired, new Date(), env);
+    const archives = (await scanArchives(storage)).archives;
+    const archive = archives[archives.length - 1]!;
+    t.ok(archive.chunks.length > 1, `${archive.chunks.length} chunks`);
+    t.ok(archive.chunks.every((c) => c.manifest.file.compression === compression && c.manifest.file.name.endsWith(`.jsonl${SUFFIX[compression]}`)), `the manifests say ${compression}`);
+    t.ok((await verifyArchiveById(desired, archive.header.id, process.env)).ok, `a ${compression} archive verifies`);
+    t.notSame(await snapshot(url, 'messages'), before, 'the old messages were archived');
+    await restoreArchiveById(desired, archive.header.id, { env: process.env });
+    t.same(await snapshot(url, 'messages'), before, `a ${compression} archive restores exactly`);
+  }
 });
 
 function gunzipIfPossible(b: Buffer): string | null {

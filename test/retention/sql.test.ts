@@ -7,7 +7,7 @@ import t from 'tap';
 import type { ResolvedPolicy } from '../../src/retention/check.js';
 import { regclassText } from '../../src/retention/catalog.js';
 import {
-  anonymizeByKey, capBoundary, childrenLeft, compressByKey, countByKey, countCapped, countChildren, countEligible, deleteByKey, deleteChildrenReturningRows, deleteReturningRows, restoreInsert, selectBatch,
+  anonymizeByKey, archiveBatchByCtid, capBoundary, childrenLeft, compressByKey, countByKey, countCapped, countChildren, countEligible, deleteByKey, deleteChildrenReturningRows, deleteReturningRows, restoreInsert, selectBatch,
 } from '../../src/retention/sql.js';
 import { col, table } from './fixture.js';
 
@@ -80,6 +80,16 @@ t.test('values are parameters: the bound, the keyset, the limit, the keys, the s
   t.match(ALL.compress, '$2::numeric');
   t.match(ALL.restore, /OVERRIDING SYSTEM VALUE SELECT .* FROM unnest\(\$1::text\[\], \$2::text\[\], \$3::text\[\], \$4::text\[\], \$5::text\[\], \$6::text\[\]\) .* ON CONFLICT DO NOTHING$/);
   for (const [name, sql] of Object.entries(ALL)) t.notMatch(sql, /\d{4}-\d\d-\d\d/, `${name}: no timestamp literal`);
+});
+
+t.test('a plain table\'s archive batch is one statement: its rows locked as a batch, deleted by ctid, returned as chunk lines with their age and key, in order', async (t) => {
+  const q = archiveBatchByCtid(resolved, { op: '<', bound: 'x' }, { keyset: true }).text;
+  const bare = skeleton(q);
+  t.notMatch(bare, /;|--|DROP|DELETE FROM users|'\)|"/, 'nothing of the names is left outside quotes');
+  t.match(q, /^WITH b AS \(SELECT t\.ctid AS tid FROM "sch""ema"\."msgs""; DROP TABLE users; --" AS t WHERE t\."created at""" < \$1::timestamp with time zone AND .* LIMIT \$4 FOR UPDATE OF t SKIP LOCKED\)/);
+  t.match(q, /, d AS \(DELETE FROM "sch""ema"\."msgs""; DROP TABLE users; --" AS t USING b WHERE t\.ctid = b\.tid RETURNING array_to_json\(ARRAY\[.*\]\)::text AS j, t\."created at""" AS k0, t\."id'\); DELETE FROM users; --" AS k1\)/);
+  t.match(q, / SELECT d\.j, d\.k0, d\.k1 FROM d ORDER BY d\.k0, d\.k1$/, 'the last row is the next keyset');
+  t.match(q, 'NOT EXISTS (SELECT 1 FROM "o""ther"."ref tab" AS r', 'rows still referenced are skipped, as in selectBatch');
 });
 
 t.test('batches go in (age, key) order and lock only the table being walked; archived rows come back as JSON built by the server', async (t) => {

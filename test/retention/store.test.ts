@@ -7,7 +7,11 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { chunkCompression, SUFFIX } from '../../src/retention/compression.js';
 import { ArchiveWriter, cleanArchiveDebris, findArchiveDebris, scanArchives, summarize, verifyArchive } from '../../src/retention/store.js';
+
+/** The data file's extension of new chunks: zstd where its binding loads, else gzip (compression.ts). */
+const EXT = `.jsonl${SUFFIX[chunkCompression()]}`;
 
 const DB = { systemIdentifier: '1', database: 'jarvis' };
 
@@ -36,7 +40,7 @@ t.test('published chunks are pending until marked committed; a void chunk disapp
   await w.voidChunk(c2);
   scan = await scanArchives(storage);
   t.same(scan.archives[0]!.chunks.map((c) => [c.manifest.chunk, c.state]), [[1, 'committed']]);
-  t.same((await readdir(w.dir)).sort(), ['archive.json', 'chunk-000001.committed', 'chunk-000001.json', 'chunk-000001.jsonl.gz'], 'nothing of the void chunk is left');
+  t.same((await readdir(w.dir)).sort(), ['archive.json', 'chunk-000001.committed', 'chunk-000001.json', `chunk-000001${EXT}`], 'nothing of the void chunk is left');
   t.match(summarize(scan.archives[0]!), { chunks: 1, pending: 0, rows: 3, policy: 'messages-archive', table: 'public.messages' });
   t.equal(await w.finish(), true);
 
@@ -50,7 +54,7 @@ t.test('what a killed writer leaves is debris, removed without touching its publ
   const w = await begin(storage);
   await w.publishChunk([part(3)], { xid: '100', now: new Date() });
   await writeFile(join(w.dir, '.tmp-chunk-000002-1234'), 'half a chunk');
-  await writeFile(join(w.dir, 'chunk-000003.jsonl.gz'), 'data without manifest');
+  await writeFile(join(w.dir, `chunk-000003${EXT}`), 'data without manifest');
   t.same(await findArchiveDebris(storage), [], 'nothing is debris while the writer lives');
   // The writer dies: its header names a pid that is gone.
   const header = JSON.parse(await readFile(join(w.dir, 'archive.json'), 'utf8'));
@@ -64,7 +68,7 @@ t.test('what a killed writer leaves is debris, removed without touching its publ
   t.same(debris.map((d) => d.slice(storage.length)), [
     `/archives/ghost/${ghost.header.id}`,
     `/archives/messages-archive/${w.header.id}/.tmp-chunk-000002-1234`,
-    `/archives/messages-archive/${w.header.id}/chunk-000003.jsonl.gz`,
+    `/archives/messages-archive/${w.header.id}/chunk-000003${EXT}`,
   ]);
   await cleanArchiveDebris(storage);
   t.same(await findArchiveDebris(storage), []);
@@ -83,9 +87,9 @@ t.test('a tampered manifest is reported damaged and its chunk not counted; a dam
   const m2 = JSON.parse(await readFile(join(w.dir, 'chunk-000002.json'), 'utf8'));
   m2.rows = 1;
   await writeFile(join(w.dir, 'chunk-000002.json'), JSON.stringify(m2));
-  const data = await readFile(join(w.dir, 'chunk-000001.jsonl.gz'));
+  const data = await readFile(join(w.dir, `chunk-000001${EXT}`));
   data[data.length - 5] ^= 0x01;
-  await writeFile(join(w.dir, 'chunk-000001.jsonl.gz'), data);
+  await writeFile(join(w.dir, `chunk-000001${EXT}`), data);
   const entry = (await scanArchives(storage)).archives[0]!;
   t.same(entry.damaged, [{ name: 'chunk-000002.json', problem: 'the manifest does not match its own checksum' }]);
   t.same(entry.chunks.map((c) => c.manifest.chunk), [1]);
