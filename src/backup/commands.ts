@@ -215,7 +215,7 @@ export interface RestoreCommandOptions extends CommandApplyOptions, Omit<Restore
  * --flush (the target may hold data that goes); without them the driver refuses a non-empty
  * target, so nothing is lost. The flags are checked against the backup's service first.
  */
-export async function restoreCommand(desired: Desired, id: string, options: RestoreCommandOptions): Promise<{ summary: string; details: Record<string, unknown>; run: RunResult }> {
+export async function restoreCommand(desired: Desired, id: string, options: RestoreCommandOptions): Promise<{ summary: string; details: Record<string, unknown>; run: RunResult; tombstones: { applied: number; summary: string } }> {
   const entry = await findBackup(repositoriesFor(desired, options.repository, options.env), id);
   const m = entry.manifest;
   checkRestoreFlags(m.service, options);
@@ -226,11 +226,14 @@ export async function restoreCommand(desired: Desired, id: string, options: Rest
     reason: `requested (restore ${m.service}/${m.schedule} ${m.id})`, risk: flags.force || flags.flush ? 'destructive' : 'safe',
     estimate: { bytes: m.totalBytes }, params: { ...defined, id: m.id, service: m.service, force: flags.force },
   };
+  // Erasures recorded since the backup was taken are re-applied before the restore reports success.
+  const { reapplyAction } = await import('../erasure/commands.js');
+  const reapply = await reapplyAction(desired, m.startedAt, { [m.service]: action.id }, env);
   const { HANDLERS, apply } = await engine();
   const record = newRecord();
   const parts: EngineParts = {
-    modules: [commandModule({ name: 'backup', observe: async () => ({}) }, () => [action])],
-    handlers: { ...HANDLERS, restore_backup: recording(HANDLERS.restore_backup, record) },
+    modules: [commandModule({ name: 'backup', observe: async () => ({}) }, () => (reapply ? [action, reapply] : [action]))],
+    handlers: { ...HANDLERS, restore_backup: recording(HANDLERS.restore_backup, record), reapply_tombstones: recording(HANDLERS.reapply_tombstones, record) },
   };
   const run = await apply({
     desired, parts, env, lockTimeoutMs, probeServices: false,
@@ -238,7 +241,13 @@ export async function restoreCommand(desired: Desired, id: string, options: Rest
   });
   throwIfFailed(run, record);
   const outcome = record.outcomes.get(action.id)!;
-  return { summary: outcome.summary, details: outcome.details ?? {}, run };
+  return { summary: outcome.summary, details: outcome.details ?? {}, run, tombstones: tombstonesOutcome(reapply ? record.outcomes.get(reapply.id) : undefined) };
+}
+
+/** What a restore says of the tombstones it re-applied (none recorded since its backup: 0). */
+export function tombstonesOutcome(outcome: { summary: string; details?: Record<string, unknown> } | undefined): { applied: number; summary: string } {
+  if (!outcome) return { applied: 0, summary: '0 tombstones applied (no erasure recorded since the backup was taken)' };
+  return { applied: Number(outcome.details?.applied ?? 0), summary: outcome.summary };
 }
 
 export interface DeleteCommandOptions extends CommandApplyOptions {

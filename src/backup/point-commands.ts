@@ -3,15 +3,16 @@
  * the other, each to its usual target with the flags that apply to its service, as a narrowed
  * plan of restore_backup actions run by the engine's `apply` (one lock, one journal), like
  * `restore ID` (src/backup/commands.ts). A point whose member is gone or damaged everywhere is
- * refused before anything is restored.
+ * refused before anything is restored. The tombstones recorded since the point was taken are
+ * re-applied after the members (reapply_tombstones, src/erasure), in the same run.
  */
 import type { Desired } from '../config/types.js';
 import { commandModule, newRecord, recording, throwIfFailed } from '../engine/command.js';
 import type { EngineParts } from '../engine/index.js';
-import type { RestoreBackup, RunResult } from '../engine/types.js';
+import type { Action, RestoreBackup, RunResult } from '../engine/types.js';
 import { JarvisError } from '../errors.js';
 import { scanStorage } from './catalog.js';
-import type { RestoreCommandOptions } from './commands.js';
+import { tombstonesOutcome, type RestoreCommandOptions } from './commands.js';
 import { repositoriesFor } from './operations.js';
 import { findPoint } from './point-store.js';
 import { pointProblems, type PointManifest, type PointMember } from './points.js';
@@ -34,7 +35,7 @@ function memberAction(m: PointMember, method: string | undefined, options: Resto
   };
 }
 
-export async function restorePointCommand(desired: Desired, id: string, options: RestoreCommandOptions): Promise<{ point: PointManifest; restored: RestoredMember[]; run: RunResult }> {
+export async function restorePointCommand(desired: Desired, id: string, options: RestoreCommandOptions): Promise<{ point: PointManifest; restored: RestoredMember[]; run: RunResult; tombstones: { applied: number; summary: string } }> {
   const repositories = repositoriesFor(desired, options.repository, options.env);
   const point = (await findPoint(repositories, id))[0]!.manifest;
   const scan = await scanStorage(repositories);
@@ -47,13 +48,17 @@ export async function restorePointCommand(desired: Desired, id: string, options:
     });
   }
   const methods = new Map(scan.valid.map((e) => [e.manifest.id, e.manifest.method]));
-  const actions = point.members.map((m) => memberAction(m, methods.get(m.id), options));
+  const actions: Action[] = point.members.map((m) => memberAction(m, methods.get(m.id), options));
+  // Erasures recorded since the point was taken are re-applied to all three before it reports success.
+  const { reapplyAction } = await import('../erasure/commands.js');
+  const reapply = await reapplyAction(desired, point.startedAt, Object.fromEntries(point.members.map((m) => [m.service, `backup.restore.${m.id}`])), options.env);
+  if (reapply) actions.push(reapply);
   const { HANDLERS } = await import('../engine/registry.js');
   const { apply } = await import('../engine/index.js');
   const record = newRecord();
   const parts: EngineParts = {
     modules: [commandModule({ name: 'backup', observe: async () => ({}) }, () => actions)],
-    handlers: { ...HANDLERS, restore_backup: recording(HANDLERS.restore_backup, record) },
+    handlers: { ...HANDLERS, restore_backup: recording(HANDLERS.restore_backup, record), reapply_tombstones: recording(HANDLERS.reapply_tombstones, record) },
   };
   const { env, lockTimeoutMs, waitingForLock, progress } = options;
   const run = await apply({
@@ -65,5 +70,5 @@ export async function restorePointCommand(desired: Desired, id: string, options:
     const outcome = record.outcomes.get(`backup.restore.${m.id}`)!;
     return { ...m, summary: outcome.summary, details: outcome.details ?? {} };
   });
-  return { point, restored, run };
+  return { point, restored, run, tombstones: tombstonesOutcome(reapply ? record.outcomes.get(reapply.id) : undefined) };
 }

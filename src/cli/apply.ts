@@ -7,21 +7,10 @@
  */
 import type { Command } from 'commander';
 import type { Plan } from '../engine/types.js';
-import { colors, durationFlag, exitWith, globalOptions, loadDesired, note, print } from './common.js';
+import { askYes, colors, durationFlag, exitWith, globalOptions, loadDesired, note, onTerminal as isOnTerminal, print } from './common.js';
 import { plural } from '../render/format.js';
 
 interface ApplyFlags { autoApprove?: boolean; lockTimeout: string; target?: string }
-
-/** Asks on the terminal; only `yes` goes on (as Terraform). */
-async function askYes(question: string): Promise<boolean> {
-  const { createInterface } = await import('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return (await rl.question(question)).trim() === 'yes';
-  } finally {
-    rl.close();
-  }
-}
 
 export function define(program: Command): void {
   program
@@ -34,7 +23,7 @@ export function define(program: Command): void {
       const g = globalOptions(cmd);
       const { JarvisError } = await import('../errors.js');
       const lockTimeoutMs = await durationFlag('--lock-timeout', opts.lockTimeout);
-      const onTerminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+      const onTerminal = isOnTerminal();
       if (!planfile && !opts.autoApprove && !onTerminal) {
         throw new JarvisError('USAGE', 'apply is not on a terminal, so it cannot ask for confirmation: pass --auto-approve, or a plan file', {
           hint: 'jarvis-db plan --out plan.json; review it; jarvis-db apply plan.json',

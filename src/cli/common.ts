@@ -101,3 +101,19 @@ export async function lockWait(desired: Desired, lockTimeout: string): Promise<{
     waitingForLock: (owner) => note(`waiting up to ${lockTimeout} for the lock on ${desired.storage.path}${owner ? ` (held by pid ${owner.pid}, run ${owner.runId})` : ''}`),
   };
 }
+
+/** Whether a prompt can be answered: stdin and stderr on a terminal. */
+export function onTerminal(): boolean {
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY);
+}
+
+/** Asks on the terminal; only `yes` goes on (as Terraform). `apply` and `erase` ask with it. */
+export async function askYes(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(question)).trim() === 'yes';
+  } finally {
+    rl.close();
+  }
+}

@@ -14,6 +14,7 @@ import * as archive from './archive.js';
 import * as backup from './backup.js';
 import * as completion from './completion.js';
 import * as daemon from './daemon.js';
+import * as erase from './erase.js';
 import * as health from './health.js';
 import * as init from './init.js';
 import * as migrate from './migrate.js';
@@ -42,7 +43,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.configureHelp({ sortSubcommands: false });
-  for (const command of [plan, apply, validate, backup, restore, verify, health, alerts, schedule, migrate, retention, archive, wal, init, daemon, sandbox, completion]) {
+  for (const command of [plan, apply, validate, backup, restore, verify, erase, health, alerts, schedule, migrate, retention, archive, wal, init, daemon, sandbox, completion]) {
     command.define(program);
   }
   addFormatOptions(program);

@@ -44,8 +44,9 @@ export function define(program: Command): void {
           target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)),
           repository: opts.repository, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
         }).finally(() => progress.stop());
-        if (g.json) return printJson({ point: r.point.id, restored: r.restored.map(({ service, schedule, id: backup, details }) => ({ service, schedule, id: backup, ...details })) });
+        if (g.json) return printJson({ point: r.point.id, restored: r.restored.map(({ service, schedule, id: backup, details }) => ({ service, schedule, id: backup, ...details })), tombstones: r.tombstones });
         for (const m of r.restored) print(`${m.service} ${m.id}: ${m.summary}`);
+        print(`Tombstones: ${r.tombstones.summary}`);
         print(`Recovery point ${r.point.id} restored (${r.restored.length} backups).`);
         return;
       }
@@ -57,7 +58,7 @@ export function define(program: Command): void {
         target: opts.targetDb, force: Boolean(opts.force), flush: Boolean(opts.flush), env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)),
         collection: opts.collection, as: opts.as, repository: opts.repository, targetDir: opts.targetDir === undefined ? undefined : resolve(opts.targetDir),
       }).finally(() => progress.stop());
-      if (g.json) printJson({ id, ...result.details });
-      else print(result.summary);
+      if (g.json) printJson({ id, ...result.details, tombstones: result.tombstones });
+      else print(`${result.summary}\nTombstones: ${result.tombstones.summary}`);
     });
 }

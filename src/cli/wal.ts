@@ -122,7 +122,7 @@ export async function restoreToPoint(id: string, opts: PointInTimeFlags, cmd: Co
   const progress = await progressFor(`restore ${plan.base.id}`, g.json);
   // The WAL is fetched while the base backup is unpacked.
   const walFetch = await recovery.startWalFetch(desired, dir, target, plan, process.env);
-  await restoreCommand(desired, plan.base.id, {
+  const restored = await restoreCommand(desired, plan.base.id, {
     target: undefined, force: Boolean(opts.force), flush: false, env: process.env, progress, ...(await lockWait(desired, opts.lockTimeout)), targetDir: dir,
     repository: opts.repository,
   }).catch(async (e: unknown) => {
@@ -133,7 +133,8 @@ export async function restoreToPoint(id: string, opts: PointInTimeFlags, cmd: Co
   const details = { id: plan.base.id, dir, target: { kind: target.kind, value: target.value }, window: plan.window };
   if (!opts.start) {
     const prefetched = await fetching;
-    if (g.json) return printJson({ ...details, prefetchedWalFiles: prefetched });
+    if (g.json) return printJson({ ...details, prefetchedWalFiles: prefetched, tombstones: restored.tombstones });
+    print(`Tombstones: ${restored.tombstones.summary}`);
     const { isRoot } = await import('../scratch/servers.js');
     return print(`restored base backup ${plan.base.id} into ${dir}, set to recover to ${target.kind} ${target.value} and promote: `
       + `start it with ${isRoot() ? 'runuser -u postgres -- ' : ''}pg_ctl -D ${dir} -o '-p PORT' start (${isRoot() ? `the WAL it replays is in ${dir}/pg_wal` : 'restore_command fetches the WAL with this config'})`);
@@ -142,6 +143,7 @@ export async function restoreToPoint(id: string, opts: PointInTimeFlags, cmd: Co
   // The server replays while the rest of the WAL is fetched (restore_command waits for it).
   const started = await recovery.startRecovered(desired, dir, port ?? await freePort(), plan.base, process.env, fetching);
   const prefetched = await fetching;
-  if (g.json) return printJson({ ...details, prefetchedWalFiles: prefetched, port: started.port, reached: started.reached, stop: started.stop, log: started.log });
+  if (g.json) return printJson({ ...details, prefetchedWalFiles: prefetched, port: started.port, reached: started.reached, stop: started.stop, log: started.log, tombstones: restored.tombstones });
+  print(`Tombstones: ${restored.tombstones.summary}`);
   print(`recovered ${dir} from base backup ${plan.base.id} to ${target.kind} ${target.value}: ${started.reached}; promoted, listening on 127.0.0.1:${started.port}\nstop it with: ${started.stop}`);
 }

@@ -142,6 +142,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   checker.checkPolicies(root, source, policies);
   checker.checkPartitions(root, source);
   checker.checkLinks(root, source);
+  checker.checkErasure(root, source);
   checker.checkSchema(root, source);
   checker.checkThresholds(root, source);
   await checkTarget(root, source, problems);

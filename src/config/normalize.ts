@@ -9,7 +9,7 @@ import { formatPath, type Path } from './problems.js';
 import { METHODS, parseThreshold } from './semantic.js';
 import { SERVICE_NAMES } from './types.js';
 import type {
-  AnonymizeStrategy, BackupSchedule, Desired, HealthSettings, KeepRules, LinkDeclaration, PartitionDeclaration, PointSchedule, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
+  AnonymizeStrategy, BackupSchedule, Desired, ErasureSettings, HealthSettings, KeepRules, LinkDeclaration, PartitionDeclaration, PointSchedule, RepositoryConfig, RetentionAction, RetentionPolicy, Services, ServiceName, Threshold,
 } from './types.js';
 
 export const DEFAULTS = {
@@ -63,6 +63,7 @@ interface RawConfig {
   backups?: RawBackup[];
   partitions?: { table: string; column: string; interval: PartitionDeclaration['interval']; premake?: number }[];
   links?: RawLink[];
+  erasure?: { users?: { table?: string; key?: string }; tables?: string[]; user?: ErasureSettings['user']; anonymize?: RawPolicy['anonymize']; userMetadata?: string };
   health?: { thresholds?: Record<string, { warning?: number | string; critical?: number | string }>; interval?: string; history?: string; alerts?: { webhook: string; retries?: number } };
   journal?: { keep?: string };
 }
@@ -74,6 +75,21 @@ function link(raw: RawLink, source: LinkDeclaration['source']): LinkDeclaration 
     ? { store: 'chroma', collection: raw.chroma.collection, metadata: raw.chroma.metadata }
     : { store: 'redis', pattern: raw.redis!.pattern, ...(raw.redis!.database !== undefined ? { database: raw.redis!.database } : {}) };
   return { name: raw.name, postgres, side, source };
+}
+
+/** The erasure settings with their defaults (`erasure:` absent: every default). */
+export function erasureSettings(raw: RawConfig['erasure'] = {}): ErasureSettings {
+  const out: ErasureSettings = {
+    users: { table: raw.users?.table ?? 'users', key: raw.users?.key ?? 'id' },
+    user: raw.user ?? 'anonymize',
+    userMetadata: raw.userMetadata ?? 'user_id',
+  };
+  if (raw.tables) out.tables = [...raw.tables];
+  if (raw.anonymize) {
+    const columns = Object.fromEntries(Object.entries(raw.anonymize.columns).map(([c, s]) => [c, s ?? 'null'])) as Record<string, AnonymizeStrategy>;
+    out.anonymize = { ...raw.anonymize, columns, marker: raw.anonymize.marker ?? DEFAULTS.anonymizeMarker };
+  }
+  return out;
 }
 
 export interface PolicyInput { value: unknown; file: string; path: Path }
@@ -223,6 +239,7 @@ export function toDesired(value: unknown, configFile: string, configHash: string
     const file = relative(base, configFile) || configFile;
     desired.links = raw.links.map((l, i) => link(l, { file, path: `links[${i}]` }));
   }
+  if (raw.erasure) desired.erasure = erasureSettings(raw.erasure);
   if (raw.schema) {
     desired.schema = {
       migrations: resolve(base, raw.schema.migrations ?? DEFAULTS.migrations),

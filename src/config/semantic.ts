@@ -301,6 +301,16 @@ export class SemanticChecker {
     });
   }
 
+  /** `erasure:`: it erases PostgreSQL rows (services.postgres), and anonymize only when the users row is anonymized. */
+  checkErasure(config: Obj, source: SourceFile): void {
+    if (!isObj(config.erasure)) return;
+    const services = isObj(config.services) ? config.services : {};
+    if (!isObj(services.postgres)) this.report(source, ['erasure'], 'erasure removes a user\'s PostgreSQL rows, but services.postgres is not configured', true);
+    if (config.erasure.user === 'delete' && config.erasure.anonymize !== undefined) {
+      this.report(source, ['erasure', 'anonymize'], 'anonymize applies when the users row stays (user: anonymize); with user: delete the row goes: remove one of the two', true);
+    }
+  }
+
   checkPolicies(config: Obj, configSource: SourceFile, policies: Located[]): void {
     const services = isObj(config.services) ? config.services : {};
     if (policies.length > 0 && !isObj(services.postgres)) {

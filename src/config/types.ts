@@ -96,7 +96,8 @@ export interface PointSchedule {
   path: string;
 }
 
-export type RetentionAction = 'delete' | 'archive' | 'anonymize' | 'compress';
+/** `erase`: each row is a user erased from every store (src/erasure), as `erase --user` does. */
+export type RetentionAction = 'delete' | 'archive' | 'anonymize' | 'compress' | 'erase';
 
 export type AnonymizeStrategy = 'null' | 'redact' | 'hash' | 'email';
 
@@ -144,6 +145,23 @@ export interface LinkDeclaration {
   source: { file: string; path: string; line?: number };
 }
 
+/**
+ * `erasure:` what `erase --user ID` does in PostgreSQL besides following the links (src/erasure).
+ * Absent fields take their defaults when the erasure is resolved against the catalog.
+ */
+export interface ErasureSettings {
+  /** The users table and the column `--user` names. */
+  users: { table: string; key: string };
+  /** The tables whose rows of the user are deleted (absent: every table with a foreign key to the users table). */
+  tables?: string[];
+  /** What happens to the users row. */
+  user: 'anonymize' | 'delete';
+  /** The strategies for the users row (absent: those of the retention policy on the users table). */
+  anonymize?: { columns: Record<string, AnonymizeStrategy>; saltEnv?: string; redaction?: string; marker: string };
+  /** The Chroma metadata field holding the user id. */
+  userMetadata: string;
+}
+
 export interface Threshold {
   warning?: number;
   critical?: number;
@@ -180,6 +198,8 @@ export interface Desired {
   partitions?: PartitionDeclaration[];
   /** Links between the stores (absent: none). */
   links?: LinkDeclaration[];
+  /** Erasure settings (absent: the defaults, see ErasureSettings). */
+  erasure?: ErasureSettings;
   health: HealthSettings;
   journal: { keepSeconds: number };
 }

@@ -5,6 +5,7 @@
  * file only knows the kinds of field.
  */
 import { BACKUP_PARAM_RULES } from '../backup/action-params.js';
+import { ERASURE_PARAM_RULES } from '../erasure/action-params.js';
 import { MIGRATE_PARAM_RULES } from '../migrate/action-params.js';
 import { RETENTION_PARAM_RULES } from '../retention/action-params.js';
 import type { ActionFor, ActionType } from './types.js';
@@ -25,7 +26,7 @@ export interface ParamRules<P> {
 
 export type ParamRuleTable = { [K in ActionType]: ParamRules<ActionFor<K>['params']> };
 
-export const PARAM_RULES: ParamRuleTable = { ...BACKUP_PARAM_RULES, ...MIGRATE_PARAM_RULES, ...RETENTION_PARAM_RULES };
+export const PARAM_RULES: ParamRuleTable = { ...BACKUP_PARAM_RULES, ...MIGRATE_PARAM_RULES, ...RETENTION_PARAM_RULES, ...ERASURE_PARAM_RULES };
 
 const SHA256 = /^[0-9a-f]{64}$/;
 /** An ISO timestamp as `Date.prototype.toISOString` writes it (a retention cut-off). */

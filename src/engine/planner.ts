@@ -42,6 +42,7 @@ const PHASE: Record<ActionType, number> = {
   retention_drop_partition: 4,
   retention_archive: 4,
   retention_anonymize: 5,
+  retention_erase: 5,
   retention_compress: 6,
   retention_delete: 7,
   prune_backup: 8,
@@ -59,6 +60,9 @@ const PHASE: Record<ActionType, number> = {
   restore_backup: 1,
   seed_dataset: 2,
   restore_archive: 4,
+  // After the restores it requires; an erasure on its own.
+  erase_user: 7,
+  reapply_tombstones: 9,
 };
 /** Action types of test modules (not in ACTION_TYPES) run after the due backups. */
 const UNKNOWN_PHASE = 3;

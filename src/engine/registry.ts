@@ -85,6 +85,9 @@ export const HANDLERS: HandlerMap = {
   restore_backup: lazy(backup, (m) => m.restoreBackupHandler),
   restore_archive: lazy(() => import('../retention/archives.js'), (m) => m.restoreArchiveHandler),
   seed_dataset: lazy(() => import('../migrate/init.js'), (m) => m.seedDatasetHandler),
+  retention_erase: lazy(() => import('../erasure/retention.js'), (m) => m.retentionEraseHandler),
+  erase_user: lazy(() => import('../erasure/handlers.js'), (m) => m.eraseUserHandler),
+  reapply_tombstones: lazy(() => import('../erasure/handlers.js'), (m) => m.reapplyTombstonesHandler),
 };
 
 /** What the engine works with: modules to observe and plan, handlers to execute. */

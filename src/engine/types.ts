@@ -3,6 +3,7 @@
  */
 import type { CopyBackupParams, CreateBackupParams, CreatePointParams, PruneBackupParams, PrunePointParams, PruneWalParams, RestoreBackupParams, VerifyBackupParams } from '../backup/action-params.js';
 import type { FieldChange } from '../config/changes.js';
+import type { EraseUserParams, ReapplyTombstonesParams } from '../erasure/action-params.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
 import type { CopyArchiveParams, CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
@@ -25,6 +26,7 @@ export const ACTION_TYPES = [
   'retention_archive',
   'retention_anonymize',
   'retention_compress',
+  'retention_erase',
   'retention_drop_partition',
   'create_partition',
   'copy_archive',
@@ -33,6 +35,9 @@ export const ACTION_TYPES = [
   'restore_backup',
   'restore_archive',
   'seed_dataset',
+  // Command-only: `erase --user` makes the first, a restore the second (src/erasure).
+  'erase_user',
+  'reapply_tombstones',
 ] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
@@ -53,6 +58,7 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_archive: 'change',
   retention_anonymize: 'change',
   retention_compress: 'change',
+  retention_erase: 'destroy',
   retention_drop_partition: 'destroy',
   create_partition: 'create',
   copy_archive: 'create',
@@ -60,9 +66,11 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   restore_backup: 'change',
   restore_archive: 'change',
   seed_dataset: 'create',
+  erase_user: 'destroy',
+  reapply_tombstones: 'destroy',
 };
 
-export type ModuleName = 'backup' | 'migrate' | 'retention' | 'health' | (string & {});
+export type ModuleName = 'backup' | 'migrate' | 'retention' | 'health' | 'erasure' | (string & {});
 
 export type Risk = 'safe' | 'destructive';
 
@@ -126,6 +134,7 @@ export type RetentionDelete = ActionOf<'retention_delete', RetentionParams>;
 export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
 export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
+export type RetentionErase = ActionOf<'retention_erase', RetentionParams>;
 export type RetentionDropPartition = ActionOf<'retention_drop_partition', DropPartitionParams>;
 export type CreatePartition = ActionOf<'create_partition', CreatePartitionParams>;
 export type CopyArchive = ActionOf<'copy_archive', CopyArchiveParams>;
@@ -133,12 +142,15 @@ export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
 export type RestoreBackup = ActionOf<'restore_backup', RestoreBackupParams>;
 export type RestoreArchive = ActionOf<'restore_archive', RestoreArchiveParams>;
 export type SeedDataset = ActionOf<'seed_dataset', SeedDatasetParams>;
+export type EraseUser = ActionOf<'erase_user', EraseUserParams>;
+export type ReapplyTombstones = ActionOf<'reapply_tombstones', ReapplyTombstonesParams>;
 
 export type Action =
   | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionDropPartition | CreatePartition | CopyArchive | PruneArchive
-  | RestoreBackup | RestoreArchive | SeedDataset;
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionErase | RetentionDropPartition | CreatePartition | CopyArchive | PruneArchive
+  | RestoreBackup | RestoreArchive | SeedDataset
+  | EraseUser | ReapplyTombstones;
 
 /** The action variant of one type: `ActionFor<'create_backup'>` is `CreateBackup`. */
 export type ActionFor<K extends ActionType> = Extract<Action, { type: K }>;

@@ -62,6 +62,9 @@ export interface CheckEnv {
   bucketSeconds?: number;
 }
 
+/** The marker an erased (anonymized) users row carries: the default of `anonymize.marker`. */
+const ERASED_MARKER = 'anonymized_at';
+
 const isTimestamp = (c: ColumnInfo) => (TIMESTAMP_TYPES as readonly string[]).includes(c.baseType);
 
 function describeRef(ref: ReferenceInfo): string {
@@ -173,6 +176,13 @@ export function checkPolicy(policy: RetentionPolicy, catalog: PolicyCatalog, env
       errors.push(`the hash strategy needs a salt, but ${policy.anonymize.saltEnv ? `$${policy.anonymize.saltEnv} is not set` : 'anonymize.saltEnv is not configured'}`);
     }
     if (marker) resolved.anonymize = { columns, marker };
+  }
+
+  if (policy.action === 'erase') {
+    // An erased user keeps an anonymized row (erasure's default): its marker keeps it from being counted again.
+    const marker = column(table, ERASED_MARKER);
+    if (marker && isTimestamp(marker)) resolved.anonymize = { columns: [], marker };
+    effects.push('each user erased from every store the links reach, a tombstone first (docs/erasure.md)');
   }
 
   if (policy.action === 'compress' && policy.compress) {

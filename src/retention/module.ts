@@ -62,7 +62,7 @@ function runHandler<A extends RetentionRun>(expected: RetentionPolicy['action'])
       env: ctx.env, progress, signal: ctx.signal, log: ctx.log, ...(action.estimate?.rows !== undefined ? { expectedRows: action.estimate.rows } : {}),
     });
     const kids = Object.entries(result.childRows).map(([t, rows]) => ` and ${plural(rows, 'row')} of ${t}`).join('');
-    const verb = { delete: 'deleted', archive: 'archived', anonymize: 'anonymized', compress: 'compressed' }[expected];
+    const verb = { delete: 'deleted', archive: 'archived', anonymize: 'anonymized', compress: 'compressed', erase: 'erased' }[expected];
     const where = result.archiveId ? ` into archive ${result.archiveId} (${plural(result.chunks ?? 0, 'chunk')}, ${formatBytes(result.archiveBytes!)})` : '';
     const v = result.vacuum;
     const vacuum = !v ? '' : v.problem ? `; VACUUM (ANALYZE) of ${v.tables.join(', ')} not done (${v.problem}): autovacuum will` : `; then VACUUM (ANALYZE) of ${v.tables.join(', ')} in ${formatDuration(v.ms)}`;

@@ -4,7 +4,7 @@
  * touches only rows older than it), plan errors naming the policy, findings.
  * Order: archive, compress, anonymize, delete, then the expiry of archives.
  */
-import type { Desired, RetentionPolicy } from '../config/types.js';
+import type { Desired, RetentionPolicy, ServiceName } from '../config/types.js';
 import { planArchiveCopies } from './archive-copies.js';
 import type {
   Action, ActionType, Finding, ModulePlan, PlanError, RetentionAnonymize, RetentionArchive, RetentionCompress, RetentionDelete, Risk,
@@ -17,11 +17,11 @@ import { planDeclared } from './partition-declare.js';
 
 import { formatCount as n, plural } from '../render/format.js';
 
-const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_compress' | 'retention_anonymize' | 'retention_delete'> = {
-  archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete',
+const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_compress' | 'retention_anonymize' | 'retention_delete' | 'retention_erase'> = {
+  archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete', erase: 'retention_erase',
 };
-const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive' };
-const ORDER: ActionType[] = ['create_partition', 'retention_drop_partition', 'retention_archive', 'retention_compress', 'retention_anonymize', 'retention_delete', 'copy_archive', 'prune_archive'];
+const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive', erase: 'destructive' };
+const ORDER: ActionType[] = ['create_partition', 'retention_drop_partition', 'retention_archive', 'retention_compress', 'retention_anonymize', 'retention_erase', 'retention_delete', 'copy_archive', 'prune_archive'];
 
 /** A retention run (delete, archive, anonymize, compress): an action with RetentionParams. */
 export type RetentionRun = RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress;
@@ -45,6 +45,8 @@ function reasonFor(policy: RetentionPolicy, obs: PolicyObserved, cutoff: string)
       const kids = Object.entries(c.children).map(([t, rows]) => `${plural(rows, 'row')} of ${t}`);
       return kids.length ? `${base}, with ${kids.join(' and ')}` : base;
     }
+    case 'erase':
+      return `${approx}${plural(c.eligible, 'user')} older than ${policy.age.olderThan} not yet erased (${policy.age.column} < ${cutoff}), erased from every store per the links`;
     case 'anonymize':
       return `${approx}${plural(c.eligible, 'row')} older than ${policy.age.olderThan} not yet anonymized (${policy.age.column} < ${cutoff})`;
     case 'compress':
@@ -57,6 +59,11 @@ function reasonFor(policy: RetentionPolicy, obs: PolicyObserved, cutoff: string)
 export interface RetentionPlanContext {
   /** Migrations are pending: a table or column they may create is not an error yet. */
   migrationsPending?: boolean;
+}
+
+/** An erase policy reaches PostgreSQL and every store a link names. */
+function erasedServices(desired: Desired): ServiceName[] {
+  return (['postgres', 'redis', 'chroma'] as const).filter((s) => s === 'postgres' || (desired.links ?? []).some((l) => l.side.store === s));
 }
 
 export function planRetention(desired: Desired, observed: RetentionObserved, now: Date, context: RetentionPlanContext = {}): ModulePlan {
@@ -108,7 +115,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       risk: RISK[policy.action],
       estimate: { rows: rows + childRows, bytes: obs.counts.bytes },
       params,
-      services: ['postgres'],
+      services: policy.action === 'erase' ? erasedServices(desired) : ['postgres'],
       ...(drops.length ? { requires: drops.map((d) => d.id) } : {}),
     });
   }

@@ -42,6 +42,8 @@ export async function runPolicy(desired: Desired, policy: RetentionPolicy, param
       case 'archive': await runArchive(ctx, desired); break;
       case 'anonymize': await runAnonymize(ctx); break;
       case 'compress': await runCompress(ctx); break;
+      // Its own handler (src/erasure/retention.ts) runs it: every store, not one table.
+      case 'erase': throw new JarvisError('INTERNAL', `policy ${policy.name}: an erase policy is run by the retention_erase handler`);
     }
     if (!options.signal?.aborted) {
       const touched = [{ table: resolved.table, rows: ctx.result.rows }, ...resolved.children.map((c) => ({ table: c.info, rows: ctx.result.childRows[displayName(c.info)] ?? 0 }))];

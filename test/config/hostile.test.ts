@@ -157,7 +157,7 @@ const cases: Case[] = [
       'jarvis-db.yaml': withTail('retention:', '  include: [./policies/*.yaml]'),
       'policies/bad.yaml': lines('policies:', '  - name: metrics-delete', '    table: metrics', '    age: { column: recorded_at, olderThan: 30 days }', '    action: remove'),
     },
-    expect: [/policies\/bad\.yaml:4:44: policies\[0\]\.age\.olderThan: "30 days" is not a positive duration/, /policies\/bad\.yaml:5:13: policies\[0\]\.action: "remove" is not allowed \(expected one of: delete, archive, anonymize, compress\)/] },
+    expect: [/policies\/bad\.yaml:4:44: policies\[0\]\.age\.olderThan: "30 days" is not a positive duration/, /policies\/bad\.yaml:5:13: policies\[0\]\.action: "remove" is not allowed \(expected one of: delete, archive, anonymize, compress, erase\)/] },
   { name: 'a policy file that is not UTF-8',
     files: {
       'jarvis-db.yaml': withTail('retention:', '  include: [./policies/*.yaml]'),

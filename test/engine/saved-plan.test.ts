@@ -92,6 +92,14 @@ t.test('the params of each action type are checked, naming the action and the fi
     ['seed_dataset', { scale: 0.1 }, null],
     ['seed_dataset', { scale: 0 }, /params\.scale must be a number above 0/],
     ['seed_dataset', { scale: '1' }, /params\.scale must be a number above 0/],
+    ['retention_erase', run, null],
+    ['retention_erase', { ...run, cutoff: 'soon' }, /params\.cutoff must be an ISO timestamp/],
+    ['erase_user', { user: '42' }, null],
+    ['erase_user', { user: '' }, /params\.user must be a non-empty string/],
+    ['erase_user', { user: '42', tables: ['users'] }, /params\.tables is not a param of erase_user/],
+    ['reapply_tombstones', { since: '2026-12-07T14:00:00.000Z', tombstones: ['20261207T140000000Z-1a2b3c4d'], postgres: 'backup.restore.b1' }, null],
+    ['reapply_tombstones', { since: 'yesterday', tombstones: [] }, /params\.since must be an ISO timestamp/],
+    ['reapply_tombstones', { since: '2026-12-07T14:00:00.000Z' }, /params\.tombstones is missing/],
   ];
   for (const [type, params, problem] of cases) {
     const value = { ...good, actions: [good.actions[0], { ...base, type, params: JSON.parse(JSON.stringify(params)) }] };
