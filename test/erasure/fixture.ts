@@ -2,10 +2,8 @@
  * The erasure tests' JARVIS: a sandbox PostgreSQL (migrated by `jarvis-db init`), Redis and
  * Chroma holding three users' data the way the links describe it: memory rows and their vectors
  * (memory_id and user_id metadata, plus one vector of user 1 with user_id only), sessions and
- * their `session:<id>` keys, and keys no link names. The compiled CLI (build first). The schema
- * stops at 0005_cache_entries: erasure does not reach metrics, and `restore --point --force` onto a
- * database whose metrics are partitioned (0006) fails in pg_restore on the partitions' inherited
- * primary keys (a restore issue of its own, not erasure's).
+ * their `session:<id>` keys, and keys no link names. The compiled CLI (build first). The whole
+ * schema, partitioned metrics included (`restore --point --force` replaces them).
  */
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -36,7 +34,7 @@ export async function jarvis(t: T, db = 'erase_db'): Promise<Jarvis> {
   const config = join(dir, 'jarvis-db.yaml');
   await writeFile(config, [
     'version: 1', 'services:', '  postgres: { url: "${PG}" }', '  redis: { url: "${RD}" }', '  chroma: { url: "${CH}" }', 'storage: { path: ./backups }',
-    'schema:', `  migrations: ${JSON.stringify(MIGRATIONS)}`, '  target: 0005_cache_entries', '  backupBefore: false',
+    'schema:', `  migrations: ${JSON.stringify(MIGRATIONS)}`, '  target: latest', '  backupBefore: false',
     'backups:',
     '  - { name: pg, service: postgres, cron: "0 3 * * *", keep: { last: 5 } }',
     '  - { name: rd, service: redis, cron: "0 3 * * *", keep: { last: 5 } }',

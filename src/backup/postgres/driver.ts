@@ -30,6 +30,7 @@ import { runToolToEnd, spawnTool } from '../../platform/processes.js';
 import { decryptor } from '../../storage/crypto.js';
 import { plural } from '../../render/format.js';
 import { DumpAdopter } from './adopt.js';
+import { dropPartitionedTables, dumpedTables } from './clean-partitions.js';
 import { countTocEntries, RestoreProgress } from './restore-progress.js';
 import type { BackupDriver, DriverContext, RestoreOptions, RestoreResult } from '../driver.js';
 import { leftoverRefusal, markerText, parseMarker, stopLeftoverTool, type RestoreMarker } from '../restore-marker.js';
@@ -71,13 +72,13 @@ function run(cmd: string, args: string[], env: Record<string, string>, options: 
   return { done, child };
 }
 
-/** How many TOC entries `pg_restore -l` lists in a dump (the total of the restore's progress). */
-async function tocEntries(tool: string, dump: string): Promise<number> {
+/** The TOC of a dump as `pg_restore -l` lists it (its entries are the total of the restore's progress). */
+async function tocListing(tool: string, dump: string): Promise<string> {
   const listed = await runToolToEnd(tool, ['-l', dump]).catch((e: unknown) => {
     throw new JarvisError('RESTORE_FAILED', `pg_restore -l could not read the dump: ${messageOf(e)}`, { cause: e });
   });
   if (listed.code !== 0) throw new JarvisError('RESTORE_FAILED', `pg_restore -l could not read the dump: ${listed.stderr.trim().split('\n').at(-1) ?? `exit ${listed.code}`}`);
-  return countTocEntries(listed.stdout);
+  return listed.stdout;
 }
 
 /** One `--version` per tool path and process: a backup asks it before it knows the server's major. */
@@ -335,9 +336,21 @@ async function restoreInto(entry: CatalogEntry, ctx: DriverContext, target: stri
       const jobs = String(Math.max(1, options.jobs ?? Number(entry.manifest.extra.jobs ?? 2)));
       const args = ['--no-password', '-d', target, '-j', jobs, '--exit-on-error'];
       if (!empty) args.push('--clean', '--if-exists');
+      const listing = await tocListing(restoreTool, source.path);
+      if (!empty) {
+        const client = await connectPostgres(targetUrl, APP);
+        try {
+          const dropped = await dropPartitionedTables(client, dumpedTables(listing));
+          if (dropped.length) ctx.progress.note(`dropped the partitioned ${plural(dropped.length, 'table')} ${dropped.join(', ')} first (pg_restore --clean cannot)`);
+        } catch (e) {
+          throw new JarvisError('RESTORE_FAILED', `cannot drop the partitioned tables of "${target}" that the backup replaces: ${messageOf(e)}`, { cause: e, hint: 'drop them by hand (other objects may depend on them), or restore into a new database (--target-db NEW)' });
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      }
       ctx.progress.note(`pg_restore -j ${jobs} into ${target}`);
       // -v: one stderr line per TOC item, turned into the progress note and bar
-      const progress = new RestoreProgress(await tocEntries(restoreTool, source.path), (note, n, total) => { ctx.progress.note(note); ctx.progress.update(n, total); });
+      const progress = new RestoreProgress(countTocEntries(listing), (note, n, total) => { ctx.progress.note(note); ctx.progress.update(n, total); });
       const { done, child } = run(restoreTool, ['-v', ...args, source.path], libpqEnv(url, target), { onStderrLine: (line) => progress.line(line) });
       if (child.pid !== undefined) await commentOn(admin, target, markerText({ ...marker, toolPid: child.pid }));
       await testPausePoint('restore-running', ctx.env);
