@@ -28,7 +28,7 @@ t.test('the demo runs every step against its own sandbox and stops it', async (t
     maxBuffer: 16 * 1024 * 1024,
   });
   t.match(stdout, /^OK .*jarvis-db\.yaml: 3 backup schedules/m, 'the root config validates against the sandbox');
-  t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 6 to create, /, 'the seeded data needs backups (and their off-site copies) and retention');
+  t.match(stdout, /init --seed[\s\S]*jarvis-db plan \(exit 2: changes pending\)[\s\S]*Plan: 8 to create, /, 'the seeded data needs backups and archives (and their off-site copies) and retention');
   t.match(stdout, /Apply complete: \d+ actions done/, 'apply does all of it');
   t.match(stdout, /plan \(exit 0: nothing left to do\)[\s\S]*No changes\. Observed state matches jarvis-db\.yaml\./, 'and converges');
   for (const service of ['postgres', 'redis', 'chroma', 'backups', 'consistency']) {

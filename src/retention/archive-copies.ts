@@ -50,7 +50,7 @@ export function planArchiveCopies(desired: Desired, first: string, archives: Arc
     }
     for (const run of runs) {
       copies.push({
-        id: `retention.copy.${run.id}.${other.repository}`, type: 'copy_archive', module: 'retention', target: `${run.policy}/<new archive> to ${other.repository}`,
+        id: `retention.copy.${run.id.replace(/^retention\./, '')}.${other.repository}`, type: 'copy_archive', module: 'retention', target: `${run.policy}/<new archive> to ${other.repository}`,
         reason: `missing there: the archive that ${run.id} writes in ${first}`, risk: 'safe', estimate: null,
         params: { fromAction: run.id, policy: run.policy, from: first, to: other.repository },
         requires: [run.id], repositories: [first, other.repository],
