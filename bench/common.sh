@@ -19,3 +19,8 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a
 minmax() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f–%.2f", lo, hi}'; }
 # Peak RSS in kB from a `/usr/bin/time -v -o FILE` report.
 peak_kb() { awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$1"; }
+
+# The S3 benchmarks' baseline: Debian's awscli against the sandbox's S3 server (`s3 cp …`).
+AWS=/usr/bin/aws
+require_awscli() { [ -x "$AWS" ] || { echo "Debian's awscli is the baseline: apt-get install -y awscli" >&2; exit 1; }; }
+s3() { "$AWS" --endpoint-url "$JARVIS_S3_ENDPOINT" --no-cli-pager s3 "$@"; }

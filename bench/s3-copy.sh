@@ -23,12 +23,9 @@ chmod 755 "$WORK"
 JDB=(node "$ROOT/bin/jarvis-db.js")
 # shellcheck source=bench/common.sh
 source "$ROOT/bench/common.sh"
-AWS=/usr/bin/aws
-[ -x "$AWS" ] || { echo "Debian's awscli is the baseline: apt-get install -y awscli" >&2; exit 1; }
+require_awscli
 cleanup() { sandbox_down; rm -rf "$WORK"; }
 trap cleanup EXIT
-
-s3() { "$AWS" --endpoint-url "$JARVIS_S3_ENDPOINT" --no-cli-pager s3 "$@"; }
 
 cat > "$WORK/jarvis-db.yaml" <<YAML
 version: 1

@@ -11,7 +11,7 @@ export function define(program: Command): void {
 
   archive
     .command('list')
-    .description('The archives in storage: policy, table, cut-off, chunks, rows, size')
+    .description('The archives of every repository, each once: policy, table, cut-off, chunks, rows, size, where they are')
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globalOptions(cmd);
       const desired = await loadDesired(g);

@@ -20,7 +20,7 @@ import { beginSql, DEFAULT_SESSION, openSession } from './session.js';
 import { restoreInsert } from './sql.js';
 import type { PartitionPlacement } from './partition-run.js';
 import { openRepositories } from '../storage/repositories.js';
-import { archiveRepository, deleteArchive, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
+import { archiveRepository, findArchive, openChunk, reloadArchive, scanArchives, summarize, verifyArchive, type ArchiveEntry, type ArchiveSummary, type ChunkVerification } from './store.js';
 
 /**
  * An archive by id (or prefix) in the first repository, else in the first other repository that
@@ -264,15 +264,5 @@ export async function restoreArchiveCommand(desired: Desired, id: string, option
   });
   throwIfFailed(run, record);
   return result!;
-}
-
-/** prune_archive: deletes an expired archive (the plan decided it; nothing is re-decided here). */
-export async function pruneArchiveById(desired: Desired, id: string): Promise<ArchiveSummary> {
-  const entry = await findArchive(archiveRepository(desired), id);
-  if (entry.header.id !== id) throw new JarvisError('PLAN_INVALID', `the plan names archive ${id}, which does not exist`);
-  const summary = summarize(entry);
-  if (summary.writerAlive) throw new JarvisError('RETENTION_FAILED', `archive ${id} is still being written by process ${entry.header.writer.pid}`);
-  await deleteArchive(entry);
-  return summary;
 }
 

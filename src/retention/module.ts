@@ -80,15 +80,13 @@ export const retentionCompressHandler = runHandler<RetentionCompress>('compress'
 
 export const pruneArchiveHandler: Handler<PruneArchive> = async (action, ctx) => {
   const id = action.params.archiveId;
-  if (action.params.repositories) {
-    const [{ pruneEverywhere }, { summarize }] = await Promise.all([import('./archive-copy.js'), import('./store.js')]);
-    const { repositories, entry } = await pruneEverywhere(ctx.desired, id, action.params.repositories, ctx.env);
-    const summary = summarize(entry);
-    return { summary: `archive ${id} of ${summary.policy} deleted from ${repositories.join(', ')} (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };
-  }
-  const { pruneArchiveById } = await import('./archives.js');
-  const summary = await pruneArchiveById(ctx.desired, id);
-  return { summary: `archive ${id} of ${summary.policy} deleted (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };
+  const [{ pruneEverywhere }, { archiveRepository, summarize }] = await Promise.all([import('./archive-copy.js'), import('./store.js')]);
+  // Without `repositories` (a single repository) the archive is in the first one.
+  const names = action.params.repositories ?? [archiveRepository(ctx.desired, ctx.env).name];
+  const { repositories, entry } = await pruneEverywhere(ctx.desired, id, names, ctx.env);
+  const summary = summarize(entry);
+  const where = action.params.repositories ? ` from ${repositories.join(', ')}` : '';
+  return { summary: `archive ${id} of ${summary.policy} deleted${where} (${plural(summary.rows, 'row')}, ${formatBytes(summary.bytes)})` };
 };
 
 /** The handlers this module provides, for the engine's handler map. */
