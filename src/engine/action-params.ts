@@ -12,8 +12,10 @@ import type { ActionFor, ActionType } from './types.js';
 
 /** What one field must be. `optional` fields may be absent (never null unless the kind says so). */
 export type FieldRule =
-  | { kind: 'string' | 'string-list' | 'boolean' | 'positive-integer' | 'positive-number' | 'count' | 'timestamp' | 'sha256-or-null' | 'wal-segment'; optional?: true }
-  | { kind: 'one-of'; values: readonly string[]; optional?: true };
+  | { kind: 'string' | 'string-list' | 'boolean' | 'positive-integer' | 'positive-number' | 'count' | 'count-or-null' | 'timestamp' | 'sha256-or-null' | 'wal-segment'; optional?: true }
+  | { kind: 'one-of'; values: readonly string[]; optional?: true }
+  /** A non-empty list of records, each with exactly these fields. */
+  | { kind: 'records'; fields: Record<string, FieldRule>; optional?: true };
 
 /**
  * The rules of one params type: one per field (a field without a rule does not compile), and
@@ -37,6 +39,8 @@ function fieldProblem(rule: FieldRule, value: unknown): string | null {
     case 'string': return typeof value === 'string' && value !== '' ? null : 'must be a non-empty string';
     case 'string-list': return Array.isArray(value) && value.every((v) => typeof v === 'string' && v !== '') ? null : 'must be a list of non-empty strings';
     case 'boolean': return typeof value === 'boolean' ? null : 'must be true or false';
+    case 'count-or-null': return value === null || (Number.isInteger(value) && (value as number) >= 0) ? null : 'must be a whole number, 0 or more, or null';
+    case 'records': return recordsProblem(rule.fields, value);
     case 'count': return Number.isInteger(value) && (value as number) >= 0 ? null : 'must be a whole number, 0 or more';
     case 'positive-number': return typeof value === 'number' && Number.isFinite(value) && value > 0 ? null : 'must be a number above 0';
     case 'positive-integer': return Number.isInteger(value) && (value as number) > 0 ? null : 'must be a positive integer';
@@ -47,6 +51,30 @@ function fieldProblem(rule: FieldRule, value: unknown): string | null {
   }
 }
 
+function recordsProblem(fields: Record<string, FieldRule>, value: unknown): string | null {
+  if (!Array.isArray(value) || value.length === 0) return 'must be a non-empty list';
+  for (const [i, item] of value.entries()) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return `[${i}] must be a record`;
+    const problem = fieldsProblem(fields, item as Record<string, unknown>, [], 'is not a known field');
+    if (problem) return `[${i}].${problem}`;
+  }
+  return null;
+}
+
+/** The first field of `record` that breaks its rule, or that has no rule, as `FIELD …`. */
+function fieldsProblem(fields: Record<string, FieldRule>, record: Record<string, unknown>, exactlyOne: readonly string[], unknownSays: string): string | null {
+  for (const [field, rule] of Object.entries(fields)) {
+    if (!(field in record) || record[field] === undefined) {
+      if (rule.optional || exactlyOne.includes(field)) continue;
+      return `${field} is missing`;
+    }
+    const problem = fieldProblem(rule, record[field]);
+    if (problem) return `${field} ${problem}`;
+  }
+  const unknown = Object.keys(record).find((f) => !(f in fields));
+  return unknown === undefined ? null : `${unknown} ${unknownSays}`;
+}
+
 /**
  * What is wrong with the params of an action of a known type, as `params.FIELD …`, or null.
  * Types without rules (a test module's own) are not checked.
@@ -54,16 +82,8 @@ function fieldProblem(rule: FieldRule, value: unknown): string | null {
 export function paramsProblem(type: string, params: Record<string, unknown>): string | null {
   const rules = (PARAM_RULES as Partial<Record<string, ParamRules<Record<string, unknown>>>>)[type];
   if (!rules) return null;
-  for (const [field, rule] of Object.entries(rules.fields)) {
-    if (!(field in params) || params[field] === undefined) {
-      if (rule.optional || rules.exactlyOne?.includes(field)) continue;
-      return `params.${field} is missing`;
-    }
-    const problem = fieldProblem(rule, params[field]);
-    if (problem) return `params.${field} ${problem}`;
-  }
-  const unknown = Object.keys(params).find((f) => !(f in rules.fields));
-  if (unknown !== undefined) return `params.${unknown} is not a param of ${type}`;
+  const problem = fieldsProblem(rules.fields, params, rules.exactlyOne ?? [], `is not a param of ${type}`);
+  if (problem) return `params.${problem}`;
   if (rules.exactlyOne) {
     const present = rules.exactlyOne.filter((f) => params[f] !== undefined);
     if (present.length !== 1) return `params must have exactly one of ${rules.exactlyOne.join(', ')}`;

@@ -90,7 +90,7 @@ const COUNT_WORDS: Partial<Record<string, (n: number, more: boolean) => string>>
   migrate_down: (n, more) => (more ? `${plural(n, 'migration')} to revert` : `${plural(n, 'migration')} fewer to revert`),
   copy_archive: (n, more) => (more ? `${plural(n, 'archive copy', 'archive copies')} to make` : `${plural(n, 'archive copy', 'archive copies')} fewer`),
   prune_archive: (n, more) => (more ? `${plural(n, 'archive')} will be deleted` : `${plural(n, 'archive')} fewer deleted`),
-  retention_drop_partition: (n, more) => (more ? `${plural(n, 'partition')} will be dropped` : `${plural(n, 'partition')} fewer dropped`),
+  retention_drop_partitions: (n, more) => (more ? `whole partitions of ${plural(n, 'policy', 'policies')} will be dropped` : `whole partitions of ${plural(n, 'policy', 'policies')} no longer dropped`),
   create_partition: (n, more) => (more ? `${plural(n, 'partition')} to create` : `${plural(n, 'partition')} fewer to create`),
 };
 

@@ -39,7 +39,7 @@ const PHASE: Record<ActionType, number> = {
   copy_backup: 3,
   // Declared partitions before retention; whole old partitions before the batches of the rest.
   create_partition: 3,
-  retention_drop_partition: 4,
+  retention_drop_partitions: 4,
   retention_archive: 4,
   retention_anonymize: 5,
   retention_erase: 5,

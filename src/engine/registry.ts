@@ -78,7 +78,7 @@ export const HANDLERS: HandlerMap = {
   retention_archive: lazy(retention, (m) => m.retentionArchiveHandler),
   retention_anonymize: lazy(retention, (m) => m.retentionAnonymizeHandler),
   retention_compress: lazy(retention, (m) => m.retentionCompressHandler),
-  retention_drop_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.dropPartitionHandler),
+  retention_drop_partitions: lazy(() => import('../retention/partition-run.js'), (m) => m.dropPartitionsHandler),
   create_partition: lazy(() => import('../retention/partition-run.js'), (m) => m.createPartitionHandler),
   copy_archive: lazy(() => import('../retention/archive-copy.js'), (m) => m.copyArchiveHandler),
   prune_archive: lazy(retention, (m) => m.pruneArchiveHandler),

@@ -6,7 +6,7 @@ import type { FieldChange } from '../config/changes.js';
 import type { EraseUserParams, ReapplyTombstonesParams } from '../erasure/action-params.js';
 import type { Desired, ServiceName } from '../config/types.js';
 import type { MigrateStepParams, SeedDatasetParams } from '../migrate/action-params.js';
-import type { CopyArchiveParams, CreatePartitionParams, DropPartitionParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
+import type { CopyArchiveParams, CreatePartitionParams, DropPartitionsParams, PruneArchiveParams, RestoreArchiveParams, RetentionParams } from '../retention/action-params.js';
 
 export type { ServiceName } from '../config/types.js';
 
@@ -27,7 +27,7 @@ export const ACTION_TYPES = [
   'retention_anonymize',
   'retention_compress',
   'retention_erase',
-  'retention_drop_partition',
+  'retention_drop_partitions',
   'create_partition',
   'copy_archive',
   'prune_archive',
@@ -59,7 +59,7 @@ export const ACTION_KIND: Record<ActionType, ActionKind> = {
   retention_anonymize: 'change',
   retention_compress: 'change',
   retention_erase: 'destroy',
-  retention_drop_partition: 'destroy',
+  retention_drop_partitions: 'destroy',
   create_partition: 'create',
   copy_archive: 'create',
   prune_archive: 'destroy',
@@ -135,7 +135,7 @@ export type RetentionArchive = ActionOf<'retention_archive', RetentionParams>;
 export type RetentionAnonymize = ActionOf<'retention_anonymize', RetentionParams>;
 export type RetentionCompress = ActionOf<'retention_compress', RetentionParams>;
 export type RetentionErase = ActionOf<'retention_erase', RetentionParams>;
-export type RetentionDropPartition = ActionOf<'retention_drop_partition', DropPartitionParams>;
+export type RetentionDropPartitions = ActionOf<'retention_drop_partitions', DropPartitionsParams>;
 export type CreatePartition = ActionOf<'create_partition', CreatePartitionParams>;
 export type CopyArchive = ActionOf<'copy_archive', CopyArchiveParams>;
 export type PruneArchive = ActionOf<'prune_archive', PruneArchiveParams>;
@@ -148,7 +148,7 @@ export type ReapplyTombstones = ActionOf<'reapply_tombstones', ReapplyTombstones
 export type Action =
   | CreateBackup | CopyBackup | VerifyBackup | PruneBackup | PruneWal | CreatePoint | PrunePoint
   | MigrateUp | MigrateDown
-  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionErase | RetentionDropPartition | CreatePartition | CopyArchive | PruneArchive
+  | RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress | RetentionErase | RetentionDropPartitions | CreatePartition | CopyArchive | PruneArchive
   | RestoreBackup | RestoreArchive | SeedDataset
   | EraseUser | ReapplyTombstones;
 

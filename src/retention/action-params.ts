@@ -15,26 +15,38 @@ export interface RetentionParams {
   overlapsWith?: string[];
 }
 
-/** retention_drop_partition: a partition wholly older than the cut-off, detached, archived whole (policy archive), dropped. */
-export interface DropPartitionParams {
-  policy: string;
-  /** The parent, `schema.name` for people. */
-  table: string;
-  /** The partition, `schema.name` for people, and its parts (SQL never splits a name at a dot). */
+/** One partition of a retention_drop_partitions action. */
+export interface PartitionToDrop {
+  /** `schema.name` for people, and its parts (SQL never splits a name at a dot). */
   partition: string;
-  partitionSchema: string;
-  partitionName: string;
-  column: string;
-  /** ISO: the partition's upper bound must be at or before it. */
-  cutoff: string;
-  archiveFirst: boolean;
-  /** Planned as already detached by an interrupted run (its marker found). */
-  detached: boolean;
-  /** DETACH … CONCURRENTLY (PostgreSQL 14+, no default partition). */
-  concurrently: boolean;
+  schema: string;
+  name: string;
   /** The range, as the server's text of its bounds (MINVALUE / MAXVALUE for an open end). */
   from: string;
   to: string;
+  /** Archived before the drop: the policy's action, or for a table an interrupted run detached, what its marker says. */
+  archiveFirst: boolean;
+  /** Planned as already detached by an interrupted run (its marker found). */
+  detached: boolean;
+  /** The rows it holds when planned (an estimate unless `exact`), null when not counted. */
+  rows: number | null;
+  exact: boolean;
+}
+
+/**
+ * retention_drop_partitions: every partition of one policy wholly older than the cut-off, in one
+ * action (one session, one detach transaction, one drop transaction for those not archived).
+ */
+export interface DropPartitionsParams {
+  policy: string;
+  /** The parent, `schema.name` for people. */
+  table: string;
+  column: string;
+  /** ISO: each partition's upper bound must be at or before it. */
+  cutoff: string;
+  /** DETACH … CONCURRENTLY (PostgreSQL 14+, no default partition). */
+  concurrently: boolean;
+  partitions: PartitionToDrop[];
 }
 
 /** create_partition: a declared partition still to come. */
@@ -82,11 +94,16 @@ const run: ParamRules<RetentionParams> = {
   },
 };
 
-const dropPartition: ParamRules<DropPartitionParams> = {
+const dropPartitions: ParamRules<DropPartitionsParams> = {
   fields: {
-    policy: { kind: 'string' }, table: { kind: 'string' }, partition: { kind: 'string' }, partitionSchema: { kind: 'string' }, partitionName: { kind: 'string' },
-    column: { kind: 'string' }, cutoff: { kind: 'timestamp' }, archiveFirst: { kind: 'boolean' }, detached: { kind: 'boolean' }, concurrently: { kind: 'boolean' },
-    from: { kind: 'string' }, to: { kind: 'string' },
+    policy: { kind: 'string' }, table: { kind: 'string' }, column: { kind: 'string' }, cutoff: { kind: 'timestamp' }, concurrently: { kind: 'boolean' },
+    partitions: {
+      kind: 'records',
+      fields: {
+        partition: { kind: 'string' }, schema: { kind: 'string' }, name: { kind: 'string' }, from: { kind: 'string' }, to: { kind: 'string' },
+        archiveFirst: { kind: 'boolean' }, detached: { kind: 'boolean' }, rows: { kind: 'count-or-null' }, exact: { kind: 'boolean' },
+      },
+    },
   },
 };
 
@@ -97,9 +114,9 @@ const createPartition: ParamRules<CreatePartitionParams> = {
   },
 };
 
-export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partition' | 'create_partition' | 'copy_archive' | 'prune_archive' | 'restore_archive'> = {
+export const RETENTION_PARAM_RULES: Pick<ParamRuleTable, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partitions' | 'create_partition' | 'copy_archive' | 'prune_archive' | 'restore_archive'> = {
   retention_delete: run, retention_archive: run, retention_anonymize: run, retention_compress: run,
-  retention_drop_partition: dropPartition, create_partition: createPartition,
+  retention_drop_partitions: dropPartitions, create_partition: createPartition,
   copy_archive: { fields: { archiveId: { kind: 'string', optional: true }, fromAction: { kind: 'string', optional: true }, policy: { kind: 'string' }, from: { kind: 'string' }, to: { kind: 'string' } } },
   prune_archive: { fields: { archiveId: { kind: 'string' }, policy: { kind: 'string' }, repositories: { kind: 'string-list', optional: true } } },
   restore_archive: { fields: { archiveId: { kind: 'string' }, table: { kind: 'string', optional: true } } },

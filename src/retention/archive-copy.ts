@@ -89,13 +89,13 @@ export async function copyArchive(entry: ArchiveEntry, to: Repository, env: Node
   return { chunks: entry.chunks.length, bytes, already: false };
 }
 
-export const copyArchiveHandler: Handler<CopyArchive> = async (action, ctx) => {
-  const { from, to, fromAction } = action.params;
-  const archiveId = action.params.archiveId ?? (fromAction ? ctx.outcomes.get(fromAction)?.details?.archiveId : undefined);
-  if (typeof archiveId !== 'string') {
-    if (fromAction && ctx.outcomes.has(fromAction)) return { summary: `${fromAction} wrote no archive: nothing to copy to ${to}` };
-    throw new JarvisError('PLAN_INVALID', `${action.id} copies the archive of ${String(fromAction)}, which did not run in this apply`);
-  }
+/** The archives an earlier action of this apply wrote: one for a batch run, one per partition for retention_drop_partitions. */
+function archivesOf(details: Record<string, unknown> | undefined): string[] {
+  if (Array.isArray(details?.archiveIds)) return details.archiveIds.filter((id): id is string => typeof id === 'string');
+  return typeof details?.archiveId === 'string' ? [details.archiveId] : [];
+}
+
+async function copyOne(ctx: Parameters<Handler<CopyArchive>>[1], archiveId: string, from: string, to: string): Promise<string> {
   const entry = await findArchive(repositoryNamed(ctx.desired, from, ctx.env), archiveId);
   if (entry.header.id !== archiveId) throw new JarvisError('PLAN_INVALID', `the plan names archive ${archiveId}, which is not in ${from}`);
   // This process wrote it in an earlier action of the apply, which has ended: it is finished.
@@ -103,8 +103,23 @@ export const copyArchiveHandler: Handler<CopyArchive> = async (action, ctx) => {
   const summary = summarize(entry);
   if (!isFinished({ ...summary, writerAlive: summary.writerAlive && !ours })) throw new JarvisError('PLAN_INVALID', `archive ${archiveId} is not finished (pending or damaged chunks, or still being written); plan again`);
   const copied = await copyArchive(entry, repositoryNamed(ctx.desired, to, ctx.env), ctx.env);
-  if (copied.already) return { summary: `archive ${archiveId} is already in ${to}` };
-  return { summary: `archive ${archiveId} of ${entry.header.policy} copied from ${from} to ${to} (${plural(copied.chunks, 'chunk')}, ${formatBytes(copied.bytes)})` };
+  if (copied.already) return `archive ${archiveId} is already in ${to}`;
+  return `archive ${archiveId} of ${entry.header.policy} copied from ${from} to ${to} (${plural(copied.chunks, 'chunk')}, ${formatBytes(copied.bytes)})`;
+}
+
+export const copyArchiveHandler: Handler<CopyArchive> = async (action, ctx, progress) => {
+  const { from, to, fromAction } = action.params;
+  const ids = action.params.archiveId ? [action.params.archiveId] : fromAction ? archivesOf(ctx.outcomes.get(fromAction)?.details) : [];
+  if (!ids.length) {
+    if (fromAction && ctx.outcomes.has(fromAction)) return { summary: `${fromAction} wrote no archive: nothing to copy to ${to}` };
+    throw new JarvisError('PLAN_INVALID', `${action.id} copies the archive of ${String(fromAction)}, which did not run in this apply`);
+  }
+  const lines: string[] = [];
+  for (const id of ids) {
+    lines.push(await copyOne(ctx, id, from, to));
+    if (ids.length > 1) progress.note(lines[lines.length - 1]!);
+  }
+  return { summary: ids.length === 1 ? lines[0]! : `${plural(ids.length, 'archive')} of ${action.params.policy} copied from ${from} to ${to}` };
 };
 
 /** Deletes an archive from each of `names` that holds it; at least one must. */

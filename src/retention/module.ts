@@ -1,7 +1,7 @@
 /**
  * The `retention` domain module: observe (catalog, eligible rows, archives; read-only),
  * plan (pure), and the handlers of retention_delete, retention_archive, retention_anonymize,
- * retention_compress and prune_archive (retention_drop_partition and create_partition: partition-run.ts;
+ * retention_compress and prune_archive (retention_drop_partitions and create_partition: partition-run.ts;
  * copy_archive: archive-copy.ts). Handlers never re-decide: they take the policy and the
  * planned cut-off from the action and check the live catalog before touching a row.
  */
@@ -90,8 +90,8 @@ export const pruneArchiveHandler: Handler<PruneArchive> = async (action, ctx) =>
 };
 
 /** The handlers this module provides, for the engine's handler map. */
-export const retentionHandlers: Pick<HandlerMap, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partition' | 'create_partition' | 'prune_archive'> = {
-  retention_drop_partition: async (action, ctx, progress) => (await import('./partition-run.js')).dropPartitionHandler(action, ctx, progress),
+export const retentionHandlers: Pick<HandlerMap, 'retention_delete' | 'retention_archive' | 'retention_anonymize' | 'retention_compress' | 'retention_drop_partitions' | 'create_partition' | 'prune_archive'> = {
+  retention_drop_partitions: async (action, ctx, progress) => (await import('./partition-run.js')).dropPartitionsHandler(action, ctx, progress),
   create_partition: async (action, ctx, progress) => (await import('./partition-run.js')).createPartitionHandler(action, ctx, progress),
   retention_delete: retentionDeleteHandler,
   retention_archive: retentionArchiveHandler,

@@ -3,15 +3,16 @@
  *
  * A `delete` or `archive` policy on a table range-partitioned on its age column acts per
  * partition: a partition wholly older than the cut-off (its upper bound at or before it) is
- * detached, archived whole (archive), then dropped (retention_drop_partition); the partition
+ * detached, archived whole (archive), then dropped (one retention_drop_partitions per policy); the partition
  * that straddles the cut-off, and the default partition, go through the batches. A table
  * partitioned another way, or whose rows other tables reference, or whose policy takes child
  * rows with it, goes through the batches, and the plan says why. A table a run detached and did
  * not drop (its marker found) is planned to be finished, whatever else the plan holds.
  */
 import type { RetentionPolicy } from '../config/types.js';
-import type { RetentionDropPartition } from '../engine/types.js';
-import { formatCount } from '../render/format.js';
+import type { RetentionDropPartitions } from '../engine/types.js';
+import type { PartitionToDrop } from './action-params.js';
+import { formatCount, plural } from '../render/format.js';
 import type { TableInfo } from './catalog.js';
 import { boundTime, type DetachedPartition, type PartitionInfo, type Partitioning } from './partition-catalog.js';
 
@@ -62,6 +63,13 @@ export function routeOf(policy: Pick<RetentionPolicy, 'action' | 'age' | 'childr
   return { mode: 'partitions', drop, rest, concurrently, why };
 }
 
+/** The rows of some partitions together: exact only when every one was counted exactly. */
+function sumOf(partitions: PartitionToDrop[]): { n: number; exact: boolean } | null {
+  const counted = partitions.filter((p) => p.rows !== null);
+  if (!counted.length) return null;
+  return { n: counted.reduce((a, p) => a + p.rows!, 0), exact: counted.length === partitions.length && counted.every((p) => p.exact) };
+}
+
 /** How a partition's range reads: `2026-10-01 00:00:00+00 … 2026-10-02 00:00:00+00`. */
 export function rangeText(p: Pick<PartitionInfo, 'range' | 'bound'>): string {
   return p.range ? `${p.range.from} … ${p.range.to}` : p.bound;
@@ -81,50 +89,50 @@ export interface DropInput {
   concurrently: boolean;
 }
 
-/** One retention_drop_partition per partition wholly older than the cut-off. */
-export function dropActions(input: DropInput, drop: PartitionInfo[], rows: Record<string, { n: number; exact: boolean } | null>): RetentionDropPartition[] {
-  const archiveFirst = input.policy.action === 'archive';
-  return drop.map((p) => {
-    const partition = `${p.schema}.${p.name}`;
-    const count = rows[partition] ?? null;
-    const then = archiveFirst ? 'archived first' : 'not archived (policy delete)';
-    return {
-      id: `retention.drop_partition.${input.policy.name}.${partition}`,
-      type: 'retention_drop_partition', module: 'retention', target: partition,
-      reason: `drop partition ${p.name}: ${rowsText(count)}, ${then}; wholly older than ${input.policy.age.olderThan} (${rangeText(p)}, ${input.policy.age.column} < ${input.cutoff})`
-        + (p.detachPending ? '; its interrupted detach is finished first' : ''),
-      risk: 'destructive',
-      estimate: count ? { rows: count.n } : null,
-      params: {
-        policy: input.policy.name, table: input.table, partition, partitionSchema: p.schema, partitionName: p.name, column: input.policy.age.column,
-        cutoff: input.cutoff, archiveFirst, detached: false, concurrently: input.concurrently,
-        from: p.range?.from ?? 'MINVALUE', to: p.range?.to ?? 'MAXVALUE',
-      },
-      services: ['postgres'],
-    };
-  });
+/** What happens to one partition, for people: `drop partition metrics_p20261001: 86,400 rows, archived first`. */
+export function partitionWords(p: PartitionToDrop, parent: string): string {
+  const rows = rowsText(p.rows === null ? null : { n: p.rows, exact: p.exact });
+  if (p.detached) return `partition ${p.name} of ${parent} was detached by an interrupted run and not dropped: ${rows}, ${p.archiveFirst ? 'archived (unless its archive committed), then dropped' : 'dropped'}`;
+  return `drop partition ${p.name}: ${rows}, ${p.archiveFirst ? 'archived first' : 'not archived (policy delete)'}`;
 }
 
-/** A table an interrupted run detached: finished (archived if the marker says so and not yet, then dropped). */
-export function finishDetachedActions(policyName: string, cutoff: string, detached: DetachedPartition[]): RetentionDropPartition[] {
-  return detached.filter((d) => d.marker.policy === policyName).map((d) => {
-    const partition = `${d.schema}.${d.name}`;
-    const rows = d.estimatedRows >= 0 ? { n: d.estimatedRows, exact: false } : null;
+/**
+ * The one retention_drop_partitions of a policy: its partitions wholly older than the cut-off,
+ * and first the tables an interrupted run of it detached and did not drop (finished whatever
+ * else the plan holds); null when there are none.
+ */
+export function dropPartitionsAction(input: DropInput, drop: PartitionInfo[], rows: Record<string, { n: number; exact: boolean } | null>, detached: DetachedPartition[]): RetentionDropPartitions | null {
+  const finishing: PartitionToDrop[] = detached.filter((d) => d.marker.policy === input.policy.name).map((d) => ({
+    partition: `${d.schema}.${d.name}`, schema: d.schema, name: d.name,
+    from: d.marker.range?.from ?? 'MINVALUE', to: d.marker.range?.to ?? 'MAXVALUE',
+    archiveFirst: d.marker.archiveFirst, detached: true, rows: d.estimatedRows >= 0 ? d.estimatedRows : null, exact: false,
+  }));
+  const fresh: PartitionToDrop[] = drop.filter((p) => !finishing.some((f) => f.schema === p.schema && f.name === p.name)).map((p) => {
+    const count = rows[`${p.schema}.${p.name}`] ?? null;
     return {
-      id: `retention.drop_partition.${policyName}.${partition}`,
-      type: 'retention_drop_partition', module: 'retention', target: partition,
-      reason: `partition ${d.name} of ${d.marker.parent} was detached by an interrupted run and not dropped: ${rowsText(rows)}, `
-        + (d.marker.archiveFirst ? 'archived (unless its archive committed), then dropped' : 'dropped'),
-      risk: 'destructive',
-      estimate: rows ? { rows: rows.n } : null,
-      params: {
-        policy: policyName, table: d.marker.parent, partition, partitionSchema: d.schema, partitionName: d.name, column: d.marker.column,
-        cutoff, archiveFirst: d.marker.archiveFirst, detached: true, concurrently: false,
-        from: d.marker.range?.from ?? 'MINVALUE', to: d.marker.range?.to ?? 'MAXVALUE',
-      },
-      services: ['postgres'],
+      partition: `${p.schema}.${p.name}`, schema: p.schema, name: p.name, from: p.range?.from ?? 'MINVALUE', to: p.range?.to ?? 'MAXVALUE',
+      archiveFirst: input.policy.action === 'archive', detached: false, rows: count?.n ?? null, exact: count?.exact ?? false,
     };
   });
+  const partitions = [...finishing, ...fresh];
+  if (!partitions.length) return null;
+  const total = sumOf(partitions);
+  const parts: string[] = [];
+  if (fresh.length) {
+    const names = fresh.length === 1 ? fresh[0]!.name : `${fresh[0]!.name} … ${fresh[fresh.length - 1]!.name}`;
+    parts.push(`drop ${plural(fresh.length, 'partition')} wholly older than ${input.policy.age.olderThan} (${input.policy.age.column} < ${input.cutoff}): ${names}, `
+      + `${rowsText(sumOf(fresh))}, ${fresh[0]!.archiveFirst ? 'archived first' : 'not archived (policy delete)'}`);
+  }
+  parts.push(...finishing.map((p) => partitionWords(p, input.table)));
+  return {
+    id: `retention.drop_partitions.${input.policy.name}`,
+    type: 'retention_drop_partitions', module: 'retention', target: input.table,
+    reason: parts.join('; '),
+    risk: 'destructive',
+    estimate: total ? { rows: total.n } : null,
+    params: { policy: input.policy.name, table: input.table, column: input.policy.age.column, cutoff: input.cutoff, concurrently: input.concurrently, partitions },
+    services: ['postgres'],
+  };
 }
 
 /** The words the batch action of a partitioned table adds to its reason. */

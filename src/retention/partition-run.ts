@@ -1,24 +1,31 @@
 /**
  * The partition actions (I/O; the decisions are partition-plan.ts's).
  *
- * retention_drop_partition, never losing a row (docs/architecture.md §4 rules 3 and 10):
- *   1. the partition is marked (a table comment: policy, parent, range, archive or not), so that
- *      once detached the next observation finds it and plans to finish it;
+ * retention_drop_partitions, one action per policy, never losing a row (docs/architecture.md §4
+ * rules 3 and 10); one session for all its partitions:
+ *   delete: the partitions are dropped while attached, all in one transaction under the lock
+ *      timeout (DROP TABLE takes the parent's lock for that short transaction only). Either all
+ *      are gone or none; nothing of theirs is kept anyway.
+ *   archive:
+ *   1. every partition is marked (a table comment: policy, parent, range, archive or not; one
+ *      transaction), so that once detached the next observation finds it and plans to finish it;
  *   2. DETACH PARTITION … CONCURRENTLY (PostgreSQL 14+, no default partition; outside a
- *      transaction block, so concurrent inserts into the parent go on), else a plain DETACH under
- *      the lock timeout; an interrupted concurrent detach is FINALIZEd;
- *   3. archive: in ONE transaction that holds the detached table's lock, every row is read with a
+ *      transaction block, so concurrent inserts into the parent go on), one by one; else a plain
+ *      DETACH of all of them in one transaction under the lock timeout; an interrupted concurrent
+ *      detach is FINALIZEd;
+ *   3. per detached table, in ONE transaction that holds its lock, every row is read with a
  *      cursor into chunks written durably (store.ts) under that transaction's xid, and the table
  *      is dropped; COMMIT; then the chunks are marked committed. A crash before the COMMIT rolls
  *      the drop back (the table is still there, marked, and its chunks are void: resolve.ts
  *      removes them); after it, the chunks count (resolve.ts finds the xid committed). So the
  *      rows are always in exactly one place: the parent, the detached table, or the archive.
- *   delete: the detached table is dropped.
+ *   A table an interrupted run detached is finished the same way (archived if its marker says
+ *   so, else dropped with the others).
  * create_partition: a declared partition still to come, created unless a partition now takes its range.
  */
 import type pg from 'pg';
 import type { Desired, RetentionPolicy } from '../config/types.js';
-import type { CreatePartition, Handler, RetentionDropPartition } from '../engine/types.js';
+import type { CreatePartition, Handler, RetentionDropPartitions } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
 import { formatBytes, plural } from '../render/format.js';
 import { postgresUrl } from '../services/postgres.js';
@@ -26,114 +33,132 @@ import { EncryptionSession, keyRingFromEnv } from '../storage/crypto.js';
 import { testPausePoint } from '../storage/durable.js';
 import { inspectTable, type TableInfo } from './catalog.js';
 import { keyRange, type ChunkManifest, type Row } from './chunk.js';
-import type { DropPartitionParams } from './action-params.js';
-import { boundTime, findDetached, inspectPartitioning, type DetachMarker } from './partition-catalog.js';
+import type { DropPartitionsParams, PartitionToDrop } from './action-params.js';
+import { boundTime, findDetached, inspectPartitioning, type DetachMarker, type PartitionInfo, type Partitioning } from './partition-catalog.js';
 import { CONCURRENT_DETACH_VERSION } from './partition-plan.js';
 import { coverage, intervalStart, nextStart, partitionName } from './partition-declare.js';
-import { createPartitionSql, declareRowsCursor, detachSql, dropSql, fetchSql, lockSql, markSql, type Name } from './partition-sql.js';
+import { createPartitionSql, declareRowsCursor, detachSql, dropSql, fetchSql, lockSql, markSql, quoted, type Name } from './partition-sql.js';
 import { isTransient } from './batches.js';
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, DEFAULT_SESSION, openSession, RAW, serverVersion } from './session.js';
 import { ArchiveWriter, archiveRepository, cleanArchiveDebris, type ArchiveHeader } from './store.js';
 
-export interface DropPartitionResult {
+/** What became of one partition of a retention_drop_partitions action. */
+export interface PartitionOutcome {
   partition: string;
   /** Already gone when the action ran (dropped by an earlier run whose chunks settled). */
   gone: boolean;
-  detached: 'concurrently' | 'plain' | 'finalize' | 'earlier';
+  /** How it left its parent: detached now (3 ways), by an earlier run, or dropped while attached (policy delete). */
+  detached: 'concurrently' | 'plain' | 'finalize' | 'earlier' | 'dropped-attached';
   rows: number;
   archiveId?: string;
   chunks?: number;
   archiveBytes?: number;
+}
+
+export interface DropPartitionsResult {
+  partitions: PartitionOutcome[];
+  /** The archives written (one per archived partition), for the copies of the same apply. */
+  archiveIds: string[];
   ms: number;
 }
 
-/** Attempts of a plain DETACH that could not have its lock within the lock timeout. */
-const DETACH_ATTEMPTS = 3;
+/** Attempts of a statement that could not have its lock within the lock timeout. */
+const LOCK_ATTEMPTS = 3;
+
+/**
+ * Rows of a partition read per FETCH, and the size at which a chunk is published: the whole
+ * partition goes in one transaction whatever the chunks, so a chunk is bounded by memory only.
+ */
+const FETCH_ROWS = 10_000;
+const CHUNK_BYTES = 16 * 1024 * 1024;
 
 const same = (a: Name, b: Name) => a.schema === b.schema && a.name === b.name;
 
 /** The policy the action names, as the config has it now. */
-function policyOf(desired: Desired, params: DropPartitionParams): RetentionPolicy {
+function policyOf(desired: Desired, params: DropPartitionsParams): RetentionPolicy {
   const policy = desired.retention.find((p) => p.name === params.policy);
   if (!policy?.enabled) throw new JarvisError('PLAN_INVALID', `the plan names retention policy "${params.policy}", which is not an enabled policy of the config; plan again`);
-  if (!params.detached && (policy.action === 'archive') !== params.archiveFirst) throw new JarvisError('PLAN_INVALID', `the plan says ${params.archiveFirst ? 'archive' : 'delete'} for ${policy.name}, whose action is now ${policy.action}; plan again`);
+  const changed = params.partitions.find((p) => !p.detached && (policy.action === 'archive') !== p.archiveFirst);
+  if (changed) throw new JarvisError('PLAN_INVALID', `the plan says ${changed.archiveFirst ? 'archive' : 'delete'} for ${policy.name}, whose action is now ${policy.action}; plan again`);
   return policy;
 }
 
-/** Detaches the partition (marked first), unless an earlier run did; returns its marker. */
-async function detach(client: pg.Client, policy: RetentionPolicy, params: DropPartitionParams, parent: TableInfo, env: NodeJS.ProcessEnv): Promise<{ marker: DetachMarker; how: DropPartitionResult['detached'] } | null> {
-  const partition = { schema: params.partitionSchema, name: params.partitionName };
-  const partitioning = await inspectPartitioning(client, parent, []);
-  const live = partitioning?.partitions.find((p) => same(p, partition));
-  if (!partitioning || !live) return null;
-  // The live bound, not the planned one: a partition re-created with newer rows is not dropped.
-  const to = live.range ? boundTime(live.range.to) : null;
-  if (to === null || to > Date.parse(params.cutoff)) {
-    throw new JarvisError('RETENTION_FAILED', `partition ${params.partition} now holds rows up to ${live.range?.to ?? live.bound}, not wholly older than the planned cut-off ${params.cutoff}`, { hint: 'plan again' });
-  }
-  const marker: DetachMarker = {
-    policy: policy.name, parent: `${parent.schema}.${parent.name}`, parentSchema: parent.schema, parentName: parent.name,
-    column: params.column, range: live.range, archiveFirst: params.archiveFirst,
-  };
-  const { parent: _display, ...stored } = marker;
-  await client.query(markSql(partition, stored).text);
-  await testPausePoint('partition-marked', env);
-  const version = await serverVersion(client);
-  const how = live.detachPending ? 'finalize' : version >= CONCURRENT_DETACH_VERSION && partitioning.defaultPartition === null ? 'concurrently' : 'plain';
-  if (how === 'plain') {
-    // Takes the parent's ACCESS EXCLUSIVE lock: under the lock timeout, tried again when it could not be had.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.query(`${beginSql(DEFAULT_SESSION)}; ${detachSql(parent, partition, how).text}; COMMIT`);
-        break;
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        if (!isTransient(e) || attempt >= DETACH_ATTEMPTS) throw e;
-      }
+/** One transaction of statements that take the parent's ACCESS EXCLUSIVE lock: under the lock timeout, tried again when it could not be had. */
+async function underLockTimeout(client: pg.Client, statements: string[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query(`${beginSql(DEFAULT_SESSION)}; ${statements.join('; ')}; COMMIT`);
+      return;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (!isTransient(e) || attempt >= LOCK_ATTEMPTS) throw e;
     }
-  } else await client.query(detachSql(parent, partition, how).text);
-  await testPausePoint('partition-detached', env);
-  return { marker, how };
+  }
 }
 
-/** Step 3: the detached table's rows into an archive and the table dropped, in one transaction. */
-async function archiveAndDrop(client: pg.Client, desired: Desired, policy: RetentionPolicy, table: Name, columns: TableInfo, marker: DetachMarker, params: DropPartitionParams, env: NodeJS.ProcessEnv, result: DropPartitionResult): Promise<void> {
-  const repo = archiveRepository(desired, env);
-  const enc = desired.storage.encryption;
-  const ring = enc ? keyRingFromEnv(enc.passphraseEnv, env) : null;
-  // An earlier attempt's chunks: void if its drop rolled back (the table is still here). Only a
-  // partition an earlier run detached can have them: a fresh one skips the scans of every archive.
-  if (result.detached === 'earlier') {
-    await cleanArchiveDebris(repo);
-    await resolvePending(client, repo, { policy: policy.name, ring });
+interface Fresh { entry: PartitionToDrop; live: PartitionInfo }
+
+/**
+ * Marks the partitions (one transaction), then detaches them: in one transaction when a plain
+ * DETACH it must be, one by one when CONCURRENTLY (which runs outside a transaction block).
+ */
+async function detachAll(client: pg.Client, policy: RetentionPolicy, params: DropPartitionsParams, parent: TableInfo, partitioning: Partitioning, fresh: Fresh[], env: NodeJS.ProcessEnv): Promise<{ entry: PartitionToDrop; marker: DetachMarker; how: PartitionOutcome['detached'] }[]> {
+  const marked = fresh.map(({ entry, live }) => {
+    const marker: DetachMarker = {
+      policy: policy.name, parent: `${parent.schema}.${parent.name}`, parentSchema: parent.schema, parentName: parent.name,
+      column: params.column, range: live.range, archiveFirst: entry.archiveFirst,
+    };
+    return { entry, live, marker };
+  });
+  await client.query(`BEGIN; ${marked.map(({ entry, marker: { parent: _display, ...stored } }) => markSql(entry, stored).text).join('; ')}; COMMIT`);
+  await testPausePoint('partition-marked', env);
+  const concurrently = (await serverVersion(client)) >= CONCURRENT_DETACH_VERSION && partitioning.defaultPartition === null;
+  const plain = marked.filter((m) => !m.live.detachPending && !concurrently);
+  if (plain.length) await underLockTimeout(client, plain.map((m) => detachSql(parent, m.entry, 'plain').text));
+  const out: { entry: PartitionToDrop; marker: DetachMarker; how: PartitionOutcome['detached'] }[] = [];
+  for (const m of marked) {
+    const how: PartitionOutcome['detached'] = m.live.detachPending ? 'finalize' : concurrently ? 'concurrently' : 'plain';
+    if (how !== 'plain') await client.query(detachSql(parent, m.entry, how).text);
+    out.push({ entry: m.entry, marker: m.marker, how });
   }
+  await testPausePoint('partition-detached', env);
+  return out;
+}
+
+/** The rows of a detached table as chunk lines and the text of their key, published as chunks of up to CHUNK_BYTES. */
+async function archiveAndDrop(client: pg.Client, writer: ArchiveWriter, table: Name, columns: TableInfo, env: NodeJS.ProcessEnv, outcome: PartitionOutcome): Promise<void> {
   const version = await serverVersion(client);
-  const parentName = marker.parent;
-  const writer = await ArchiveWriter.begin(repo, {
-    policy: policy.name, table: parentName, children: [], ageColumn: marker.column, cutoff: params.cutoff, database: await databaseIdentity(client),
-    partition: { schema: table.schema, name: table.name, from: marker.range?.from ?? 'MINVALUE', to: marker.range?.to ?? 'MAXVALUE' },
-  }, { now: new Date(), encryption: ring ? new EncryptionSession(ring) : null, env });
-  result.archiveId = writer.header.id;
   const pk = columns.primaryKey;
   const keyTypes = pk.map((k) => columns.columns.find((c) => c.name === k)?.type ?? 'text');
   const meta = { columns: columns.columns.map((c) => ({ name: c.name, type: c.type })), primaryKey: [...pk] };
+  const names = columns.columns.map((c) => c.name);
   const published: ChunkManifest[] = [];
   await client.query(beginSql({ ...DEFAULT_SESSION, statementTimeoutMs: 0 }));
   try {
     await client.query(lockSql(table).text);
     const xid = await currentXid(client, version);
     await client.query(declareRowsCursor('jarvis_db_partition_rows', table, columns.columns, pk).text);
-    for (;;) {
-      const r = await client.query<Row>({ text: fetchSql('jarvis_db_partition_rows', policy.batchSize).text, rowMode: 'array', types: RAW });
-      if (r.rows.length === 0) break;
-      const keys = r.rows.map((x) => x.slice(1));
-      published.push(await writer.publishChunk([{
-        table: parentName, columns: columns.columns.map((c) => c.name), lines: r.rows.map((x) => x[0]!),
-        meta: { ...meta, keyRange: keyRange(keys, pk.map((_, i) => i), keyTypes) },
-      }], { xid, now: new Date() }));
-      result.rows += r.rows.length;
+    let lines: string[] = [];
+    let keys: Row[] = [];
+    let bytes = 0;
+    const publish = async () => {
+      published.push(await writer.publishChunk([{ table: writer.header.table, columns: names, lines, meta: { ...meta, keyRange: keyRange(keys, pk.map((_, i) => i), keyTypes) } }], { xid, now: new Date() }));
+      outcome.rows += lines.length;
+      lines = [];
+      keys = [];
+      bytes = 0;
       await testPausePoint('partition-chunk-published', env);
+    };
+    for (;;) {
+      const r = await client.query<Row>({ text: fetchSql('jarvis_db_partition_rows', FETCH_ROWS).text, rowMode: 'array', types: RAW });
+      for (const row of r.rows) {
+        lines.push(row[0]!);
+        keys.push(row.slice(1));
+        bytes += row[0]!.length;
+      }
+      if (bytes >= CHUNK_BYTES || (r.rows.length < FETCH_ROWS && lines.length)) await publish();
+      if (r.rows.length < FETCH_ROWS) break;
     }
     await client.query('CLOSE jarvis_db_partition_rows');
     await client.query(dropSql(table).text);
@@ -142,49 +167,98 @@ async function archiveAndDrop(client: pg.Client, desired: Desired, policy: Reten
   } catch (e) {
     const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
     if (rolledBack) for (const m of published) await writer.voidChunk(m).catch(() => undefined);
-    await writer.finish().catch(() => true);
     throw e;
   }
   await testPausePoint('partition-dropped', env);
   for (const m of published) {
     await writer.markCommitted(m.chunk);
-    result.archiveBytes = (result.archiveBytes ?? 0) + m.file.bytes;
+    outcome.archiveBytes = (outcome.archiveBytes ?? 0) + m.file.bytes;
   }
-  result.chunks = published.length;
-  if (!(await writer.finish())) delete result.archiveId;
+  outcome.chunks = published.length;
 }
 
-export async function dropPartition(desired: Desired, params: DropPartitionParams, env: NodeJS.ProcessEnv): Promise<DropPartitionResult> {
+/** Archives one detached table (one archive recording the partition), then drops it, in one transaction. */
+async function archivePartition(client: pg.Client, desired: Desired, policy: RetentionPolicy, params: DropPartitionsParams, table: Name, parent: TableInfo, marker: DetachMarker, env: NodeJS.ProcessEnv, outcome: PartitionOutcome): Promise<void> {
+  const repo = archiveRepository(desired, env);
+  const enc = desired.storage.encryption;
+  const ring = enc ? keyRingFromEnv(enc.passphraseEnv, env) : null;
+  const writer = await ArchiveWriter.begin(repo, {
+    policy: policy.name, table: marker.parent, children: [], ageColumn: marker.column, cutoff: params.cutoff, database: await databaseIdentity(client),
+    partition: { schema: table.schema, name: table.name, from: marker.range?.from ?? 'MINVALUE', to: marker.range?.to ?? 'MAXVALUE' },
+  }, { now: new Date(), encryption: ring ? new EncryptionSession(ring) : null, env });
+  outcome.archiveId = writer.header.id;
+  try {
+    await archiveAndDrop(client, writer, table, parent, env, outcome);
+  } finally {
+    if (!(await writer.finish().catch(() => true))) delete outcome.archiveId;
+  }
+}
+
+export async function dropPartitions(desired: Desired, params: DropPartitionsParams, env: NodeJS.ProcessEnv): Promise<DropPartitionsResult> {
   const started = performance.now();
   const policy = policyOf(desired, params);
-  const table = { schema: params.partitionSchema, name: params.partitionName };
-  const result: DropPartitionResult = { partition: params.partition, gone: false, detached: 'earlier', rows: 0, ms: 0 };
+  const result: DropPartitionsResult = { partitions: [], archiveIds: [], ms: 0 };
   const client = await openSession(postgresUrl(desired), DEFAULT_SESSION);
   try {
     const lock = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok`, [`jarvis-db retention ${policy.name}`]);
     if (!lock.rows[0]!.ok) throw new JarvisError('RETENTION_FAILED', `policy ${policy.name} is being run by another jarvis-db process`, { hint: 'wait for it to finish' });
     const parent = await inspectTable(client, policy.table);
-    let marker = (await findDetached(client)).find((d) => same(d, table))?.marker ?? null;
-    if (!marker) {
-      if (!parent) throw new JarvisError('RETENTION_FAILED', `policy "${policy.name}": table ${policy.table} does not exist`, { hint: 'plan again' });
-      const detached = await detach(client, policy, params, parent, env);
-      if (!detached) {
-        result.gone = true;
-        return result;
+    const partitioning = parent ? await inspectPartitioning(client, parent, []) : null;
+    const markers = await findDetached(client);
+    const outcomeOf = (entry: PartitionToDrop, detached: PartitionOutcome['detached']): PartitionOutcome => {
+      const outcome: PartitionOutcome = { partition: entry.partition, gone: false, detached, rows: 0 };
+      result.partitions.push(outcome);
+      return outcome;
+    };
+    const detached: { entry: PartitionToDrop; marker: DetachMarker; outcome: PartitionOutcome }[] = [];
+    const fresh: Fresh[] = [];
+    for (const entry of params.partitions) {
+      const marker = markers.find((d) => same(d, entry))?.marker;
+      if (marker) {
+        detached.push({ entry, marker, outcome: outcomeOf(entry, 'earlier') });
+        continue;
       }
-      marker = detached.marker;
-      result.detached = detached.how;
+      if (!parent) throw new JarvisError('RETENTION_FAILED', `policy "${policy.name}": table ${policy.table} does not exist`, { hint: 'plan again' });
+      const live = partitioning?.partitions.find((p) => same(p, entry));
+      if (!live) {
+        outcomeOf(entry, 'earlier').gone = true;
+        continue;
+      }
+      // The live bound, not the planned one: a partition re-created with newer rows is not dropped.
+      const to = live.range ? boundTime(live.range.to) : null;
+      if (to === null || to > Date.parse(params.cutoff)) {
+        throw new JarvisError('RETENTION_FAILED', `partition ${entry.partition} now holds rows up to ${live.range?.to ?? live.bound}, not wholly older than the planned cut-off ${params.cutoff}`, { hint: 'plan again' });
+      }
+      fresh.push({ entry, live });
     }
-    if (marker.archiveFirst) {
+    // Dropped while attached (policy delete): the rows are meant to go, and one transaction drops them all or none.
+    const attachedDrops = fresh.filter((f) => !f.entry.archiveFirst && !f.live.detachPending);
+    const toDetach = fresh.filter((f) => !attachedDrops.includes(f));
+    if (toDetach.length) {
+      for (const d of await detachAll(client, policy, params, parent!, partitioning!, toDetach, env)) {
+        detached.push({ entry: d.entry, marker: d.marker, outcome: outcomeOf(d.entry, d.how) });
+      }
+    }
+    const archived = detached.filter((d) => d.marker.archiveFirst);
+    if (archived.length) {
       // The parent's columns: a partition has the same.
-      if (!parent) throw new JarvisError('RETENTION_FAILED', `${params.partition} is kept: its parent ${marker.parent} (whose columns its archive records) does not exist`, { hint: `attach it again, or archive it by hand, then DROP TABLE it` });
-      await archiveAndDrop(client, desired, policy, table, parent, marker, params, env, result);
-    } else {
-      await client.query(`${beginSql(DEFAULT_SESSION)}; ${lockSql(table).text}; ${dropSql(table).text}; COMMIT`).catch(async (e: unknown) => {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw e;
-      });
+      if (!parent) throw new JarvisError('RETENTION_FAILED', `${archived[0]!.entry.partition} is kept: its parent ${archived[0]!.marker.parent} (whose columns its archive records) does not exist`, { hint: `attach it again, or archive it by hand, then DROP TABLE it` });
+      // An earlier attempt's chunks: void if its drop rolled back (the table is still here). Only a
+      // partition an earlier run detached can have them: a fresh one skips the scans of every archive.
+      if (archived.some((d) => d.outcome.detached === 'earlier')) {
+        const repo = archiveRepository(desired, env);
+        const enc = desired.storage.encryption;
+        await cleanArchiveDebris(repo);
+        await resolvePending(client, repo, { policy: policy.name, ring: enc ? keyRingFromEnv(enc.passphraseEnv, env) : null });
+      }
+      for (const d of archived) {
+        await archivePartition(client, desired, policy, params, d.entry, parent, d.marker, env, d.outcome);
+        if (d.outcome.archiveId) result.archiveIds.push(d.outcome.archiveId);
+      }
     }
+    const dropped = [...detached.filter((d) => !d.marker.archiveFirst).map((d) => d.entry), ...attachedDrops.map((f) => f.entry)];
+    if (dropped.length) await underLockTimeout(client, [`DROP TABLE ${dropped.map((e) => quoted(e)).join(', ')}`]);
+    for (const f of attachedDrops) outcomeOf(f.entry, 'dropped-attached');
     return result;
   } finally {
     result.ms = Math.round(performance.now() - started);
@@ -192,12 +266,30 @@ export async function dropPartition(desired: Desired, params: DropPartitionParam
   }
 }
 
-export const dropPartitionHandler: Handler<RetentionDropPartition> = async (action, ctx) => {
-  const r = await dropPartition(ctx.desired, action.params, ctx.env);
-  if (r.gone) return { summary: `partition ${r.partition} is already gone; nothing to do`, details: { ...r } };
-  const how = { concurrently: 'detached concurrently', plain: 'detached', finalize: 'its interrupted detach finalized', earlier: 'detached by an earlier run' }[r.detached];
-  const archived = r.archiveId ? `, ${plural(r.rows, 'row')} archived into ${r.archiveId} (${plural(r.chunks ?? 0, 'chunk')}, ${formatBytes(r.archiveBytes ?? 0)})` : action.params.archiveFirst ? ', empty: nothing to archive' : '';
-  return { summary: `partition ${r.partition} ${how}${archived}, dropped`, details: { ...r } };
+const HOW: Record<PartitionOutcome['detached'], string> = {
+  concurrently: 'detached concurrently', plain: 'detached', finalize: 'its interrupted detach finalized', earlier: 'detached by an earlier run', 'dropped-attached': 'dropped',
+};
+
+/** One partition's outcome for people: `partition public.metrics_d0 detached concurrently, 300 rows archived into … (1 chunk, 4 kB), dropped`. */
+export function partitionSummary(r: PartitionOutcome, archiveFirst: boolean): string {
+  if (r.gone) return `partition ${r.partition} is already gone`;
+  if (r.detached === 'dropped-attached') return `partition ${r.partition} dropped`;
+  const archived = r.archiveId ? `, ${plural(r.rows, 'row')} archived into ${r.archiveId} (${plural(r.chunks ?? 0, 'chunk')}, ${formatBytes(r.archiveBytes ?? 0)})` : archiveFirst ? ', empty: nothing to archive' : '';
+  return `partition ${r.partition} ${HOW[r.detached]}${archived}, dropped`;
+}
+
+export const dropPartitionsHandler: Handler<RetentionDropPartitions> = async (action, ctx, progress) => {
+  const r = await dropPartitions(ctx.desired, action.params, ctx.env);
+  const archiveFirst = new Map(action.params.partitions.map((p) => [p.partition, p.archiveFirst]));
+  const lines = r.partitions.map((p) => partitionSummary(p, archiveFirst.get(p.partition) ?? false));
+  for (const line of lines) progress.note(line);
+  const done = r.partitions.filter((p) => !p.gone);
+  const rows = done.reduce((n, p) => n + p.rows, 0);
+  const bytes = done.reduce((n, p) => n + (p.archiveBytes ?? 0), 0);
+  const head = done.length === 0 ? `the partitions of ${action.params.table} planned to drop are already gone; nothing to do`
+    : `${plural(done.length, 'partition')} of ${action.params.table} dropped`
+      + (r.archiveIds.length ? `, ${plural(rows, 'row')} archived first (${plural(r.archiveIds.length, 'archive')}, ${formatBytes(bytes)})` : '');
+  return { summary: done.length === 1 ? lines.find((l) => !l.endsWith('already gone'))! : head, details: { ...r, lines } };
 };
 
 /** Where the rows of a partition's archive go back: partitions that take its range, the partition created again, or the default. */

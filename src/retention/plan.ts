@@ -12,7 +12,7 @@ import type {
 import type { RetentionParams } from './action-params.js';
 import { checkPolicy } from './check.js';
 import { bucketSecondsOf, cutoffFor, type PolicyObserved, type RetentionObserved } from './observe.js';
-import { batchNote, dropActions, finishDetachedActions, routeOf } from './partition-plan.js';
+import { batchNote, dropPartitionsAction, routeOf } from './partition-plan.js';
 import { planDeclared } from './partition-declare.js';
 
 import { formatCount as n, plural } from '../render/format.js';
@@ -21,7 +21,7 @@ const TYPES: Record<RetentionPolicy['action'], 'retention_archive' | 'retention_
   archive: 'retention_archive', compress: 'retention_compress', anonymize: 'retention_anonymize', delete: 'retention_delete', erase: 'retention_erase',
 };
 const RISK: Record<RetentionPolicy['action'], Risk> = { archive: 'safe', compress: 'destructive', anonymize: 'destructive', delete: 'destructive', erase: 'destructive' };
-const ORDER: ActionType[] = ['create_partition', 'retention_drop_partition', 'retention_archive', 'retention_compress', 'retention_anonymize', 'retention_erase', 'retention_delete', 'copy_archive', 'prune_archive'];
+const ORDER: ActionType[] = ['create_partition', 'retention_drop_partitions', 'retention_archive', 'retention_compress', 'retention_anonymize', 'retention_erase', 'retention_delete', 'copy_archive', 'prune_archive'];
 
 /** A retention run (delete, archive, anonymize, compress): an action with RetentionParams. */
 export type RetentionRun = RetentionDelete | RetentionArchive | RetentionAnonymize | RetentionCompress;
@@ -88,18 +88,19 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
     }
     const cutoff = cutoffFor(policy, now).toISOString();
     // A partition an interrupted run detached is finished first, whatever else holds the policy back.
-    const finishing = finishDetachedActions(policy.name, cutoff, obs.partitions?.detached ?? []);
-    actions.push(...finishing);
+    const detached = obs.partitions?.detached ?? [];
     for (const e of check.errors) errors.push({ module: 'retention', message: `policy "${policy.name}": ${e}`, path: where(policy) });
     for (const w of check.warnings) findings.push({ check: w.check, service: 'postgres', status: 'WARNING', value: w.value, threshold: null, message: `${policy.name}: ${w.message}` });
+    const table = check.resolved?.table;
+    const route = table && obs.partitions && !check.errors.length && obs.counts
+      ? routeOf(policy, table, obs.partitions.partitioning, Date.parse(cutoff), obs.partitions.serverVersion) : { mode: 'plain' as const };
+    const drops = dropPartitionsAction(
+      { policy, table: table ? `${table.schema}.${table.name}` : detached.find((d) => d.marker.policy === policy.name)?.marker.parent ?? policy.table, cutoff, concurrently: route.mode === 'partitions' && route.concurrently },
+      route.mode === 'partitions' ? route.drop : [], obs.partitions?.rows ?? {}, detached,
+    );
+    if (drops && route.mode === 'partitions' && route.why && drops.params.partitions.some((p) => !p.detached)) drops.reason += `; ${route.why}`;
+    if (drops) actions.push(drops);
     if (check.errors.length || !obs.counts) continue;
-    const table = check.resolved!.table;
-    const route = obs.partitions ? routeOf(policy, table, obs.partitions.partitioning, Date.parse(cutoff), obs.partitions.serverVersion) : { mode: 'plain' as const };
-    const drops = route.mode === 'partitions'
-      ? dropActions({ policy, table: `${table.schema}.${table.name}`, cutoff, concurrently: route.concurrently }, route.drop.filter((p) => !finishing.some((f) => f.target === `${p.schema}.${p.name}`)), obs.partitions!.rows)
-      : [];
-    if (route.mode === 'partitions' && route.why) drops.forEach((d) => { d.reason += `; ${route.why}`; });
-    actions.push(...drops);
     const rows = obs.counts.eligible + obs.counts.capRows;
     if (rows === 0) continue;
     const childRows = Object.values(obs.counts.children).reduce((a, b) => a + b, 0);
@@ -116,7 +117,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
       estimate: { rows: rows + childRows, bytes: obs.counts.bytes },
       params,
       services: policy.action === 'erase' ? erasedServices(desired) : ['postgres'],
-      ...(drops.length ? { requires: drops.map((d) => d.id) } : {}),
+      ...(drops ? { requires: [drops.id] } : {}),
     });
   }
   for (const d of observed.detachedElsewhere ?? []) {
@@ -135,7 +136,7 @@ export function planRetention(desired: Desired, observed: RetentionObserved, now
         message: `archive ${archive.id} (${archive.policy}) has ${plural(archive.pending, 'chunk')} whose delete was interrupted; the next run of ${archive.policy} or \`jarvis-db archive verify ${archive.id}\` settles them` });
     }
   }
-  const runs = actions.flatMap((a) => (a.type === 'retention_archive' || (a.type === 'retention_drop_partition' && a.params.archiveFirst) ? [{ id: a.id, policy: a.params.policy }] : []));
+  const runs = actions.flatMap((a) => (a.type === 'retention_archive' || (a.type === 'retention_drop_partitions' && a.params.partitions.some((p) => p.archiveFirst)) ? [{ id: a.id, policy: a.params.policy }] : []));
   const across = planArchiveCopies(desired, observed.repository ?? 'local', observed.archives, observed.copies ?? [], now, runs);
   actions.push(...across.copies, ...across.prunes);
   errors.push(...across.errors);

@@ -7,6 +7,7 @@ import { formatBytes, formatCount, formatTimestamp, renderTable } from '../rende
 import { cutoffFor, type RetentionObserved } from './observe.js';
 import type { ArchiveSummary } from './store.js';
 import type { Plan } from '../engine/types.js';
+import { partitionWords } from './partition-plan.js';
 
 /** One line of `retention preview` per enabled policy: what it would touch now. */
 export interface PolicyPreview {
@@ -15,12 +16,12 @@ export interface PolicyPreview {
   partitions?: string[];
 }
 
-/** The per-partition words of a plan's retention_drop_partition actions, by policy. */
+/** The per-partition words of a plan's retention_drop_partitions actions, by policy. */
 export function partitionLines(plan: Pick<Plan, 'actions'>): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const a of plan.actions) {
-    if (a.type !== 'retention_drop_partition') continue;
-    out.set(a.params.policy, [...(out.get(a.params.policy) ?? []), a.reason.split('; ')[0]!]);
+    if (a.type !== 'retention_drop_partitions') continue;
+    out.set(a.params.policy, [...(out.get(a.params.policy) ?? []), ...a.params.partitions.map((p) => partitionWords(p, a.params.table))]);
   }
   return out;
 }

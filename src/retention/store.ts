@@ -62,7 +62,7 @@ export interface ArchiveHeader {
   database: DatabaseIdentity;
   encrypted: boolean;
   /**
-   * An archive of a whole partition (retention_drop_partition): its name and range, so that a
+   * An archive of a whole partition (retention_drop_partitions): its name and range, so that a
    * restore through the parent can create it again when no partition takes its rows.
    */
   partition?: { schema: string; name: string; from: string; to: string };

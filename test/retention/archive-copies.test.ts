@@ -75,11 +75,11 @@ t.test('a repository whose archives cannot be listed is an error naming it, hold
 t.test('the archive a run of the plan writes is copied after it to every other repository', async (t) => {
   const r = planArchiveCopies(desired, 'local', [], [{ repository: 'offsite', archives: [] }, { repository: 'vault', archives: null, problem: 'timeout' }], NOW, [
     { id: 'retention.archive.messages-archive', policy: 'messages-archive' },
-    { id: 'retention.drop_partition.metrics-archive.public.metrics_p20261001', policy: 'metrics-archive' },
+    { id: 'retention.drop_partitions.metrics-archive', policy: 'metrics-archive' },
   ]);
   t.same(r.copies.map((a) => [a.id, a.params, a.requires, a.repositories]), [
     ['retention.copy.archive.messages-archive.offsite', { fromAction: 'retention.archive.messages-archive', policy: 'messages-archive', from: 'local', to: 'offsite' }, ['retention.archive.messages-archive'], ['local', 'offsite']],
-    ['retention.copy.drop_partition.metrics-archive.public.metrics_p20261001.offsite', { fromAction: 'retention.drop_partition.metrics-archive.public.metrics_p20261001', policy: 'metrics-archive', from: 'local', to: 'offsite' }, ['retention.drop_partition.metrics-archive.public.metrics_p20261001'], ['local', 'offsite']],
+    ['retention.copy.drop_partitions.metrics-archive.offsite', { fromAction: 'retention.drop_partitions.metrics-archive', policy: 'metrics-archive', from: 'local', to: 'offsite' }, ['retention.drop_partitions.metrics-archive'], ['local', 'offsite']],
   ], 'none to the repository that cannot be listed');
   t.match(r.copies[0]!.reason, /the archive that retention.archive.messages-archive writes in local/);
 });

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { boundTime, parseMarker, parseRangeBound, MARKER_PREFIX, type PartitionInfo, type Partitioning } from '../../src/retention/partition-catalog.js';
-import { batchNote, dropActions, finishDetachedActions, routeOf, whollyOlder } from '../../src/retention/partition-plan.js';
+import { batchNote, dropPartitionsAction, partitionWords, routeOf, whollyOlder } from '../../src/retention/partition-plan.js';
 import { coverage, intervalStart, partitionName, planDeclared } from '../../src/retention/partition-declare.js';
 import { createPartitionSql, declareRowsCursor, detachSql, dropSql, markSql } from '../../src/retention/partition-sql.js';
 import { paramsProblem } from '../../src/engine/action-params.js';
@@ -66,27 +66,39 @@ t.test('a table partitioned another way, or referenced, or with children, goes t
   t.same(routeOf(metricsArchive, METRICS, null, CUTOFF, 150000), { mode: 'plain' });
 });
 
-t.test('a drop action says what preview shows, carries valid params, and is destructive', async (t) => {
-  const [a] = dropActions({ policy: metricsArchive, table: 'public.metrics', cutoff: '2026-10-02T12:00:00.000Z', concurrently: true }, [PARTS[0]!], { 'public.metrics_p20261001': { n: 86_400, exact: true } });
-  t.match(a!.reason, /^drop partition metrics_p20261001: 86,400 rows, archived first; wholly older than 30d/);
-  t.equal(a!.risk, 'destructive');
-  t.same(a!.estimate, { rows: 86_400 });
-  t.equal(paramsProblem(a!.type, a!.params as unknown as Record<string, unknown>), null, 'the params pass the saved-plan rules');
-  const [d] = dropActions({ policy: { ...metricsArchive, action: 'delete' }, table: 'public.metrics', cutoff: '2026-10-02T12:00:00.000Z', concurrently: true }, [PARTS[0]!], {});
-  t.match(d!.reason, /^drop partition metrics_p20261001: rows not counted, not archived \(policy delete\)/);
-  t.equal(d!.params.archiveFirst, false);
+t.test('one drop action per policy names its partitions, says what preview shows per partition, carries valid params, and is destructive', async (t) => {
+  const input = { policy: metricsArchive, table: 'public.metrics', cutoff: '2026-10-02T12:00:00.000Z', concurrently: true };
+  const a = dropPartitionsAction(input, [PARTS[0]!, PARTS[1]!], { 'public.metrics_p20261001': { n: 86_400, exact: true }, 'public.metrics_p20261002': { n: 100, exact: false } }, [])!;
+  t.equal(a.id, 'retention.drop_partitions.metrics-archive');
+  t.equal(a.target, 'public.metrics');
+  t.match(a.reason, /^drop 2 partitions wholly older than 30d \(recorded_at < 2026-10-02T12:00:00\.000Z\): metrics_p20261001 … metrics_p20261002, ~86,500 rows, archived first$/);
+  t.equal(a.risk, 'destructive');
+  t.same(a.estimate, { rows: 86_500 });
+  t.same(a.params.partitions.map((p) => partitionWords(p, a.params.table)), ['drop partition metrics_p20261001: 86,400 rows, archived first', 'drop partition metrics_p20261002: ~100 rows, archived first']);
+  t.equal(paramsProblem(a.type, a.params as unknown as Record<string, unknown>), null, 'the params pass the saved-plan rules');
+  const edited = { ...a.params, partitions: [{ ...a.params.partitions[0]!, archiveFirst: 'yes' }] };
+  t.equal(paramsProblem(a.type, edited as unknown as Record<string, unknown>), 'params.partitions [0].archiveFirst must be true or false', 'an edited partition is refused, naming it');
+  t.equal(paramsProblem(a.type, { ...a.params, partitions: [] } as unknown as Record<string, unknown>), 'params.partitions must be a non-empty list');
+  const d = dropPartitionsAction({ ...input, policy: { ...metricsArchive, action: 'delete' } }, [PARTS[0]!], {}, [])!;
+  t.match(d.reason, /^drop 1 partition wholly older than 30d .*: metrics_p20261001, rows not counted, not archived \(policy delete\)$/);
+  t.equal(d.params.partitions[0]!.archiveFirst, false);
+  t.equal(dropPartitionsAction(input, [], {}, []), null, 'nothing to drop: no action');
 });
 
-t.test('a table an interrupted run detached is planned to be finished, and the plan says so', async (t) => {
+t.test('a table an interrupted run detached is planned to be finished in the policy\'s action, and the plan says so', async (t) => {
   const marker = parseMarker(MARKER_PREFIX + JSON.stringify({ policy: 'metrics-archive', parentSchema: 'public', parentName: 'metrics', column: 'recorded_at', range: { from: 'a', to: 'b' }, archiveFirst: true }));
   t.equal(marker?.parent, 'public.metrics');
   t.equal(parseMarker('a comment of someone else'), null);
   t.equal(parseMarker(MARKER_PREFIX + '{broken'), null);
-  const [a] = finishDetachedActions('metrics-archive', '2026-10-02T12:00:00.000Z', [{ schema: 'public', name: 'metrics_p20261001', marker: marker!, estimatedRows: 10 }]);
-  t.match(a!.reason, /was detached by an interrupted run and not dropped: ~10 rows, archived \(unless its archive committed\), then dropped/);
-  t.equal(a!.params.detached, true);
-  t.equal(paramsProblem(a!.type, a!.params as unknown as Record<string, unknown>), null);
-  t.same(finishDetachedActions('another-policy', '2026-10-02T12:00:00.000Z', [{ schema: 'public', name: 'x', marker: marker!, estimatedRows: 1 }]), [], 'only the policy that detached it finishes it');
+  const input = { policy: metricsArchive, table: 'public.metrics', cutoff: '2026-10-02T12:00:00.000Z', concurrently: false };
+  const leftover = { schema: 'public', name: 'metrics_p20261001', marker: marker!, estimatedRows: 10 };
+  const a = dropPartitionsAction(input, [PARTS[1]!], {}, [leftover])!;
+  t.match(a.reason, /; partition metrics_p20261001 of public\.metrics was detached by an interrupted run and not dropped: ~10 rows, archived \(unless its archive committed\), then dropped$/);
+  t.same(a.params.partitions.map((p) => [p.name, p.detached]), [['metrics_p20261001', true], ['metrics_p20261002', false]], 'the leftover first, then the fresh partitions');
+  t.equal(paramsProblem(a.type, a.params as unknown as Record<string, unknown>), null);
+  const still = dropPartitionsAction(input, [PARTS[0]!], {}, [leftover])!;
+  t.equal(still.params.partitions.length, 1, 'a detached table still listed among the partitions is planned once');
+  t.equal(dropPartitionsAction({ ...input, policy: { ...metricsArchive, name: 'another-policy' } }, [], {}, [leftover]), null, 'only the policy that detached it finishes it');
 });
 
 t.test('declared partitions: the ones still to come are planned, named after their first day; partman tables are left alone', async (t) => {

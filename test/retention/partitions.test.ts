@@ -31,9 +31,10 @@ t.test('an archive policy on a daily-partitioned table drops the old partitions 
   const desired = metricsDesired(url, storage, 'archive');
   const plan = await planNow(desired);
   t.same(plan.errors, []);
-  const drops = plan.actions.filter((a) => a.type === 'retention_drop_partition');
-  t.same(drops.map((a) => a.target), ['public.metrics_d0', 'public.metrics_d1', 'public.metrics_d2', 'public.metrics_d3', 'public.metrics_d4'], 'the partitions wholly older than 5 days');
-  t.match(drops[0]!.reason, new RegExp(`^drop partition metrics_d0: ${d0} rows, archived first; wholly older than 5d`));
+  const drops = plan.actions.filter((a) => a.type === 'retention_drop_partitions');
+  t.equal(drops.length, 1, 'one action for the policy');
+  t.same(drops[0]!.params.partitions.map((p) => p.partition), ['public.metrics_d0', 'public.metrics_d1', 'public.metrics_d2', 'public.metrics_d3', 'public.metrics_d4'], 'the partitions wholly older than 5 days');
+  t.match(drops[0]!.reason, /^drop 5 partitions wholly older than 5d \(recorded_at < .*\): metrics_d0 … metrics_d4, \d+ rows, archived first$/);
   t.equal(drops[0]!.params.concurrently, true, 'no default partition: detached concurrently');
   const batch = plan.actions.find((a) => a.type === 'retention_archive');
   t.match(batch?.reason, /in metrics_d5 \(straddles the cut-off\)$/, 'the straddling partition goes through batches');
@@ -45,7 +46,8 @@ t.test('an archive policy on a daily-partitioned table drops the old partitions 
   t.match(renderPolicyPreviews(preview.policies), new RegExp(`Whole partitions .*\\n  metrics-archive: drop partition metrics_d0: ${d0} rows, archived first\\n`));
 
   const { outcomes } = await planAndRun(desired);
-  t.match(outcomes[0]!.summary, new RegExp(`^partition public\\.metrics_d0 detached concurrently, ${d0} rows archived into \\S+ \\(1 chunk`));
+  t.match(outcomes[0]!.summary, /^5 partitions of public\.metrics dropped, \d+ rows archived first \(5 archives, /);
+  t.match((outcomes[0]!.details?.lines as string[])[0], new RegExp(`^partition public\\.metrics_d0 detached concurrently, ${d0} rows archived into \\S+ \\(1 chunk`), 'each partition says what became of it');
   const [{ n }] = await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'metrics'::regclass`);
   t.equal(n, 7, 'five partitions are gone');
   const [{ old }] = await sql<{ old: number }>(url, `SELECT count(*)::int AS old FROM metrics WHERE recorded_at < now() - interval '5 days'`);
@@ -71,11 +73,11 @@ t.test('with a default partition: a plain detach, the default batched, its archi
   const storage = t.testdir();
   const desired = metricsDesired(url, storage, 'archive');
   const plan = await planNow(desired);
-  const drop = plan.actions.find((a) => a.type === 'retention_drop_partition');
+  const drop = plan.actions.find((a) => a.type === 'retention_drop_partitions');
   t.equal(drop?.params.concurrently, false);
   t.match(drop?.reason, /detached without CONCURRENTLY: public\.metrics has a default partition \(metrics_default\)/);
   const { outcomes } = await planAndRun(desired);
-  t.match(outcomes[0]!.summary, /^partition public\.metrics_d0 detached, \d+ rows archived/);
+  t.match((outcomes[0]!.details?.lines as string[])[0], /^partition public\.metrics_d0 detached, \d+ rows archived/);
   // A stray row of the first day lands in the default: the partition cannot be created over it.
   await sql(url, `INSERT INTO metrics (name, value, recorded_at) VALUES ('stray', 1, date_trunc('day', now()) - interval '10 days' + interval '1 hour')`);
   const first = (await scanArchives(storage)).archives.find((a) => a.header.partition?.name === 'metrics_d0')!;
@@ -104,9 +106,11 @@ for (const action of ['delete', 'archive'] as const) t.test(`a ${action} policy 
   })();
   try {
     const { plan, outcomes } = await planAndRun(desired);
-    t.equal(plan.actions.filter((a) => a.type === 'retention_drop_partition').length, 5);
-    if (action === 'delete') t.ok(outcomes.every((o) => !/archived/.test(o.summary)), 'nothing archived');
-    else t.ok(outcomes.filter((o) => /^partition /.test(o.summary)).every((o) => /rows archived into/.test(o.summary)), 'each partition archived');
+    t.equal(plan.actions.find((a) => a.type === 'retention_drop_partitions')?.params.partitions.length, 5);
+    const lines = outcomes[0]!.details?.lines as string[];
+    t.equal(lines.length, 5, 'each partition says what became of it');
+    if (action === 'delete') t.ok(lines.every((l) => /^partition \S+ dropped$/.test(l)), 'nothing archived: dropped while attached');
+    else t.ok(lines.every((l) => /rows archived into/.test(l)), 'each partition archived');
   } finally {
     stop = true;
     await loop;
@@ -129,21 +133,21 @@ t.test('a partition left detached by an interrupted run is found by the next pla
   const desired = metricsDesired(url, storage, 'archive', `${schema}.${table}`);
   const plan = await planNow(desired);
   t.same(plan.errors, []);
-  const first = plan.actions.find((a) => a.type === 'retention_drop_partition')!;
-  t.equal(first.target, `${schema}.p."0' é`);
+  const first = plan.actions.find((a) => a.type === 'retention_drop_partitions')!.params.partitions[0]!;
+  t.equal(first.partition, `${schema}.p."0' é`);
   // What a kill between detach and drop leaves: the marker, then the detach.
   const { markSql, detachSql } = await import('../../src/retention/partition-sql.js');
   const p = { schema, name: `p."0' é` };
-  await sql(url, markSql(p, { policy: 'metrics-archive', parentSchema: schema, parentName: table, column: 'recorded_at', range: { from: first.params.from, to: first.params.to }, archiveFirst: true }).text);
+  await sql(url, markSql(p, { policy: 'metrics-archive', parentSchema: schema, parentName: table, column: 'recorded_at', range: { from: first.from, to: first.to }, archiveFirst: true }).text);
   await sql(url, detachSql({ schema, name: table }, p, 'concurrently').text);
   const renamed = await planNow({ ...desired, retention: [{ ...desired.retention[0]!, name: 'renamed' }] });
   t.match(renamed.findings, [{ status: 'WARNING', message: /was detached from .* by policy metrics-archive, which is not an enabled policy now, and not dropped/ }], 'a leftover of a policy no longer in the config is a warning');
   const again = await planNow(desired);
-  const finishing = again.actions.find((a) => a.target === first.target)!;
+  const finishing = again.actions.find((a) => a.type === 'retention_drop_partitions')!;
   t.match(finishing.reason, /was detached by an interrupted run and not dropped: .*archived \(unless its archive committed\), then dropped/, 'plan says so');
-  t.equal((finishing.params as { detached?: boolean }).detached, true);
+  t.equal(finishing.params.partitions.find((p) => p.partition === first.partition)?.detached, true);
   const { outcomes } = await planAndRun(desired);
-  t.match(outcomes.find((o) => o.summary.includes(`p."0' é`))!.summary, /detached by an earlier run, \d+ rows archived/);
+  t.match((outcomes[0]!.details?.lines as string[]).find((l) => l.includes(`p."0' é`)), /detached by an earlier run, \d+ rows archived/);
   const [{ left }] = await sql<{ left: number }>(url, `SELECT count(*)::int AS left FROM pg_class WHERE relname = $1`, [`p."0' é`]);
   t.equal(left, 0, 'the detached table is dropped');
   const archived = await archivedRows(storage);
@@ -182,7 +186,7 @@ t.test('a table partitioned on another column falls back to batches, and the pla
   const storage = t.testdir();
   const desired = metricsDesired(url, storage, 'delete');
   const plan = await planNow(desired);
-  t.same(plan.actions.filter((a) => a.type === 'retention_drop_partition'), []);
+  t.same(plan.actions.filter((a) => a.type === 'retention_drop_partitions'), []);
   const batch = plan.actions.find((a) => a.type === 'retention_delete');
   t.match(batch?.reason, /public\.metrics is list-partitioned on \(name\), not by range on recorded_at: its rows go through batches$/);
   await planAndRun(desired);
