@@ -130,6 +130,53 @@ export function chunkData(parts: ChunkPart[], options: { compression: ChunkCompr
   return { source: Readable.from(lines(parts)), transforms };
 }
 
+/**
+ * The output of `COPY (SELECT <chunk line>) TO STDOUT` back to chunk lines, counting them. In
+ * COPY's text format a value's backslashes are doubled and control characters escaped; a chunk
+ * line is JSON, which holds no raw control character, so every backslash arrives doubled and
+ * anything else after a backslash is refused (the COPY's transaction then rolls back).
+ */
+export class CopyTextLines extends Transform {
+  lines = 0;
+  private pendingBackslash = false;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
+    if (!this.pendingBackslash && chunk.indexOf(0x5c) === -1) {
+      done(null, chunk);
+      return;
+    }
+    const out = Buffer.allocUnsafe(chunk.length);
+    let n = 0;
+    for (const byte of chunk) {
+      if (this.pendingBackslash) {
+        if (byte !== 0x5c) {
+          done(new Error(`unexpected COPY escape \\${String.fromCharCode(byte)} in a chunk line`));
+          return;
+        }
+        out[n++] = 0x5c;
+        this.pendingBackslash = false;
+      } else if (byte === 0x5c) this.pendingBackslash = true;
+      else out[n++] = byte;
+    }
+    done(null, out.subarray(0, n));
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.pendingBackslash ? new Error('a COPY escape cut short at the end of a chunk') : null);
+  }
+}
+
+/** A chunk of one table whose lines stream in (each ending with a newline), after its header line. */
+export function streamedChunkData(part: Pick<ChunkPart, 'table' | 'columns'>, body: AsyncIterable<Buffer>, options: { compression: ChunkCompression; encryption: EncryptionSession | null }): { source: Readable; transforms: Transform[] } {
+  async function* withHeader(): AsyncGenerator<Buffer> {
+    yield Buffer.from(JSON.stringify({ table: part.table, columns: part.columns }) + '\n');
+    yield* body;
+  }
+  const transforms: Transform[] = [compressor(options.compression)];
+  if (options.encryption) transforms.push(options.encryption.encryptor());
+  return { source: Readable.from(withHeader()), transforms };
+}
+
 /** Hashes and counts the stored bytes as they pass. */
 class Tap extends Transform {
   readonly hash = createHash('sha256');

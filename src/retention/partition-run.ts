@@ -13,9 +13,9 @@
  *      transaction block, so concurrent inserts into the parent go on), one by one; else a plain
  *      DETACH of all of them in one transaction under the lock timeout; an interrupted concurrent
  *      detach is FINALIZEd;
- *   3. per detached table, in ONE transaction that holds its lock, every row is read with a
- *      cursor into chunks written durably (store.ts) under that transaction's xid, and the table
- *      is dropped; COMMIT; then the chunks are marked committed. A crash before the COMMIT rolls
+ *   3. per detached table, in ONE transaction that holds its lock, every row is streamed with
+ *      COPY … TO STDOUT into one chunk written durably (store.ts) under that transaction's xid,
+ *      and the table is dropped; COMMIT; then the chunk is marked committed. A crash before the COMMIT rolls
  *      the drop back (the table is still there, marked, and its chunks are void: resolve.ts
  *      removes them); after it, the chunks count (resolve.ts finds the xid committed). So the
  *      rows are always in exactly one place: the parent, the detached table, or the archive.
@@ -24,6 +24,7 @@
  * create_partition: a declared partition still to come, created unless a partition now takes its range.
  */
 import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import type { Desired, RetentionPolicy } from '../config/types.js';
 import type { CreatePartition, Handler, RetentionDropPartitions } from '../engine/types.js';
 import { JarvisError, messageOf } from '../errors.js';
@@ -32,12 +33,12 @@ import { postgresUrl } from '../services/postgres.js';
 import { EncryptionSession, keyRingFromEnv } from '../storage/crypto.js';
 import { testPausePoint } from '../storage/durable.js';
 import { inspectTable, type TableInfo } from './catalog.js';
-import { keyRange, type ChunkManifest, type Row } from './chunk.js';
+import { CopyTextLines, type ChunkManifest, type Row } from './chunk.js';
 import type { DropPartitionsParams, PartitionToDrop } from './action-params.js';
 import { boundTime, findDetached, inspectPartitioning, type DetachMarker, type PartitionInfo, type Partitioning } from './partition-catalog.js';
 import { CONCURRENT_DETACH_VERSION } from './partition-plan.js';
 import { coverage, intervalStart, nextStart, partitionName } from './partition-declare.js';
-import { createPartitionSql, declareRowsCursor, detachSql, dropSql, fetchSql, lockSql, markSql, quoted, type Name } from './partition-sql.js';
+import { copyRowsSql, createPartitionSql, detachSql, dropSql, keyBoundSql, lockSql, markSql, quoted, type Name } from './partition-sql.js';
 import { isTransient } from './batches.js';
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, DEFAULT_SESSION, openSession, RAW, serverVersion } from './session.js';
@@ -65,13 +66,6 @@ export interface DropPartitionsResult {
 
 /** Attempts of a statement that could not have its lock within the lock timeout. */
 const LOCK_ATTEMPTS = 3;
-
-/**
- * Rows of a partition read per FETCH, and the size at which a chunk is published: the whole
- * partition goes in one transaction whatever the chunks, so a chunk is bounded by memory only.
- */
-const FETCH_ROWS = 10_000;
-const CHUNK_BYTES = 16 * 1024 * 1024;
 
 const same = (a: Name, b: Name) => a.schema === b.schema && a.name === b.name;
 
@@ -126,55 +120,44 @@ async function detachAll(client: pg.Client, policy: RetentionPolicy, params: Dro
   return out;
 }
 
-/** The rows of a detached table as chunk lines and the text of their key, published as chunks of up to CHUNK_BYTES. */
+/**
+ * The rows of a detached table streamed into one chunk (`COPY … TO STDOUT`: the server builds
+ * the lines, the client only undoes COPY's escaping), the table dropped, in one transaction.
+ */
 async function archiveAndDrop(client: pg.Client, writer: ArchiveWriter, table: Name, columns: TableInfo, env: NodeJS.ProcessEnv, outcome: PartitionOutcome): Promise<void> {
   const version = await serverVersion(client);
   const pk = columns.primaryKey;
-  const keyTypes = pk.map((k) => columns.columns.find((c) => c.name === k)?.type ?? 'text');
   const meta = { columns: columns.columns.map((c) => ({ name: c.name, type: c.type })), primaryKey: [...pk] };
-  const names = columns.columns.map((c) => c.name);
-  const published: ChunkManifest[] = [];
+  let published: ChunkManifest | null = null;
   await client.query(beginSql({ ...DEFAULT_SESSION, statementTimeoutMs: 0 }));
   try {
     await client.query(lockSql(table).text);
     const xid = await currentXid(client, version);
-    await client.query(declareRowsCursor('jarvis_db_partition_rows', table, columns.columns, pk).text);
-    let lines: string[] = [];
-    let keys: Row[] = [];
-    let bytes = 0;
-    const publish = async () => {
-      published.push(await writer.publishChunk([{ table: writer.header.table, columns: names, lines, meta: { ...meta, keyRange: keyRange(keys, pk.map((_, i) => i), keyTypes) } }], { xid, now: new Date() }));
-      outcome.rows += lines.length;
-      lines = [];
-      keys = [];
-      bytes = 0;
+    const bounds = pk.length ? await Promise.all((['min', 'max'] as const).map(async (w) => (await client.query<Row>({ text: keyBoundSql(table, pk, w).text, rowMode: 'array', types: RAW })).rows[0])) : [];
+    const keyRange = bounds[0] && bounds[1] ? { min: bounds[0], max: bounds[1] } : null;
+    if (pk.length === 0 || keyRange) {
+      const lines = new CopyTextLines();
+      const copy = client.query(copyTo(copyRowsSql(table, columns.columns).text));
+      copy.on('error', (e) => lines.destroy(e));
+      copy.pipe(lines);
+      published = await writer.publishStreamedChunk({ table: writer.header.table, columns: columns.columns.map((c) => c.name), meta: { ...meta, keyRange } }, lines, { xid, now: new Date() });
+      outcome.rows = published.rows;
       await testPausePoint('partition-chunk-published', env);
-    };
-    for (;;) {
-      const r = await client.query<Row>({ text: fetchSql('jarvis_db_partition_rows', FETCH_ROWS).text, rowMode: 'array', types: RAW });
-      for (const row of r.rows) {
-        lines.push(row[0]!);
-        keys.push(row.slice(1));
-        bytes += row[0]!.length;
-      }
-      if (bytes >= CHUNK_BYTES || (r.rows.length < FETCH_ROWS && lines.length)) await publish();
-      if (r.rows.length < FETCH_ROWS) break;
     }
-    await client.query('CLOSE jarvis_db_partition_rows');
     await client.query(dropSql(table).text);
     await testPausePoint('partition-before-commit', env);
     await client.query('COMMIT');
   } catch (e) {
     const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
-    if (rolledBack) for (const m of published) await writer.voidChunk(m).catch(() => undefined);
+    if (rolledBack && published) await writer.voidChunk(published).catch(() => undefined);
     throw e;
   }
   await testPausePoint('partition-dropped', env);
-  for (const m of published) {
-    await writer.markCommitted(m.chunk);
-    outcome.archiveBytes = (outcome.archiveBytes ?? 0) + m.file.bytes;
+  if (published) {
+    await writer.markCommitted(published.chunk);
+    outcome.archiveBytes = published.file.bytes;
   }
-  outcome.chunks = published.length;
+  outcome.chunks = published ? 1 : 0;
 }
 
 /** Archives one detached table (one archive recording the partition), then drops it, in one transaction. */

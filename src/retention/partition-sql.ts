@@ -38,18 +38,16 @@ export function dropSql(table: Name): Sql {
   return { text: `DROP TABLE ${quoted(table)}` };
 }
 
-/**
- * A cursor over every row of a detached partition as chunk lines, each followed by its primary
- * key's text (the chunk's key range). `columns` are the parent's: a partition has the same.
- */
-export function declareRowsCursor(cursor: string, table: Name, columns: TableInfo['columns'], primaryKey: string[]): Sql {
+/** Every row of a detached partition as a chunk line, for COPY … TO STDOUT. */
+export function copyRowsSql(table: Name, columns: TableInfo['columns']): Sql {
   const info = { ...table, columns } as TableInfo;
-  const keys = primaryKey.map((k) => `t.${ident(k)}::text`);
-  return { text: `DECLARE ${ident(cursor)} NO SCROLL CURSOR FOR SELECT ${[`${rowJson('t', info)} AS j`, ...keys].join(', ')} FROM ${quoted(table)} AS t` };
+  return { text: `COPY (SELECT ${rowJson('t', info)} FROM ${quoted(table)} AS t) TO STDOUT` };
 }
 
-export function fetchSql(cursor: string, rows: number): Sql {
-  return { text: `FETCH ${Math.max(1, Math.floor(rows))} FROM ${ident(cursor)}` };
+/** The smallest (or largest) primary key of a table, as text, in key column order (the key's index answers it). */
+export function keyBoundSql(table: Name, primaryKey: string[], which: 'min' | 'max'): Sql {
+  const order = primaryKey.map((k) => `t.${ident(k)}${which === 'max' ? ' DESC' : ''}`).join(', ');
+  return { text: `SELECT ${primaryKey.map((k) => `t.${ident(k)}::text`).join(', ')} FROM ${quoted(table)} AS t ORDER BY ${order} LIMIT 1` };
 }
 
 /** A range partition of `parent` in the parent's schema. */

@@ -22,7 +22,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { JarvisError, messageOf } from '../errors.js';
 import type { EncryptionSession, KeyRing } from '../storage/crypto.js';
 import { isAlive } from '../platform/processes.js';
@@ -31,8 +31,8 @@ import type { Desired } from '../config/types.js';
 import { openLocalStore } from '../storage/local-store.js';
 import { openRepositories, type Repository } from '../storage/repositories.js';
 import type { Debris, SealedStore } from '../storage/sealed-store.js';
-import { chunkCompression, SUFFIX } from './compression.js';
-import { chunkBaseName, chunkData, manifestDigest, readChunk, sealChunkManifest, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable } from './chunk.js';
+import { chunkCompression, SUFFIX, type ChunkCompression } from './compression.js';
+import { chunkBaseName, chunkData, manifestDigest, readChunk, sealChunkManifest, streamedChunkData, type ChunkManifest, type ChunkPart, type ChunkReadResult, type ChunkTable, type CopyTextLines } from './chunk.js';
 
 export const ARCHIVES = 'archives';
 export const HEADER = 'archive.json';
@@ -158,17 +158,30 @@ export class ArchiveWriter {
    * it counts once the transaction `xid` (which must delete exactly these rows) commits.
    */
   async publishChunk(parts: (ChunkPart & { meta: Omit<ChunkTable, 'rows' | 'table'> })[], fields: { xid: string; now: Date }): Promise<ChunkManifest> {
+    return this.publish(parts.map((p) => ({ table: p.table, meta: p.meta, rows: p.lines.length })), fields, (options) => chunkData(parts, options));
+  }
+
+  /**
+   * publishChunk for one table whose lines stream in (`body` counts them as they pass): the
+   * chunk's size is bounded by nothing but the rows, its memory by the stream's buffers.
+   */
+  async publishStreamedChunk(part: Pick<ChunkPart, 'table' | 'columns'> & { meta: Omit<ChunkTable, 'rows' | 'table'> }, body: CopyTextLines, fields: { xid: string; now: Date }): Promise<ChunkManifest> {
+    return this.publish([{ table: part.table, meta: part.meta, get rows() { return body.lines; } }], fields, (options) => streamedChunkData(part, body, options));
+  }
+
+  private async publish(tables: { table: string; meta: Omit<ChunkTable, 'rows' | 'table'>; readonly rows: number }[], fields: { xid: string; now: Date }, data: (options: { compression: ChunkCompression; encryption: EncryptionSession | null }) => { source: Readable; transforms: Transform[] }): Promise<ChunkManifest> {
     const chunk = this.next++;
     const base = chunkBaseName(chunk);
     const compression = chunkCompression(this.env);
     const dataName = `${base}.jsonl${SUFFIX[compression]}${this.encryption ? '.enc' : ''}`;
-    const { source, transforms } = chunkData(parts, { compression, encryption: this.encryption });
+    const { source, transforms } = data({ compression, encryption: this.encryption });
     const { bytes, sha256 } = await this.store.addFile(this.key, dataName, source, { transforms, stagedPause: 'chunk-data-written', env: this.env });
+    // The rows are counted once the data is stored (a streamed chunk counts them as they pass).
     const manifest = sealChunkManifest({
       formatVersion: 1, kind: 'jarvis-db-archive-chunk', archiveId: this.header.id, policy: this.header.policy, chunk,
       xid: fields.xid, createdAt: fields.now.toISOString(), cutoff: this.header.cutoff, ageColumn: this.header.ageColumn,
-      tables: parts.map((p) => ({ table: p.table, ...p.meta, rows: p.lines.length })),
-      rows: parts.reduce((n, p) => n + p.lines.length, 0),
+      tables: tables.map((t) => ({ table: t.table, ...t.meta, rows: t.rows })),
+      rows: tables.reduce((n, t) => n + t.rows, 0),
       file: { name: dataName, bytes, sha256, compression, encrypted: this.encryption !== null },
     });
     // The record is written atomically and durably (locally that also makes the data's rename durable).

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import type { ChunkCompression } from '../../src/retention/compression.js';
-import { chunkData, keyRange, readChunk, rowLine, sealChunkManifest, type ChunkManifest, type ChunkPart, type Row } from '../../src/retention/chunk.js';
+import { chunkData, CopyTextLines, keyRange, readChunk, rowLine, sealChunkManifest, type ChunkManifest, type ChunkPart, type Row } from '../../src/retention/chunk.js';
 import { EncryptionSession, KeyRing } from '../../src/storage/crypto.js';
 import { HashingFileSink } from '../../src/storage/durable.js';
 
@@ -108,4 +108,21 @@ t.test('the key range compares integer keys as numbers', async (t) => {
   t.same(keyRange([['b'], ['a'], ['c']], [0], ['text']), { min: ['a'], max: ['c'] });
   t.same(keyRange([['1', 'b'], ['1', 'a'], ['0', 'z']], [0, 1], ['integer', 'text']), { min: ['0', 'z'], max: ['1', 'b'] });
   t.equal(keyRange([], [0], ['bigint']), null);
+});
+
+t.test('COPY text output becomes chunk lines: doubled backslashes undone across buffer edges, lines counted, any other escape refused', async (t) => {
+  const run = async (parts: string[]) => {
+    const lines = new CopyTextLines();
+    const out: Buffer[] = [];
+    lines.on('data', (b: Buffer) => out.push(b));
+    const done = new Promise<void>((resolve, reject) => { lines.on('end', resolve); lines.on('error', reject); });
+    for (const p of parts) lines.write(Buffer.from(p, 'latin1'));
+    lines.end();
+    await done;
+    return { text: Buffer.concat(out).toString('latin1'), count: lines.lines };
+  };
+  t.same(await run(['["a\\\\\\\\b","\\\\"q\\\\""]\n', '["plain"]\n']), { text: '["a\\\\b","\\"q\\""]\n["plain"]\n', count: 2 });
+  t.same(await run(['["x\\', '\\n"]\n']), { text: '["x\\n"]\n', count: 1 }, 'a doubled backslash split between two buffers');
+  await t.rejects(run(['["x\\n"]\n']), /unexpected COPY escape/, 'a raw control character escape is not a chunk line');
+  await t.rejects(run(['["x"]\\']), /cut short/);
 });

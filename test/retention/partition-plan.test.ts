@@ -7,7 +7,7 @@ import t from 'tap';
 import { boundTime, parseMarker, parseRangeBound, MARKER_PREFIX, type PartitionInfo, type Partitioning } from '../../src/retention/partition-catalog.js';
 import { batchNote, dropPartitionsAction, partitionWords, routeOf, whollyOlder } from '../../src/retention/partition-plan.js';
 import { coverage, intervalStart, partitionName, planDeclared } from '../../src/retention/partition-declare.js';
-import { createPartitionSql, declareRowsCursor, detachSql, dropSql, markSql } from '../../src/retention/partition-sql.js';
+import { copyRowsSql, createPartitionSql, detachSql, dropSql, keyBoundSql, markSql } from '../../src/retention/partition-sql.js';
 import { paramsProblem } from '../../src/engine/action-params.js';
 import { col, METRICS, policy } from './fixture.js';
 
@@ -149,7 +149,8 @@ t.test('hostile partition and table names reach SQL quoted only', async (t) => {
   t.equal(createPartitionSql(parent, 'x"y', "2026-10-01'); DROP TABLE users; --", 'MAXVALUE').text,
     `CREATE TABLE "we""ird schema"."x""y" PARTITION OF "we""ird schema"."metrics; DROP TABLE users; --" FOR VALUES FROM ('2026-10-01''); DROP TABLE users; --') TO (MAXVALUE)`);
   t.match(markSql(p, { policy: "o'k", parentSchema: parent.schema, parentName: parent.name, column: 'c', range: null, archiveFirst: true }).text, /^COMMENT ON TABLE "we""ird schema"\."p\.2026'10 é" IS +E?'jarvis-db retention: \{"policy":"o''k"/);
-  t.equal(declareRowsCursor('c', p, [col('a"b', 'text')], ['a"b']).text, `DECLARE "c" NO SCROLL CURSOR FOR SELECT array_to_json(ARRAY[t."a""b"::text])::text AS j, t."a""b"::text FROM "we""ird schema"."p.2026'10 é" AS t`);
+  t.equal(copyRowsSql(p, [col('a"b', 'text')]).text, `COPY (SELECT array_to_json(ARRAY[t."a""b"::text])::text FROM "we""ird schema"."p.2026'10 é" AS t) TO STDOUT`);
+  t.equal(keyBoundSql(p, ['a"b', 'id'], 'max').text, `SELECT t."a""b"::text, t."id"::text FROM "we""ird schema"."p.2026'10 é" AS t ORDER BY t."a""b" DESC, t."id" DESC LIMIT 1`);
 });
 
 t.test('plan --base words a change of declared partitions under the subject of their actions', async (t) => {
