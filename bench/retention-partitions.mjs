@@ -131,14 +131,16 @@ async function cli(server, url, config, storage) {
   const events = (await readFile(join(storage, 'journal', journal), 'utf8')).trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'action_done');
   let actionsMs = 0;
   let vacuumMs = 0;
+  const each = [];
   for (const e of events) {
     actionsMs += e.durationMs;
+    each.push(`${e.action} ${secs(e.durationMs)} s${e.details?.batches !== undefined ? ` (${e.details.batches} batches, longest ${e.details.longestBatchMs} ms)` : ""}${e.details?.phasesMs ? ` (${JSON.stringify(e.details.phasesMs)})` : ""}`);
     const v = /VACUUM \(ANALYZE\) of \S+ in ([\d.]+)(ms|s)/.exec(e.summary);
     if (v) vacuumMs += Number(v[1]) * (v[2] === 's' ? 1000 : 1);
   }
   const [{ left }] = await query(url, `SELECT count(*)::int AS left FROM metrics WHERE recorded_at < now() - interval '30 days' - interval '1 minute'`);
   if (left) throw new Error(`${left} old rows left`);
-  return { wall, ms: actionsMs - vacuumMs, vacuumMs, actions: events.length, longestXact, bytes: await archiveBytes(join(storage, 'archives')) };
+  return { wall, ms: actionsMs - vacuumMs, vacuumMs, actions: events.length, each, longestXact, bytes: await archiveBytes(join(storage, 'archives')) };
 }
 
 const work = await mkdtemp(join(tmpdir(), 'jarvis-bench-retention-partitions-'));
@@ -204,7 +206,7 @@ try {
   for (const f of await readdir(out)) partmanBytes += (await stat(join(out, f))).size;
   r.partman = { ms: copyMs + maintenanceMs, copyMs, maintenanceMs, partitions: old.length, left, bytes: partmanBytes };
 
-  const line = (name, x) => console.log(`${name.padEnd(20)} ${secs(x.ms)} s${x.vacuumMs ? ` (+ VACUUM ${secs(x.vacuumMs)} s)` : ''}${x.wall ? `, whole CLI ${secs(x.wall)} s, ${x.actions} actions` : ''}${x.longestXact !== undefined ? `, longest transaction ${x.longestXact.toFixed(0)} ms` : ''}${x.bytes ? `, archive ${mb(x.bytes)} MB` : ''}`);
+  const line = (name, x) => console.log(`${name.padEnd(20)} ${secs(x.ms)} s${x.vacuumMs ? ` (+ VACUUM ${secs(x.vacuumMs)} s)` : ''}${x.wall ? `, whole CLI ${secs(x.wall)} s, ${x.actions} actions` : ''}${x.longestXact !== undefined ? `, longest transaction ${x.longestXact.toFixed(0)} ms` : ''}${x.bytes ? `, archive ${mb(x.bytes)} MB` : ''}${x.each ? `\n    ${x.each.join('; ')}` : ''}`);
   line('delete-partitions', r.deleteParts);
   line('bare-delete+vacuum', r.bare);
   console.log(`  (DELETE alone ${secs(r.bare.deleteMs)} s)`);

@@ -28,7 +28,7 @@ import { keyRange, type ChunkManifest, type ChunkTable, type Row } from './chunk
 import { account, batchSizeOf, isTransient, keysOf, phasesOf, selectValues, type BatchContext, type Walk } from './batches.js';
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, openSession, RAW, serverVersion } from './session.js';
-import { archiveBatchByCtid, childrenLeft, deleteChildrenReturningRows, deleteReturningRows, selectBatch } from './sql.js';
+import { ageBoundOf, archiveBatchByCtid, childrenLeft, deleteChildrenReturningRows, deleteReturningRows, selectBatch } from './sql.js';
 import { ArchiveWriter, archiveRepository, cleanArchiveDebris } from './store.js';
 
 function columnsMeta(table: TableInfo): { columns: { name: string; type: string }[]; primaryKey: string[] } {
@@ -77,7 +77,8 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
   const extra = resolved.children.map((c) => c.parentColumn).filter((c, i, all) => !ordered.some((o) => o.name === c.name) && all.findIndex((x) => x.name === c.name) === i);
   const selected = [...ordered, ...extra];
   const keyPos = resolved.primaryKey.map((_, i) => i + 1);
-  const del = deleteReturningRows(resolved.table, resolved.primaryKey);
+  const bound = ageBoundOf(resolved.table, resolved.age, resolved.primaryKey);
+  const del = deleteReturningRows(resolved.table, resolved.primaryKey, bound);
   const childSql = resolved.children.map((child) => ({
     child, del: deleteChildrenReturningRows(child), left: childrenLeft(child),
     parentPos: selected.findIndex((c) => c.name === child.parentColumn.name),
@@ -143,7 +144,8 @@ export async function runArchive(ctx: BatchContext, desired: Desired): Promise<v
             meta: { ...columnsMeta(c.child.info), keyRange: keyRange(kids.rows.map((r) => r.slice(1)), c.child.info.primaryKey.map((_, i) => i), keyTypes(c.child.info)) },
           });
         }
-        const gone = await conn.query<{ j: string }>({ text: del.text, values: keysOf(keys, keyPos), types: RAW });
+        const keyValues = keysOf(keys, keyPos);
+        const gone = await conn.query<{ j: string }>({ text: del.text, values: bound ? [...keyValues, keys[keys.length - 1]![0] ?? null] : keyValues, types: RAW });
         if (gone.rows.length !== keys.length) throw new JarvisError('RETENTION_FAILED', `deleted ${gone.rows.length} rows of ${ctx.result.table} for ${keys.length} locked keys`);
         parts.unshift({
           table: displayName(resolved.table), columns: resolved.table.columns.map((x) => x.name), lines: gone.rows.map((x) => x.j),

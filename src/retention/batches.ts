@@ -122,9 +122,9 @@ export function account(ctx: BatchContext, rows: number, ms: number): void {
 
 /**
  * The common walk: for each phase, batches of keys in (age, key) order; `act` does the work
- * on those keys inside the batch's transaction.
+ * on those keys inside the batch's transaction (given also the batch's last, greatest, age).
  */
-export async function walkKeys(ctx: BatchContext, act: (keys: (string | null)[][]) => Promise<void>, extraWhere?: string): Promise<void> {
+export async function walkKeys(ctx: BatchContext, act: (keys: (string | null)[][], lastAge: string | null) => Promise<void>, extraWhere?: string): Promise<void> {
   const positions = [ctx.resolved.age, ...ctx.resolved.primaryKey].map((_, i) => i);
   const keyPositions = positions.slice(1);
   for (const phase of phasesOf(ctx.params)) {
@@ -135,7 +135,7 @@ export async function walkKeys(ctx: BatchContext, act: (keys: (string | null)[][
         const sql = selectBatch(ctx.resolved, phase, { keyset: walk.keyset !== null, extraWhere });
         const sel = await ctx.client.query<Row>({ text: sql.text, values: selectValues(walk, batchSizeOf(ctx)), rowMode: 'array', types: RAW });
         if (sel.rows.length === 0) return sel.rows;
-        await act(keysOf(sel.rows, keyPositions));
+        await act(keysOf(sel.rows, keyPositions), sel.rows[sel.rows.length - 1]![0] ?? null);
         return sel.rows;
       });
       if (rows.length === 0) break;

@@ -15,7 +15,7 @@ import { runArchive } from './archive-run.js';
 import { walkKeys, type BatchContext, type RunOptions, type RunParams, type RunResult } from './batches.js';
 import { bucketSecondsOf, readPolicyCatalog, saltSet } from './observe.js';
 import { DEFAULT_SESSION, openSession } from './session.js';
-import { anonymizeByKey, compressByKey, deleteByKey, notAnonymized } from './sql.js';
+import { ageBoundOf, anonymizeByKey, compressByKey, deleteByKey, notAnonymized } from './sql.js';
 import { tablesToVacuum, vacuumTables } from './vacuum.js';
 
 export type { RunOptions, RunParams, RunResult } from './batches.js';
@@ -57,9 +57,10 @@ export async function runPolicy(desired: Desired, policy: RetentionPolicy, param
 }
 
 async function runDelete(ctx: BatchContext): Promise<void> {
-  const del = deleteByKey(ctx.resolved.table, ctx.resolved.primaryKey);
-  await walkKeys(ctx, async (keys) => {
-    const r = await ctx.client.query(del.text, keys);
+  const bound = ageBoundOf(ctx.resolved.table, ctx.resolved.age, ctx.resolved.primaryKey);
+  const del = deleteByKey(ctx.resolved.table, ctx.resolved.primaryKey, bound);
+  await walkKeys(ctx, async (keys, lastAge) => {
+    const r = await ctx.client.query(del.text, bound ? [...keys, lastAge] : keys);
     if (r.rowCount !== keys[0]!.length) throw new JarvisError('RETENTION_FAILED', `deleted ${r.rowCount} rows of ${ctx.result.table} for ${keys[0]!.length} locked keys`);
   });
 }

@@ -68,10 +68,20 @@ export function rowJson(alias: string, table: TableInfo): string {
   return `array_to_json(ARRAY[${table.columns.map((c) => `${col(alias, c)}::text`).join(', ')}])::text`;
 }
 
-/** Deletes rows by primary key (one array parameter per key column). */
-export function deleteByKey(table: TableInfo, key: ColumnInfo[]): Sql {
+/**
+ * The age bound a by-key statement on a partitioned table adds: `age <= $n`, n right after the
+ * key arrays, the batch's last (greatest) age. Every row of the batch is within it, and it lets
+ * the server prune the partitions that hold none of them: a join with the key list cannot, and
+ * would scan every partition for each batch.
+ */
+export function ageBoundOf(table: Pick<TableInfo, 'plain'>, age: ColumnInfo, key: ColumnInfo[]): { where: string } | null {
+  return table.plain ? null : { where: `${col('t', age)} <= ${cast(key.length + 1, age)}` };
+}
+
+/** Deletes rows by primary key (one array parameter per key column; then the age bound's, when given). */
+export function deleteByKey(table: TableInfo, key: ColumnInfo[], bound: { where: string } | null = null): Sql {
   const k = byKey(key, 't');
-  return { text: `DELETE FROM ${qualified(table)} AS t${k.using ? ` USING ${k.using}` : ''} WHERE ${k.where}` };
+  return { text: `DELETE FROM ${qualified(table)} AS t${k.using ? ` USING ${k.using}` : ''} WHERE ${k.where}${bound ? ` AND ${bound.where}` : ''}` };
 }
 
 /**
@@ -94,8 +104,8 @@ export function archiveBatchByCtid(policy: ResolvedPolicy, phase: Phase, options
 }
 
 /** Deletes rows by primary key and returns each as a chunk line (archive). */
-export function deleteReturningRows(table: TableInfo, key: ColumnInfo[]): Sql {
-  return { text: `${deleteByKey(table, key).text} RETURNING ${rowJson('t', table)} AS j` };
+export function deleteReturningRows(table: TableInfo, key: ColumnInfo[], bound: { where: string } | null = null): Sql {
+  return { text: `${deleteByKey(table, key, bound).text} RETURNING ${rowJson('t', table)} AS j` };
 }
 
 /**

@@ -7,7 +7,7 @@ import t from 'tap';
 import type { ResolvedPolicy } from '../../src/retention/check.js';
 import { regclassText } from '../../src/retention/catalog.js';
 import {
-  anonymizeByKey, archiveBatchByCtid, capBoundary, childrenLeft, compressByKey, countByKey, countCapped, countChildren, countEligible, deleteByKey, deleteChildrenReturningRows, deleteReturningRows, restoreInsert, selectBatch,
+  anonymizeByKey, archiveBatchByCtid, capBoundary, childrenLeft, compressByKey, countByKey, countCapped, countChildren, countEligible, ageBoundOf, deleteByKey, deleteChildrenReturningRows, deleteReturningRows, restoreInsert, selectBatch,
 } from '../../src/retention/sql.js';
 import { col, table } from './fixture.js';
 
@@ -109,4 +109,13 @@ t.test('a configured table name becomes quoted text for to_regclass, split at th
   t.equal(regclassText('public.memory'), '"public"."memory"');
   t.equal(regclassText('users; DROP TABLE users'), '"users; DROP TABLE users"');
   t.equal(regclassText('a"b.c"d'), '"a""b"."c""d"');
+});
+
+t.test('on a partitioned table a by-key delete also bounds the age by the batch\'s last, so the server prunes the partitions; a plain table\'s does not', async (t) => {
+  const parted = { ...rollup, plain: false };
+  const key = [c(rollup, 'grp"'), c(rollup, 'bucket_start')];
+  const bound = ageBoundOf(parted, c(rollup, 'bucket_start'), key);
+  t.equal(deleteByKey(parted, key, bound).text, 'DELETE FROM "public"."roll""up" AS t USING unnest($1::text[], $2::timestamp with time zone[]) AS k(k1, k2) WHERE t."grp""" = k.k1 AND t."bucket_start" = k.k2 AND t."bucket_start" <= $3::timestamp with time zone');
+  t.match(deleteReturningRows(parted, key, bound).text, / AND t\."bucket_start" <= \$3::timestamp with time zone RETURNING /);
+  t.equal(ageBoundOf({ plain: true }, c(rollup, 'bucket_start'), key), null);
 });
