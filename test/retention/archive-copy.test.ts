@@ -3,7 +3,8 @@
  * (build first): an apply that archives rows into the local repository copies the new archive
  * to S3 in the same run; a copy killed with kill -9 leaves nothing listed in S3 and the next
  * apply removes its debris and copies it whole; with the local repository gone, `archive list`
- * and `archive restore` work from S3 alone; an expired archive is pruned in both.
+ * and `archive restore` work from S3 alone; an expired archive is pruned in both. The archives of
+ * whole partitions (one per partition, all from one action) are copied in the same apply too.
  */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { sandboxEnv } from '../../src/sandbox/index.js';
 import { withSandbox, type SandboxState } from '../helpers/sandbox.js';
-import { sql } from './fixture.js';
+import { dailyTable, sql } from './fixture.js';
 
 const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
 const MIGRATIONS = new URL('../../migrations', import.meta.url).pathname;
@@ -132,4 +133,28 @@ t.test('archives reach S3 in the same apply, survive a killed copy and the loss 
   t.match(prune.stdout + prune.stderr, /deleted from offsite/);
   t.same(listed(env3), [], 'no archive is left anywhere');
   t.same(await objectsUnder(state, 'prod/archives/cache-archive/'), [], 'nothing of them is left in the bucket');
+});
+
+t.test('each archive of a policy\'s whole partitions, written by one action, is copied to S3 in the same apply', async (t) => {
+  const state = await withSandbox(t, ['postgres', 's3']);
+  const pgUrl = state.postgres!.url;
+  await dailyTable(pgUrl, 'metrics');
+  const dir = join(t.testdir(), 'project');
+  await mkdir(dir, { recursive: true });
+  const config = join(dir, 'jarvis-db.yaml');
+  await writeFile(config, [
+    'version: 1', 'services:', '  postgres: { url: "${JARVIS_PG_URL}" }', 'storage:', '  path: ./state',
+    'repositories:', '  - { name: local, path: ./repo }', '  - name: offsite',
+    '    s3: { bucket: "${JARVIS_S3_BUCKET}", prefix: prod/, region: "${AWS_REGION:-us-east-1}", endpoint: "${JARVIS_S3_ENDPOINT:-}", forcePathStyle: true }',
+    'retention:', '  policies:',
+    '    - { name: metrics-archive, table: metrics, age: { column: recorded_at, olderThan: 5d }, action: archive, batchSize: 300 }', '',
+  ].join('\n'));
+  const env = { ...sandboxEnv(state), JARVIS_DB_CONFIG: config };
+  const apply = cli(['apply', '--auto-approve'], env);
+  t.equal(apply.code, 0, apply.stderr);
+  t.match(apply.stdout + apply.stderr, /5 partitions of public\.metrics dropped, 800 rows archived first \(4 archives/, 'the oldest partition was empty: four archives');
+  t.match(apply.stdout + apply.stderr, /4 archives of metrics-archive copied from local to offsite/);
+  const archives = listed(env);
+  t.equal(archives.length, 5, 'four partitions and the straddling day\'s batches');
+  t.same(archives.map((a) => a.repositories), archives.map(() => ['local', 'offsite']), 'every one is in both repositories');
 });
