@@ -105,9 +105,10 @@ function requireSomeReachable(place: RepositoryPlace, scan: StorageScan): void {
   }
 }
 
+/** ISO times, then ids (ASCII both): compared as code units, without the cost of a locale's collator. */
 function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
-  const t = b.manifest.startedAt.localeCompare(a.manifest.startedAt);
-  return t !== 0 ? t : b.manifest.id.localeCompare(a.manifest.id);
+  const order = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return order(b.manifest.startedAt, a.manifest.startedAt) || order(b.manifest.id, a.manifest.id);
 }
 
 /** Only published backups with a valid manifest, newest first (every copy). Fails when no repository can be read. */

@@ -79,13 +79,27 @@ function secretsOfRun(run: string): string[] {
   return found;
 }
 
+/** The passwords of the service URLs inside one environment value, by value (every output line asks again). */
+const urlSecretsByValue = new Map<string, string[]>();
+
+function urlSecretsOf(value: string): string[] {
+  let found = urlSecretsByValue.get(value);
+  if (!found) {
+    found = [];
+    for (const m of value.matchAll(URL_RUN)) if (SERVICE_URL.test(m[0])) found.push(...secretsOfRun(m[0]));
+    if (urlSecretsByValue.size > 10_000) urlSecretsByValue.clear();
+    urlSecretsByValue.set(value, found);
+  }
+  return found;
+}
+
 function secretsFromEnvironment(env: NodeJS.ProcessEnv): string[] {
   const found: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (!value || value.length < MIN_SECRET_LENGTH) continue;
     if (SECRET_ENV_NAME.test(name)) found.push(value);
     // A URL held in the environment carries its password inside: take that part too.
-    for (const m of value.matchAll(URL_RUN)) if (SERVICE_URL.test(m[0])) found.push(...secretsOfRun(m[0]));
+    found.push(...urlSecretsOf(value));
   }
   return found;
 }
