@@ -178,8 +178,9 @@ const q = (s: string) => pg.escapeIdentifier(s);
 
 /**
  * A table range-partitioned by day on recorded_at: a partition per day from 10 days ago to
- * tomorrow, `perDay` rows each day up to now; one row in 50 has a name with backslashes, quotes,
- * a newline, a tab and a control character (what COPY's text format escapes).
+ * tomorrow, about `perDay` rows a day spread evenly from the start of the oldest day to now
+ * (whatever the time of day, every old partition holds rows); one row in 50 has a name with
+ * backslashes, quotes, a newline, a tab and a control character (what COPY's text format escapes).
  */
 export async function dailyTable(url: string, table: string, o: { perDay?: number; schema?: string; partition?: (k: number) => string; withDefault?: boolean } = {}): Promise<void> {
   const schema = o.schema ?? 'public';
@@ -193,5 +194,5 @@ export async function dailyTable(url: string, table: string, o: { perDay?: numbe
   }
   if (o.withDefault) await sql(url, `CREATE TABLE ${q(schema)}.${q(`${table}_default`)} PARTITION OF ${full} DEFAULT`);
   const per = o.perDay ?? 200;
-  await sql(url, `INSERT INTO ${full} (name, value, recorded_at) SELECT CASE WHEN i % 50 = 0 THEN E'back\\\\slash \\\\\\\\ "q" \\n line\\t tab \\u00e9 \\x01' ELSE 'm' || (i % 7) END, random(), now() - (i * interval '10 days' / ${per * 10}) FROM generate_series(1, ${per * 10 - 1}) i; ANALYZE ${full}`);
+  await sql(url, `INSERT INTO ${full} (name, value, recorded_at) SELECT CASE WHEN i % 50 = 0 THEN E'back\\\\slash \\\\\\\\ "q" \\n line\\t tab \\u00e9 \\x01' ELSE 'm' || (i % 7) END, random(), now() - (i::float8 / ${per * 10}) * (now() - (date_trunc('day', now()) - interval '10 days')) FROM generate_series(1, ${per * 10 - 1}) i; ANALYZE ${full}`);
 }
