@@ -7,7 +7,7 @@
  * no output at all, whatever the command.
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort, sandboxEnv } from '../../src/sandbox/index.js';
@@ -15,12 +15,19 @@ import { withSandbox } from '../helpers/sandbox.js';
 
 const BIN = new URL('../../bin/jarvis-db.js', import.meta.url).pathname;
 
-function cli(args: string[], env: Record<string, string>) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
-  return { args, code: r.status, output: `${r.stdout}${r.stderr}`, stderr: r.stderr };
+/** One CLI run; not spawnSync, so that the cases can run at once. */
+function cli(args: string[], env: Record<string, string>): Promise<{ args: string[]; code: number | null; output: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      if (error && typeof error.code !== 'number') { reject(error); return; }
+      resolve({ args, code: child.exitCode, output: `${stdout}${stderr}`, stderr });
+    });
+  });
 }
 
-t.test('wrong credentials, a missing bucket, an endpoint that is down: one line naming the repository and bucket, exit 1, no stack, no secret', async (t) => {
+// The three cases share the servers but nothing else (each has its own config, storage and repositories):
+// they run at once (the test's time is wall time); within a case the commands keep their order.
+t.test('wrong credentials, a missing bucket, an endpoint that is down: one line naming the repository and bucket, exit 1, no stack, no secret', { jobs: 3 }, async (t) => {
   const state = await withSandbox(t, ['postgres', 's3']);
   const s3 = state.s3!;
   const base = sandboxEnv(state);
@@ -30,50 +37,49 @@ t.test('wrong credentials, a missing bucket, an endpoint that is down: one line 
     { name: 'a missing bucket', env: { JARVIS_S3_BUCKET: 'no-such-bucket' }, bucket: 'no-such-bucket', says: /does not exist|create it/i },
     { name: 'an endpoint that is down', env: { JARVIS_S3_ENDPOINT: closed }, bucket: s3.bucket, says: /endpoint|reach|connect/i },
   ];
-  for (const c of cases) {
-    await t.test(c.name, async (t) => {
-      const dir = join(t.testdir(), 'p');
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, 'jarvis-db.yaml'), [
-        'version: 1',
-        'services:',
-        '  postgres: { url: "${JARVIS_PG_URL}" }',
-        'storage: { path: ./state }',
-        'repositories:',
-        '  - { name: local, path: ./repo }',
-        '  - name: offsite',
-        '    s3: { bucket: "${JARVIS_S3_BUCKET}", prefix: prod/, region: "${AWS_REGION}", endpoint: "${JARVIS_S3_ENDPOINT}", forcePathStyle: true }',
-        'backups:',
-        '  - { name: nightly, service: postgres, cron: "0 3 * * *", keep: { last: 3 } }',
-        '',
-      ].join('\n'));
-      const env = { ...base, ...c.env, JARVIS_DB_CONFIG: join(dir, 'jarvis-db.yaml'), NO_COLOR: '1' };
-      const runs = [
-        cli(['backup', 'list'], env),
-        cli(['backup', 'list', '--repository', 'offsite'], env),
-        cli(['plan'], env),
-        cli(['apply', '--auto-approve'], env),
-        cli(['backup', 'verify', '--repository', 'offsite'], env),
-        cli(['health', 'check', '--service', 'repository'], env),
-        cli(['health', 'check', '--service', 'repository', '--format', 'prometheus'], env),
-        cli(['backup', 'list', '--debug'], env),
-      ];
-      const [list, listOffsite, , apply] = runs;
-      for (const r of [list!, listOffsite!]) {
-        t.equal(r.code, 1, `${r.args.join(' ')} exits 1`);
-        const line = r.stderr.split('\n').find((l) => l.startsWith('error: '));
-        t.match(line, new RegExp(`repository offsite \\(s3://${c.bucket}/prod/\\)`), `${r.args.join(' ')}: one line naming the repository and the bucket`);
-        t.match(r.stderr, c.says, 'and what is wrong');
-        t.notMatch(r.stderr, /\n\s+at /, 'no stack trace without --debug');
-      }
-      t.equal(apply!.code, 1, 'apply fails: the copy off-site could not be made');
-      t.match(apply!.output, /repository offsite/, 'naming the repository');
-      const local = cli(['backup', 'list', '--repository', 'local', '--json'], env);
-      t.equal((JSON.parse(local.output) as { backups: unknown[] }).backups.length, 1, 'the backup to the local repository went on');
-      for (const r of [...runs, local]) {
-        t.notOk(r.output.includes(s3.secretAccessKey), `${r.args.join(' ')}: the secret key is in no output`);
-        t.notOk(r.output.includes(state.postgres!.password), `${r.args.join(' ')}: nor the database password`);
-      }
-    });
-  }
+  await Promise.all(cases.map((c) => t.test(c.name, async (t) => {
+    const dir = join(t.testdir(), 'p');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'jarvis-db.yaml'), [
+      'version: 1',
+      'services:',
+      '  postgres: { url: "${JARVIS_PG_URL}" }',
+      'storage: { path: ./state }',
+      'repositories:',
+      '  - { name: local, path: ./repo }',
+      '  - name: offsite',
+      '    s3: { bucket: "${JARVIS_S3_BUCKET}", prefix: prod/, region: "${AWS_REGION}", endpoint: "${JARVIS_S3_ENDPOINT}", forcePathStyle: true }',
+      'backups:',
+      '  - { name: nightly, service: postgres, cron: "0 3 * * *", keep: { last: 3 } }',
+      '',
+    ].join('\n'));
+    const env = { ...base, ...c.env, JARVIS_DB_CONFIG: join(dir, 'jarvis-db.yaml'), NO_COLOR: '1' };
+    const runs = [];
+    for (const args of [
+      ['backup', 'list'],
+      ['backup', 'list', '--repository', 'offsite'],
+      ['plan'],
+      ['apply', '--auto-approve'],
+      ['backup', 'verify', '--repository', 'offsite'],
+      ['health', 'check', '--service', 'repository'],
+      ['health', 'check', '--service', 'repository', '--format', 'prometheus'],
+      ['backup', 'list', '--debug'],
+    ]) runs.push(await cli(args, env));
+    const [list, listOffsite, , apply] = runs;
+    for (const r of [list!, listOffsite!]) {
+      t.equal(r.code, 1, `${r.args.join(' ')} exits 1`);
+      const line = r.stderr.split('\n').find((l) => l.startsWith('error: '));
+      t.match(line, new RegExp(`repository offsite \\(s3://${c.bucket}/prod/\\)`), `${r.args.join(' ')}: one line naming the repository and the bucket`);
+      t.match(r.stderr, c.says, 'and what is wrong');
+      t.notMatch(r.stderr, /\n\s+at /, 'no stack trace without --debug');
+    }
+    t.equal(apply!.code, 1, 'apply fails: the copy off-site could not be made');
+    t.match(apply!.output, /repository offsite/, 'naming the repository');
+    const local = await cli(['backup', 'list', '--repository', 'local', '--json'], env);
+    t.equal((JSON.parse(local.output) as { backups: unknown[] }).backups.length, 1, 'the backup to the local repository went on');
+    for (const r of [...runs, local]) {
+      t.notOk(r.output.includes(s3.secretAccessKey), `${r.args.join(' ')}: the secret key is in no output`);
+      t.notOk(r.output.includes(state.postgres!.password), `${r.args.join(' ')}: nor the database password`);
+    }
+  })));
 });

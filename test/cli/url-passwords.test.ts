@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
@@ -47,24 +47,28 @@ function configText(redisUrl: string, chromaUrl: string): string {
 
 const REFUSED = (line: number, field: string) => new RegExp(`^jarvis-db\\.yaml:${line}:\\d+: ${field.replace(/\./g, '\\.')}: the URL does not parse as intended \\(`, 'm');
 
-t.test('an unencoded password is refused in one line per URL by every command, with and without --debug, and never printed', async (t) => {
+/** Every command, without and with --debug, in that order. */
+const INVOCATIONS = COMMANDS.flatMap((command) => [false, true].map((debug) => ({ command, debug, args: [...(debug ? ['--debug'] : []), ...command] })));
+
+// The runs are separate processes that only read their config: they run at once (the test's time is wall
+// time), the subtests three at a time; the assertions are checked afterwards, in the same order as before.
+t.test('an unencoded password is refused in one line per URL by every command, with and without --debug, and never printed', { jobs: 3 }, async (t) => {
   await Promise.all(HOSTILE_PASSWORDS.map((password, i) => t.test(`password ${i + 1}`, async (t) => {
     const dir = t.testdir();
     await writeFile(join(dir, 'jarvis-db.yaml'), configText(URL_FORMS.redis(password), URL_FORMS.chroma(password)));
     const env = { JARVIS_PG_URL: URL_FORMS.postgres(password, 33703) };
-    for (const command of COMMANDS) {
-      for (const debug of [false, true]) {
-        const r = await run([...(debug ? ['--debug'] : []), ...command], dir, env);
-        const what = `${debug ? '--debug ' : ''}${command.join(' ')}`;
-        t.equal(r.code, 1, `${what}: exit 1`);
-        t.same(leaked(r.output, password), [], `${what}: no piece of the password`);
-        t.match(r.output, /^error: jarvis-db\.yaml: 3 errors$/m, what);
-        for (const [line, field] of [[4, 'services.postgres.url'], [5, 'services.redis.url'], [6, 'services.chroma.url']] as const) {
-          t.match(r.output, REFUSED(line, field), `${what}: ${field}`);
-          t.equal(r.output.split('\n').filter((l) => l.includes(field)).length, 1, `${what}: one line for ${field}`);
-        }
-        if (debug) t.match(r.output, /^\s+at /m, `${what}: a stack`);
+    const runs = await Promise.all(INVOCATIONS.map(({ args }) => run(args, dir, env)));
+    for (const [k, { command, debug }] of INVOCATIONS.entries()) {
+      const r = runs[k]!;
+      const what = `${debug ? '--debug ' : ''}${command.join(' ')}`;
+      t.equal(r.code, 1, `${what}: exit 1`);
+      t.same(leaked(r.output, password), [], `${what}: no piece of the password`);
+      t.match(r.output, /^error: jarvis-db\.yaml: 3 errors$/m, what);
+      for (const [line, field] of [[4, 'services.postgres.url'], [5, 'services.redis.url'], [6, 'services.chroma.url']] as const) {
+        t.match(r.output, REFUSED(line, field), `${what}: ${field}`);
+        t.equal(r.output.split('\n').filter((l) => l.includes(field)).length, 1, `${what}: one line for ${field}`);
       }
+      if (debug) t.match(r.output, /^\s+at /m, `${what}: a stack`);
     }
   })));
 });
@@ -81,26 +85,40 @@ t.test('the same passwords percent-encoded reach real servers, and print as ***'
     await redis.call('ACL', 'SETUSER', 'default', 'on', 'resetpass', `>${password}`, '~*', '&*', '+@all');
     // The admin connection stays authenticated; new connections need the new password.
     const encoded = password === COLON_PASSWORD ? password : encodeURIComponent(password);
-    const dir = t.testdir();
     // Chroma is not running: its URL is refused by nothing but the closed port.
-    await writeFile(join(dir, 'jarvis-db.yaml'), configText(URL_FORMS.redis(encoded, sandbox.redis!.port), URL_FORMS.chroma(encoded, 1)));
+    const config = configText(URL_FORMS.redis(encoded, sandbox.redis!.port), URL_FORMS.chroma(encoded, 1));
     const env = { JARVIS_PG_URL: `${URL_FORMS.postgres(encoded, sandbox.postgres!.port).replace(/\/jarvis$/, `/${sandbox.postgres!.database}`)}` };
+    // The runs go at once (the test's time is wall time), each in a config directory of its own, so that
+    // no run sees what another wrote (health check appends to the history under the storage path).
+    const base = t.testdir();
+    const runIn = async (name: string, args: string[]) => {
+      const dir = join(base, name);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'jarvis-db.yaml'), config);
+      return run(args, dir, env);
+    };
+    const services = ['postgres', 'redis'];
+    const [validate, plan, healths, commands] = await Promise.all([
+      runIn('validate', ['validate']),
+      runIn('plan', ['plan']),
+      Promise.all(services.map((service) => runIn(`health-${service}`, ['health', 'check', '--service', service]))),
+      Promise.all([false, true].flatMap((debug) => COMMANDS.map((command, k) => runIn(`${debug ? 'debug-' : ''}${k}`, [...(debug ? ['--debug'] : []), ...command])))),
+    ]);
 
-    const validate = await run(['validate'], dir, env);
     t.equal(validate.code, 0, validate.output);
-    for (const service of ['postgres', 'redis']) {
-      const health = await run(['health', 'check', '--service', service], dir, env);
+    for (const [k, service] of services.entries()) {
+      const health = healths[k]!;
       t.match(health.output, /^\s+✓ up\s+yes/m, `${password}: ${service} answers (${health.output})`);
       t.notMatch(health.output, /cannot connect to/, `${password}: ${service} connects`);
     }
+    let k = 0;
     for (const debug of [false, true]) {
       for (const command of COMMANDS) {
-        const r = await run([...(debug ? ['--debug'] : []), ...command], dir, env);
+        const r = commands[k++]!;
         t.same(leaked(r.output, password), [], `${debug ? '--debug ' : ''}${command.join(' ')}: no piece of the password`);
         t.notOk(r.output.includes(encoded), `${command.join(' ')}: not the encoded password either`);
       }
     }
-    const plan = await run(['plan'], dir, env);
     t.match(plan.output, /http:\/\/spec:\*\*\*@127\.0\.0\.1:1/, 'the unreachable Chroma is named with *** for its password');
   }
 });

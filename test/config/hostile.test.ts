@@ -348,7 +348,9 @@ function runCli(args: string[], cwd: string, env: Record<string, string>): Promi
 
 const built = existsSync(join(ROOT, 'dist', 'cli', 'main.js')) && existsSync(join(ROOT, 'dist', 'config', 'load.js'));
 
-t.test('through the real CLI', { skip: built ? false : 'build first: npx tsc -p tsconfig.json' }, async (t) => {
+// Each case is a CLI process of its own that reads only its own directory: four run at once (the test's
+// time is wall time); each still has its 10 s limit.
+t.test('through the real CLI', { skip: built ? false : 'build first: npx tsc -p tsconfig.json', jobs: 4 }, async (t) => {
   const cliCases = cases.filter((c) => c.cli);
   t.ok(cliCases.length >= 10, `${cliCases.length} cases through the CLI`);
   await Promise.all(cliCases.map((c) => t.test(`exit 1: ${c.name}`, async (t) => {
@@ -381,8 +383,10 @@ t.test('through the real CLI', { skip: built ? false : 'build first: npx tsc -p 
   t.test('--debug shows the stack of a config error', async (t) => {
     const dir = t.testdir();
     const file = await setup(dir, cases.find((c) => c.name === 'a cron hour out of range')!);
-    const plain = await runCli(['validate', '-c', file], dir, { JARVIS_PG_URL: PG });
-    const debug = await runCli(['--debug', 'validate', '-c', file], dir, { JARVIS_PG_URL: PG });
+    const [plain, debug] = await Promise.all([
+      runCli(['validate', '-c', file], dir, { JARVIS_PG_URL: PG }),
+      runCli(['--debug', 'validate', '-c', file], dir, { JARVIS_PG_URL: PG }),
+    ]);
     t.equal(plain.code, 1);
     t.equal(debug.code, 1);
     t.notMatch(plain.stderr, /^\s+at /m);
