@@ -19,6 +19,10 @@ function cli(args: string[], env: Record<string, string>) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: r.stdout + r.stderr };
 }
 
+// Each test has a server, a database and a project directory of its own (freshDatabase starts one
+// per test): three at a time, the file's time being wall time.
+t.jobs = 3;
+
 async function project(dir: string, extra: string[] = []): Promise<string> {
   await cp(join(ROOT, 'policies'), join(dir, 'policies'), { recursive: true });
   const config = join(dir, 'jarvis-db.yaml');

@@ -18,6 +18,10 @@ import { desiredWith, freshDatabase, policy, seed, snapshot, sql } from './fixtu
 import { accountFor, archivedRows, contextFor, planAndRun, planNow, rowsAsText, silent } from './helpers.js';
 import { variant } from '../engine/fixtures/plan-fixtures.js';
 
+// Each test has a server, a database and a storage directory of its own (freshDatabase starts one
+// per test): three at a time, the file's time being wall time.
+t.jobs = 3;
+
 const conversationsArchive = (batchSize = 7): RetentionPolicy => policy({
   name: 'conversations-archive', table: 'conversations', action: 'archive', age: { column: 'updated_at', olderThan: '90d' },
   children: [{ table: 'messages', column: 'conversation_id' }], archive: { deleteAfter: '2y' }, batchSize,
