@@ -70,11 +70,6 @@ function sumOf(partitions: PartitionToDrop[]): { n: number; exact: boolean } | n
   return { n: counted.reduce((a, p) => a + p.rows!, 0), exact: counted.length === partitions.length && counted.every((p) => p.exact) };
 }
 
-/** How a partition's range reads: `2026-10-01 00:00:00+00 … 2026-10-02 00:00:00+00`. */
-export function rangeText(p: Pick<PartitionInfo, 'range' | 'bound'>): string {
-  return p.range ? `${p.range.from} … ${p.range.to}` : p.bound;
-}
-
 /** The rows of a partition for people: `86,400 rows`, `~86,400 rows` (an estimate), `rows not counted`. */
 export function rowsText(rows: { n: number; exact: boolean } | null): string {
   if (!rows) return 'rows not counted';

@@ -39,7 +39,7 @@ import { boundTime, findDetached, inspectPartitioning, type DetachMarker, type P
 import { CONCURRENT_DETACH_VERSION } from './partition-plan.js';
 import { coverage, intervalStart, nextStart, partitionName } from './partition-declare.js';
 import { copyRowsSql, createPartitionSql, detachSql, dropSql, keyBoundSql, lockSql, markSql, quoted, type Name } from './partition-sql.js';
-import { isTransient } from './batches.js';
+import { batchTransaction } from './batches.js';
 import { resolvePending } from './resolve.js';
 import { beginSql, currentXid, databaseIdentity, DEFAULT_SESSION, openSession, RAW, serverVersion } from './session.js';
 import { ArchiveWriter, archiveRepository, cleanArchiveDebris, type ArchiveHeader } from './store.js';
@@ -82,15 +82,7 @@ function policyOf(desired: Desired, params: DropPartitionsParams): RetentionPoli
 
 /** One transaction of statements that take the parent's ACCESS EXCLUSIVE lock: under the lock timeout, tried again when it could not be had. */
 async function underLockTimeout(client: pg.Client, statements: string[]): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await client.query(`${beginSql(DEFAULT_SESSION)}; ${statements.join('; ')}; COMMIT`);
-      return;
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      if (!isTransient(e) || attempt >= LOCK_ATTEMPTS) throw e;
-    }
-  }
+  await batchTransaction(client, { retries: LOCK_ATTEMPTS, session: DEFAULT_SESSION }, () => client.query(statements.join('; ')));
 }
 
 interface Fresh { entry: PartitionToDrop; live: PartitionInfo }
@@ -99,7 +91,7 @@ interface Fresh { entry: PartitionToDrop; live: PartitionInfo }
  * Marks the partitions (one transaction), then detaches them: in one transaction when a plain
  * DETACH it must be, one by one when CONCURRENTLY (which runs outside a transaction block).
  */
-async function detachAll(client: pg.Client, policy: RetentionPolicy, params: DropPartitionsParams, parent: TableInfo, partitioning: Partitioning, fresh: Fresh[], env: NodeJS.ProcessEnv): Promise<{ entry: PartitionToDrop; marker: DetachMarker; how: PartitionOutcome['detached'] }[]> {
+async function detachAll(client: pg.Client, version: number, policy: RetentionPolicy, params: DropPartitionsParams, parent: TableInfo, partitioning: Partitioning, fresh: Fresh[], env: NodeJS.ProcessEnv): Promise<{ entry: PartitionToDrop; marker: DetachMarker; how: PartitionOutcome['detached'] }[]> {
   const marked = fresh.map(({ entry, live }) => {
     const marker: DetachMarker = {
       policy: policy.name, parent: `${parent.schema}.${parent.name}`, parentSchema: parent.schema, parentName: parent.name,
@@ -109,7 +101,7 @@ async function detachAll(client: pg.Client, policy: RetentionPolicy, params: Dro
   });
   await client.query(`BEGIN; ${marked.map(({ entry, marker: { parent: _display, ...stored } }) => markSql(entry, stored).text).join('; ')}; COMMIT`);
   await testPausePoint('partition-marked', env);
-  const concurrently = (await serverVersion(client)) >= CONCURRENT_DETACH_VERSION && partitioning.defaultPartition === null;
+  const concurrently = version >= CONCURRENT_DETACH_VERSION && partitioning.defaultPartition === null;
   const plain = marked.filter((m) => !m.live.detachPending && !concurrently);
   if (plain.length) await underLockTimeout(client, plain.map((m) => detachSql(parent, m.entry, 'plain').text));
   const out: { entry: PartitionToDrop; marker: DetachMarker; how: PartitionOutcome['detached'] }[] = [];
@@ -126,8 +118,7 @@ async function detachAll(client: pg.Client, policy: RetentionPolicy, params: Dro
  * The rows of a detached table streamed into one chunk (`COPY … TO STDOUT`: the server builds
  * the lines, the client only undoes COPY's escaping), the table dropped, in one transaction.
  */
-async function archiveAndDrop(client: pg.Client, writer: ArchiveWriter, table: Name, columns: TableInfo, env: NodeJS.ProcessEnv, outcome: PartitionOutcome): Promise<void> {
-  const version = await serverVersion(client);
+async function archiveAndDrop(client: pg.Client, version: number, writer: ArchiveWriter, table: Name, columns: TableInfo, env: NodeJS.ProcessEnv, outcome: PartitionOutcome): Promise<void> {
   const pk = columns.primaryKey;
   const meta = { columns: columns.columns.map((c) => ({ name: c.name, type: c.type })), primaryKey: [...pk] };
   let published: ChunkManifest | null = null;
@@ -163,7 +154,7 @@ async function archiveAndDrop(client: pg.Client, writer: ArchiveWriter, table: N
 }
 
 /** Archives one detached table (one archive recording the partition), then drops it, in one transaction. */
-async function archivePartition(client: pg.Client, desired: Desired, policy: RetentionPolicy, params: DropPartitionsParams, table: Name, parent: TableInfo, marker: DetachMarker, env: NodeJS.ProcessEnv, outcome: PartitionOutcome): Promise<void> {
+async function archivePartition(client: pg.Client, version: number, desired: Desired, policy: RetentionPolicy, params: DropPartitionsParams, table: Name, parent: TableInfo, marker: DetachMarker, env: NodeJS.ProcessEnv, outcome: PartitionOutcome): Promise<void> {
   const repo = archiveRepository(desired, env);
   const enc = desired.storage.encryption;
   const ring = enc ? keyRingFromEnv(enc.passphraseEnv, env) : null;
@@ -173,7 +164,7 @@ async function archivePartition(client: pg.Client, desired: Desired, policy: Ret
   }, { now: new Date(), encryption: ring ? new EncryptionSession(ring) : null, env });
   outcome.archiveId = writer.header.id;
   try {
-    await archiveAndDrop(client, writer, table, parent, env, outcome);
+    await archiveAndDrop(client, version, writer, table, parent, env, outcome);
   } finally {
     if (!(await writer.finish().catch(() => true))) delete outcome.archiveId;
   }
@@ -196,6 +187,7 @@ export async function dropPartitions(desired: Desired, params: DropPartitionsPar
     const parent = await inspectTable(client, policy.table);
     const partitioning = parent ? await inspectPartitioning(client, parent, []) : null;
     const markers = await findDetached(client);
+    const version = await serverVersion(client);
     const outcomeOf = (entry: PartitionToDrop, detached: PartitionOutcome['detached']): PartitionOutcome => {
       const outcome: PartitionOutcome = { partition: entry.partition, gone: false, detached, rows: 0 };
       result.partitions.push(outcome);
@@ -227,7 +219,7 @@ export async function dropPartitions(desired: Desired, params: DropPartitionsPar
     const attachedDrops = fresh.filter((f) => !f.entry.archiveFirst && !f.live.detachPending);
     const toDetach = fresh.filter((f) => !attachedDrops.includes(f));
     if (toDetach.length) {
-      for (const d of await detachAll(client, policy, params, parent!, partitioning!, toDetach, env)) {
+      for (const d of await detachAll(client, version, policy, params, parent!, partitioning!, toDetach, env)) {
         detached.push({ entry: d.entry, marker: d.marker, outcome: outcomeOf(d.entry, d.how) });
       }
     }
@@ -245,7 +237,7 @@ export async function dropPartitions(desired: Desired, params: DropPartitionsPar
         await resolvePending(client, repo, { policy: policy.name, ring: enc ? keyRingFromEnv(enc.passphraseEnv, env) : null });
       }
       for (const d of archived) {
-        await archivePartition(client, desired, policy, params, d.entry, parent, d.marker, env, d.outcome);
+        await archivePartition(client, version, desired, policy, params, d.entry, parent, d.marker, env, d.outcome);
         if (d.outcome.archiveId) result.archiveIds.push(d.outcome.archiveId);
       }
     }
